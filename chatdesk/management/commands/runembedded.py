@@ -1,0 +1,51 @@
+"""Run all of chatdesk in one process: daphne, Dramatiq worker threads on the stub broker,
+the periodic scheduler and (without a WaSender key) the WaSender simulator. `make demo` uses it.
+"""
+
+import threading
+
+import dramatiq
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+
+class Command(BaseCommand):
+    help = "Run the web server, worker, scheduler and simulator in one process (embedded mode)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--worker-threads", type=int, default=4)
+
+    def handle(self, *args, host, port, worker_threads, **options):
+        if not settings.EMBEDDED:
+            raise CommandError(
+                "REDIS_URL is set: run the web, worker and scheduler processes separately "
+                "(see README, 'Running with PostgreSQL and Redis')."
+            )
+        from daphne.server import Server
+        from dramatiq_crontab import scheduler
+
+        from chatdesk.asgi import application
+        from chatdesk.worker import actor_modules_load
+
+        actor_modules_load()
+        worker = dramatiq.Worker(dramatiq.get_broker(), worker_threads=worker_threads)
+        worker.start()
+        threading.Thread(target=scheduler.start, name="scheduler", daemon=True).start()
+        endpoints = [f"tcp:port={port}:interface={host}"]
+        app = application
+        if settings.USE_SIMULATOR:
+            from outbound.simulator import embedded_app
+
+            sim_port = port + 1
+            app = embedded_app(chatdesk_app=application, chatdesk_port=port, simulator_port=sim_port)
+            endpoints.append(f"tcp:port={sim_port}:interface=127.0.0.1")
+            self.stdout.write(f"WaSender simulator on http://127.0.0.1:{sim_port}/api")
+        self.stdout.write(self.style.SUCCESS(f"chatdesk on http://{host}:{port}/ (Ctrl-C to stop)"))
+        try:
+            Server(application=app, endpoints=endpoints, verbosity=0).run()
+        finally:
+            worker.stop(timeout=5000)
+            if scheduler.running:
+                scheduler.shutdown(wait=False)

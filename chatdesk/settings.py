@@ -1,0 +1,191 @@
+"""chatdesk settings, all from the environment (see .env.example).
+
+Without DATABASE_URL and REDIS_URL chatdesk runs *embedded*: SQLite, the in-memory channel
+layer, Dramatiq's stub broker consumed by worker threads inside the web process, and the
+WaSender simulator. With them it runs as separate web / worker / scheduler processes.
+"""
+
+import os
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from chatdesk.config import broker_kind, channel_layers, database
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+env_file = BASE_DIR / ".env"
+if env_file.exists():
+    environ.Env.read_env(env_file)
+
+DEBUG = env.bool("DEBUG", default=True)
+
+SECRET_KEY = env.str("SECRET_KEY", default="")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[])
+WASENDER_WEBHOOK_SECRET = env.str("WASENDER_WEBHOOK_SECRET", default="")
+
+if not DEBUG:
+    for name, value in [
+        ("SECRET_KEY", SECRET_KEY),
+        ("ALLOWED_HOSTS", ALLOWED_HOSTS),
+        ("WASENDER_WEBHOOK_SECRET", WASENDER_WEBHOOK_SECRET),
+    ]:
+        if not value:
+            raise ImproperlyConfigured(
+                f"{name} must be set when DEBUG is off (see .env.example)."
+            )
+else:
+    SECRET_KEY = SECRET_KEY or "django-insecure-chatdesk-development-only"
+    ALLOWED_HOSTS = ALLOWED_HOSTS or ["127.0.0.1", "localhost", "[::1]", "testserver"]
+    WASENDER_WEBHOOK_SECRET = WASENDER_WEBHOOK_SECRET or "dev-webhook-secret"
+
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "daphne",
+    "chatdesk",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "channels",
+    "django_htmx",
+    "template_partials",
+    "customers",
+    "inbox",
+    "outbound",
+    "insights",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+]
+
+ROOT_URLCONF = "chatdesk.urls"
+ASGI_APPLICATION = "chatdesk.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "chatdesk.roles.nav",
+            ],
+        },
+    }
+]
+
+# --- services: database, Redis, broker -----------------------------------------------------
+DATABASE_URL = env.str("DATABASE_URL", default="")
+SQLITE_PATH = env.path("SQLITE_PATH", default=BASE_DIR / "var" / "chatdesk.sqlite3")
+DATABASES = {"default": database(DATABASE_URL, sqlite_path=Path(SQLITE_PATH))}
+
+REDIS_URL = env.str("REDIS_URL", default="")
+EMBEDDED = not REDIS_URL
+CHANNEL_LAYERS = channel_layers(REDIS_URL, env.str("CHANNEL_LAYER", default="core"))
+# Under pytest the process that enqueues is never the one that works: tests use the stub
+# broker unless they start real workers themselves (which set DRAMATIQ_BROKER=redis).
+DRAMATIQ_BROKER = env.str(
+    "DRAMATIQ_BROKER", default=broker_kind(REDIS_URL, testing="PYTEST_VERSION" in os.environ)
+)
+DRAMATIQ_CRONTAB = {"REDIS_URL": REDIS_URL or None}
+
+# --- WaSender ----------------------------------------------------------------------------------
+WASENDER_API_KEY = env.str("WASENDER_API_KEY", default="")
+# Without a real key chatdesk talks to its own simulator (outbound/simulator.py).
+USE_SIMULATOR = not WASENDER_API_KEY
+WASENDER_SIMULATOR_KEY = "simulator-key"
+WASENDER_BASE_URL = env.str(
+    "WASENDER_BASE_URL",
+    default="http://127.0.0.1:8001/api" if USE_SIMULATOR else "https://www.wasenderapi.com/api",
+)
+WASENDER_TIMEOUT = env.float("WASENDER_TIMEOUT", default=15.0)
+WASENDER_WEBHOOK_MAX_BYTES = env.int("WASENDER_WEBHOOK_MAX_BYTES", default=1024 * 1024)
+# Sending pace shared by every worker (messages per minute); the paid plan allows 256/min.
+SEND_RATE_PER_MINUTE = env.int("SEND_RATE_PER_MINUTE", default=256)
+SEND_ACCOUNT_PROTECTION = env.bool("SEND_ACCOUNT_PROTECTION", default=False)
+SEND_JITTER_SECONDS = env.float("SEND_JITTER_SECONDS", default=0.0)
+# The public address of this app, for links handed to the provider (uploaded media).
+PUBLIC_URL = env.str("PUBLIC_URL", default="http://127.0.0.1:8000")
+
+# --- auth ------------------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+# --- i18n: Spanish (Ecuador) first, English available ------------------------------------------
+LANGUAGE_CODE = "es-ec"
+LANGUAGES = [("es-ec", "Español"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = "America/Guayaquil"
+USE_I18N = True
+USE_TZ = True
+CURRENCY = "USD"
+PHONE_DEFAULT_REGION = env.str("PHONE_DEFAULT_REGION", default="EC")
+
+# --- static and media ----------------------------------------------------------------------
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "var" / "static")
+WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
+# Media (customer attachments) live outside the code tree and are served only to logged-in
+# users through a view, never as public static files.
+MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "var" / "media")
+MEDIA_URL = "/media/"
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- production hardening -----------------------------------------------------------------------
+if not DEBUG:
+    SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=True)
+    CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=60 * 60 * 24 * 365)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+SESSION_COOKIE_HTTPONLY = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.channels.server": {"level": "WARNING"}},
+}
+
+# Modules that declare Dramatiq actors (and dramatiq-crontab schedules). The worker and the
+# scheduler import them all; nothing else needs to.
+ACTOR_MODULES: list[str] = []

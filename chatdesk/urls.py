@@ -1,0 +1,21 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
+from django.urls import include, path
+from django.views.i18n import set_language
+
+from chatdesk import views
+from insights import views as insights_views
+
+urlpatterns = [
+    path("", insights_views.home, name="home"),
+    path("insights/", include("insights.urls")),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("i18n/setlang/", login_not_required(set_language), name="set_language"),
+    path("healthz", views.healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("customers/", include("customers.urls")),
+    path("inbox/", include("inbox.urls")),
+    path("", include("outbound.urls")),
+]

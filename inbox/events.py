@@ -1,0 +1,31 @@
+"""The one place that publishes live events to agent browsers, and only after commit.
+
+INTERFACE STUB: the live inbox issue fills in the consumer side; intake and services call
+`event_publish` already.
+"""
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+INBOX_GROUP = "inbox"
+
+
+def conversation_group(conversation_id: int) -> str:
+    return f"conversation.{conversation_id}"
+
+
+def event_publish(event_type: str, *, conversation_id: int | None = None, **data) -> None:
+    """Send `{"type": event_type, ...data}` to the inbox group (and the conversation's group)
+    once the surrounding transaction commits; never for a change that rolls back."""
+
+    def send():
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        message = {"type": event_type, "conversation_id": conversation_id, **data}
+        async_to_sync(layer.group_send)(INBOX_GROUP, message)
+        if conversation_id is not None:
+            async_to_sync(layer.group_send)(conversation_group(conversation_id), message)
+
+    transaction.on_commit(send)

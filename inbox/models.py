@@ -1,0 +1,185 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from customers.models import Customer
+
+
+class Conversation(models.Model):
+    class Status(models.TextChoices):
+        NEW = "new", _("Nuevo")
+        ANSWERED = "answered", _("Respondido")
+        RESOLVED = "resolved", _("Resuelto")
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="conversations")
+    # The WhatsApp number (WaSender session) the customer wrote to.
+    session = models.CharField(max_length=64, default="default")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.NEW)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="assigned_conversations", verbose_name=_("asignado a"),
+    )
+    urgent = models.BooleanField(_("urgente"), default=False)
+    last_message_at = models.DateTimeField(null=True, blank=True)
+    last_message_preview = models.CharField(max_length=160, blank=True)
+    # Inbound messages since an agent last answered or opened it.
+    unread_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("conversación")
+        verbose_name_plural = _("conversaciones")
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "session"], name="one_conversation_per_number"),
+        ]
+        indexes = [
+            # The conversation list: newest first, keyset-paginated on (last_message_at, id).
+            models.Index(fields=["-last_message_at", "-id"], name="conv_list_idx"),
+            models.Index(fields=["status", "-last_message_at", "-id"], name="conv_status_list_idx"),
+            models.Index(fields=["assignee", "-last_message_at", "-id"], name="conv_assignee_list_idx"),
+        ]
+
+    def __str__(self):
+        return str(self.customer)
+
+
+class Message(models.Model):
+    """Both directions. Outbound rows are also the outbox: the send pipeline works from them."""
+
+    class Direction(models.TextChoices):
+        IN = "in", _("Entrante")
+        OUT = "out", _("Saliente")
+
+    class Author(models.TextChoices):
+        CUSTOMER = "customer", _("Cliente")
+        AGENT = "agent", _("Agente")
+        BOT = "bot", _("Bot")
+        CAMPAIGN = "campaign", _("Campaña")
+        REMINDER = "reminder", _("Recordatorio")
+        PHONE = "phone", _("Desde el teléfono")
+        API = "api", _("API")
+
+    class Status(models.TextChoices):
+        # Order matters: an outbound status only moves forward along this list.
+        SCHEDULED = "scheduled", _("Programado")
+        QUEUED = "queued", _("En cola")
+        SENDING = "sending", _("Enviando")
+        SENT = "sent", _("Enviado")
+        DELIVERED = "delivered", _("Entregado")
+        READ = "read", _("Leído")
+        PLAYED = "played", _("Reproducido")
+        FAILED = "failed", _("Fallido")
+        UNKNOWN = "unknown", _("Desconocido")
+        CANCELLED = "cancelled", _("Cancelado")
+        RECEIVED = "received", _("Recibido")
+
+    class Kind(models.TextChoices):
+        TEXT = "text", _("Texto")
+        IMAGE = "image", _("Imagen")
+        VIDEO = "video", _("Video")
+        AUDIO = "audio", _("Audio")
+        DOCUMENT = "document", _("Documento")
+        STICKER = "sticker", _("Sticker")
+        LOCATION = "location", _("Ubicación")
+        CONTACT = "contact", _("Contacto")
+        OTHER = "other", _("Otro")
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    direction = models.CharField(max_length=3, choices=Direction.choices)
+    author_kind = models.CharField(max_length=10, choices=Author.choices)
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.TEXT)
+    body = models.TextField(blank=True)
+    # Media: the provider's (expiring) URL, then our own copy once downloaded.
+    media_url = models.URLField(max_length=1000, blank=True)
+    media_file = models.FileField(upload_to="media/%Y/%m/", blank=True)
+    media_mime = models.CharField(max_length=100, blank=True)
+    media_filename = models.CharField(max_length=255, blank=True)
+    media_size = models.PositiveBigIntegerField(null=True, blank=True)
+    # key.id from WhatsApp: the deduplication key for everything WaSender tells us.
+    wa_id = models.CharField(max_length=128, unique=True, null=True, blank=True)
+    # WaSender's own integer id, answered by /send-message; not the WhatsApp id.
+    provider_msg_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    status = models.CharField(max_length=10, choices=Status.choices)
+    failure_reason = models.CharField(max_length=300, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    reply_to = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # When the message was written (inbound: WhatsApp's timestamp; outbound: when queued).
+    created_at = models.DateTimeField(default=timezone.now)
+    scheduled_for = models.DateTimeField(null=True, blank=True)
+    sending_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    played_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("mensaje")
+        verbose_name_plural = _("mensajes")
+        indexes = [
+            # A thread, newest first, keyset on (created_at, id).
+            models.Index(fields=["conversation", "-created_at", "-id"], name="msg_thread_idx"),
+            # Daily statistics by direction.
+            models.Index(fields=["direction", "created_at"], name="msg_stats_idx"),
+            models.Index(fields=["sent_at"], name="msg_sent_at_idx"),
+            # The sweeper and the scheduler look only at the few unfinished rows.
+            models.Index(
+                fields=["status", "created_at"], name="msg_pending_idx",
+                condition=Q(status__in=["scheduled", "queued", "sending"]),
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_direction_display()} {self.created_at:%Y-%m-%d %H:%M} {self.body[:40]}"
+
+
+class WebhookEvent(models.Model):
+    """Every webhook body that passed the secret check, committed before we answer 200."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", _("Pendiente")
+        PROCESSED = "processed", _("Procesado")
+        IGNORED = "ignored", _("Ignorado")
+        FAILED = "failed", _("Fallido, se reintentará")
+
+    received_at = models.DateTimeField(default=timezone.now)
+    event = models.CharField(max_length=64, blank=True)
+    payload = models.JSONField()
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("evento de webhook")
+        verbose_name_plural = _("eventos de webhook")
+        indexes = [
+            models.Index(fields=["-received_at"], name="webhook_recent_idx"),
+            models.Index(
+                fields=["state", "received_at"], name="webhook_retry_idx",
+                condition=Q(state__in=["pending", "failed"]),
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.event} {self.received_at:%Y-%m-%d %H:%M:%S}"
+
+
+class SessionState(models.Model):
+    """The WhatsApp number's connection as WaSender last reported it (session.status)."""
+
+    session = models.CharField(max_length=64, unique=True)
+    status = models.CharField(max_length=20)
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("estado de la sesión de WhatsApp")
+        verbose_name_plural = _("estados de la sesión de WhatsApp")
+
+    def __str__(self):
+        return f"{self.session}: {self.status}"

@@ -1,0 +1,5 @@
+from django.urls import path
+
+websocket_urlpatterns: list = [
+    # /ws/inbox/ arrives with the live inbox.
+]

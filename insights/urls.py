@@ -1,0 +1,8 @@
+from django.urls import path
+
+from insights import views
+
+app_name = "insights"
+urlpatterns = [
+    path("", views.insights_index, name="index"),
+]

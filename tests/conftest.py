@@ -1,0 +1,57 @@
+"""Personas and the switch between "skip without the service" and "fail without it".
+
+Alice is the owner (admin), Bob an agent, Carla a marketer, Charlie has an account but no role.
+"""
+
+import os
+
+import pytest
+from django.contrib.auth.models import Group, User
+
+REQUIRE_SERVICES = os.environ.get("CHATDESK_REQUIRE_SERVICES") == "1"
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip when a service or tool is missing, except in CI where it must be there."""
+    if not condition:
+        if REQUIRE_SERVICES:
+            pytest.fail(f"{reason} (CHATDESK_REQUIRE_SERVICES=1 forbids skipping)")
+        pytest.skip(reason)
+
+
+def make_user(username: str, role: str | None, **extra) -> User:
+    user = User.objects.create_user(username=username, password="pass-" + username, **extra)
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+@pytest.fixture
+def alice(db):
+    return make_user("alice", "admin", first_name="Alice", is_staff=True)
+
+
+@pytest.fixture
+def bob(db):
+    return make_user("bob", "agent", first_name="Bob")
+
+
+@pytest.fixture
+def carla(db):
+    return make_user("carla", "marketer", first_name="Carla")
+
+
+@pytest.fixture
+def charlie(db):
+    return make_user("charlie", None, first_name="Charlie")
+
+
+@pytest.fixture
+def client_for(client):
+    """client_for(user) -> a test client logged in as that user."""
+
+    def login(user):
+        client.force_login(user)
+        return client
+
+    return login

@@ -1,0 +1,106 @@
+"""Real processes for integration and browser tests: daphne, dramatiq, the simulator.
+
+Each runs against the test database pytest-django created (committed data only, so tests
+using these need `transactional_db`) and, where given, a Redis database of its own.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+BIN = Path(PYTHON).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_redis_url() -> str:
+    """The CI Redis, on database 15 so tests never touch another database's keys."""
+    parts = urlsplit(os.environ["REDIS_URL"])
+    return urlunsplit(parts._replace(path="/15"))
+
+
+def test_database_env() -> dict:
+    db = connection.settings_dict
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        return {"DATABASE_URL": "", "SQLITE_PATH": str(db["NAME"])}
+    user = db.get("USER") or ""
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    host = db.get("HOST") or "127.0.0.1"
+    port = db.get("PORT") or 5432
+    return {"DATABASE_URL": f"postgres://{auth}{host}:{port}/{db['NAME']}"}
+
+
+def process_env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_VERSION"}
+    env.update(test_database_env())
+    env.update({"DJANGO_SETTINGS_MODULE": "chatdesk.settings", "PYTHONUNBUFFERED": "1"})
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def wait_for_http(url: str, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
+        try:
+            httpx.get(url, timeout=1.0)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer within {timeout}s")
+
+
+@contextmanager
+def running(args: list[str], *, env: dict, ready_url: str | None = None, log: Path | None = None):
+    """Start a process, wait until it answers, and always stop it (whole process group)."""
+    out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        if ready_url:
+            wait_for_http(ready_url, proc=proc)
+        yield proc
+    finally:
+        stop(proc)
+        if log:
+            out.close()
+
+
+def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, sig)
+        proc.wait(timeout=timeout)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+
+def daphne_args(port: int) -> list[str]:
+    return [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "chatdesk.asgi:application"]
+
+
+def dramatiq_args(processes: int = 1, threads: int = 4) -> list[str]:
+    return [str(BIN / "dramatiq"), "chatdesk.worker", "--processes", str(processes),
+            "--threads", str(threads)]
