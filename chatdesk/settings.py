@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "channels",
     "django_htmx",
     "template_partials",
+    "dramatiq_crontab",
     "customers",
     "inbox",
     "outbound",
