@@ -48,7 +48,8 @@ def test_database_env() -> dict:
 
 
 def process_env(**extra) -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "PYTEST_VERSION"}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTEST_VERSION", "DJANGO_ALLOW_ASYNC_UNSAFE")}
     env.update(test_database_env())
     env.update({"DJANGO_SETTINGS_MODULE": "chatdesk.settings", "PYTHONUNBUFFERED": "1"})
     env.update({k: str(v) for k, v in extra.items()})

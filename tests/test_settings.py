@@ -1,0 +1,84 @@
+"""Settings come from the environment: embedded defaults, real services when configured, and a
+loud refusal when production settings are missing."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chatdesk.config import broker_kind, channel_layers, database
+
+ROOT = Path(__file__).resolve().parent.parent
+PROD_ENV = {
+    "DEBUG": "0",
+    "SECRET_KEY": "x" * 50,
+    "ALLOWED_HOSTS": "chatdesk.example.com",
+    "WASENDER_WEBHOOK_SECRET": "s3cret",
+}
+
+
+def run_check(**env_overrides) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in PROD_ENV and k != "PYTEST_VERSION"}
+    env.update(env_overrides)
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=60,
+    )
+
+
+def test_it_uses_sqlite_without_database_url(tmp_path):
+    config = database("", sqlite_path=tmp_path / "db.sqlite3")
+    assert config["ENGINE"] == "django.db.backends.sqlite3"
+    assert config["NAME"] == tmp_path / "db.sqlite3"
+    # The test database is a file too, so processes started by tests can share it.
+    assert config["TEST"]["NAME"].endswith("test_db.sqlite3")
+
+
+def test_it_uses_pooled_postgresql_with_database_url(tmp_path):
+    config = database("postgres://u:p@db.example:5433/chat", sqlite_path=tmp_path / "x")
+    assert config["ENGINE"] == "django.db.backends.postgresql"
+    assert (config["HOST"], config["PORT"], config["NAME"]) == ("db.example", 5433, "chat")
+    assert config["OPTIONS"]["pool"]
+    assert config["CONN_MAX_AGE"] == 0
+
+
+def test_it_uses_the_in_memory_channel_layer_without_redis():
+    assert channel_layers("")["default"]["BACKEND"] == "channels.layers.InMemoryChannelLayer"
+
+
+@pytest.mark.parametrize(
+    ("kind", "backend"),
+    [("core", "channels_redis.core.RedisChannelLayer"),
+     ("pubsub", "channels_redis.pubsub.RedisPubSubChannelLayer")],
+)
+def test_it_uses_channels_redis_with_redis_url(kind, backend):
+    layer = channel_layers("redis://127.0.0.1:6379/0", kind)["default"]
+    assert layer["BACKEND"] == backend
+    assert layer["CONFIG"]["hosts"] == ["redis://127.0.0.1:6379/0"]
+
+
+def test_it_picks_the_redis_broker_only_with_redis_outside_tests():
+    assert broker_kind("redis://127.0.0.1:6379/0", testing=False) == "redis"
+    assert broker_kind("redis://127.0.0.1:6379/0", testing=True) == "stub"
+    assert broker_kind("", testing=False) == "stub"
+
+
+def test_it_runs_in_spanish_in_guayaquil_time(settings):
+    assert settings.LANGUAGE_CODE == "es-ec"
+    assert "en" in dict(settings.LANGUAGES)
+    assert settings.TIME_ZONE == "America/Guayaquil"
+
+
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "ALLOWED_HOSTS", "WASENDER_WEBHOOK_SECRET"])
+def test_it_refuses_to_start_without_debug_when_a_production_setting_is_missing(missing):
+    env = {k: v for k, v in PROD_ENV.items() if k != missing}
+    result = run_check(**env)
+    assert result.returncode != 0
+    assert f"{missing} must be set when DEBUG is off" in result.stderr
+
+
+def test_it_starts_without_debug_when_production_settings_are_given():
+    result = run_check(**PROD_ENV)
+    assert result.returncode == 0, result.stderr
