@@ -44,7 +44,9 @@ class Customer(models.Model):
     whatsapp_lid = models.CharField(max_length=64, unique=True, null=True, blank=True)
     city = models.CharField(_("ciudad"), max_length=80, blank=True)
     province = models.CharField(_("provincia"), max_length=80, blank=True)
-    tags = models.ManyToManyField(Tag, blank=True, related_name="customers", verbose_name=_("etiquetas"))
+    tags = models.ManyToManyField(
+        Tag, blank=True, related_name="customers", verbose_name=_("etiquetas")
+    )
     marketing_opt_out_at = models.DateTimeField(_("baja de publicidad"), null=True, blank=True)
     marketing_opt_out_reason = models.CharField(_("motivo de la baja"), max_length=200, blank=True)
     notes = models.TextField(_("notas"), blank=True)
@@ -81,9 +83,14 @@ class Subscription(models.Model):
         verbose_name = _("suscripción")
         verbose_name_plural = _("suscripciones")
         constraints = [
-            models.UniqueConstraint(fields=["customer", "service"], name="one_subscription_per_service"),
+            models.UniqueConstraint(
+                fields=["customer", "service"], name="one_subscription_per_service"
+            ),
         ]
-        indexes = [models.Index(fields=["expires_on"]), models.Index(fields=["service", "expires_on"])]
+        indexes = [
+            models.Index(fields=["expires_on"]),
+            models.Index(fields=["service", "expires_on"]),
+        ]
 
     def __str__(self):
         return f"{self.customer} · {self.service}"
@@ -100,7 +107,9 @@ class Subscription(models.Model):
 class Renewal(models.Model):
     """A subscription extended; what "conversion" counts after a reminder or a campaign."""
 
-    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="renewals")
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.CASCADE, related_name="renewals"
+    )
     renewed_at = models.DateTimeField(_("renovado"), default=timezone.now)
     previous_expiry = models.DateField(_("vencía"))
     new_expiry = models.DateField(_("nuevo vencimiento"))
