@@ -1,15 +1,50 @@
 """The single HTTP seam to WaSender (https://wasenderapi.com/api). Every call has a timeout and
 raises ProviderError, whose `permanent` flag says whether retrying could ever help.
 
-INTERFACE STUB: the WaSender issue implements this module; callers code against these names.
+The shapes WaSender answers with vary between its docs and SDKs (see WASENDER.md), so the
+parsing here accepts every variant listed there instead of trusting one.
 """
 
+import email.utils
+import functools
+import re
+import time
 from dataclasses import dataclass
+from urllib.parse import quote, urlsplit
+
+import httpx
+from django.conf import settings
+from django.utils.translation import gettext as _
+
+STATUS_CODES = {
+    "error": 0,
+    "pending": 1,
+    "sent": 2,
+    "server_ack": 2,
+    "delivered": 3,
+    "delivery_ack": 3,
+    "read": 4,
+    "played": 5,
+}
+# WaSender's wording for a number without WhatsApp is undocumented: match the likely phrasings.
+NOT_ON_WHATSAPP = re.compile(
+    r"not (registered |found |exists? |available )?on whatsapp|"
+    r"not a whatsapp|no whatsapp|does ?n[o']t (have|exist).*whatsapp",
+    re.I,
+)
+PROVIDER_DOMAINS = ("wasenderapi.com", "whatsapp.net")
 
 
 class ProviderError(Exception):
-    def __init__(self, message: str, *, permanent: bool, status: int | None = None,
-                 retry_after: float | None = None, reason: str = ""):
+    def __init__(
+        self,
+        message: str,
+        *,
+        permanent: bool,
+        status: int | None = None,
+        retry_after: float | None = None,
+        reason: str = "",
+    ):
         super().__init__(message)
         self.permanent = permanent
         self.status = status
@@ -38,24 +73,315 @@ class RateLimitInfo:
     reset_at: float | None  # Unix time, whichever form the header used
 
 
+def _int(value) -> int | None:
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def rate_limit_parse(headers: httpx.Headers, now: float | None = None) -> RateLimitInfo | None:
+    """Docs disagree whether Reset is a Unix time or seconds-until: small values are the latter."""
+    limit, remaining = headers.get("x-ratelimit-limit"), headers.get("x-ratelimit-remaining")
+    reset = headers.get("x-ratelimit-reset")
+    if limit is None and remaining is None and reset is None:
+        return None
+    reset_at = _int(reset)
+    if reset_at is not None and reset_at < 1_000_000_000:
+        reset_at = (now or time.time()) + reset_at
+    return RateLimitInfo(
+        limit=_int(limit),
+        remaining=_int(remaining),
+        reset_at=float(reset_at) if reset_at is not None else None,
+    )
+
+
+def retry_after_parse(body: dict | None, headers: httpx.Headers) -> float | None:
+    value = (body or {}).get("retry_after")
+    if value is None:
+        value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except (TypeError, ValueError):
+        pass
+    try:  # Retry-After may also be an HTTP date
+        return max(email.utils.parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
+    except (TypeError, ValueError):
+        return None
+
+
+def _detail(body: dict) -> str:
+    """The validation errors as one line ("The to field is required. ..."), else the message."""
+    errors = body.get("errors")
+    lines = []
+    if isinstance(errors, dict):
+        for value in errors.values():
+            lines.extend(value if isinstance(value, list) else [value])
+    elif isinstance(errors, list):
+        lines = errors
+    return " ".join(str(line) for line in lines) or str(body.get("message") or "")
+
+
+def error_for(response: httpx.Response, body: dict | None) -> ProviderError | None:
+    """Map a response to a ProviderError, or None when it is a success."""
+    status = response.status_code
+    message = f"WaSender HTTP {status}: {(body or {}).get('message') or response.text[:200]}"
+    if status == 429:
+        retry_after = retry_after_parse(body, response.headers)
+        return ProviderError(
+            message,
+            permanent=False,
+            status=status,
+            retry_after=retry_after,
+            reason=_("WaSender limitó los envíos; se reintentará."),
+        )
+    if status in (401, 403):
+        return ProviderError(
+            message, permanent=True, status=status, reason=_("La clave de WaSender no es válida")
+        )
+    if status >= 500:
+        return ProviderError(
+            message,
+            permanent=False,
+            status=status,
+            reason=_("WaSender tuvo un error temporal (HTTP %(status)s).") % {"status": status},
+        )
+    if body is None:
+        if status >= 400:
+            return ProviderError(
+                message,
+                permanent=True,
+                status=status,
+                reason=_("WaSender rechazó la petición (HTTP %(status)s).") % {"status": status},
+            )
+        return ProviderError(
+            message,
+            permanent=False,
+            status=status,
+            reason=_("WaSender respondió algo que no es JSON."),
+        )
+    detail = _detail(body)
+    if NOT_ON_WHATSAPP.search(detail) or NOT_ON_WHATSAPP.search(str(body.get("message", ""))):
+        return ProviderError(
+            message, permanent=True, status=status, reason=_("El número no tiene WhatsApp")
+        )
+    if status == 404:
+        return ProviderError(
+            message,
+            permanent=True,
+            status=status,
+            reason=_("WaSender no encontró el recurso pedido."),
+        )
+    if status >= 400 or body.get("success") is False:
+        return ProviderError(
+            message,
+            permanent=True,
+            status=status,
+            reason=_("WaSender rechazó el mensaje: %(detail)s") % {"detail": detail},
+        )
+    return None
+
+
 class WaSenderClient:
-    """One instance per process (see `client()`); httpx keeps the connections alive.
+    """One instance per process (see `client()`); httpx keeps the connections alive and its
+    Client is safe to share between worker threads."""
 
-    To be implemented by the WaSender issue with exactly these signatures:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str,
+        timeout: float = 15.0,
+        extra_hosts: tuple[str, ...] = (),
+        transport: httpx.BaseTransport | None = None,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
+        # The key goes on each API call, never as a client default: download() must not hand
+        # it to media hosts.
+        self.http = httpx.Client(timeout=timeout, transport=transport, follow_redirects=False)
+        base = urlsplit(self.base_url)
+        self.allowed_netlocs = {base.netloc.lower(), *(h.lower() for h in extra_hosts)}
+        self.last_rate_limit: RateLimitInfo | None = None
 
-    send_message(*, to, text="", image_url=None, video_url=None, audio_url=None,
-                 document_url=None, file_name=None, reply_to=None) -> SendResult
-    upload(*, content: bytes, content_type: str) -> str            # a public URL, 24 h
-    message_info(msg_id: int) -> MessageInfo
-    on_whatsapp(phone: str) -> bool
-    session_status() -> str                                         # lower case
-    decrypt_media(message: dict) -> str                             # publicUrl, 1 h
-    download(url: str, *, max_bytes: int) -> tuple[bytes, str]      # (content, mime)
-    last_rate_limit: RateLimitInfo | None
-    """
+    def _request(self, method: str, path: str, **kwargs) -> dict:
+        headers = {
+            "Authorization": f"Bearer {self.api_key}",
+            "Accept": "application/json",
+            **kwargs.pop("headers", {}),
+        }
+        try:
+            response = self.http.request(method, self.base_url + path, headers=headers, **kwargs)
+        except httpx.TimeoutException as e:
+            raise ProviderError(
+                f"WaSender timeout: {e!r}",
+                permanent=False,
+                reason=_("WaSender no respondió a tiempo."),
+            ) from e
+        except httpx.HTTPError as e:
+            raise ProviderError(
+                f"WaSender connection error: {e!r}",
+                permanent=False,
+                reason=_("No se pudo conectar con WaSender."),
+            ) from e
+        self.last_rate_limit = rate_limit_parse(response.headers) or self.last_rate_limit
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if body is not None and not isinstance(body, dict):
+            body = {"data": body}
+        if error := error_for(response, body):
+            raise error
+        return body
+
+    def send_message(
+        self,
+        *,
+        to: str,
+        text: str = "",
+        image_url: str | None = None,
+        video_url: str | None = None,
+        audio_url: str | None = None,
+        document_url: str | None = None,
+        file_name: str | None = None,
+        reply_to: int | None = None,
+    ) -> SendResult:
+        payload = {
+            "to": to,
+            "text": text,
+            "imageUrl": image_url,
+            "videoUrl": video_url,
+            "audioUrl": audio_url,
+            "documentUrl": document_url,
+            "fileName": file_name,
+            "replyTo": reply_to,
+        }
+        payload = {k: v for k, v in payload.items() if v not in (None, "")}
+        data = self._request("POST", "/send-message", json=payload).get("data") or {}
+        msg_id = _int(data.get("msgId"))
+        if msg_id is None:
+            # The send may have gone out: not permanent, and the pipeline must not resend blindly.
+            raise ProviderError(
+                f"WaSender answered without msgId: {data!r}",
+                permanent=False,
+                reason=_("WaSender no devolvió el identificador del mensaje."),
+            )
+        return SendResult(msg_id=msg_id, status=str(data.get("status") or "in_progress"))
+
+    def upload(self, *, content: bytes, content_type: str) -> str:
+        body = self._request(
+            "POST", "/upload", content=content, headers={"Content-Type": content_type}
+        )
+        return self._public_url(body)
+
+    def message_info(self, msg_id: int) -> MessageInfo:
+        data = self._request("GET", f"/messages/{int(msg_id)}/info").get("data") or {}
+        key = data.get("key") if isinstance(data.get("key"), dict) else {}
+        status = data.get("status")
+        if isinstance(status, str) and not status.isdigit():
+            status = STATUS_CODES.get(status.lower(), 1)
+        return MessageInfo(
+            msg_id=_int(data.get("msgId")) or int(msg_id),
+            wa_id=str(key.get("id") or data.get("id") or ""),
+            status=_int(status) if _int(status) is not None else 1,
+        )
+
+    def on_whatsapp(self, phone: str) -> bool:
+        data = self._request("GET", f"/on-whatsapp/{quote(phone, safe='')}").get("data")
+        if isinstance(data, dict):
+            data = data.get("exists", data.get("onWhatsApp", data.get("onWhatsapp")))
+        return bool(data)
+
+    def session_status(self) -> str:
+        body = self._request("GET", "/status")
+        data = body.get("data") if isinstance(body.get("data"), dict) else {}
+        return str(body.get("status") or data.get("status") or "").lower()
+
+    def decrypt_media(self, message: dict) -> str:
+        body = self._request("POST", "/decrypt-media", json={"data": {"messages": message}})
+        return self._public_url(body)
+
+    def _public_url(self, body: dict) -> str:
+        data = body.get("data") if isinstance(body.get("data"), dict) else {}
+        url = body.get("publicUrl") or data.get("publicUrl") or data.get("url")
+        if not url:
+            raise ProviderError(
+                f"WaSender answered without publicUrl: {body!r}",
+                permanent=False,
+                reason=_("WaSender no devolvió la dirección del archivo."),
+            )
+        return str(url)
+
+    def host_allowed(self, url: str) -> bool:
+        """Only the provider's own hosts: a crafted webhook must not make us fetch anything else
+        (the base URL counts with its port, so a simulator on loopback opens no other port)."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.username:
+            return False
+        if parts.netloc.lower() in self.allowed_netlocs:
+            return True
+        host = parts.hostname.lower()
+        return (
+            parts.scheme == "https"
+            and parts.port in (None, 443)
+            and any(host == d or host.endswith("." + d) for d in PROVIDER_DOMAINS)
+        )
+
+    def download(self, url: str, *, max_bytes: int) -> tuple[bytes, str]:
+        if not self.host_allowed(url):
+            raise ProviderError(
+                f"Refusing to download from {url!r}",
+                permanent=True,
+                reason=_("El archivo no viene de WaSender ni de WhatsApp."),
+            )
+        too_big = ProviderError(
+            f"{url} is larger than {max_bytes} bytes",
+            permanent=True,
+            reason=_("El archivo supera el tamaño máximo permitido."),
+        )
+        try:
+            with self.http.stream("GET", url) as response:
+                status = response.status_code
+                if status >= 300:
+                    # Expired or missing media stays missing; only 5xx and 429 may pass.
+                    raise ProviderError(
+                        f"HTTP {status} for {url}",
+                        status=status,
+                        permanent=status < 500 and status != 429,
+                        reason=_("No se pudo descargar el archivo."),
+                    )
+                if (_int(response.headers.get("content-length")) or 0) > max_bytes:
+                    raise too_big
+                chunks, size = [], 0
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise too_big
+                    chunks.append(chunk)
+                mime = response.headers.get("content-type", "application/octet-stream")
+        except httpx.TimeoutException as e:
+            raise ProviderError(
+                f"Download timeout: {e!r}",
+                permanent=False,
+                reason=_("La descarga del archivo tardó demasiado."),
+            ) from e
+        except httpx.HTTPError as e:
+            raise ProviderError(
+                f"Download failed: {e!r}",
+                permanent=False,
+                reason=_("No se pudo descargar el archivo."),
+            ) from e
+        return b"".join(chunks), mime.split(";")[0].strip().lower()
 
 
+@functools.cache
 def client() -> WaSenderClient:
     """The process-wide client configured from settings (WASENDER_BASE_URL, WASENDER_API_KEY
-    or the simulator's key, WASENDER_TIMEOUT)."""
-    raise NotImplementedError
+    or the simulator's key, WASENDER_TIMEOUT). `client.cache_clear()` after changing them."""
+    key = settings.WASENDER_SIMULATOR_KEY if settings.USE_SIMULATOR else settings.WASENDER_API_KEY
+    return WaSenderClient(
+        base_url=settings.WASENDER_BASE_URL, api_key=key, timeout=settings.WASENDER_TIMEOUT
+    )
