@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -123,3 +124,24 @@ class Renewal(models.Model):
 
     def __str__(self):
         return f"{self.subscription} → {self.new_expiry}"
+
+
+class Segment(models.Model):
+    """A saved audience: filters over customers, evaluated when used (see customers.segments)."""
+
+    name = models.CharField(_("nombre"), max_length=120, unique=True)
+    filters = models.JSONField(_("filtros"), default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+", verbose_name=_("creado por"),
+    )
+    created_at = models.DateTimeField(_("creado"), default=timezone.now)
+    updated_at = models.DateTimeField(_("modificado"), auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("segmento")
+        verbose_name_plural = _("segmentos")
+
+    def __str__(self):
+        return self.name
