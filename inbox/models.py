@@ -100,6 +100,10 @@ class Message(models.Model):
     media_mime = models.CharField(max_length=100, blank=True)
     media_filename = models.CharField(max_length=255, blank=True)
     media_size = models.PositiveBigIntegerField(null=True, blank=True)
+    # What decrypt-media needs (the WhatsApp key and message), kept until the copy is ours.
+    media_source = models.JSONField(null=True, blank=True)
+    # Why the download gave up (Spanish, shown beside the message).
+    media_error = models.CharField(max_length=300, blank=True)
     # key.id from WhatsApp: the deduplication key for everything WaSender tells us.
     wa_id = models.CharField(max_length=128, unique=True, null=True, blank=True)
     # WaSender's own integer id, answered by /send-message; not the WhatsApp id.
@@ -154,6 +158,8 @@ class WebhookEvent(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     error = models.TextField(blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+    # When a pending or failed event is due again; claimed by moving it forward (a lease).
+    retry_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("evento de webhook")
@@ -161,7 +167,7 @@ class WebhookEvent(models.Model):
         indexes = [
             models.Index(fields=["-received_at"], name="webhook_recent_idx"),
             models.Index(
-                fields=["state", "received_at"], name="webhook_retry_idx",
+                fields=["retry_at"], name="webhook_retry_due_idx",
                 condition=Q(state__in=["pending", "failed"]),
             ),
         ]
