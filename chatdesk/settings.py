@@ -126,6 +126,14 @@ WASENDER_WEBHOOK_MAX_BYTES = env.int("WASENDER_WEBHOOK_MAX_BYTES", default=1024 
 SEND_RATE_PER_MINUTE = env.int("SEND_RATE_PER_MINUTE", default=256)
 SEND_ACCOUNT_PROTECTION = env.bool("SEND_ACCOUNT_PROTECTION", default=False)
 SEND_JITTER_SECONDS = env.float("SEND_JITTER_SECONDS", default=0.0)
+# Retries of transient errors (5xx, 429, timeouts): exponential backoff, capped, bounded.
+SEND_MAX_ATTEMPTS = env.int("SEND_MAX_ATTEMPTS", default=8)
+SEND_RETRY_BASE_SECONDS = env.float("SEND_RETRY_BASE_SECONDS", default=5.0)
+SEND_RETRY_MAX_SECONDS = env.float("SEND_RETRY_MAX_SECONDS", default=300.0)
+# The sweeper: rows left in "sending" or "queued" this long are looked at again.
+SEND_STUCK_SENDING_SECONDS = env.int("SEND_STUCK_SENDING_SECONDS", default=120)
+SEND_STUCK_QUEUED_SECONDS = env.int("SEND_STUCK_QUEUED_SECONDS", default=900)
+SEND_SWEEP_EVERY_SECONDS = env.int("SEND_SWEEP_EVERY_SECONDS", default=30)
 # The public address of this app, for links handed to the provider (uploaded media).
 PUBLIC_URL = env.str("PUBLIC_URL", default="http://127.0.0.1:8000")
 
@@ -192,4 +200,4 @@ LOGGING = {
 
 # Modules that declare Dramatiq actors (and dramatiq-crontab schedules). The worker and the
 # scheduler import them all; nothing else needs to.
-ACTOR_MODULES: list[str] = []
+ACTOR_MODULES: list[str] = ["outbound.pipeline", "outbound.sweeper", "inbox.actors"]

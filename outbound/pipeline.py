@@ -1,0 +1,166 @@
+"""The send pipeline: one outbox row (a queued Message) becomes one WaSender send.
+
+Order of a delivery: load -> wait for a rate-limit token -> claim (queued -> sending, a
+conditional update: one claimer wins) -> send -> record. The token comes before the claim so a
+row is `sending` only while the provider is actually being asked: a crash there is the one
+case that leaves a row whose fate we cannot know, and the sweeper (outbound/sweeper.py) marks
+it `unknown` rather than sending it again. A duplicate broker message costs at most a token.
+
+Retries are ours, not Dramatiq's (max_retries=0): transient errors put the row back to
+`queued` and re-enqueue it with a delay; permanent errors and too many attempts mark it
+`failed` with a reason a person can read.
+"""
+
+import logging
+import random
+import time
+from pathlib import PurePosixPath
+from urllib.parse import urlsplit
+
+import dramatiq
+from django.conf import settings
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from inbox.events import event_publish
+from inbox.models import Message
+from outbound import ratelimit, wasender
+from outbound.wasender import ProviderError, SendResult
+
+logger = logging.getLogger(__name__)
+
+Status = Message.Status
+# Longest wait for a token before the message goes back to the broker (keeps the actor well
+# inside its time limit even with Account Protection and many threads waiting).
+TOKEN_MAX_WAIT = 60.0
+REASON_MAX = 300
+MEDIA_ARGS = {
+    "image": "image_url",
+    "sticker": "image_url",
+    "video": "video_url",
+    "audio": "audio_url",
+    "document": "document_url",
+}
+
+
+@dramatiq.actor(
+    actor_name="outbound.message_deliver", queue_name="outbound", max_retries=0, time_limit=150_000
+)
+def message_deliver(message_id: int) -> None:
+    deliver(message_id, client=wasender.client(), bucket=ratelimit.bucket())
+
+
+def message_enqueue(message_id: int, *, delay: float = 0.0) -> None:
+    options = {"delay": int(delay * 1000)} if delay > 0 else {}
+    message_deliver.send_with_options(args=(message_id,), **options)
+
+
+def deliver(message_id: int, *, client, bucket, sleep=time.sleep) -> str:
+    """What happened, for logs and tests: sent, retry, failed, skipped or deferred."""
+    message = (
+        Message.objects.select_related("conversation__customer", "reply_to")
+        .filter(id=message_id, status=Status.QUEUED)
+        .first()
+    )
+    if message is None:
+        return "skipped"  # sent, cancelled, or another worker has it
+    key = message.conversation.session
+    if not ratelimit.token_wait(bucket, key, max_wait=TOKEN_MAX_WAIT, sleep=sleep):
+        message_enqueue(message_id)
+        return "deferred"
+    if not message_claim(message):
+        return "skipped"
+    try:
+        result = client.send_message(**send_kwargs(message))
+    except ProviderError as error:
+        return failure_record(message, error, bucket=bucket)
+    sent_record(message, result)
+    return "sent"
+
+
+def message_claim(message: Message) -> bool:
+    claimed = Message.objects.filter(id=message.id, status=Status.QUEUED).update(
+        status=Status.SENDING, sending_at=timezone.now(), attempts=F("attempts") + 1
+    )
+    if claimed:
+        status_publish(message, Status.SENDING)
+    return bool(claimed)
+
+
+def send_kwargs(message: Message) -> dict:
+    kwargs = {"to": message.conversation.customer.phone, "text": message.body}
+    arg = MEDIA_ARGS.get(message.kind)
+    if arg and message.media_url:
+        kwargs[arg] = message.media_url
+        if arg == "document_url":
+            kwargs["file_name"] = PurePosixPath(urlsplit(message.media_url).path).name or None
+    if message.reply_to and message.reply_to.provider_msg_id:
+        kwargs["reply_to"] = message.reply_to.provider_msg_id
+    return kwargs
+
+
+def sent_record(message: Message, result: SendResult) -> None:
+    # `unknown` too: the sweeper may have given up on a send that was merely slow.
+    updated = Message.objects.filter(
+        id=message.id, status__in=[Status.SENDING, Status.UNKNOWN]
+    ).update(
+        status=Status.SENT, provider_msg_id=result.msg_id, sent_at=timezone.now(), failure_reason=""
+    )
+    if updated:
+        status_publish(message, Status.SENT)
+        return
+    # A status webhook got there first: keep its status, but remember the provider's id.
+    Message.objects.filter(id=message.id, provider_msg_id__isnull=True).update(
+        provider_msg_id=result.msg_id
+    )
+
+
+def failure_record(message: Message, error: ProviderError, *, bucket) -> str:
+    if error.permanent:
+        message_fail(message, error.reason)
+        return "failed"
+    attempts = Message.objects.values_list("attempts", flat=True).get(id=message.id)
+    if attempts >= settings.SEND_MAX_ATTEMPTS:
+        reason = _("No se pudo enviar tras %(n)s intentos: %(reason)s") % {
+            "n": attempts,
+            "reason": error.reason,
+        }
+        message_fail(message, reason)
+        return "failed"
+    if error.retry_after:
+        # The provider's limit is per session: every worker pauses, not only this one.
+        bucket.hold(message.conversation.session, error.retry_after)
+    requeued = Message.objects.filter(id=message.id, status=Status.SENDING).update(
+        status=Status.QUEUED, failure_reason=error.reason[:REASON_MAX]
+    )
+    if requeued:
+        status_publish(message, Status.QUEUED)
+        message_enqueue(message.id, delay=backoff_delay(attempts, error.retry_after))
+    logger.info("send %s attempt %s failed, retrying: %s", message.id, attempts, error)
+    return "retry"
+
+
+def message_fail(message: Message, reason: str) -> None:
+    updated = Message.objects.filter(id=message.id, status=Status.SENDING).update(
+        status=Status.FAILED, failed_at=timezone.now(), failure_reason=reason[:REASON_MAX]
+    )
+    if updated:
+        status_publish(message, Status.FAILED)
+
+
+def backoff_delay(attempts: int, retry_after: float | None = None, *, rand=random.random) -> float:
+    """Exponential from SEND_RETRY_BASE_SECONDS, up to 20% jitter, capped; never sooner than
+    the provider's retry_after."""
+    delay = settings.SEND_RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0) * (1 + 0.2 * rand())
+    delay = min(delay, settings.SEND_RETRY_MAX_SECONDS)
+    return max(delay, retry_after or 0.0)
+
+
+def status_publish(message: Message, status: str) -> None:
+    event_publish(
+        "message.status",
+        conversation_id=message.conversation_id,
+        message_id=message.id,
+        status=status,
+    )

@@ -1,0 +1,146 @@
+"""The periodic sweep of the outbox: nothing is left behind, nothing is sent twice.
+
+- `sending` for longer than SEND_STUCK_SENDING_SECONDS: a worker died between asking WaSender
+  and recording the answer. With the provider's id we ask message info; without it nobody can
+  know whether WhatsApp got it, so the row becomes `unknown` and is never resent.
+- `queued` for longer than SEND_STUCK_QUEUED_SECONDS: its broker message was lost (a Redis
+  restart, an embedded process restart). Re-enqueued; the claim makes a duplicate harmless.
+- `scheduled` and due: becomes `queued` and is enqueued.
+"""
+
+import logging
+from datetime import timedelta
+
+import dramatiq
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from dramatiq_crontab import interval
+
+from inbox.models import Message
+from outbound import wasender
+from outbound.pipeline import message_enqueue, status_publish
+from outbound.wasender import ProviderError
+
+logger = logging.getLogger(__name__)
+
+Status = Message.Status
+BATCH = 500
+# WaSender's message-info codes: 0 error, 1 pending, 2 sent, 3 delivered, 4 read, 5 played.
+INFO_STATUS = {
+    0: Status.FAILED,
+    1: Status.SENT,
+    2: Status.SENT,
+    3: Status.DELIVERED,
+    4: Status.READ,
+    5: Status.PLAYED,
+}
+STAMP = {
+    Status.SENT: "sent_at",
+    Status.DELIVERED: "delivered_at",
+    Status.READ: "read_at",
+    Status.PLAYED: "played_at",
+    Status.FAILED: "failed_at",
+}
+
+
+@interval(seconds=settings.SEND_SWEEP_EVERY_SECONDS)
+@dramatiq.actor(
+    actor_name="outbound.outbox_sweep", queue_name="outbound", max_retries=0, time_limit=120_000
+)
+def outbox_sweep() -> None:
+    counts = sweep(client=wasender.client())
+    if any(counts.values()):
+        logger.info("outbox sweep: %s", counts)
+
+
+def sweep(*, client, now=None) -> dict:
+    now = now or timezone.now()
+    return {
+        "unknown_or_resolved": sending_sweep(
+            client=client, before=now - timedelta(seconds=settings.SEND_STUCK_SENDING_SECONDS)
+        ),
+        "requeued": queued_sweep(
+            before=now - timedelta(seconds=settings.SEND_STUCK_QUEUED_SECONDS)
+        ),
+        "promoted": scheduled_promote(now=now),
+    }
+
+
+def sending_sweep(*, client, before) -> int:
+    stuck = Message.objects.filter(status=Status.SENDING, sending_at__lt=before)
+    done = 0
+    for message in stuck[:BATCH]:
+        known = message.provider_msg_id and sending_resolve(message, client=client)
+        done += bool(known or message_unknown(message))
+    return done
+
+
+def sending_resolve(message: Message, *, client) -> bool:
+    """Ask WaSender what became of a send whose id we know; False when it cannot say."""
+    try:
+        info = client.message_info(message.provider_msg_id)
+    except ProviderError as error:
+        logger.warning("message info for %s failed: %s", message.id, error)
+        return False
+    status = INFO_STATUS.get(info.status, Status.SENT)
+    fields = {"status": status, STAMP[status]: timezone.now()}
+    if status == Status.FAILED:
+        fields["failure_reason"] = _("WhatsApp rechazó el mensaje.")
+    updated = Message.objects.filter(id=message.id, status=Status.SENDING).update(**fields)
+    if updated and info.wa_id:
+        wa_id_link(message.id, info.wa_id)
+    if updated:
+        status_publish(message, status)
+    return bool(updated)
+
+
+def wa_id_link(message_id: int, wa_id: str) -> None:
+    # The webhook intake may already hold a row with this WhatsApp id (our echo): keep that.
+    try:
+        with transaction.atomic():
+            Message.objects.filter(id=message_id, wa_id__isnull=True).update(wa_id=wa_id)
+    except IntegrityError:
+        pass
+
+
+def message_unknown(message: Message) -> bool:
+    updated = Message.objects.filter(id=message.id, status=Status.SENDING).update(
+        status=Status.UNKNOWN,
+        failure_reason=_(
+            "Estado desconocido: el envío se interrumpió; no se reenvió para evitar duplicados."
+        ),
+    )
+    if updated:
+        status_publish(message, Status.UNKNOWN)
+    return bool(updated)
+
+
+def queued_sweep(*, before) -> int:
+    # The last sign of life is the creation, the due time or the last attempt (retries wait
+    # up to SEND_RETRY_MAX_SECONDS, so keep SEND_STUCK_QUEUED_SECONDS above it).
+    stuck = Message.objects.filter(
+        Q(sending_at__isnull=True) | Q(sending_at__lt=before),
+        Q(scheduled_for__isnull=True) | Q(scheduled_for__lt=before),
+        status=Status.QUEUED,
+        created_at__lt=before,
+    ).order_by("created_at")
+    ids = list(stuck.values_list("id", flat=True)[:BATCH])
+    for message_id in ids:
+        message_enqueue(message_id)
+    return len(ids)
+
+
+def scheduled_promote(*, now) -> int:
+    due = Message.objects.filter(status=Status.SCHEDULED, scheduled_for__lte=now)
+    promoted = 0
+    for message in due.order_by("scheduled_for")[:BATCH]:
+        if Message.objects.filter(id=message.id, status=Status.SCHEDULED).update(
+            status=Status.QUEUED
+        ):
+            status_publish(message, Status.QUEUED)
+            message_enqueue(message.id)
+            promoted += 1
+    return promoted
