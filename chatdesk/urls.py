@@ -5,6 +5,7 @@ from django.urls import include, path
 from django.views.i18n import set_language
 
 from chatdesk import views
+from chatdesk.api import api_urls
 from insights import views as insights_views
 
 urlpatterns = [
@@ -14,6 +15,9 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/setlang/", login_not_required(set_language), name="set_language"),
     path("healthz", views.healthz, name="healthz"),
+    path("api/v1/", api_urls()),
+    path("account/tokens/", views.token_list, name="token_list"),
+    path("account/tokens/<int:token_id>/revoke/", views.token_revoke, name="token_revoke"),
     path("admin/", admin.site.urls),
     path("customers/", include("customers.urls")),
     path("inbox/", include("inbox.urls")),

@@ -1,0 +1,165 @@
+"""The JSON API under /api/v1/ (django-ninja; schema at /api/v1/openapi.json, docs at
+/api/v1/docs). Every operation needs `Authorization: Bearer <token>`; the token acts with its
+user's role. Django's LoginRequiredMiddleware is told to stand aside (see `api_urls`) because
+the token, not the session, is the login here."""
+
+from datetime import datetime, timedelta
+
+from django.contrib.auth.decorators import login_not_required
+from django.shortcuts import get_object_or_404
+from django.urls import URLPattern, URLResolver
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from ninja import NinjaAPI, Schema, Status
+from ninja.errors import HttpError
+from ninja.security import HttpBearer
+
+from chatdesk.models import ApiToken, token_digest
+from chatdesk.roles import SUPPORT, has_role
+from inbox.models import Message
+from outbound.services import SendRejected, message_send
+
+LAST_USED_EVERY = timedelta(minutes=1)
+
+
+class TokenAuth(HttpBearer):
+    def authenticate(self, request, token: str):
+        found = (
+            ApiToken.objects.select_related("user")
+            .filter(digest=token_digest(token.strip()), revoked_at__isnull=True)
+            .first()
+        )
+        if found is None or not found.user.is_active:
+            return None
+        token_touch(found)
+        request.user = found.user
+        return found
+
+
+def token_touch(token: ApiToken) -> None:
+    """At most one write a minute per token, however busy it is."""
+    now = timezone.now()
+    if token.last_used_at and now - token.last_used_at < LAST_USED_EVERY:
+        return
+    ApiToken.objects.filter(id=token.id).update(last_used_at=now)
+
+
+api = NinjaAPI(urls_namespace="api", title="chatdesk API", version="1", auth=TokenAuth())
+
+
+class MessageIn(Schema):
+    phone: str
+    text: str = ""
+    media_url: str | None = None
+
+
+class MessageCreated(Schema):
+    id: int
+    status: str
+    conversation_id: int
+    phone: str
+
+
+class MessageOut(Schema):
+    id: int
+    status: str
+    conversation_id: int
+    phone: str
+    text: str
+    media_url: str
+    attempts: int
+    failure_reason: str
+    created_at: datetime
+    scheduled_for: datetime | None
+    sending_at: datetime | None
+    sent_at: datetime | None
+    delivered_at: datetime | None
+    read_at: datetime | None
+    failed_at: datetime | None
+
+
+class Error(Schema):
+    detail: str
+
+
+def role_check(request) -> None:
+    if not has_role(request.auth.user, *SUPPORT):
+        raise HttpError(403, _("Tu rol no permite enviar mensajes."))
+
+
+@api.exception_handler(SendRejected)
+def send_rejected(request, exc: SendRejected):
+    # The same shape as ninja's own 422s, so clients parse one format.
+    detail = [{"type": "value_error", "loc": ["body", "payload", exc.field], "msg": exc.message}]
+    return api.create_response(request, {"detail": detail}, status=422)
+
+
+@api.post("/messages", response={201: MessageCreated, 403: Error}, tags=["messages"])
+def message_create(request, payload: MessageIn):
+    """Queue a WhatsApp message to a phone number (E.164, or local with the default region)."""
+    role_check(request)
+    message = message_send(
+        phone=payload.phone,
+        text=payload.text,
+        media_url=payload.media_url,
+        author_kind=Message.Author.API,
+        agent=request.auth.user,
+    )
+    return Status(201, message_created(message))
+
+
+@api.get(
+    "/messages/{message_id}", response={200: MessageOut, 403: Error, 404: Error}, tags=["messages"]
+)
+def message_detail(request, message_id: int):
+    role_check(request)
+    message = get_object_or_404(
+        Message.objects.select_related("conversation__customer"),
+        id=message_id,
+        direction=Message.Direction.OUT,
+    )
+    return message_out(message)
+
+
+def message_created(message: Message) -> dict:
+    return {
+        "id": message.id,
+        "status": message.status,
+        "conversation_id": message.conversation_id,
+        "phone": message.conversation.customer.phone,
+    }
+
+
+def message_out(message: Message) -> dict:
+    fields = (
+        "attempts",
+        "failure_reason",
+        "created_at",
+        "scheduled_for",
+        "sending_at",
+        "sent_at",
+        "delivered_at",
+        "read_at",
+        "failed_at",
+        "media_url",
+    )
+    return {
+        **message_created(message),
+        "text": message.body,
+        **{name: getattr(message, name) for name in fields},
+    }
+
+
+def _open(patterns):
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            _open(pattern.url_patterns)
+        elif isinstance(pattern, URLPattern):
+            login_not_required(pattern.callback)
+    return patterns
+
+
+def api_urls():
+    """`api.urls` with every view marked login_not_required: the bearer token guards them."""
+    patterns, app_name, namespace = api.urls
+    return _open(patterns), app_name, namespace
