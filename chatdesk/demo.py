@@ -1,0 +1,981 @@
+"""Demo data for `manage.py seed_demo`: a believable month of a streaming reseller in Ecuador.
+
+Everything is drawn from one `random.Random(seed)` and dated from one `now` anchor, so the same
+pair always gives the same rows (the tests compare fingerprints). Rows are bulk-created as if they
+had always been there: nothing here calls the provider, enqueues work or publishes live events.
+"""
+
+import random
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from django.contrib.auth.models import Group, User
+from django.db import transaction
+from django.utils import timezone
+
+from chatdesk.roles import ADMIN, AGENT, MARKETER, ROLE_LABELS
+from customers.models import Customer, Renewal, Service, Subscription, Tag
+from customers.phones import InvalidPhone, phone_normalize
+from inbox.models import Conversation, Message
+from outbound.models import MessageTemplate
+
+DEFAULT_SEED = 2025
+DEMO_URL = "http://127.0.0.1:8000"
+GYE = ZoneInfo("America/Guayaquil")
+CUSTOMER_COUNT = 200
+CONVERSATION_COUNT = 120
+HISTORY_DAYS = 30
+
+Author = Message.Author
+Status = Message.Status
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    username: str
+    password: str
+    first_name: str
+    last_name: str
+    role: str
+    superuser: bool = False
+
+
+DEMO_USERS = (
+    DemoUser("admin", "chatdesk-admin", "Patricia", "Andrade", ADMIN, superuser=True),
+    DemoUser("agente", "chatdesk-agente", "Ana", "Torres", AGENT),
+    DemoUser("agente2", "chatdesk-agente2", "Luis", "Mora", AGENT),
+    DemoUser("marketing", "chatdesk-marketing", "Sofía", "Ruiz", MARKETER),
+)
+
+# (name, USD price, popularity weight)
+SERVICES = (
+    ("Netflix", "12.99", 30),
+    ("HBO Max", "9.99", 14),
+    ("Disney+", "8.99", 16),
+    ("Prime Video", "6.99", 12),
+    ("Spotify", "5.99", 14),
+    ("YouTube Premium", "7.99", 7),
+    ("Paramount+", "5.99", 4),
+    ("Crunchyroll", "4.99", 3),
+)
+
+TEMPLATES = (
+    (
+        "Promoción",
+        MessageTemplate.Category.MARKETING,
+        "🎬 ¡Hola {nombre}!\n\n🔥 OFERTA ESPECIAL para ti:\n{servicio} con 50% de descuento\n\n"
+        "💰 Solo ${precio_descuento} (antes ${precio_normal})\n⏰ Válido hasta {fecha_limite}\n\n"
+        '¿Te interesa? Responde "SÍ" para activar.',
+    ),
+    (
+        "Nuevo servicio",
+        MessageTemplate.Category.MARKETING,
+        "📺 ¡Novedad {nombre}!\n\nAhora tenemos {nuevo_servicio} disponible:\n"
+        "✨ {caracteristicas}\n💰 Precio especial: ${precio}\n\n¿Quieres agregarlo a tu plan?",
+    ),
+    (
+        "Soporte",
+        MessageTemplate.Category.SUPPORT,
+        "👋 Hola {nombre}\n\nRecibimos tu consulta sobre {tema}.\n"
+        'Un agente te contactará en las próximas 2 horas.\n\n¿Es urgente? Responde "URGENTE"',
+    ),
+    (
+        "Vencimiento",
+        MessageTemplate.Category.NOTIFICATION,
+        "⏰ Hola {nombre}, tu {servicio} vence en {dias_restantes} días.\n"
+        "Renueva por ${precio} y sigue disfrutando sin cortes. ¿Quieres renovar? Responde a este "
+        "mensaje 🙌",
+    ),
+    (
+        "Pago recibido",
+        MessageTemplate.Category.SUPPORT,
+        "✅ ¡Pago recibido, {nombre}! Tu {servicio} quedó renovado hasta el {fecha_vencimiento}.\n"
+        "Gracias por confiar en nosotros 🙌",
+    ),
+    (
+        "Recordatorio de pago",
+        MessageTemplate.Category.NOTIFICATION,
+        "Hola {nombre} 👋 Tu {servicio} venció y el pago de ${precio} está pendiente.\n"
+        "Puedes pagar hasta el {fecha_limite} para no perder tu perfil. Responde PAGAR y te "
+        "enviamos los datos.",
+    ),
+)
+
+FEMALE_NAMES = (
+    "María", "Ana", "Gabriela", "Daniela", "Andrea", "Carolina", "Fernanda", "Valeria", "Paola",
+    "Verónica", "Jessica", "Katherine", "Mishell", "Estefanía", "Lorena", "Diana", "Mónica",
+    "Johanna", "Cristina", "Karla", "Nathaly", "Doménica", "Camila", "Isabel", "Rosa", "Lucía",
+    "Mayra", "Silvia", "Tatiana", "Alexandra", "Belén", "Pamela", "Ximena", "Gissela", "Evelyn",
+    "María José", "María Fernanda", "María Belén", "Ana Lucía", "Ana Cristina",
+)  # fmt: skip
+MALE_NAMES = (
+    "José", "Juan", "Carlos", "Luis", "Jorge", "Diego", "Andrés", "Santiago", "Sebastián",
+    "Fernando", "Christian", "Javier", "Xavier", "Pablo", "Miguel", "David", "Francisco", "Mateo",
+    "Bryan", "Kevin", "Jonathan", "Ricardo", "Edison", "Wilson", "Marco", "Esteban", "Darío",
+    "Galo", "Byron", "Fabián", "Henry", "Iván", "Patricio", "Roberto", "Washington",
+    "Juan Carlos", "José Luis", "Luis Fernando", "Juan Pablo", "Carlos Andrés",
+)  # fmt: skip
+SURNAMES = (
+    "González", "Rodríguez", "Zambrano", "Sánchez", "Vera", "Pérez", "Mendoza", "Torres", "López",
+    "Castro", "Andrade", "Moreira", "Morales", "Ramírez", "Flores", "Chávez", "Jiménez", "Cedeño",
+    "Vásquez", "Álvarez", "Espinoza", "Romero", "Herrera", "Ortiz", "Salazar", "Villacís",
+    "Guerrero", "Suárez", "Benítez", "Carrión", "Loor", "Macías", "Intriago", "Ponce", "Cevallos",
+    "Paredes", "Naranjo", "Cárdenas", "Pazmiño", "Ochoa", "Yépez", "Aguirre", "Bravo", "Tapia",
+    "Quishpe", "Guamán", "Chiluisa", "Tituaña", "Carrillo", "Calderón", "Arias", "Viteri",
+    "Jaramillo", "Montalvo", "Proaño", "Ordóñez", "Palacios", "Mejía", "Coronel", "Alvarado",
+)  # fmt: skip
+# (city, province, weight)
+CITIES = (
+    ("Quito", "Pichincha", 30), ("Guayaquil", "Guayas", 28), ("Cuenca", "Azuay", 9),
+    ("Santo Domingo", "Santo Domingo de los Tsáchilas", 5), ("Ambato", "Tungurahua", 5),
+    ("Manta", "Manabí", 5), ("Portoviejo", "Manabí", 4), ("Machala", "El Oro", 4),
+    ("Loja", "Loja", 4), ("Durán", "Guayas", 3), ("Riobamba", "Chimborazo", 3),
+    ("Ibarra", "Imbabura", 3), ("Sangolquí", "Pichincha", 2), ("Esmeraldas", "Esmeraldas", 2),
+    ("Latacunga", "Cotopaxi", 2), ("Quevedo", "Los Ríos", 2), ("Salinas", "Santa Elena", 1),
+    ("Babahoyo", "Los Ríos", 1),
+)  # fmt: skip
+TAGS = ("VIP", "Familia", "Referido", "Quito norte", "Quito sur", "Pago puntual", "Revendedor")
+NOTES = (
+    "Prefiere que le escriban en la tarde.",
+    "Paga por transferencia Banco Pichincha.",
+    "Paga con Deuna, manda el comprobante por WhatsApp.",
+    "Comparte la cuenta con su hermana.",
+    "Cliente desde 2022, siempre puntual.",
+    "Pidió factura con RUC.",
+    "Usa el perfil 2 de la cuenta familiar.",
+    "Tuvo problemas con el PIN del perfil; ya se resolvió.",
+    "Lo refirió su primo; darle trato preferente.",
+    "Tiene Smart TV antiguo, a veces no carga Disney+.",
+    "Renueva siempre el día del pago de quincena.",
+)
+OPT_OUT_REASONS = (
+    "Respondió STOP a una promoción",
+    "Pidió por llamada no recibir promociones",
+    "Dijo que le llegan demasiados mensajes",
+    "Respondió NO MÁS",
+)
+NO_WHATSAPP = (1, "El número no tiene WhatsApp")
+FAILURES = (
+    (3, "Sesión de WhatsApp desconectada; se agotaron los reintentos"),
+    (3, "Límite de envíos del proveedor alcanzado; se agotaron los reintentos"),
+    (3, "Tiempo de espera agotado al contactar a WaSender"),
+)
+MONTHS = (
+    "enero", "febrero", "marzo", "abril", "mayo", "junio", "julio", "agosto", "septiembre",
+    "octubre", "noviembre", "diciembre",
+)  # fmt: skip
+HOURS = {8: 3, 9: 6, 10: 8, 11: 8, 12: 7, 13: 5, 14: 5, 15: 6, 16: 6, 17: 6, 18: 8, 19: 9,
+         20: 9, 21: 6, 22: 2}  # fmt: skip
+FIXED_CUSTOMERS = (  # the fixtures' customers, always present
+    ("María González", "+593968196046", "Quito", "Pichincha"),
+    ("Carlos Pérez", "+593987654321", "Guayaquil", "Guayas"),
+)
+MARIA, CARLOS = (phone for _n, phone, _c, _p in FIXED_CUSTOMERS)
+PAY_LINK = "https://pagos.example.com/l/"
+AFTER_HOURS = (
+    "Hola 👋 Gracias por escribirnos. Nuestro horario es de 8:00 a 21:00; te respondemos apenas "
+    "abramos."
+)
+RENEW_ACK = "Perfecto, te ayudo con la renovación 🙌 Un agente te escribe en unos minutos."
+
+
+# --- small helpers ----------------------------------------------------------------------------
+
+
+def demo_now() -> datetime:
+    """The default anchor: now, rounded down to the hour."""
+    return timezone.now().replace(minute=0, second=0, microsecond=0)
+
+
+def _at(day: date, hour: int, minute: int = 0, second: int = 0) -> datetime:
+    return datetime.combine(day, time(hour, minute, second), tzinfo=GYE)
+
+
+def _es_date(day: date) -> str:
+    return f"{day.day} de {MONTHS[day.month - 1]}"
+
+
+def _render(body: str, **values) -> str:
+    return re.sub(r"\{(\w+)\}", lambda m: str(values.get(m.group(1), m.group(0))), body)
+
+
+def _pick(rng: random.Random, weighted: dict):
+    return rng.choices(list(weighted), weights=list(weighted.values()))[0]
+
+
+def _first(name: str) -> str:
+    return name.split()[0]
+
+
+# --- users, services, templates ---------------------------------------------------------------
+
+
+def demo_users_ensure() -> dict[str, User]:
+    """Create or reset the demo users, so the printed passwords always work after a seed."""
+    users = {}
+    for spec in DEMO_USERS:
+        user, _ = User.objects.get_or_create(username=spec.username)
+        user.first_name, user.last_name = spec.first_name, spec.last_name
+        user.email = f"{spec.username}@chatdesk.example"
+        user.is_active = True
+        user.is_staff = spec.superuser
+        user.is_superuser = spec.superuser
+        user.set_password(spec.password)
+        user.save()
+        user.groups.set([Group.objects.get(name=spec.role)])
+        users[spec.username] = user
+    return users
+
+
+def demo_services_ensure() -> dict[str, Service]:
+    services = {}
+    for name, price, _weight in SERVICES:
+        services[name], _ = Service.objects.update_or_create(
+            name=name, defaults={"normal_price": Decimal(price), "active": True}
+        )
+    return services
+
+
+def demo_templates_ensure() -> dict[str, MessageTemplate]:
+    templates = {}
+    for name, category, body in TEMPLATES:
+        templates[name], _ = MessageTemplate.objects.update_or_create(
+            name=name, defaults={"category": category, "body": body, "archived": False}
+        )
+    return templates
+
+
+def demo_credentials_box() -> str:
+    rows = [f"chatdesk demo: {DEMO_URL}", ""]
+    rows += [
+        f"{u.username:<10} {u.password:<19} {u.first_name} {u.last_name} ({ROLE_LABELS[u.role]})"
+        for u in DEMO_USERS
+    ]
+    width = max(len(row) for row in rows)
+    line = "+" + "-" * (width + 2) + "+"
+    return "\n".join([line, *(f"| {row:<{width}} |" for row in rows), line])
+
+
+# --- the customer book ------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Person:
+    customer: Customer
+    tags: list[str] = field(default_factory=list)
+    subs: list[Subscription] = field(default_factory=list)
+    renewals: list[Renewal] = field(default_factory=list)
+    new: bool = False
+    fixed: bool = False
+
+
+@dataclass
+class World:
+    rng: random.Random
+    now: datetime
+    today: date
+    services: dict[str, Service]
+    templates: dict[str, MessageTemplate]
+    users: dict[str, User]
+    people: list[Person] = field(default_factory=list)
+    wa_ids: set[str] = field(default_factory=set)
+    stopped: set[int] = field(default_factory=set)  # id() of people who answered BAJA
+    provider_msg_id: int = 48_210_000
+    reminders_per_day: Counter = field(default_factory=Counter)
+
+
+def _phone_new(rng: random.Random, taken: set[str]) -> str:
+    while True:
+        raw = f"+5939{rng.choice('9998886673')}{rng.randrange(10**7):07d}"
+        try:
+            phone = phone_normalize(raw)
+        except InvalidPhone:
+            continue
+        if phone not in taken:
+            taken.add(phone)
+            return phone
+
+
+def _name_new(rng: random.Random) -> str:
+    first = rng.choice(FEMALE_NAMES if rng.random() < 0.52 else MALE_NAMES)
+    one, two = rng.sample(SURNAMES, 2)
+    return f"{first} {one} {two}"
+
+
+def _believable_time(rng: random.Random, day: date) -> datetime:
+    return _at(day, _pick(rng, HOURS), rng.randrange(60), rng.randrange(60))
+
+
+def _people_build(w: World) -> None:
+    rng, taken = w.rng, {phone for _n, phone, _c, _p in FIXED_CUSTOMERS}
+    cities = {(c, p): weight for c, p, weight in CITIES}
+    for i in range(CUSTOMER_COUNT):
+        if i < len(FIXED_CUSTOMERS):
+            name, phone, city, province = FIXED_CUSTOMERS[i]
+        else:
+            name, phone = _name_new(rng), _phone_new(rng, taken)
+            city, province = _pick(rng, cities)
+        customer = Customer(name=name, phone=phone, city=city, province=province)
+        fixed = i < len(FIXED_CUSTOMERS)
+        person = Person(customer, new=not fixed and rng.random() < 0.08, fixed=fixed)
+        _subs_build(w, person)
+        _customer_details(w, person)
+        w.people.append(person)
+
+
+def _maria_day(w: World) -> date:
+    """María's reminder conversation happens today, or yesterday when it is still early."""
+    return w.today if w.now.astimezone(GYE).hour >= 10 else w.today - timedelta(days=1)
+
+
+def _service_names(rng: random.Random, person: Person) -> list[str]:
+    weights = {name: weight for name, _p, weight in SERVICES}
+    if person.customer.phone == CARLOS:
+        del weights["HBO Max"]  # what he writes to ask for
+    count = _pick(rng, {1: 50, 2: 35, 3: 15})
+    names = ["Netflix"] if person.customer.phone == MARIA else []
+    while len(names) < count:
+        name = _pick(rng, weights)
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def _subs_build(w: World, person: Person) -> None:
+    rng, today = w.rng, w.today
+    names = _service_names(rng, person)
+    if person.new:
+        age = rng.randrange(7)
+        created = min(_believable_time(rng, today - timedelta(days=age)), w.now)
+        person.customer.created_at = created
+        for name in names:
+            started = created.astimezone(GYE).date()
+            _sub_add(w, person, name, started, started + timedelta(days=30), created)
+        return
+    for name in names:
+        days_left = _days_left(rng)
+        period = 30 if days_left <= 3 else _pick(rng, {30: 85, 90: 10, 365: 5})
+        periods = rng.randint(2, 14) if rng.random() < 0.3 else 1
+        if person.customer.phone == MARIA and name == "Netflix":
+            days_left, period, periods = (_maria_day(w) - today).days + 3, 30, 8
+        expires = today + timedelta(days=days_left)
+        started = expires - timedelta(days=period * periods)
+        sub = _sub_add(w, person, name, started, expires, None)
+        previous = expires - timedelta(days=period)
+        if periods > 1 and today - timedelta(days=HISTORY_DAYS - 1) <= previous <= today:
+            _renewal_add(w, person, sub, previous)
+    first_start = min(sub.started_on for sub in person.subs)
+    created = _believable_time(rng, first_start - timedelta(rng.randrange(4)))
+    person.customer.created_at = min(created, w.now)
+    for sub in person.subs:
+        sub.created_at = min(max(person.customer.created_at, _at(sub.started_on, 12)), w.now)
+
+
+def _days_left(rng: random.Random) -> int:
+    kind = _pick(rng, {"today": 4, "soon": 13, "active": 48, "recent": 13, "old": 22})
+    return {
+        "today": lambda: 0,
+        "soon": lambda: rng.randint(1, 3),
+        "active": lambda: rng.randint(4, 30),
+        "recent": lambda: -rng.randint(1, 10),
+        "old": lambda: -rng.randint(11, 150),
+    }[kind]()
+
+
+def _sub_add(w, person, name, started, expires, created) -> Subscription:
+    normal = w.services[name].normal_price
+    discounted = (normal * Decimal("0.85")).quantize(Decimal("0.01"))
+    price = normal if w.rng.random() < 0.85 else discounted
+    if person.customer.phone == MARIA and name == "Netflix":
+        price = normal  # "Son $12.99"
+    sub = Subscription(
+        customer=person.customer, service=w.services[name], price=price,
+        started_on=started, expires_on=expires, created_at=created or w.now,
+    )  # fmt: skip
+    person.subs.append(sub)
+    return sub
+
+
+def _renewal_add(w: World, person: Person, sub: Subscription, previous: date) -> None:
+    first_day = w.today - timedelta(days=HISTORY_DAYS - 1)
+    day = max(previous + timedelta(days=w.rng.randint(-3, 1)), first_day)
+    renewed = min(_believable_time(w.rng, min(day, w.today)), w.now)
+    person.renewals.append(
+        Renewal(
+            subscription=sub,
+            renewed_at=renewed,
+            previous_expiry=previous,
+            new_expiry=sub.expires_on,
+            amount=sub.price,
+        )
+    )
+
+
+def _customer_details(w: World, person: Person) -> None:
+    rng, c = w.rng, person.customer
+    if rng.random() < 0.08:
+        person.tags.append("VIP")
+    if len(person.subs) == 3 or rng.random() < 0.06:
+        person.tags.append("Familia")
+    if rng.random() < 0.10:
+        person.tags.append("Referido")
+    if c.city == "Quito" and rng.random() < 0.6:
+        person.tags.append(rng.choice(("Quito norte", "Quito sur")))
+    if rng.random() < 0.08:
+        person.tags.append("Pago puntual")
+    if rng.random() < 0.03:
+        person.tags.append("Revendedor")
+    if rng.random() < 0.12:
+        c.notes = rng.choice(NOTES)
+    if not person.new and not person.fixed and rng.random() < 0.025:
+        days = rng.randint(35, 200)
+        c.marketing_opt_out_at = max(c.created_at, w.now - timedelta(days=days, hours=3))
+        c.marketing_opt_out_reason = rng.choice(OPT_OUT_REASONS)
+
+
+# --- conversations ----------------------------------------------------------------------------
+
+
+@dataclass
+class Line:
+    author: str
+    body: str
+    gap: int = 0  # seconds after the previous line of the episode
+    agent: User | None = None
+    mark: object = None  # called with the line's time once it is laid out
+
+
+@dataclass
+class Episode:
+    start: datetime
+    lines: list[Line]
+    closes: bool = False  # a human closed the matter: the conversation ends resolved
+    essential: bool = False  # moved later rather than dropped when it collides
+    urgent: bool = False
+
+
+def _customer(body: str, lo: int = 30, hi: int = 900) -> tuple:
+    return (Author.CUSTOMER, body, lo, hi)
+
+
+def _lines(rng: random.Random, agent: User, steps) -> list[Line]:
+    """Steps are (author, body, min gap, max gap); agent steps are spoken by `agent`."""
+    lines = []
+    for author, body, lo, hi in steps:
+        who = agent if author == Author.AGENT else None
+        lines.append(Line(author, body, rng.randint(lo, hi), who))
+    return lines
+
+
+def _agent(body: str, lo: int = 60, hi: int = 1200) -> tuple:
+    return (Author.AGENT, body, lo, hi)
+
+
+def _bot(body: str) -> tuple:
+    return (Author.BOT, body, 2, 8)
+
+
+def _payment_confirm(w: World, name: str, sub: Subscription, expiry: date) -> str:
+    return _render(
+        w.templates["Pago recibido"].body, nombre=_first(name), servicio=sub.service.name,
+        fecha_vencimiento=_es_date(expiry),
+    )  # fmt: skip
+
+
+def _reminder_line(w: World, day: date, body: str) -> tuple[datetime, Line]:
+    """Reminders go out at 09:00, a few seconds apart (the pacing of the send pipeline)."""
+    n = w.reminders_per_day[day]
+    w.reminders_per_day[day] += 1
+    return _at(day, 9) + timedelta(seconds=n * 3 + w.rng.randint(0, 2)), Line(Author.REMINDER, body)
+
+
+def _expiry_body(w: World, name: str, sub: Subscription) -> str:
+    return _render(
+        w.templates["Vencimiento"].body, nombre=_first(name), servicio=sub.service.name,
+        dias_restantes=3, precio=sub.price,
+    )  # fmt: skip
+
+
+def _renewal_episode(w: World, person: Person, renewal: Renewal, agent: User) -> Episode:
+    rng, sub, name = w.rng, renewal.subscription, person.customer.name
+    svc = sub.service.name
+    steps = [
+        _customer(rng.choice(("Gracias, quiero renovar", "Sí, quiero renovar 🙌",
+                              f"Hola, sí renuevo el {svc}", "Dale, renuevo")), 300, 14400),
+        _bot(RENEW_ACK),
+        _customer(rng.choice(("¿Cuánto cuesta?", "¿Sigue al mismo precio?", "¿Cuánto es?")),
+                  30, 300),
+        _agent(f"Son ${sub.price}, te envío el link de pago: {PAY_LINK}{rng.getrandbits(24):06X}",
+               120, 900),
+        _customer(rng.choice(("Listo, ya pagué ✅", "Ya transferí, les mando el comprobante",
+                              "Pagado, gracias", "Ya está, revisen porfa")), 300, 5400),
+        _agent(_payment_confirm(w, name, sub, renewal.new_expiry), 120, 1200),
+    ]  # fmt: skip
+    lines = _lines(rng, agent, steps)
+    lines[-1].mark = lambda t: setattr(renewal, "renewed_at", t)
+    reminder_day = renewal.previous_expiry - timedelta(days=3)
+    if reminder_day >= w.today - timedelta(days=HISTORY_DAYS - 1):
+        start, first = _reminder_line(w, reminder_day, _expiry_body(w, name, sub))
+        return Episode(start, [first, *lines], closes=True, essential=True)
+    lines[0].body = f"Hola, quiero renovar mi {svc}"
+    return Episode(renewal.renewed_at - timedelta(minutes=30), lines, closes=True, essential=True)
+
+
+def _expiry_episode(w: World, person: Person, sub: Subscription, agent: User) -> Episode | None:
+    """A subscription near or past its expiry, not renewed (yet)."""
+    rng, name = w.rng, person.customer.name
+    day = sub.expires_on - timedelta(days=3)
+    if day < w.today - timedelta(days=HISTORY_DAYS - 1) or _at(day, 9) > w.now:
+        return None
+    start, reminder = _reminder_line(w, day, _expiry_body(w, name, sub))
+    lines, closes = [reminder], False
+    if sub.expires_on >= w.today:
+        reply = _pick(rng, {"renew": 4, "later": 2, "none": 4})
+        if reply == "renew":
+            lines += _lines(rng, agent, [
+                _customer("Gracias, quiero renovar", 300, 10800),
+                _bot(RENEW_ACK),
+                _customer("¿Cuánto cuesta?", 30, 600),
+                _agent(f"Son ${sub.price}, te envío el link de pago: "
+                       f"{PAY_LINK}{rng.getrandbits(24):06X}", 120, 1500),
+            ])  # fmt: skip
+        elif reply == "later":
+            lines += _lines(rng, agent, [
+                _customer(rng.choice(("Ok gracias, en la tarde pago", "Sí, el viernes pago 👍",
+                                      "Ya mismo les transfiero"))),
+            ])  # fmt: skip
+        return Episode(start, lines)
+    if rng.random() < 0.35:
+        lines += _lines(rng, agent, [
+            _customer(rng.choice(("Este mes no voy a renovar, gracias",
+                                  "Por ahora no, ando corto de plata 😅",
+                                  "Ya no lo uso mucho, lo dejo ahí")), 600, 20000),
+            _agent("Entendido 😊 Cuando quieras volver nos escribes y te lo activamos.", 120, 2400),
+        ])  # fmt: skip
+        closes = True
+    elif rng.random() < 0.5:
+        body = _render(
+            w.templates["Recordatorio de pago"].body, nombre=_first(name),
+            servicio=sub.service.name, precio=sub.price,
+            fecha_limite=_es_date(sub.expires_on + timedelta(days=5)),
+        )  # fmt: skip
+        gap = int((_at(sub.expires_on + timedelta(days=1), 10) - start).total_seconds())
+        lines.append(Line(Author.REMINDER, body, gap))
+    return Episode(start, lines, closes=closes)
+
+
+def _support_episode(w: World, person: Person, sub: Subscription | None, agent: User) -> list:
+    rng, name = w.rng, _first(person.customer.name)
+    svc = sub.service.name if sub else rng.choice(("Netflix", "Disney+"))
+    kind = _pick(rng, {"loading": 5, "password": 4, "price": 4, "pay": 3, "screens": 2, "phone": 2})
+    if kind == "loading":
+        short = {"Disney+": "Disney", "HBO Max": "HBO", "Prime Video": "Prime"}.get(svc, svc)
+        ack = _render(w.templates["Soporte"].body, nombre=name, tema=f"{svc} que no carga")
+        return [
+            _customer(rng.choice((f"Buenas, no me carga {short} 😩", f"Hola, {short} no me carga "
+                                  "desde ayer, sale error", f"no me carga {short}"))),
+            *([_bot(ack)] if rng.random() < 0.5 else []),
+            _agent(f"Hola {name}, ¿en qué dispositivo te pasa? ¿Tele o celular?"),
+            _customer(rng.choice(("En la tele del cuarto, un Smart TV Samsung", "En el celular",
+                                  "En el TV box de la sala"))),
+            _agent("Prueba cerrando sesión y entrando de nuevo. Si sigue igual, te cambio de "
+                   "perfil 🙏"),
+            _customer(rng.choice(("Ya funciona, gracias!!", "Listo, ya cargó 🙌", "Ya, gracias"))),
+            _agent("¡Con gusto! Cualquier cosa nos escribes 😊", 30, 300),
+        ]  # fmt: skip
+    if kind == "password":
+        return [
+            _customer(rng.choice((f"Hola, ¿me pasan la clave de {svc}? Cambié de celular",
+                                  "¿me pasan la clave?", f"Buenas, se me cerró {svc} y no "
+                                  "recuerdo la clave"))),
+            _agent(f"Claro {name} 🔐 Te la envío por aquí en un momento."),
+            _agent(f"Correo: {svc.split()[0].lower()}{rng.randint(10, 99)}@cuentas.example · "
+                   f"Clave: {rng.choice(('Sol', 'Mar', 'Luna', 'Rio'))}{rng.randint(1000, 9999)} "
+                   f"· Perfil {rng.randint(1, 5)}. Por favor no la cambies 🙏", 20, 120),
+            _customer("Gracias 👍", 60, 900),
+        ]  # fmt: skip
+    if kind == "price":
+        other = rng.choice([s for s, _p, _w in SERVICES if s != svc])
+        price = w.services[other].normal_price
+        return [
+            _customer(rng.choice((f"¿Cuánto cuesta {other}?", f"Hola, ¿tienen {other}? ¿precio?",
+                                  f"Buenas, info de {other} porfa"))),
+            _agent(f"Hola {name} 😊 {other} está en ${price} al mes, perfil propio. "
+                   "¿Te lo activo?"),
+            _customer(rng.choice(("Déjame pensarlo y te aviso", "Sí, dale", "Ok, en quincena"))),
+        ]  # fmt: skip
+    if kind == "pay":
+        return [
+            _customer(rng.choice(("¿Puedo pagar por Deuna?", "¿Aceptan transferencia del "
+                                  "Guayaquil?", "¿Puedo pagar en efectivo?"))),
+            _agent("Sí 👍 Aceptamos transferencia (Pichincha, Guayaquil, Produbanco), Deuna y "
+                   "link de pago con tarjeta."),
+            _customer("Perfecto, gracias"),
+            _agent("A la orden 😊", 20, 300),
+        ]  # fmt: skip
+    if kind == "screens":
+        return [
+            _customer(f"¿Puedo ver {svc} en dos teles al mismo tiempo?"),
+            _agent(f"Tu plan es de una pantalla, {name}. Si quieres dos, te paso a plan familiar "
+                   f"por ${w.services[svc].normal_price + Decimal('4.00')} 😊"),
+        ]  # fmt: skip
+    return [
+        (Author.PHONE, f"Buenas {name}, ya quedó activo tu {svc} 👍", 0, 0),
+        _customer(rng.choice(("Gracias!!", "Excelente, muchas gracias 🙏", "👍"))),
+    ]
+
+
+def _support_closes(steps: list) -> bool:
+    return steps[-1][0] == Author.AGENT and steps[-1][1].startswith(("¡Con gusto", "A la orden"))
+
+
+def _random_episode(w: World, person: Person, agent: User, day: date) -> Episode:
+    rng = w.rng
+    sub = rng.choice(person.subs) if person.subs else None
+    steps = _support_episode(w, person, sub, agent)
+    start = _believable_time(rng, day)
+    if day == w.today and start > w.now:
+        start = w.now - timedelta(minutes=rng.randint(5, 240))
+    lines = _lines(rng, agent, steps)
+    if start.astimezone(GYE).hour >= 21 and lines[0].author == Author.CUSTOMER:
+        rest = [line for line in lines[1:] if line.author != Author.BOT]
+        lines = [lines[0], Line(Author.BOT, AFTER_HOURS, 3), *rest]
+        opening = _at(start.astimezone(GYE).date() + timedelta(days=1), 8) + timedelta(
+            minutes=rng.randint(5, 90)
+        )
+        lines[2].gap = int((opening - start).total_seconds()) - 3
+    return Episode(start, lines, closes=_support_closes(steps))
+
+
+def _urgent_episode(w: World, person: Person, sub: Subscription) -> Episode:
+    rng, svc = w.rng, sub.service.name
+    lines = _lines(rng, None, [
+        _customer(f"URGENTE no puedo entrar a mi {svc}, me dice que la contraseña es "
+                  "incorrecta 😡"),
+        _bot("Marcamos tu caso como urgente 🚨 Un agente te atiende enseguida."),
+        _customer(rng.choice(("Es para hoy porfa, tengo visitas", "Ayuda porfa", "???")), 60, 400),
+    ])  # fmt: skip
+    start = w.now - timedelta(minutes=rng.randint(8, 50))
+    return Episode(start, lines, urgent=True, essential=True)
+
+
+def _campaigns(w: World, convo: list[Person], agents: dict[int, User]) -> dict[int, list]:
+    """Two campaigns of the month: a Disney+ promotion and the arrival of Paramount+."""
+    rng, out = w.rng, {}
+    promo_day = w.today - timedelta(days=12)
+    promo = _render(
+        w.templates["Promoción"].body, servicio="Disney+", precio_descuento="4.50",
+        precio_normal=w.services["Disney+"].normal_price,
+        fecha_limite=_es_date(promo_day + timedelta(days=7)),
+    )  # fmt: skip
+    news_day = w.today - timedelta(days=4)
+    news = _render(
+        w.templates["Nuevo servicio"].body, nuevo_servicio="Paramount+",
+        caracteristicas="Películas de estreno, series de Paramount y Nickelodeon para los niños",
+        precio=w.services["Paramount+"].normal_price,
+    )  # fmt: skip
+    for day, hour, body, share in ((promo_day, 10, promo, 0.45), (news_day, 19, news, 0.35)):
+        start = _at(day, hour)
+        for n, person in enumerate(p for p in convo if rng.random() < share):
+            c = person.customer
+            if c.opted_out or c.created_at > start or id(person) in w.stopped:
+                continue
+            at = start + timedelta(seconds=n * 4 + rng.randint(0, 3))
+            text = _render(body, nombre=_first(c.name))
+            line = Line(Author.CAMPAIGN, text)
+            out.setdefault(id(person), []).append(
+                _campaign_reply(w, person, line, at, agents[id(person)])
+            )
+    return out
+
+
+def _campaign_reply(w: World, person: Person, line: Line, at: datetime, agent: User) -> Episode:
+    rng, name = w.rng, _first(person.customer.name)
+    reply = _pick(rng, {"none": 80, "yes": 12, "stop": 2, "ask": 6})
+    if reply == "yes":
+        steps = [
+            _customer(rng.choice(("SÍ", "Sí", "si quiero")), 120, 7200),
+            _bot(f"¡Genial {name}! 🎉 Reservamos tu oferta. Un agente te envía el link de pago."),
+            _agent(f"Hola {name}, aquí tienes el link: {PAY_LINK}{rng.getrandbits(24):06X} 😊"),
+        ]
+        return Episode(at, [line, *_lines(rng, agent, steps)])
+    if reply == "stop":
+        steps = [
+            _customer(rng.choice(("BAJA", "No más mensajes porfa", "STOP")), 300, 7200),
+            _bot("Listo, ya no te enviaremos promociones. Si cambias de opinión escribe ALTA."),
+        ]
+        lines = [line, *_lines(rng, agent, steps)]
+        w.stopped.add(id(person))
+        lines[1].mark = lambda t: _opt_out(person.customer, t, lines[1].body)
+        return Episode(at, lines, closes=True)
+    if reply == "ask":
+        steps = [
+            _customer("¿Esto es solo para cuentas nuevas o también para la mía?", 300, 7200),
+            _agent(f"También para la tuya, {name} 😊 Se aplica en tu próxima renovación."),
+            _customer("Ah ok, gracias"),
+            _agent("A la orden 😊", 20, 300),
+        ]
+        return Episode(at, [line, *_lines(rng, agent, steps)], closes=True)
+    return Episode(at, [line])
+
+
+def _opt_out(customer: Customer, at: datetime, said: str) -> None:
+    customer.marketing_opt_out_at = at
+    customer.marketing_opt_out_reason = f'Respondió "{said}" a una promoción'
+
+
+def _maria_episode(w: World, person: Person, agent: User) -> Episode:
+    """The proposal's own example, word for word."""
+    day = _maria_day(w)
+    netflix = next(s for s in person.subs if s.service.name == "Netflix")
+    w.reminders_per_day[day] += 1
+    lines = [
+        Line(Author.REMINDER, _expiry_body(w, person.customer.name, netflix)),
+        Line(Author.CUSTOMER, "Gracias, quiero renovar", 15 * 60),
+        Line(Author.BOT, RENEW_ACK, 60),
+        Line(Author.CUSTOMER, "¿Cuánto cuesta?", 4 * 60),
+        Line(Author.AGENT, f"Son $12.99, te envío el link de pago: {PAY_LINK}NFX1299", 300, agent),
+    ]  # fmt: skip
+    return Episode(_at(day, 9), lines, essential=True)
+
+
+def _carlos_episode(w: World) -> Episode:
+    lines = [
+        Line(Author.CUSTOMER, "Hola buenas, quiero contratar HBO Max 🙏 ¿cuánto cuesta?"),
+        Line(Author.CUSTOMER, "Es para toda la familia", 40),
+    ]
+    return Episode(w.now - timedelta(minutes=25), lines, essential=True)
+
+
+def _onboarding_episode(w: World, person: Person, agent: User) -> Episode:
+    rng, c = w.rng, person.customer
+    sub = person.subs[0]
+    steps = [
+        _customer(rng.choice((f"Hola, quiero contratar {sub.service.name}",
+                              f"Buenas, me pasaron este número, ¿venden {sub.service.name}?"))),
+        _agent(f"¡Hola {_first(c.name)}! 😊 Sí, {sub.service.name} está en ${sub.price} al mes. "
+               f"Te envío el link de pago: {PAY_LINK}{rng.getrandbits(24):06X}", 60, 600),
+        _customer("Listo, ya pagué ✅", 300, 2400),
+        _agent(_payment_confirm(w, c.name, sub, sub.expires_on), 60, 900),
+    ]  # fmt: skip
+    return Episode(c.created_at, _lines(rng, agent, steps), closes=True, essential=True)
+
+
+def _episodes_plan(w: World, person: Person, agent: User, today_chat: bool) -> list[Episode]:
+    rng, c = w.rng, person.customer
+    if c.phone == CARLOS:
+        return [_carlos_episode(w)]
+    episodes = [_onboarding_episode(w, person, agent)] if person.new else []
+    episodes += [_renewal_episode(w, person, r, agent) for r in person.renewals]
+    for sub in person.subs:
+        if not person.new and not (c.phone == MARIA and sub.service.name == "Netflix"):
+            episodes.append(_expiry_episode(w, person, sub, agent))
+    for _ in range(_pick(rng, {0: 3, 1: 5, 2: 2})):
+        day = w.today - timedelta(days=rng.randrange(1, HISTORY_DAYS))
+        episodes.append(_random_episode(w, person, agent, day))
+    if today_chat:
+        episodes.append(_random_episode(w, person, agent, w.today))
+    if c.phone == MARIA:
+        episodes.append(_maria_episode(w, person, w.users["agente"]))
+    return [e for e in episodes if e is not None]
+
+
+def _layout(w: World, episodes: list[Episode], not_before: datetime):
+    """Place the episodes one after another; a line that would fall after `now` is not written
+    yet (the conversation is still going on)."""
+    laid, last, cursor = [], None, not_before
+    for episode in sorted(episodes, key=lambda e: (e.start, not e.essential)):
+        start = episode.start
+        if start < cursor:
+            if not episode.essential:
+                continue
+            start = cursor + timedelta(minutes=w.rng.randint(10, 60))
+        t, done = start, True
+        for i, line in enumerate(episode.lines):
+            t = t + timedelta(seconds=line.gap) if i else t
+            if t > w.now:
+                done = False
+                break
+            laid.append((t, line))
+            if line.mark:
+                line.mark(t)
+        if t > start or done:
+            last = (episode, done)
+        cursor = t
+    return laid, last
+
+
+def _conversation_build(w: World, person: Person, episodes: list[Episode]):
+    c = person.customer
+    laid, last = _layout(w, episodes, c.created_at)
+    if not laid:
+        return None, []
+    conversation = Conversation(customer=c, created_at=laid[0][0])
+    messages = _messages_build(w, conversation, laid)
+    _conversation_state(w, conversation, messages, last)
+    return conversation, messages
+
+
+def _conversation_state(w: World, conversation: Conversation, messages: list[Message], last):
+    episode, done = last
+    final = messages[-1]
+    conversation.last_message_at = final.created_at
+    conversation.last_message_preview = final.body.replace("\n", " ")[:160]
+    human = [i for i, m in enumerate(messages) if m.author_kind in (Author.AGENT, Author.PHONE)]
+    waiting = [m for m in messages[(human[-1] + 1 if human else 0) :] if m.direction == "in"]
+    stale = final.created_at < w.now - timedelta(days=2)
+    agents = [m.agent for m in messages if m.agent]
+    if agents and w.rng.random() < 0.75:
+        conversation.assignee = agents[-1]
+    if episode.closes and done:
+        conversation.status = Conversation.Status.RESOLVED
+    elif waiting and not stale:
+        conversation.status = Conversation.Status.NEW
+        conversation.unread_count = len(waiting)
+        conversation.urgent = episode.urgent
+    elif waiting:
+        conversation.status = Conversation.Status.RESOLVED
+    else:
+        conversation.status = Conversation.Status.ANSWERED
+
+
+def _messages_build(w: World, conversation: Conversation, laid: list) -> list[Message]:
+    messages, next_in = [], None
+    # A number that never wrote to us may not be on WhatsApp at all.
+    silent = all(line.author != Author.CUSTOMER for _t, line in laid)
+    reply_times = []
+    for t, line in reversed(laid):
+        reply_times.append(next_in)
+        if line.author == Author.CUSTOMER:
+            next_in = t
+    reply_times.reverse()
+    for (t, line), reply_at in zip(laid, reply_times, strict=True):
+        message = Message(
+            conversation=conversation, author_kind=line.author, agent=line.agent,
+            body=line.body, created_at=t,
+        )  # fmt: skip
+        if line.author == Author.CUSTOMER:
+            message.direction, message.status = Message.Direction.IN, Status.RECEIVED
+            message.wa_id = _wa_id(w)
+        else:
+            message.direction = Message.Direction.OUT
+            _delivery(w, message, reply_at, silent)
+        messages.append(message)
+    return messages
+
+
+def _wa_id(w: World) -> str:
+    while True:
+        wa_id = f"3EB0{w.rng.getrandbits(64):016X}"
+        if wa_id not in w.wa_ids:
+            w.wa_ids.add(wa_id)
+            return wa_id
+
+
+def _delivery(w: World, m: Message, reply_at: datetime | None, silent: bool) -> None:
+    """Walk an outbound message along sent -> delivered -> read, never past `now` nor past the
+    customer's reply (who answers has read)."""
+    rng, s = w.rng, timedelta(seconds=1)
+    automated = m.author_kind in (Author.REMINDER, Author.CAMPAIGN)
+    m.attempts = 1
+    m.sending_at = m.created_at + s
+    if reply_at is None and rng.random() < (0.1 if automated else 0.03):
+        m.attempts, m.failure_reason = rng.choice((NO_WHATSAPP,) if silent else FAILURES)
+        m.status, m.failed_at = Status.FAILED, m.sending_at + s * rng.randint(2, 600)
+        m.failed_at = min(m.failed_at, w.now)
+        return
+    m.sent_at = m.sending_at + s * rng.randint(1, 3)
+    m.wa_id = _wa_id(w)
+    w.provider_msg_id += rng.randint(1, 40)
+    m.provider_msg_id = w.provider_msg_id
+    m.status = Status.SENT
+    if reply_at is not None:
+        room = max(1, int((reply_at - m.sent_at).total_seconds()))
+        m.delivered_at = m.sent_at + s * rng.randint(0, max(0, room // 3))
+        m.read_at = m.delivered_at + s * rng.randint(0, max(0, (room - room // 3) * 9 // 10))
+        m.status = Status.READ
+        return
+    late = rng.random() < 0.12
+    delivered = m.sent_at + s * (rng.randint(3600, 30000) if late else rng.randint(1, 240))
+    if delivered > w.now:
+        return
+    m.delivered_at, m.status = delivered, Status.DELIVERED
+    read = delivered + s * rng.randint(20, 8 * 3600)
+    if read <= w.now and rng.random() < (0.7 if automated else 0.85):
+        m.read_at, m.status = read, Status.READ
+
+
+# --- the seed ---------------------------------------------------------------------------------
+
+
+def demo_wipe() -> None:
+    """Delete what the seed owns: customers (with their subscriptions, renewals, conversations
+    and messages) and tags. Services, templates and users are upserted by name instead."""
+    Message.objects.all().delete()
+    Conversation.objects.all().delete()
+    Customer.objects.all().delete()
+    Tag.objects.all().delete()
+
+
+def _conversations_build(w: World):
+    rng = w.rng
+    fixed = w.people[: len(FIXED_CUSTOMERS)]
+    others = rng.sample(w.people[len(FIXED_CUSTOMERS) :], CONVERSATION_COUNT - len(fixed))
+    convo = fixed + sorted(others, key=w.people.index)
+    staff = {"agente": 55, "agente2": 35, "admin": 10}
+    agents = {id(p): w.users[_pick(rng, staff)] for p in convo}
+    chatty = rng.sample(convo[len(fixed) :], 20)
+    today_chat, urgent = {id(p) for p in chatty[:18]}, {id(p) for p in chatty[18:]}
+    campaign = _campaigns(w, convo, agents)
+    built = []
+    for person in convo:
+        episodes = _episodes_plan(w, person, agents[id(person)], id(person) in today_chat)
+        episodes += campaign.get(id(person), [])
+        if id(person) in urgent:
+            episodes.append(_urgent_episode(w, person, person.subs[0]))
+        conversation, messages = _conversation_build(w, person, episodes)
+        if conversation:
+            built.append((conversation, messages))
+    return built
+
+
+def _tag_ensure(name: str) -> Tag:
+    return Tag.objects.filter(name__iexact=name).first() or Tag.objects.create(name=name)
+
+
+def _save(w: World, built) -> dict[str, int]:
+    customers = Customer.objects.bulk_create([p.customer for p in w.people])
+    tags = {name: _tag_ensure(name) for name in TAGS}
+    Through = Customer.tags.through
+    Through.objects.bulk_create(
+        [Through(customer=p.customer, tag=tags[name]) for p in w.people for name in p.tags]
+    )
+    subs = Subscription.objects.bulk_create([s for p in w.people for s in p.subs])
+    renewals = Renewal.objects.bulk_create([r for p in w.people for r in p.renewals])
+    conversations = Conversation.objects.bulk_create([c for c, _m in built])
+    messages = Message.objects.bulk_create([m for _c, ms in built for m in ms], batch_size=500)
+    return {
+        "customers": len(customers), "subscriptions": len(subs), "renewals": len(renewals),
+        "conversations": len(conversations), "messages": len(messages),
+    }  # fmt: skip
+
+
+def demo_seed(*, seed: int = DEFAULT_SEED, now: datetime | None = None) -> dict[str, int]:
+    """Write the whole demo. The caller decides whether the database may be written to."""
+    now = (now or demo_now()).astimezone(GYE).replace(microsecond=0)
+    with transaction.atomic():
+        w = World(
+            rng=random.Random(seed), now=now, today=now.date(),
+            services=demo_services_ensure(), templates=demo_templates_ensure(),
+            users=demo_users_ensure(),
+        )  # fmt: skip
+        _people_build(w)
+        built = _conversations_build(w)
+        counts = _save(w, built)
+    counts["templates"] = len(TEMPLATES)
+    counts["users"] = len(DEMO_USERS)
+    return counts
