@@ -189,3 +189,22 @@ class SessionState(models.Model):
 
     def __str__(self):
         return f"{self.session}: {self.status}"
+
+
+class Note(models.Model):
+    """A note about a customer that only agents see (shown beside every conversation of theirs)."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="agent_notes")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    body = models.TextField(_("nota"))
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("nota de agente")
+        verbose_name_plural = _("notas de agentes")
+
+    def __str__(self):
+        return self.body[:60]
