@@ -63,32 +63,42 @@ SERVICES = (
     ("Crunchyroll", "4.99", 3),
 )
 
+# The first four as outbound/migrations/0002_example_templates.py ships them (the proposal's own).
 TEMPLATES = (
     (
         "Promoción",
         MessageTemplate.Category.MARKETING,
-        "🎬 ¡Hola {nombre}!\n\n🔥 OFERTA ESPECIAL para ti:\n{servicio} con 50% de descuento\n\n"
-        "💰 Solo ${precio_descuento} (antes ${precio_normal})\n⏰ Válido hasta {fecha_limite}\n\n"
+        "🎬 ¡Hola {nombre}!\n\n"
+        "🔥 *OFERTA ESPECIAL* para ti:\n"
+        "{servicio} con {descuento}% de descuento\n\n"
+        "💰 Solo ${precio_descuento} (antes ${precio_normal})\n"
+        "⏰ Válido hasta {fecha_limite}\n\n"
         '¿Te interesa? Responde "SÍ" para activar.',
     ),
     (
         "Nuevo servicio",
         MessageTemplate.Category.MARKETING,
-        "📺 ¡Novedad {nombre}!\n\nAhora tenemos {nuevo_servicio} disponible:\n"
-        "✨ {caracteristicas}\n💰 Precio especial: ${precio}\n\n¿Quieres agregarlo a tu plan?",
+        "📺 ¡Novedad {nombre}!\n\n"
+        "Ahora tenemos *{nuevo_servicio}* disponible:\n"
+        "✨ {caracteristicas}\n"
+        "💰 Precio especial: ${precio}\n\n"
+        "¿Quieres agregarlo a tu plan?",
     ),
     (
         "Soporte",
         MessageTemplate.Category.SUPPORT,
-        "👋 Hola {nombre}\n\nRecibimos tu consulta sobre {tema}.\n"
-        'Un agente te contactará en las próximas 2 horas.\n\n¿Es urgente? Responde "URGENTE"',
+        "👋 Hola {nombre}\n\n"
+        "Recibimos tu consulta sobre {tema}.\n"
+        "Un agente te contactará en las próximas 2 horas.\n\n"
+        '¿Es urgente? Responde "URGENTE"',
     ),
     (
         "Vencimiento",
         MessageTemplate.Category.NOTIFICATION,
-        "⏰ Hola {nombre}, tu {servicio} vence en {dias_restantes} días.\n"
-        "Renueva por ${precio} y sigue disfrutando sin cortes. ¿Quieres renovar? Responde a este "
-        "mensaje 🙌",
+        "⏰ Hola {nombre}, tu *{servicio}* vence el {fecha_vencimiento} "
+        "(faltan {dias_restantes} días).\n\n"
+        "Renueva por ${precio} y sigue disfrutando sin cortes.\n"
+        '¿Deseas renovar? Responde "SÍ".',
     ),
     (
         "Pago recibido",
@@ -104,6 +114,8 @@ TEMPLATES = (
         "enviamos los datos.",
     ),
 )
+# The history is written from these texts, whatever an admin has since made of the rows.
+BODIES = {name: body for name, _category, body in TEMPLATES}
 
 FEMALE_NAMES = (
     "María", "Ana", "Gabriela", "Daniela", "Andrea", "Carolina", "Fernanda", "Valeria", "Paola",
@@ -240,13 +252,12 @@ def demo_services_ensure() -> dict[str, Service]:
     return services
 
 
-def demo_templates_ensure() -> dict[str, MessageTemplate]:
-    templates = {}
+def demo_templates_ensure() -> None:
+    """Add the missing ones; a template that already exists is the owner's, left alone."""
     for name, category, body in TEMPLATES:
-        templates[name], _ = MessageTemplate.objects.update_or_create(
-            name=name, defaults={"category": category, "body": body, "archived": False}
+        MessageTemplate.objects.get_or_create(
+            name=name, defaults={"category": category, "body": body}
         )
-    return templates
 
 
 def demo_credentials_box() -> str:
@@ -279,7 +290,6 @@ class World:
     now: datetime
     today: date
     services: dict[str, Service]
-    templates: dict[str, MessageTemplate]
     users: dict[str, User]
     people: list[Person] = field(default_factory=list)
     wa_ids: set[str] = field(default_factory=set)
@@ -481,7 +491,7 @@ def _bot(body: str) -> tuple:
 
 def _payment_confirm(w: World, name: str, sub: Subscription, expiry: date) -> str:
     return _render(
-        w.templates["Pago recibido"].body, nombre=_first(name), servicio=sub.service.name,
+        BODIES["Pago recibido"], nombre=_first(name), servicio=sub.service.name,
         fecha_vencimiento=_es_date(expiry),
     )  # fmt: skip
 
@@ -495,8 +505,8 @@ def _reminder_line(w: World, day: date, body: str) -> tuple[datetime, Line]:
 
 def _expiry_body(w: World, name: str, sub: Subscription) -> str:
     return _render(
-        w.templates["Vencimiento"].body, nombre=_first(name), servicio=sub.service.name,
-        dias_restantes=3, precio=sub.price,
+        BODIES["Vencimiento"], nombre=_first(name), servicio=sub.service.name,
+        dias_restantes=3, precio=sub.price, fecha_vencimiento=_es_date(sub.expires_on),
     )  # fmt: skip
 
 
@@ -559,7 +569,7 @@ def _expiry_episode(w: World, person: Person, sub: Subscription, agent: User) ->
         closes = True
     elif rng.random() < 0.5:
         body = _render(
-            w.templates["Recordatorio de pago"].body, nombre=_first(name),
+            BODIES["Recordatorio de pago"], nombre=_first(name),
             servicio=sub.service.name, precio=sub.price,
             fecha_limite=_es_date(sub.expires_on + timedelta(days=5)),
         )  # fmt: skip
@@ -574,7 +584,7 @@ def _support_episode(w: World, person: Person, sub: Subscription | None, agent: 
     kind = _pick(rng, {"loading": 5, "password": 4, "price": 4, "pay": 3, "screens": 2, "phone": 2})
     if kind == "loading":
         short = {"Disney+": "Disney", "HBO Max": "HBO", "Prime Video": "Prime"}.get(svc, svc)
-        ack = _render(w.templates["Soporte"].body, nombre=name, tema=f"{svc} que no carga")
+        ack = _render(BODIES["Soporte"], nombre=name, tema=f"{svc} que no carga")
         return [
             _customer(rng.choice((f"Buenas, no me carga {short} 😩", f"Hola, {short} no me carga "
                                   "desde ayer, sale error", f"no me carga {short}"))),
@@ -668,13 +678,13 @@ def _campaigns(w: World, convo: list[Person], agents: dict[int, User]) -> dict[i
     rng, out = w.rng, {}
     promo_day = w.today - timedelta(days=12)
     promo = _render(
-        w.templates["Promoción"].body, servicio="Disney+", precio_descuento="4.50",
+        BODIES["Promoción"], servicio="Disney+", descuento=50, precio_descuento="4.50",
         precio_normal=w.services["Disney+"].normal_price,
         fecha_limite=_es_date(promo_day + timedelta(days=7)),
     )  # fmt: skip
     news_day = w.today - timedelta(days=4)
     news = _render(
-        w.templates["Nuevo servicio"].body, nuevo_servicio="Paramount+",
+        BODIES["Nuevo servicio"], nuevo_servicio="Paramount+",
         caracteristicas="Películas de estreno, series de Paramount y Nickelodeon para los niños",
         precio=w.services["Paramount+"].normal_price,
     )  # fmt: skip
@@ -970,9 +980,9 @@ def demo_seed(*, seed: int = DEFAULT_SEED, now: datetime | None = None) -> dict[
     with transaction.atomic():
         w = World(
             rng=random.Random(seed), now=now, today=now.date(),
-            services=demo_services_ensure(), templates=demo_templates_ensure(),
-            users=demo_users_ensure(),
+            services=demo_services_ensure(), users=demo_users_ensure(),
         )  # fmt: skip
+        demo_templates_ensure()
         _people_build(w)
         built = _conversations_build(w)
         counts = _save(w, built)

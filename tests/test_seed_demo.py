@@ -133,8 +133,10 @@ def test_it_writes_messages_of_today_in_both_directions_with_varied_states():
     authors = set(Message.objects.values_list("author_kind", flat=True))
     assert authors == {"customer", "agent", "bot", "campaign", "reminder", "phone"}
     assert not outbound.filter(author_kind="agent", agent=None).exists()
+    assert not Message.objects.filter(body__regex=r"\{[a-z_]+\}").exists()  # all rendered
     maria = Message.objects.filter(conversation__customer__phone="+593968196046")
-    assert maria.filter(body__startswith="⏰ Hola María, tu Netflix vence en 3 días").exists()
+    reminder = maria.get(author_kind="reminder", body__contains="*Netflix*")
+    assert "vence el 17 de marzo (faltan 3 días)" in reminder.body
     assert maria.filter(body="Gracias, quiero renovar").exists()
 
 
@@ -175,7 +177,15 @@ def test_it_stores_the_proposal_templates():
         "Recordatorio de pago": "notification",
     }
     expiry = MessageTemplate.objects.get(name="Vencimiento").body
-    assert "Tu {servicio} vence en {dias_restantes} días" in expiry.replace("tu {", "Tu {")
+    assert "{servicio}" in expiry and "{dias_restantes}" in expiry
+
+
+def test_it_leaves_existing_templates_alone():
+    MessageTemplate.objects.update_or_create(
+        name="Soporte", defaults={"category": "support", "body": "Hola {nombre}, ya te ayudamos."}
+    )
+    demo_seed(now=ANCHOR)
+    assert MessageTemplate.objects.get(name="Soporte").body == "Hola {nombre}, ya te ayudamos."
 
 
 def test_it_prints_credentials_that_log_in_with_their_roles(client):
