@@ -1,0 +1,336 @@
+"""Segments: audiences described by filters, evaluated in the database when used.
+
+A segment's `filters` is a JSON object; every key is optional and the filters combine with AND:
+
+    services       [service ids]       with service_mode:
+    service_mode   "any"   has a subscription to at least one of them (default)
+                   "all"   has a subscription to every one of them
+                   "only"  has at least one, and no subscription to any other service
+    state          "active"  has a subscription that has not expired (expires_on >= today)
+                   "expired" has subscriptions, none of them active ("inactive customers")
+                   "new"     every subscription started within the last `new_days` days
+    new_days       1..3650 (default 30)
+    expiring_days  0..366: an active subscription expires within N days (of the chosen
+                   services, when services are given)
+    behaviour      over the last 90 days (BEHAVIOUR_WINDOW). A *reply* is an inbound message
+                   whose previous message in the conversation is one of ours that reached the
+                   phone; its delay is the time since that message of ours.
+                   "fast"  the median reply delay is under 1 hour (FAST_REPLY): more than half
+                           of their replies came within the hour (for an even count, the upper
+                           of the two middle delays decides)
+                   "slow"  they replied, and the median delay is 1 hour or more
+                   "never" received messages from us and did not reply to any
+    cities, provinces  [names], case-insensitive, any of them
+    tags           [tag ids], any of them
+    contact        "within" / "older": a message in either direction within the last
+                   `contact_days` days / none in that time (never contacted included)
+    contact_days   1..3650
+
+With `state: "active"` the service modes look at active subscriptions only: "Solo Netflix"
+among active customers means Netflix is the only service they currently pay for.
+
+Marketing audiences never include opted-out customers; `segment_count` says how many were left
+out. Every filter is an EXISTS or an IN over an indexed subquery: one query per count.
+"""
+
+from datetime import timedelta
+
+from django.apps import apps
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from customers.models import Customer, Segment, Service, Subscription
+
+SERVICE_MODES = ("any", "all", "only")
+STATES = ("active", "expired", "new")
+BEHAVIOURS = ("fast", "slow", "never")
+CONTACTS = ("within", "older")
+BEHAVIOUR_WINDOW = timedelta(days=90)
+FAST_REPLY = timedelta(hours=1)
+# Our messages that reached the customer's phone (a failed or unsent one asks nothing).
+REACHED = ("sent", "delivered", "read", "played")
+
+_INT_LIMITS = {
+    "new_days": (1, 3650),
+    "expiring_days": (0, 366),
+    "contact_days": (1, 3650),
+}
+_KEYS = {
+    "services", "service_mode", "state", "new_days", "expiring_days", "behaviour",
+    "cities", "provinces", "tags", "contact", "contact_days",
+}  # fmt: skip
+
+
+class SegmentFilterError(ValueError):
+    """Bad filters: `errors` maps each offending key to a Spanish message."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(f"{key}: {message}" for key, message in errors.items()))
+        self.errors = errors
+
+
+def _int_or_error(value, key: str, errors: dict) -> int | None:
+    if value is None or value == "":
+        return None
+    low, high = _INT_LIMITS[key]
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        errors[key] = _("Debe ser un número entero.")
+        return None
+    if isinstance(value, float) and value != number:
+        errors[key] = _("Debe ser un número entero.")
+        return None
+    if not low <= number <= high:
+        errors[key] = _("Debe estar entre %(low)s y %(high)s.") % {"low": low, "high": high}
+        return None
+    return number
+
+
+def _id_list(value, key: str, errors: dict) -> list[int]:
+    if value in (None, ""):
+        return []
+    if not isinstance(value, list | tuple):
+        value = [value]
+    try:
+        return sorted({int(item) for item in value})
+    except (TypeError, ValueError):
+        errors[key] = _("Debe ser una lista de identificadores.")
+        return []
+
+
+def _text_list(value, key: str, errors: dict) -> list[str]:
+    if value in (None, ""):
+        return []
+    if not isinstance(value, list | tuple):
+        value = [value]
+    if not all(isinstance(item, str) for item in value):
+        errors[key] = _("Debe ser una lista de nombres.")
+        return []
+    return sorted({item.strip() for item in value if item.strip()})
+
+
+def _choice(value, key: str, choices: tuple, errors: dict) -> str:
+    if value in (None, ""):
+        return ""
+    if value not in choices:
+        errors[key] = _("Valor no válido: %(value)s") % {"value": value}
+        return ""
+    return value
+
+
+def segment_filters_clean(raw: dict) -> dict:
+    """Validated, normalised filters (only the keys in use), or SegmentFilterError."""
+    if not isinstance(raw, dict):
+        raise SegmentFilterError({"filters": _("Los filtros deben ser un objeto.")})
+    errors: dict[str, str] = {}
+    for key in sorted(set(raw) - _KEYS):
+        errors[key] = _("Filtro desconocido.")
+    clean: dict = {}
+    services = _id_list(raw.get("services"), "services", errors)
+    if services:
+        clean["services"] = services
+        clean["service_mode"] = (
+            _choice(raw.get("service_mode"), "service_mode", SERVICE_MODES, errors) or "any"
+        )
+    state = _choice(raw.get("state"), "state", STATES, errors)
+    if state:
+        clean["state"] = state
+    if state == "new":
+        clean["new_days"] = _int_or_error(raw.get("new_days"), "new_days", errors) or 30
+    expiring = _int_or_error(raw.get("expiring_days"), "expiring_days", errors)
+    if expiring is not None:
+        clean["expiring_days"] = expiring
+    behaviour = _choice(raw.get("behaviour"), "behaviour", BEHAVIOURS, errors)
+    if behaviour:
+        clean["behaviour"] = behaviour
+    for key in ("cities", "provinces"):
+        names = _text_list(raw.get(key), key, errors)
+        if names:
+            clean[key] = names
+    tags = _id_list(raw.get("tags"), "tags", errors)
+    if tags:
+        clean["tags"] = tags
+    contact = _choice(raw.get("contact"), "contact", CONTACTS, errors)
+    if contact:
+        days = _int_or_error(raw.get("contact_days"), "contact_days", errors)
+        if days is None and "contact_days" not in errors:
+            errors["contact_days"] = _("Indique el número de días.")
+        clean["contact"] = contact
+        clean["contact_days"] = days
+    if errors:
+        raise SegmentFilterError(errors)
+    return clean
+
+
+def _message_model():
+    # customers sits below inbox and must not import it; the behaviour and last-contact
+    # filters still read the message record, looked up by name at call time.
+    return apps.get_model("inbox", "Message")
+
+
+def _service_condition(subs: QuerySet, services: list[int], mode: str) -> Q:
+    chosen = subs.filter(service_id__in=services)
+    if mode == "all":
+        condition = Q()
+        for service_id in services:
+            condition &= Exists(subs.filter(service_id=service_id))
+        return condition
+    if mode == "only":
+        return Exists(chosen) & ~Exists(subs.exclude(service_id__in=services))
+    return Exists(chosen)
+
+
+def _replies(since):
+    """Inbound messages answering one of ours, annotated with when ours was sent."""
+    message = _message_model()
+    previous = (
+        message.objects.filter(
+            conversation=OuterRef("conversation"), created_at__lt=OuterRef("created_at")
+        )
+        .filter(Q(direction="in") | Q(status__in=REACHED))
+        .order_by("-created_at", "-id")
+    )
+    return (
+        message.objects.filter(direction="in", created_at__gte=since)
+        .annotate(
+            previous_direction=Subquery(previous.values("direction")[:1]),
+            previous_at=Subquery(previous.values("created_at")[:1]),
+        )
+        .filter(previous_direction="out")
+    )
+
+
+def _behaviour_condition(behaviour: str, now) -> Q:
+    since = now - BEHAVIOUR_WINDOW
+    replies = _replies(since)
+    if behaviour == "never":
+        reached = _message_model().objects.filter(
+            conversation__customer=OuterRef("pk"),
+            direction="out",
+            status__in=REACHED,
+            created_at__gte=since,
+        )
+        return Exists(reached) & ~Exists(replies.filter(conversation__customer=OuterRef("pk")))
+    quick = Q(created_at__lt=F("previous_at") + FAST_REPLY)
+    per_customer = (
+        replies.order_by()
+        .values("conversation__customer_id")
+        .annotate(replies=Count("pk"), fast=Count("pk", filter=quick))
+    )
+    # The median is under the hour when more than half of the replies are.
+    if behaviour == "fast":
+        per_customer = per_customer.filter(fast__gt=F("replies") / 2.0)
+    else:
+        per_customer = per_customer.filter(fast__lte=F("replies") / 2.0)
+    return Q(pk__in=per_customer.values("conversation__customer_id"))
+
+
+def segment_queryset(filters: dict, *, marketing: bool = True) -> QuerySet[Customer]:
+    """The customers matching the filters (validated first). A marketing audience (the default)
+    leaves opted-out customers out; pass marketing=False for support or notification sends."""
+    filters = segment_filters_clean(filters)
+    now = timezone.now()
+    today = timezone.localdate()
+    customers = Customer.objects.all()
+    if marketing:
+        customers = customers.filter(marketing_opt_out_at__isnull=True)
+
+    subs = Subscription.objects.filter(customer=OuterRef("pk"))
+    active = subs.filter(expires_on__gte=today)
+    state = filters.get("state")
+    if state == "active":
+        customers = customers.filter(Exists(active))
+    elif state == "expired":
+        customers = customers.filter(Exists(subs), ~Exists(active))
+    elif state == "new":
+        since = today - timedelta(days=filters["new_days"])
+        customers = customers.filter(
+            Exists(subs.filter(started_on__gte=since)), ~Exists(subs.filter(started_on__lt=since))
+        )
+
+    services = filters.get("services")
+    if services:
+        scope = active if state == "active" else subs
+        customers = customers.filter(_service_condition(scope, services, filters["service_mode"]))
+
+    if "expiring_days" in filters:
+        expiring = active.filter(expires_on__lte=today + timedelta(days=filters["expiring_days"]))
+        if services:
+            expiring = expiring.filter(service_id__in=services)
+        customers = customers.filter(Exists(expiring))
+
+    if "behaviour" in filters:
+        customers = customers.filter(_behaviour_condition(filters["behaviour"], now))
+
+    for key, field in (("cities", "city"), ("provinces", "province")):
+        if key in filters:
+            places = Q()
+            for name in filters[key]:
+                places |= Q(**{f"{field}__iexact": name})
+            customers = customers.filter(places)
+
+    if "tags" in filters:
+        tagged = Customer.tags.through.objects.filter(
+            customer=OuterRef("pk"), tag_id__in=filters["tags"]
+        )
+        customers = customers.filter(Exists(tagged))
+
+    if "contact" in filters:
+        since = now - timedelta(days=filters["contact_days"])
+        recent = _message_model().objects.filter(
+            conversation__customer=OuterRef("pk"), created_at__gte=since
+        )
+        customers = customers.filter(
+            Exists(recent) if filters["contact"] == "within" else ~Exists(recent)
+        )
+    return customers
+
+
+def segment_count(filters: dict, *, marketing: bool = True) -> tuple[int, int]:
+    """(customers in the audience, opted-out customers left out of it), in one query."""
+    matching = segment_queryset(filters, marketing=False).order_by()
+    counts = matching.aggregate(
+        total=Count("pk"), opted_out=Count("pk", filter=Q(marketing_opt_out_at__isnull=False))
+    )
+    if not marketing:
+        return counts["total"], 0
+    return counts["total"] - counts["opted_out"], counts["opted_out"]
+
+
+# The proposal's quick audiences. "Solo <service>" exists only when the service does.
+PRESETS = {
+    "active": (gettext_lazy("Clientes activos"), {"state": "active"}),
+    "inactive": (gettext_lazy("Clientes inactivos"), {"state": "expired"}),
+}
+PRESET_SERVICES = {"netflix": "Netflix", "hbo": "HBO Max"}
+
+
+def segment_presets() -> dict[str, tuple[str, dict]]:
+    """key -> (name, filters), in display order; one query for the services."""
+    presets = dict(PRESETS)
+    lookup = Q()
+    for name in PRESET_SERVICES.values():
+        lookup |= Q(name__iexact=name)
+    found = {service.name.lower(): service for service in Service.objects.filter(lookup)}
+    for key, name in PRESET_SERVICES.items():
+        service = found.get(name.lower())
+        if service is not None:
+            label = _("Solo %(service)s") % {"service": service.name}
+            presets[key] = (label, {"services": [service.pk], "service_mode": "only"})
+    return presets
+
+
+def segment_create(*, name: str, filters: dict, created_by=None) -> Segment:
+    return Segment.objects.create(
+        name=name, filters=segment_filters_clean(filters), created_by=created_by
+    )
+
+
+def segment_update(*, segment: Segment, name: str, filters: dict) -> Segment:
+    segment.name = name
+    segment.filters = segment_filters_clean(filters)
+    segment.save(update_fields=["name", "filters", "updated_at"])
+    return segment
