@@ -1,7 +1,11 @@
 """The one place that publishes live events to agent browsers, and only after commit.
 
-INTERFACE STUB: the live inbox issue fills in the consumer side; intake and services call
-`event_publish` already.
+Every event goes to the "inbox" group (all agents: the conversation list) and, when it concerns
+a conversation, to that conversation's group (the agents who have its thread open). A consumer
+in both groups receives both copies; `group` says which one it is holding, so the list copy
+updates the list and the thread copy updates the thread.
+
+Event types: message.created, message.status (both with message_id), conversation.updated.
 """
 
 from asgiref.sync import async_to_sync
@@ -24,8 +28,10 @@ def event_publish(event_type: str, *, conversation_id: int | None = None, **data
         if layer is None:
             return
         message = {"type": event_type, "conversation_id": conversation_id, **data}
-        async_to_sync(layer.group_send)(INBOX_GROUP, message)
+        async_to_sync(layer.group_send)(INBOX_GROUP, {**message, "group": "inbox"})
         if conversation_id is not None:
-            async_to_sync(layer.group_send)(conversation_group(conversation_id), message)
+            async_to_sync(layer.group_send)(
+                conversation_group(conversation_id), {**message, "group": "conversation"}
+            )
 
     transaction.on_commit(send)

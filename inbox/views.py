@@ -1,13 +1,397 @@
-from django.shortcuts import render
-from django.utils.translation import gettext as _
+"""The live inbox and the customer history. Every page works with a full reload; with htmx the
+same views answer with the named partial the page swaps in."""
 
-from chatdesk.roles import SUPPORT, role_required
+import csv
+from datetime import datetime
+
+from django.contrib import messages
+from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from chatdesk.roles import EVERYONE, SUPPORT, has_role, role_required
+from customers.models import Customer
+from inbox import conversations, selectors
+from inbox.models import Conversation, Message
+from outbound.models import MessageTemplate
+from outbound.services import SendRejected, message_send
+from outbound.templating import TemplateError, template_render
+
+INLINE_IMAGES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
+INLINE_AUDIO = {"audio/ogg", "audio/mpeg", "audio/mp4", "audio/aac", "audio/opus"}
+
+
+def _conversation_or_404(conversation_id: int) -> Conversation:
+    try:
+        return selectors.conversation_get(conversation_id=conversation_id)
+    except Conversation.DoesNotExist:
+        raise Http404 from None
+
+
+def _message_or_404(message_id: int) -> Message:
+    try:
+        return selectors.message_get(message_id=message_id)
+    except Message.DoesNotExist:
+        raise Http404 from None
+
+
+def _view_choices() -> list[tuple[str, str]]:
+    return [
+        ("all", _("Todas")), ("new", _("Nuevas")), ("answered", _("Respondidas")),
+        ("resolved", _("Resueltas")), ("mine", _("Mías")), ("unassigned", _("Sin asignar")),
+    ]  # fmt: skip
+
+
+def _list_context(request, filters: selectors.ListFilters) -> dict:
+    rows, next_cursor = selectors.conversation_list(
+        user=request.user, filters=filters, after=request.GET.get("after")
+    )
+    return {
+        "rows": rows, "next_cursor": next_cursor, "filters": filters,
+        "view_choices": _view_choices(),
+    }  # fmt: skip
+
+
+def _thread_context(request, conversation: Conversation) -> dict:
+    rows, before = selectors.thread_messages(conversation=conversation)
+    customer = selectors.customer_panel(customer_id=conversation.customer_id)
+    return {
+        "conversation": conversation,
+        "thread_rows": rows,
+        "before_cursor": before,
+        "customer": customer,
+        "campaign_messages": selectors.campaign_messages_received(customer=customer),
+        "agents": selectors.agents(),
+        "templates": MessageTemplate.objects.filter(archived=False),
+    }
+
+
+def _open(conversation: Conversation) -> None:
+    """Opening a conversation reads it."""
+    conversations.conversation_mark_read(conversation=conversation)
 
 
 @role_required(*SUPPORT)
-def inbox_index(request):
+@require_GET
+def inbox_index(request, conversation_id: int | None = None):
+    conversation_id = conversation_id or request.GET.get("conversation")
+    filters = selectors.ListFilters.from_params(request.GET)
+    conversation = None
+    if conversation_id:
+        try:
+            conversation = _conversation_or_404(int(conversation_id))
+        except ValueError:
+            raise Http404 from None
+        _open(conversation)
+    if request.htmx and conversation is not None:
+        return render(
+            request, "inbox/index.html#thread_pane", _thread_context(request, conversation)
+        )
+    context = _list_context(request, filters)
+    context.update(_thread_context(request, conversation) if conversation else {})
+    context["unread_total"] = selectors.unread_conversations_count()
+    return render(request, "inbox/index.html", context)
+
+
+@role_required(*SUPPORT)
+@require_GET
+def conversation_list(request):
+    """The list alone: filters, search, "cargar más" (with `after`) and resync."""
+    filters = selectors.ListFilters.from_params(request.GET)
+    context = _list_context(request, filters)
+    template = "inbox/index.html#list_page" if request.GET.get("after") else "inbox/index.html#list"
+    if not request.htmx:
+        return redirect(reverse("inbox:index") + "?" + request.GET.urlencode())
+    return render(request, template, context)
+
+
+@role_required(*SUPPORT)
+@require_GET
+def thread_messages(request, conversation_id: int):
+    """Older lines ("cargar anteriores", with `before`) or the newest page (resync)."""
+    conversation = _conversation_or_404(conversation_id)
+    before = request.GET.get("before")
+    rows, before_cursor = selectors.thread_messages(conversation=conversation, before=before)
+    context = {"conversation": conversation, "thread_rows": rows, "before_cursor": before_cursor}
+    return render(request, "inbox/index.html#messages", context)
+
+
+def _after_action(request, conversation: Conversation):
+    if request.htmx:
+        conversation.refresh_from_db()
+        context = {"conversation": conversation, "agents": selectors.agents()}
+        return render(request, "inbox/index.html#thread_head", context)
+    return redirect("inbox:conversation", conversation.pk)
+
+
+@role_required(*SUPPORT)
+@require_POST
+def conversation_assign(request, conversation_id: int):
+    conversation = _conversation_or_404(conversation_id)
+    choice = request.POST.get("assignee", "")
+    if choice == "me":
+        assignee = request.user
+    elif choice in ("", "none"):
+        assignee = None
+    else:
+        assignee = get_object_or_404(selectors.agents(), pk=choice if choice.isdigit() else 0)
+    conversations.conversation_assign(conversation=conversation, assignee=assignee)
+    return _after_action(request, conversation)
+
+
+@role_required(*SUPPORT)
+@require_POST
+def conversation_resolve(request, conversation_id: int):
+    conversation = _conversation_or_404(conversation_id)
+    conversations.conversation_resolve(conversation=conversation)
+    return _after_action(request, conversation)
+
+
+@role_required(*SUPPORT)
+@require_POST
+def conversation_reopen(request, conversation_id: int):
+    conversation = _conversation_or_404(conversation_id)
+    conversations.conversation_reopen(conversation=conversation)
+    return _after_action(request, conversation)
+
+
+@role_required(*SUPPORT)
+@require_POST
+def conversation_urgent(request, conversation_id: int):
+    conversation = _conversation_or_404(conversation_id)
+    urgent = request.POST.get("urgent") == "1"
+    conversations.conversation_mark_urgent(conversation=conversation, urgent=urgent)
+    return _after_action(request, conversation)
+
+
+@role_required(*SUPPORT)
+@require_POST
+def note_add(request, conversation_id: int):
+    conversation = _conversation_or_404(conversation_id)
+    try:
+        conversations.note_add(
+            customer=conversation.customer, author=request.user,
+            body=request.POST.get("body", ""), conversation_id=conversation.pk,
+        )  # fmt: skip
+    except ValueError:
+        messages.error(request, _("La nota está vacía."))
+    if request.htmx:
+        context = {
+            "conversation": conversation,
+            "customer": selectors.customer_panel(customer_id=conversation.customer_id),
+        }
+        return render(request, "inbox/index.html#notes", context)
+    return redirect("inbox:conversation", conversation.pk)
+
+
+def _scheduled_for(raw: str) -> datetime | None:
+    """A datetime-local value, in the agency's time zone (Guayaquil)."""
+    if not raw:
+        return None
+    moment = parse_datetime(raw)
+    if moment is None:
+        raise SendRejected("scheduled_for", _("La fecha y hora no son válidas."))
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment)
+    if moment <= timezone.now():
+        raise SendRejected("scheduled_for", _("Elige una fecha y hora en el futuro."))
+    return moment
+
+
+def _composer(request, conversation: Conversation, *, error: str = "", text: str = "", **extra):
+    context = {"conversation": conversation, "error": error, "text": text, **extra}
+    context["templates"] = MessageTemplate.objects.filter(archived=False)
+    return render(request, "inbox/index.html#composer", context, status=422 if error else 200)
+
+
+@role_required(*SUPPORT)
+@require_POST
+def message_reply(request, conversation_id: int):
+    conversation = _conversation_or_404(conversation_id)
+    text = request.POST.get("text", "")
+    reply_to = None
+    if request.POST.get("reply_to", "").isdigit():
+        reply_to = Message.objects.filter(
+            pk=request.POST["reply_to"], conversation=conversation
+        ).first()
+    try:
+        message = message_send(
+            customer=conversation.customer, text=text, author_kind=Message.Author.AGENT,
+            agent=request.user, reply_to=reply_to,
+            scheduled_for=_scheduled_for(request.POST.get("scheduled_for", "")),
+        )  # fmt: skip
+    except SendRejected as rejected:
+        if not request.htmx:
+            messages.error(request, rejected.message)
+            return redirect("inbox:conversation", conversation.pk)
+        return _composer(request, conversation, error=rejected.message, text=text)
+    if message.status != Message.Status.SCHEDULED:
+        conversations.conversation_mark_answered(conversation=conversation)
+    if not request.htmx:
+        return redirect("inbox:conversation", conversation.pk)
+    return _composer(request, conversation, sent=message)
+
+
+@role_required(*SUPPORT)
+@require_POST
+def message_retry(request, message_id: int):
+    """A failed line is sent again as a fresh copy (the failed row stays as the record)."""
+    failed = _message_or_404(message_id)
+    conversation = failed.conversation
+    if failed.status == Message.Status.FAILED and failed.direction == Message.Direction.OUT:
+        try:
+            message_send(
+                customer=conversation.customer, text=failed.body,
+                media_url=failed.media_url or None,
+                media_kind=failed.kind if failed.media_url else None,
+                author_kind=Message.Author.AGENT, agent=request.user, reply_to=failed.reply_to,
+            )  # fmt: skip
+        except SendRejected as rejected:
+            messages.error(request, rejected.message)
+    if request.htmx:
+        return HttpResponse(status=204)
+    return redirect("inbox:conversation", conversation.pk)
+
+
+@role_required(*SUPPORT)
+@require_POST
+def message_cancel(request, message_id: int):
+    message = _message_or_404(message_id)
+    conversations.message_schedule_cancel(message=message)
+    if request.htmx:
+        message.refresh_from_db()
+        return render(request, "inbox/index.html#message_line", {"m": message})
+    return redirect("inbox:conversation", message.conversation_id)
+
+
+@role_required(*SUPPORT)
+@require_GET
+def template_fill(request, conversation_id: int):
+    """The composer's text with a template filled from the customer, to edit before sending."""
+    conversation = _conversation_or_404(conversation_id)
+    template = MessageTemplate.objects.filter(pk=request.GET.get("template") or 0).first()
+    text, error = "", ""
+    if template is not None:
+        try:
+            text = template_render(template.body, customer=conversation.customer)
+        except TemplateError as problem:
+            text = template.body
+            error = _("Completa a mano: %(problem)s") % {"problem": problem}
     return render(
-        request,
-        "placeholder.html",
-        {"title": _("Conversaciones"), "description": _("La bandeja compartida en tiempo real.")},
+        request, "inbox/index.html#composer_text",
+        {"conversation": conversation, "text": text, "template_error": error},
+    )  # fmt: skip
+
+
+@role_required(*SUPPORT)
+@require_GET
+def message_media(request, message_id: int):
+    """Our copy of a message's media, to logged-in agents only. Only plain raster images and
+    audio are shown inline; anything else downloads, so no uploaded file runs in our origin."""
+    message = _message_or_404(message_id)
+    if not message.media_file:
+        raise Http404
+    mime = message.media_mime.split(";")[0].strip().lower()
+    inline = mime in INLINE_IMAGES or mime in INLINE_AUDIO
+    response = FileResponse(
+        message.media_file.open("rb"),
+        as_attachment=not inline,
+        filename=message.media_filename or message.media_file.name.rsplit("/", 1)[-1],
+        content_type=mime if inline else "application/octet-stream",
     )
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+# --- history -------------------------------------------------------------------------------
+
+HISTORY_PAGE = 100
+CSV_DANGEROUS = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def csv_safe(value) -> str:
+    """A spreadsheet must not run a customer's text as a formula."""
+    text = "" if value is None else str(value)
+    if text and (text.startswith(CSV_DANGEROUS) or ord(text[0]) < 32):
+        return "'" + text
+    return text
+
+
+def _history_filters(params) -> selectors.HistoryFilters:
+    author = params.get("author", "")
+    return selectors.HistoryFilters(
+        date_from=parse_date(params.get("from") or "") if _is_date(params.get("from")) else None,
+        date_to=parse_date(params.get("to") or "") if _is_date(params.get("to")) else None,
+        author=author if author in Message.Author.values else "",
+        q=(params.get("q") or "").strip()[:100],
+    )
+
+
+def _is_date(raw: str | None) -> bool:
+    try:
+        return bool(raw) and parse_date(raw) is not None
+    except ValueError:
+        return False
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+def _history_csv(customer: Customer, rows):
+    writer = csv.writer(_Echo())
+    header = [_("Fecha"), _("Dirección"), _("Autor"), _("Agente"), _("Tipo"), _("Mensaje"),
+              _("Estado"), _("Motivo del fallo")]  # fmt: skip
+
+    def lines():
+        yield "\ufeff" + writer.writerow(header)
+        for m in rows.iterator(chunk_size=1000):
+            yield writer.writerow([
+                csv_safe(timezone.localtime(m.created_at).strftime("%Y-%m-%d %H:%M:%S")),
+                csv_safe(m.get_direction_display()),
+                csv_safe(m.get_author_kind_display()),
+                csv_safe(m.agent.get_full_name() or m.agent.get_username() if m.agent else ""),
+                csv_safe(m.get_kind_display()),
+                csv_safe(m.body),
+                csv_safe(m.get_status_display()),
+                csv_safe(m.failure_reason),
+            ])  # fmt: skip
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="historial-{customer.pk}.csv"'
+    return response
+
+
+@role_required(*EVERYONE)
+@require_GET
+def customer_history(request, customer_id: int):
+    customer = get_object_or_404(Customer, pk=customer_id)
+    filters = _history_filters(request.GET)
+    rows = selectors.customer_history(customer=customer, filters=filters)
+    if request.GET.get("format") == "csv":
+        return _history_csv(customer, rows)
+    before = request.GET.get("before")
+    page, next_cursor = selectors.history_page(messages=rows, before=before, limit=HISTORY_PAGE)
+    params = request.GET.copy()
+    for name in ("before", "format"):
+        params.pop(name, None)
+    context = {
+        "customer": customer,
+        "filters": filters,
+        "rows": page,
+        "next_cursor": next_cursor,
+        "authors": Message.Author.choices,
+        "query_without_cursor": params.urlencode(),
+        "conversations": customer.conversations.all(),
+        "can_chat": has_role(request.user, *SUPPORT),
+    }
+    template = "inbox/history.html"
+    if request.htmx:
+        template += "#rows" if before else "#results"
+    return render(request, template, context)

@@ -1,0 +1,89 @@
+"""What agents do to a conversation. Each change is a conditional update (two agents clicking
+at once cannot undo each other's work twice) and publishes `conversation.updated` after commit,
+only when something changed."""
+
+from django.db import transaction
+from django.db.models import Q
+
+from customers.models import Customer
+from inbox.events import event_publish
+from inbox.models import Conversation, Message, Note
+
+NOTE_MAX = 2000
+
+
+def _update(conversation: Conversation, condition: Q, **changes) -> bool:
+    with transaction.atomic():
+        changed = Conversation.objects.filter(condition, id=conversation.id).update(**changes)
+        if changed:
+            for field, value in changes.items():
+                setattr(conversation, field, value)
+            event_publish("conversation.updated", conversation_id=conversation.id)
+    return bool(changed)
+
+
+def conversation_assign(*, conversation: Conversation, assignee) -> bool:
+    """Assign to an agent, or to nobody with assignee=None."""
+    if assignee is None:
+        return _update(conversation, Q(assignee__isnull=False), assignee_id=None)
+    return _update(conversation, ~Q(assignee_id=assignee.pk), assignee_id=assignee.pk)
+
+
+def conversation_resolve(*, conversation: Conversation) -> bool:
+    return _update(
+        conversation,
+        ~Q(status=Conversation.Status.RESOLVED),
+        status=Conversation.Status.RESOLVED,
+        unread_count=0,
+    )
+
+
+def conversation_reopen(*, conversation: Conversation) -> bool:
+    return _update(
+        conversation, Q(status=Conversation.Status.RESOLVED), status=Conversation.Status.NEW
+    )
+
+
+def conversation_mark_answered(*, conversation: Conversation) -> bool:
+    """An agent replied: answered, and nothing left unread."""
+    return _update(
+        conversation,
+        ~Q(status=Conversation.Status.ANSWERED) | Q(unread_count__gt=0),
+        status=Conversation.Status.ANSWERED,
+        unread_count=0,
+    )
+
+
+def conversation_mark_urgent(*, conversation: Conversation, urgent: bool) -> bool:
+    return _update(conversation, ~Q(urgent=urgent), urgent=urgent)
+
+
+def conversation_mark_read(*, conversation: Conversation) -> bool:
+    return _update(conversation, Q(unread_count__gt=0), unread_count=0)
+
+
+def note_add(*, customer: Customer, author, body: str, conversation_id: int | None = None) -> Note:
+    """A note only agents see (about the customer, shown in every conversation of theirs)."""
+    body = body.strip()[:NOTE_MAX]
+    if not body:
+        raise ValueError("empty note")
+    with transaction.atomic():
+        note = Note.objects.create(customer=customer, author=author, body=body)
+        if conversation_id is not None:
+            event_publish("conversation.updated", conversation_id=conversation_id)
+    return note
+
+
+def message_schedule_cancel(*, message: Message) -> bool:
+    """Cancel a reply scheduled for later; a no-op once the scheduler has claimed it (it moves
+    the row out of "scheduled" with a conditional update of its own)."""
+    with transaction.atomic():
+        changed = Message.objects.filter(id=message.id, status=Message.Status.SCHEDULED).update(
+            status=Message.Status.CANCELLED, failed_at=None
+        )
+        if changed:
+            message.status = Message.Status.CANCELLED
+            event_publish(
+                "message.status", conversation_id=message.conversation_id, message_id=message.id
+            )
+    return bool(changed)

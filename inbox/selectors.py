@@ -1,0 +1,242 @@
+"""Reads for the inbox: the conversation list, a thread, the customer panel, the history."""
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from django.contrib.auth import get_user_model
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+from django.utils import timezone
+
+from chatdesk.roles import SUPPORT
+from customers.models import Customer, Subscription
+from customers.phones import InvalidPhone, phone_normalize
+from inbox.models import Conversation, Message, Note
+
+LIST_PAGE = 30
+THREAD_PAGE = 40
+VIEWS = ("all", "new", "answered", "resolved", "mine", "unassigned")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class ListFilters:
+    view: str = "all"
+    q: str = ""
+
+    @classmethod
+    def from_params(cls, params) -> "ListFilters":
+        view = params.get("view", "all")
+        return cls(view=view if view in VIEWS else "all", q=(params.get("q") or "").strip()[:100])
+
+
+# --- keyset cursors: "<microseconds since epoch>_<id>", stable and URL-safe ---------------------
+
+
+def cursor_encode(moment: datetime, pk: int) -> str:
+    return f"{(moment - EPOCH) // timedelta(microseconds=1)}_{pk}"
+
+
+def cursor_decode(raw: str | None) -> tuple[datetime, int] | None:
+    match = re.fullmatch(r"(-?\d{1,20})_(\d{1,20})", raw or "")
+    if not match:
+        return None
+    return EPOCH + timedelta(microseconds=int(match[1])), int(match[2])
+
+
+# --- the conversation list ---------------------------------------------------------------------
+
+
+def _phone_query(q: str) -> Q | None:
+    """A phone in any spelling ('0968196046', '+593 96 819 6046') or a run of its digits."""
+    if not re.fullmatch(r"[\d\s()+.\-]+", q):
+        return None
+    try:
+        return Q(customer__phone=phone_normalize(q))
+    except InvalidPhone:
+        pass
+    digits = re.sub(r"\D", "", q)
+    if len(digits) < 3:
+        return None
+    return Q(customer__phone__contains=digits.removeprefix("0") or digits)
+
+
+def _search(conversations: QuerySet[Conversation], q: str) -> QuerySet[Conversation]:
+    by_text = Exists(Message.objects.filter(conversation=OuterRef("pk"), body__icontains=q))
+    by_phone = _phone_query(q)
+    if by_phone is not None:
+        return conversations.filter(by_phone | by_text)
+    return conversations.filter(Q(customer__name__icontains=q) | by_text)
+
+
+def conversations_filtered(*, user, filters: ListFilters) -> QuerySet[Conversation]:
+    # A conversation appears once it has a message: that is what the list sorts on.
+    conversations = Conversation.objects.filter(last_message_at__isnull=False)
+    if filters.view in ("new", "answered", "resolved"):
+        conversations = conversations.filter(status=filters.view)
+    elif filters.view == "mine":
+        conversations = conversations.filter(assignee=user)
+    elif filters.view == "unassigned":
+        conversations = conversations.filter(assignee__isnull=True)
+    if filters.q:
+        conversations = _search(conversations, filters.q)
+    return conversations
+
+
+def conversation_list(
+    *, user, filters: ListFilters, after: str | None = None, limit: int = LIST_PAGE
+) -> tuple[list[Conversation], str | None]:
+    """One page, newest activity first, keyset on (last_message_at, id); returns the next
+    cursor when there is more."""
+    conversations = conversations_filtered(user=user, filters=filters)
+    position = cursor_decode(after)
+    if position:
+        moment, pk = position
+        conversations = conversations.filter(
+            Q(last_message_at__lt=moment) | Q(last_message_at=moment, id__lt=pk)
+        )
+    rows = list(
+        conversations.select_related("customer", "assignee").order_by("-last_message_at", "-id")[
+            : limit + 1
+        ]
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (cursor_encode(rows[-1].last_message_at, rows[-1].pk) if more else None)
+
+
+def conversation_matches(*, user, filters: ListFilters, conversation_id: int) -> bool:
+    return conversations_filtered(user=user, filters=filters).filter(id=conversation_id).exists()
+
+
+def conversation_row(*, conversation_id: int) -> Conversation | None:
+    return (
+        Conversation.objects.select_related("customer", "assignee")
+        .filter(id=conversation_id)
+        .first()
+    )
+
+
+def unread_conversations_count() -> int:
+    return Conversation.objects.filter(unread_count__gt=0).count()
+
+
+def conversation_get(*, conversation_id: int) -> Conversation:
+    return Conversation.objects.select_related("customer", "assignee").get(id=conversation_id)
+
+
+def agents() -> QuerySet:
+    """Who a conversation can be assigned to."""
+    return (
+        get_user_model()
+        .objects.filter(is_active=True)
+        .filter(Q(groups__name__in=SUPPORT) | Q(is_superuser=True))
+        .distinct()
+        .order_by("first_name", "username")
+    )
+
+
+# --- a thread ----------------------------------------------------------------------------------
+
+
+def _messages() -> QuerySet[Message]:
+    return Message.objects.select_related(
+        "agent",
+        "conversation__customer",
+        "reply_to",
+        "reply_to__agent",
+        "reply_to__conversation__customer",
+    )
+
+
+def thread_messages(
+    *, conversation: Conversation, before: str | None = None, limit: int = THREAD_PAGE
+) -> tuple[list[Message], str | None]:
+    """The newest `limit` messages older than the cursor, oldest first, and the cursor of the
+    page before them (None at the start of the conversation)."""
+    messages = _messages().filter(conversation=conversation)
+    position = cursor_decode(before)
+    if position:
+        moment, pk = position
+        messages = messages.filter(Q(created_at__lt=moment) | Q(created_at=moment, id__lt=pk))
+    rows = list(messages.order_by("-created_at", "-id")[: limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    rows.reverse()
+    return rows, (cursor_encode(rows[0].created_at, rows[0].pk) if more else None)
+
+
+def message_get(*, message_id: int) -> Message:
+    return _messages().get(id=message_id)
+
+
+def message_key(message: Message) -> str:
+    """The sort key the page uses to put a live line in its place."""
+    return f"{(message.created_at - EPOCH) // timedelta(microseconds=1):020d}{message.pk:012d}"
+
+
+def conversation_key(conversation: Conversation) -> str:
+    moment = conversation.last_message_at or EPOCH
+    return f"{(moment - EPOCH) // timedelta(microseconds=1):020d}{conversation.pk:012d}"
+
+
+# --- the customer panel ------------------------------------------------------------------------
+
+
+def customer_panel(*, customer_id: int) -> Customer:
+    return Customer.objects.prefetch_related(
+        "tags",
+        Prefetch("subscriptions", queryset=Subscription.objects.select_related("service")),
+        Prefetch("agent_notes", queryset=Note.objects.select_related("author")),
+    ).get(id=customer_id)
+
+
+def campaign_messages_received(*, customer: Customer, limit: int = 5) -> list[Message]:
+    return list(
+        Message.objects.filter(
+            conversation__customer=customer,
+            author_kind__in=[Message.Author.CAMPAIGN, Message.Author.REMINDER],
+        ).order_by("-created_at", "-id")[:limit]
+    )
+
+
+# --- history -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HistoryFilters:
+    date_from: date | None = None
+    date_to: date | None = None
+    author: str = ""
+    q: str = ""
+
+
+def _day_start(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, datetime.min.time()))
+
+
+def customer_history(*, customer: Customer, filters: HistoryFilters) -> QuerySet[Message]:
+    """Everything said with this customer on every number, newest first."""
+    messages = Message.objects.filter(conversation__customer=customer).select_related("agent")
+    if filters.date_from:
+        messages = messages.filter(created_at__gte=_day_start(filters.date_from))
+    if filters.date_to:
+        messages = messages.filter(created_at__lt=_day_start(filters.date_to + timedelta(days=1)))
+    if filters.author:
+        messages = messages.filter(author_kind=filters.author)
+    if filters.q:
+        messages = messages.filter(body__icontains=filters.q)
+    return messages.order_by("-created_at", "-id")
+
+
+def history_page(
+    *, messages: QuerySet[Message], before: str | None, limit: int
+) -> tuple[list[Message], str | None]:
+    position = cursor_decode(before)
+    if position:
+        moment, pk = position
+        messages = messages.filter(Q(created_at__lt=moment) | Q(created_at=moment, id__lt=pk))
+    rows = list(messages[: limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (cursor_encode(rows[-1].created_at, rows[-1].pk) if more else None)

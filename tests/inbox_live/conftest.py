@@ -1,0 +1,39 @@
+"""Conversations and messages for the live inbox tests, written straight to the tables (the
+intake and the send pipeline have tests of their own)."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from customers.models import Customer
+from inbox.models import Conversation, Message
+
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+def conversation_with(
+    phone: str, name: str = "", *, text: str = "Hola", minutes_ago: int = 0, **fields
+) -> Conversation:
+    customer = Customer.objects.create(phone=phone, name=name)
+    at = timezone.now() - timedelta(minutes=minutes_ago)
+    conversation = Conversation.objects.create(
+        customer=customer, last_message_at=at, last_message_preview=text[:160], **fields
+    )
+    Message.objects.create(
+        conversation=conversation, direction="in", author_kind="customer", body=text,
+        status="received", created_at=at,
+    )  # fmt: skip
+    return conversation
+
+
+def message_in(conversation: Conversation, text: str, *, minutes_ago: int = 0) -> Message:
+    return Message.objects.create(
+        conversation=conversation, direction="in", author_kind="customer", body=text,
+        status="received", created_at=timezone.now() - timedelta(minutes=minutes_ago),
+    )  # fmt: skip
+
+
+@pytest.fixture
+def carlos(db):
+    return conversation_with("+593968196046", "Carlos Pérez", text="Quiero renovar Netflix")
