@@ -6,4 +6,18 @@ app_name = "outbound"
 urlpatterns = [
     path("campaigns/", views.campaign_list, name="campaign_list"),
     path("templates/", views.template_list, name="template_list"),
+    path("templates/new/", views.template_create, name="template_create"),
+    path("templates/preview/", views.template_preview, name="template_preview"),
+    path("templates/<int:template_id>/", views.template_edit, name="template_edit"),
+    path(
+        "templates/<int:template_id>/duplicate/",
+        views.template_duplicate_view,
+        name="template_duplicate",
+    ),
+    path("templates/<int:template_id>/archive/", views.template_archive, name="template_archive"),
+    path("segments/", views.segment_list, name="segment_list"),
+    path("segments/new/", views.segment_create_view, name="segment_create"),
+    path("segments/preview/", views.segment_preview, name="segment_preview"),
+    path("segments/<int:segment_id>/", views.segment_edit, name="segment_edit"),
+    path("segments/<int:segment_id>/delete/", views.segment_delete, name="segment_delete"),
 ]
