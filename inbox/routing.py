@@ -1,5 +1,7 @@
 from django.urls import path
 
+from inbox.consumers import InboxConsumer
+
 websocket_urlpatterns: list = [
-    # /ws/inbox/ arrives with the live inbox.
+    path("ws/inbox/", InboxConsumer.as_asgi()),
 ]

@@ -37,3 +37,20 @@ def message_in(conversation: Conversation, text: str, *, minutes_ago: int = 0) -
 @pytest.fixture
 def carlos(db):
     return conversation_with("+593968196046", "Carlos Pérez", text="Quiero renovar Netflix")
+
+
+@pytest.fixture
+def channel_layer(settings):
+    """The tests' own layer: in memory, or the CI Redis on the tests' database (never the
+    database a running chatdesk uses)."""
+    import os
+
+    from chatdesk.config import channel_layers
+
+    redis_url = ""
+    if os.environ.get("REDIS_URL"):
+        from tests.procs import test_redis_url
+
+        redis_url = test_redis_url()
+    settings.CHANNEL_LAYERS = channel_layers(redis_url)
+    yield

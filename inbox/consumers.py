@@ -1,0 +1,259 @@
+"""/ws/inbox/: the agents' live socket. It turns the high-level events of inbox/events.py into
+HTML fragments the htmx ws extension swaps in (out of band), and relays presence.
+
+The page tells the socket what it shows ({"type": "watch", "conversation": id, "view", "q"}):
+the list filter decides whether a changed conversation belongs in this agent's list, and the
+open conversation's group brings its thread lines, ticks and who else is looking at it.
+
+Fragments that need placing (a list row in date order, a thread line) go into
+#live-staging wrapped in `.live-op` elements; static/js/inbox.js puts them in their place
+(insert in order, replace, or remove). Everything else is a plain out-of-band swap by id.
+"""
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+from django.template.loader import render_to_string
+from django.utils import translation
+from django.utils.html import format_html, format_html_join
+
+from chatdesk.roles import SUPPORT, has_role
+from inbox import selectors
+from inbox.events import INBOX_GROUP, conversation_group
+from inbox.models import Conversation, Message
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+INDEX = "inbox/index.html"
+
+
+def _language(scope) -> str:
+    chosen = scope.get("cookies", {}).get(settings.LANGUAGE_COOKIE_NAME, "")
+    return chosen if chosen in dict(settings.LANGUAGES) else settings.LANGUAGE_CODE
+
+
+def _op(kind: str, html: str) -> str:
+    return format_html('<div class="live-op" data-op="{}">{}</div>', kind, html)
+
+
+def _staging(ops: list[str]) -> str:
+    return format_html(
+        '<div id="live-staging" hx-swap-oob="beforeend">{}</div>',
+        format_html_join("", "{}", ((op,) for op in ops)),
+    )
+
+
+class InboxConsumer(AsyncJsonWebsocketConsumer):
+    user = None
+    watching: int | None = None
+
+    async def connect(self):
+        # Accept, then close with a code: the browser learns why, and the ws extension does
+        # not retry a 44xx close (it would retry a refused handshake forever).
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.accept()
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        if not await database_sync_to_async(has_role)(user, *SUPPORT):
+            await self.accept()
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        self.user = user
+        self.user_name = user.get_full_name() or user.get_username()
+        self.language = _language(self.scope)
+        self.filters = selectors.ListFilters()
+        self.viewers: dict[int, str] = {}
+        await self.channel_layer.group_add(INBOX_GROUP, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code):
+        if self.user is None:
+            return
+        await self._unwatch()
+        await self.channel_layer.group_discard(INBOX_GROUP, self.channel_name)
+
+    # --- from the page ---------------------------------------------------------------------
+
+    async def receive_json(self, content, **kwargs):
+        if self.user is None or not isinstance(content, dict):
+            return
+        kind = content.get("type")
+        if kind == "watch":
+            self.filters = selectors.ListFilters.from_params(content)
+            conversation = content.get("conversation")
+            conversation = int(conversation) if str(conversation or "").isdigit() else None
+            if conversation != self.watching:
+                await self._unwatch()
+                if conversation is not None:
+                    await self._watch(conversation)
+        elif kind == "typing" and self.watching is not None:
+            await self._presence("presence.typing")
+
+    async def _watch(self, conversation_id: int):
+        self.watching = conversation_id
+        self.viewers = {}
+        await self.channel_layer.group_add(conversation_group(conversation_id), self.channel_name)
+        await self._presence("presence.view", reply_to=self.channel_name)
+
+    async def _unwatch(self):
+        if self.watching is None:
+            return
+        await self._presence("presence.leave")
+        await self.channel_layer.group_discard(conversation_group(self.watching), self.channel_name)
+        self.watching = None
+        self.viewers = {}
+
+    async def _presence(self, kind: str, **extra):
+        await self.channel_layer.group_send(
+            conversation_group(self.watching),
+            {
+                "type": kind, "conversation_id": self.watching, "user_id": self.user.pk,
+                "name": self.user_name, **extra,
+            },
+        )  # fmt: skip
+
+    # --- presence, between agents' sockets ------------------------------------------------------
+
+    def _other(self, event) -> bool:
+        return event.get("user_id") != self.user.pk and event.get("conversation_id") == (
+            self.watching
+        )
+
+    async def presence_view(self, event):
+        if not self._other(event):
+            return
+        self.viewers[event["user_id"]] = event["name"]
+        # Tell the newcomer that we are here too.
+        await self.channel_layer.send(
+            event["reply_to"],
+            {
+                "type": "presence.here", "conversation_id": self.watching,
+                "user_id": self.user.pk, "name": self.user_name,
+            },
+        )  # fmt: skip
+        await self._send_presence()
+
+    async def presence_here(self, event):
+        if self._other(event):
+            self.viewers[event["user_id"]] = event["name"]
+            await self._send_presence()
+
+    async def presence_leave(self, event):
+        if self._other(event) and self.viewers.pop(event["user_id"], None) is not None:
+            await self._send_presence()
+
+    async def presence_typing(self, event):
+        if not self._other(event):
+            return
+        with translation.override(self.language):
+            text = translation.gettext("%(name)s está escribiendo…") % {"name": event["name"]}
+        await self.send(
+            format_html(
+                '<div id="typing" class="typing" aria-live="polite">{}</div>', text,
+            )
+        )  # fmt: skip
+
+    async def _send_presence(self):
+        with translation.override(self.language):
+            names = sorted(self.viewers.values())
+            text = ""
+            if len(names) == 1:
+                text = translation.gettext("%(name)s está viendo esta conversación") % {
+                    "name": names[0]
+                }
+            elif names:
+                text = translation.gettext("%(names)s están viendo esta conversación") % {
+                    "names": ", ".join(names)
+                }
+        await self.send(
+            format_html(
+                '<div id="presence" class="presence" aria-live="polite">{}</div>',
+                text,
+            )
+        )
+
+    # --- events from inbox/events.py --------------------------------------------------------
+
+    async def message_created(self, event):
+        if event.get("group") == "inbox":
+            html = await self._list_update(event["conversation_id"], event.get("message_id"))
+        elif event.get("conversation_id") == self.watching:
+            html = await self._thread_line(event["message_id"], "upsert")
+        else:
+            return
+        if html:
+            await self.send(html)
+
+    async def message_status(self, event):
+        if event.get("group") == "conversation" and event.get("conversation_id") == self.watching:
+            html = await self._thread_line(event["message_id"], "replace")
+            if html:
+                await self.send(html)
+
+    async def conversation_updated(self, event):
+        if event.get("group") == "inbox":
+            html = await self._list_update(event["conversation_id"])
+        elif event.get("conversation_id") == self.watching:
+            html = await self._thread_head(event["conversation_id"])
+        else:
+            return
+        if html:
+            await self.send(html)
+
+    # --- rendering (ORM and templates: in a thread) -------------------------------------------
+
+    def _render(self, name: str, context: dict) -> str:
+        with translation.override(self.language):
+            return render_to_string(f"{INDEX}#{name}", {"csrf_token": "NOTPROVIDED", **context})
+
+    @database_sync_to_async
+    def _list_update(self, conversation_id: int, message_id: int | None = None) -> str:
+        conversation = selectors.conversation_row(conversation_id=conversation_id)
+        if conversation is None:
+            return ""
+        if selectors.conversation_matches(
+            user=self.user, filters=self.filters, conversation_id=conversation_id
+        ):
+            op = _op("upsert", self._render("conv_row", {"c": conversation}))
+        else:
+            op = _op("remove", format_html('<span data-id="conv-{}"></span>', conversation_id))
+        unread = selectors.unread_conversations_count()
+        parts = [
+            _staging([op]),
+            format_html('<span id="unread-total" data-count="{}" hidden></span>', unread),
+        ]
+        if message_id is not None:
+            message = Message.objects.filter(id=message_id, direction=Message.Direction.IN).first()
+            if message is not None:
+                customer = conversation.customer
+                parts.append(
+                    format_html(
+                        '<div id="notify" hidden data-id="{}" '
+                        'data-conversation="{}" data-title="{}" data-body="{}"></div>',
+                        message.pk, conversation_id, customer.name or customer.phone,
+                        (message.body or message.get_kind_display())[:140],
+                    )
+                )  # fmt: skip
+        return "".join(parts)
+
+    @database_sync_to_async
+    def _thread_line(self, message_id: int, kind: str) -> str:
+        try:
+            message = selectors.message_get(message_id=message_id)
+        except Message.DoesNotExist:
+            return ""
+        return _staging([_op(kind, self._render("message_line", {"m": message}))])
+
+    @database_sync_to_async
+    def _thread_head(self, conversation_id: int) -> str:
+        try:
+            conversation = selectors.conversation_get(conversation_id=conversation_id)
+        except Conversation.DoesNotExist:
+            return ""
+        customer = selectors.customer_panel(customer_id=conversation.customer_id)
+        context = {"conversation": conversation, "agents": selectors.agents(), "customer": customer}
+        head = self._render("thread_head", context)
+        notes = self._render("notes", context)
+        # The ws extension swaps every top-level element by its id (#thread-head, #notes).
+        return head + notes

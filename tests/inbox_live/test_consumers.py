@@ -1,0 +1,214 @@
+"""/ws/inbox/ through the same stack as chatdesk.asgi: origin check, session auth, the consumer."""
+
+import json
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.db import transaction
+from django.test import Client
+
+from chatdesk.asgi import application
+from inbox import conversations
+from inbox.events import event_publish
+from inbox.models import Message
+from tests.conftest import make_user
+from tests.inbox_live.conftest import HOSTILE, conversation_with, message_in
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+ORIGIN = b"http://testserver"
+
+
+@database_sync_to_async
+def session_cookie(username: str | None, role: str | None) -> bytes:
+    if username is None:
+        return b""
+    client = Client()
+    client.force_login(make_user(username, role, first_name=username.title()))
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+async def socket(username: str | None = "bob", role: str | None = "agent", origin=ORIGIN):
+    headers = [(b"host", b"testserver"), (b"origin", origin)]
+    cookie = await session_cookie(username, role)
+    if cookie:
+        headers.append((b"cookie", cookie))
+    return WebsocketCommunicator(application, "/ws/inbox/", headers=headers)
+
+
+async def watch(communicator, conversation=None, view="all", q=""):
+    await communicator.send_json_to(
+        {"type": "watch", "conversation": conversation, "view": view, "q": q}
+    )
+    # The page's watch has no answer; a round trip through the layer makes sure it is applied.
+    await communicator.receive_nothing(timeout=0.2)
+
+
+async def test_it_refuses_an_anonymous_socket(channel_layer):
+    communicator = await socket(None)
+    connected, _ = await communicator.connect()
+    assert connected  # accepted only to be closed with a reason the page can read
+    assert await communicator.receive_output() == {"type": "websocket.close", "code": 4401}
+    await communicator.disconnect()
+
+
+async def test_it_refuses_a_marketer_and_a_user_without_role(channel_layer):
+    for username, role in [("carla", "marketer"), ("charlie", None)]:
+        communicator = await socket(username, role)
+        connected, _ = await communicator.connect()
+        assert connected
+        assert await communicator.receive_output() == {"type": "websocket.close", "code": 4403}
+        await communicator.disconnect()
+
+
+async def test_it_refuses_a_socket_from_a_foreign_origin(channel_layer):
+    communicator = await socket(origin=b"https://evil.example")
+    connected, _ = await communicator.connect()
+    assert not connected
+    await communicator.disconnect()
+
+
+async def test_it_pushes_a_new_message_only_after_commit(channel_layer):
+    conversation = await database_sync_to_async(conversation_with)("+593968196046", "Carlos")
+    communicator = await socket()
+    assert (await communicator.connect())[0]
+    await watch(communicator)
+
+    def write_and_look():
+        with transaction.atomic():
+            message = message_in(conversation, "¿Hay promo de Netflix?")
+            event_publish("message.created", conversation_id=conversation.pk, message_id=message.pk)
+            # Still inside the transaction: nothing may have left.
+            assert async_to_sync(communicator.receive_nothing)(timeout=0.3)
+        return message
+
+    message = await database_sync_to_async(write_and_look)()
+    html = await communicator.receive_from()
+    assert f'id="conv-{conversation.pk}"' in html
+    assert "¿Hay promo de Netflix?" in html
+    assert 'data-op="upsert"' in html
+    assert f'data-id="{message.pk}"' in html  # the notification for an inbound message
+    await communicator.disconnect()
+
+
+async def test_it_pushes_nothing_for_a_rolled_back_change(channel_layer):
+    conversation = await database_sync_to_async(conversation_with)("+593968196046", "Carlos")
+    communicator = await socket()
+    assert (await communicator.connect())[0]
+    await watch(communicator)
+
+    def write_and_roll_back():
+        try:
+            with transaction.atomic():
+                message = message_in(conversation, "no")
+                event_publish(
+                    "message.created", conversation_id=conversation.pk, message_id=message.pk
+                )
+                raise RuntimeError("rollback")
+        except RuntimeError:
+            pass
+
+    await database_sync_to_async(write_and_roll_back)()
+    assert await communicator.receive_nothing(timeout=0.5)
+    await communicator.disconnect()
+
+
+async def test_it_sends_thread_lines_ticks_and_state_to_the_open_thread(channel_layer):
+    conversation = await database_sync_to_async(conversation_with)("+593968196046", "Carlos")
+    communicator = await socket()
+    assert (await communicator.connect())[0]
+    await watch(communicator, conversation.pk)
+
+    def reply():
+        with transaction.atomic():
+            message = Message.objects.create(
+                conversation=conversation, direction="out", author_kind="agent", body="Hola",
+                status="queued",
+            )  # fmt: skip
+            event_publish("message.created", conversation_id=conversation.pk, message_id=message.pk)
+        return message
+
+    message = await database_sync_to_async(reply)()
+    frames = [await communicator.receive_from(), await communicator.receive_from()]
+    line = next(frame for frame in frames if f'id="msg-{message.pk}"' in frame)
+    assert "🕓" in line
+
+    def delivered():
+        with transaction.atomic():
+            Message.objects.filter(pk=message.pk).update(status="delivered")
+            event_publish("message.status", conversation_id=conversation.pk, message_id=message.pk)
+
+    await database_sync_to_async(delivered)()
+    tick = await communicator.receive_from()
+    assert 'data-op="replace"' in tick and "✓✓" in tick
+
+    await database_sync_to_async(conversations.conversation_resolve)(conversation=conversation)
+    frames = [await communicator.receive_from(), await communicator.receive_from()]
+    head = next(frame for frame in frames if 'id="thread-head"' in frame)
+    assert "Resuelto" in head and "Reabrir" in head
+    await communicator.disconnect()
+
+
+async def test_it_removes_a_row_that_leaves_the_agents_filter(channel_layer):
+    conversation = await database_sync_to_async(conversation_with)("+593968196046", "Carlos")
+    communicator = await socket()
+    assert (await communicator.connect())[0]
+    await watch(communicator, view="new")
+    await database_sync_to_async(conversations.conversation_resolve)(conversation=conversation)
+    html = await communicator.receive_from()
+    assert 'data-op="remove"' in html and f'data-id="conv-{conversation.pk}"' in html
+    await communicator.disconnect()
+
+
+async def test_it_escapes_customer_text_in_pushed_fragments(channel_layer):
+    conversation = await database_sync_to_async(conversation_with)(
+        "+593968196046", HOSTILE, text=HOSTILE
+    )
+    communicator = await socket()
+    assert (await communicator.connect())[0]
+    await watch(communicator, conversation.pk)
+
+    def hostile():
+        with transaction.atomic():
+            message = message_in(conversation, HOSTILE)
+            event_publish("message.created", conversation_id=conversation.pk, message_id=message.pk)
+
+    await database_sync_to_async(hostile)()
+    frames = [await communicator.receive_from(), await communicator.receive_from()]
+    for frame in frames:
+        assert HOSTILE not in frame
+        assert "&lt;img src=x onerror=alert(1)&gt;" in frame
+    await communicator.disconnect()
+
+
+async def test_it_tells_agents_who_else_is_viewing_and_typing(channel_layer):
+    conversation = await database_sync_to_async(conversation_with)("+593968196046", "Carlos")
+    bob = await socket("bob", "agent")
+    ana = await socket("ana", "agent")
+    assert (await bob.connect())[0] and (await ana.connect())[0]
+    await bob.send_json_to({"type": "watch", "conversation": conversation.pk})
+    await bob.receive_nothing(timeout=0.2)
+    await ana.send_json_to({"type": "watch", "conversation": conversation.pk})
+    assert "Ana está viendo esta conversación" in await bob.receive_from()
+    assert "Bob está viendo esta conversación" in await ana.receive_from()
+
+    await ana.send_json_to({"type": "typing"})
+    assert "Ana está escribiendo…" in await bob.receive_from()
+    assert await ana.receive_nothing(timeout=0.3)  # nobody is told about themselves
+
+    await ana.send_json_to({"type": "watch", "conversation": None})
+    left = await bob.receive_from()
+    assert 'id="presence"' in left and "Ana" not in left
+    await bob.disconnect()
+    await ana.disconnect()
+
+
+async def test_it_ignores_junk_from_the_page(channel_layer):
+    communicator = await socket()
+    assert (await communicator.connect())[0]
+    await communicator.send_to(text_data=json.dumps(["not", "an", "object"]))
+    await communicator.send_json_to({"type": "watch", "conversation": "1; drop"})
+    await communicator.send_json_to({"type": "typing"})
+    assert await communicator.receive_nothing(timeout=0.3)
+    await communicator.disconnect()
