@@ -1,3 +1,6 @@
+import datetime
+
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -24,3 +27,202 @@ class MessageTemplate(models.Model):
 
     def __str__(self):
         return self.name
+
+
+# --- automations: reminders, auto-replies, opt-out (outbound.reminders, outbound.rules) ------
+class ReminderRule(models.Model):
+    """A time-based message: N days before / on / after a subscription's expiry, or on its
+    anniversary, sent from a notification template inside a daily window (Guayaquil time)."""
+
+    class Kind(models.TextChoices):
+        EXPIRY = "expiry", _("Vencimiento")
+        ANNIVERSARY = "anniversary", _("Aniversario de la suscripción")
+
+    name = models.CharField(_("nombre"), max_length=120, unique=True)
+    kind = models.CharField(_("tipo"), max_length=12, choices=Kind.choices, default=Kind.EXPIRY)
+    # Days from the expiry date: -3 is three days before, 0 the day itself, 1 the day after.
+    days_from_expiry = models.SmallIntegerField(_("días desde el vencimiento"), default=0)
+    template = models.ForeignKey(
+        MessageTemplate, on_delete=models.PROTECT, related_name="+", verbose_name=_("plantilla")
+    )
+    window_start = models.TimeField(_("desde"), default=datetime.time(9, 0))
+    window_end = models.TimeField(_("hasta"), default=datetime.time(20, 0))
+    # Reminders are service messages, not marketing: by default they still reach customers
+    # who opted out of promotions.
+    include_opted_out = models.BooleanField(_("también a quienes pidieron la baja"), default=True)
+    active = models.BooleanField(_("activa"), default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["kind", "days_from_expiry", "name"]
+        verbose_name = _("recordatorio")
+        verbose_name_plural = _("recordatorios")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(window_start__lt=models.F("window_end")),
+                name="reminder_window_ordered",
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class ReminderSent(models.Model):
+    """One row per (rule, subscription, date): inserted before the message is written, in the
+    same transaction, so a repeated tick or a second scheduler inserts nothing and sends
+    nothing. `expiry_date` is the expiry the reminder spoke of (for an anniversary rule, the
+    anniversary day)."""
+
+    class Outcome(models.TextChoices):
+        SENT = "sent", _("Enviado")
+        SKIPPED = "skipped", _("Omitido")
+
+    rule = models.ForeignKey(ReminderRule, on_delete=models.CASCADE, related_name="sent")
+    subscription = models.ForeignKey(
+        "customers.Subscription", on_delete=models.CASCADE, related_name="+"
+    )
+    expiry_date = models.DateField()
+    outcome = models.CharField(max_length=8, choices=Outcome.choices)
+    skip_reason = models.CharField(max_length=300, blank=True)
+    message = models.OneToOneField(
+        "inbox.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("recordatorio enviado")
+        verbose_name_plural = _("recordatorios enviados")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rule", "subscription", "expiry_date"], name="one_reminder_per_expiry"
+            ),
+        ]
+        indexes = [models.Index(fields=["subscription", "created_at"])]
+
+    def __str__(self):
+        return f"{self.rule} · {self.subscription_id} · {self.expiry_date}"
+
+
+class AutoReplyRule(models.Model):
+    """Keywords in a customer's message -> a reply from a template, and optionally a tag, an
+    assignee, the urgent flag. Rules are tried by priority; the first that matches wins."""
+
+    class Match(models.TextChoices):
+        EXACT = "exact", _("El mensaje es la palabra clave")
+        CONTAINS = "contains", _("El mensaje contiene la palabra clave")
+
+    name = models.CharField(_("nombre"), max_length=120, unique=True)
+    # Comma-separated; compared without case, accents, punctuation or emoji.
+    keywords = models.CharField(_("palabras clave"), max_length=300)
+    match = models.CharField(_("coincidencia"), max_length=8, choices=Match.choices)
+    template = models.ForeignKey(
+        MessageTemplate,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("responder con"),
+    )
+    tag = models.CharField(_("etiquetar al cliente con"), max_length=60, blank=True)
+    assign_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("asignar la conversación a"),
+    )
+    mark_urgent = models.BooleanField(_("marcar la conversación como urgente"), default=False)
+    priority = models.PositiveSmallIntegerField(_("prioridad"), default=100)
+    active = models.BooleanField(_("activa"), default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["priority", "id"]
+        verbose_name = _("respuesta automática")
+        verbose_name_plural = _("respuestas automáticas")
+
+    def __str__(self):
+        return self.name
+
+
+def business_hours_default() -> dict:
+    # Weekday (Monday "0") -> [opens, closes], Guayaquil time; a missing day is closed.
+    week = {str(day): ["09:00", "19:00"] for day in range(5)}
+    return {**week, "5": ["09:00", "13:00"]}
+
+
+class AutomationSettings(models.Model):
+    """One row (pk=1): opt-out / opt-in keywords and answers, business hours, away message."""
+
+    opt_out_keywords = models.CharField(
+        _("palabras para darse de baja"), max_length=300, default="BAJA, STOP, NO MÁS, DESUSCRIBIR"
+    )
+    opt_out_reply = models.TextField(
+        _("respuesta a la baja"),
+        default="Listo, no te enviaremos más promociones. Escribe ALTA para volver.",
+    )
+    opt_in_keywords = models.CharField(_("palabras para volver"), max_length=300, default="ALTA")
+    opt_in_reply = models.TextField(
+        _("respuesta al alta"),
+        default="¡Listo! Volverás a recibir nuestras promociones. Escribe BAJA para dejarlas.",
+    )
+    business_hours = models.JSONField(_("horario de atención"), default=business_hours_default)
+    away_enabled = models.BooleanField(_("mensaje fuera de horario"), default=True)
+    away_message = models.TextField(
+        _("mensaje fuera de horario"),
+        default=(
+            "¡Hola! 👋 Ahora estamos fuera de horario (lunes a viernes de 9:00 a 19:00, "
+            "sábados de 9:00 a 13:00). Te responderemos apenas volvamos."
+        ),
+    )
+    away_every_hours = models.PositiveSmallIntegerField(
+        _("como máximo una vez cada (horas)"), default=12
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("ajustes de automatizaciones")
+        verbose_name_plural = _("ajustes de automatizaciones")
+
+    def __str__(self):
+        return str(_("Ajustes de automatizaciones"))
+
+
+class InboundReaction(models.Model):
+    """What the rules did with one inbound message. The primary key is the message: a second
+    call for the same message inserts nothing and answers nothing."""
+
+    message = models.OneToOneField(
+        "inbox.Message", primary_key=True, on_delete=models.CASCADE, related_name="+"
+    )
+    conversation = models.ForeignKey(
+        "inbox.Conversation", on_delete=models.CASCADE, related_name="+"
+    )
+    rule = models.ForeignKey(
+        AutoReplyRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # "opt_out", "opt_in", "rule", "away", "none" (comma-joined when several).
+    action = models.CharField(max_length=40, blank=True)
+    note = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["conversation", "rule", "created_at"])]
+
+    def __str__(self):
+        return f"{self.message_id}: {self.action}"
+
+
+class AwayNotice(models.Model):
+    """When a conversation last got the away message: claimed with a conditional update, so
+    two messages arriving together produce one notice."""
+
+    conversation = models.OneToOneField(
+        "inbox.Conversation", primary_key=True, on_delete=models.CASCADE, related_name="+"
+    )
+    sent_at = models.DateTimeField()
+
+    def __str__(self):
+        return f"{self.conversation_id} @ {self.sent_at}"
