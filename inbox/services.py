@@ -1,9 +1,21 @@
 """Writes to conversations and messages (the webhook intake and the send pipeline use these)."""
 
+import mimetypes
+import re
+from datetime import datetime
+from pathlib import Path
+
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from django.db.models import Case, DateTimeField, F, Q, Value, When
+from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from customers.models import Customer
-from inbox.models import Conversation
+from inbox.events import event_publish
+from inbox.models import Conversation, Message, SessionState
+from outbound.wasender import ProviderError
 
 
 def conversation_get_or_create(*, customer: Customer, session: str = "default") -> Conversation:
@@ -15,3 +27,296 @@ def conversation_get_or_create(*, customer: Customer, session: str = "default") 
             return Conversation.objects.create(customer=customer, session=session)
     except IntegrityError:
         return Conversation.objects.get(customer=customer, session=session)
+
+
+# --- the webhook intake's writers ---------------------------------------------------------------
+# Every writer here is safe to run twice and in any order: rows are deduplicated by the unique
+# wa_id, statuses move with conditional UPDATEs, so repeated or late webhooks are no-ops.
+
+STATUS_STEPS = ["sent", "delivered", "read", "played"]
+# Outbound states a status webhook may lift to a step (a row only has a wa_id once sent, but
+# the sweeper may have marked it "unknown" or a late commit left it "sending").
+BEFORE_STEPS = ["sending", "unknown"]
+FAILABLE = ["sending", "unknown", "sent"]
+MEDIA_MAX_BYTES = {
+    "image": 16 * 1024 * 1024,
+    "video": 16 * 1024 * 1024,
+    "audio": 16 * 1024 * 1024,
+    "sticker": 2 * 1024 * 1024,
+    "document": 100 * 1024 * 1024,
+}
+
+
+def message_preview(*, kind: str, body: str) -> str:
+    text = " ".join(body.split())
+    return (text or f"[{Message.Kind(kind).label}]")[:160]
+
+
+def customer_by_lid(lid: str) -> Customer | None:
+    return Customer.objects.filter(whatsapp_lid=lid).first() if lid else None
+
+
+def customer_whatsapp_learn(*, customer: Customer, name: str = "", lid: str = "") -> None:
+    """Fill what WhatsApp tells us and the book lacks: an empty name from pushName, and the
+    first LID seen beside the phone (so later LID-only messages find this customer).
+    TODO(customers): belongs in customers.services; there is no service for it yet."""
+    if name and not customer.name:
+        Customer.objects.filter(pk=customer.pk, name="").update(name=name[:120])
+    if lid and not customer.whatsapp_lid:
+        try:
+            with transaction.atomic():
+                Customer.objects.filter(pk=customer.pk, whatsapp_lid__isnull=True).update(
+                    whatsapp_lid=lid[:64]
+                )
+        except IntegrityError:
+            pass  # that LID already belongs to another customer: the first mapping stays
+
+
+def _message_create_once(*, wa_id: str, **fields) -> tuple[Message, bool]:
+    """One row per WhatsApp message: the unique wa_id decides, even between racing workers."""
+    existing = Message.objects.filter(wa_id=wa_id).first()
+    if existing:
+        return existing, False
+    try:
+        with transaction.atomic():
+            return Message.objects.create(wa_id=wa_id, **fields), True
+    except IntegrityError:
+        return Message.objects.get(wa_id=wa_id), False
+
+
+def _media_fields(media, source: dict | None) -> dict:
+    if media is None:
+        return {}
+    url = media.url if media.url.startswith("https://") and len(media.url) <= 1000 else ""
+    return {
+        "media_url": url,
+        "media_mime": media.mimetype[:100],
+        "media_filename": media.file_name[:255],
+        "media_size": media.file_length if 0 <= (media.file_length or 0) < 2**62 else None,
+        "media_source": source,
+    }
+
+
+def message_inbound_create(
+    *,
+    conversation: Conversation,
+    wa_id: str,
+    kind: str,
+    body: str,
+    created_at: datetime,
+    media=None,
+    media_source: dict | None = None,
+) -> tuple[Message, bool]:
+    message, created = _message_create_once(
+        wa_id=wa_id,
+        conversation=conversation,
+        direction=Message.Direction.IN,
+        author_kind=Message.Author.CUSTOMER,
+        status=Message.Status.RECEIVED,
+        kind=kind,
+        body=body,
+        created_at=created_at,
+        **_media_fields(media, media_source),
+    )
+    if created:
+        conversation_inbound_note(
+            conversation_id=conversation.pk,
+            at=created_at,
+            preview=message_preview(kind=kind, body=body),
+        )
+        event_publish("message.created", conversation_id=conversation.pk, message_id=message.pk)
+    return message, created
+
+
+def message_phone_create(
+    *,
+    conversation: Conversation,
+    wa_id: str,
+    kind: str,
+    body: str,
+    created_at: datetime,
+    media=None,
+) -> tuple[Message, bool]:
+    """A message we sent that no pipeline row claims (typed on the phone, so far)."""
+    message, created = _message_create_once(
+        wa_id=wa_id,
+        conversation=conversation,
+        direction=Message.Direction.OUT,
+        author_kind=Message.Author.PHONE,
+        status=Message.Status.SENT,
+        kind=kind,
+        body=body,
+        created_at=created_at,
+        sent_at=created_at,
+        **_media_fields(media, None),
+    )
+    if created:
+        conversation_last_message_note(
+            conversation_id=conversation.pk,
+            at=created_at,
+            preview=message_preview(kind=kind, body=body),
+        )
+        event_publish("message.created", conversation_id=conversation.pk, message_id=message.pk)
+    return message, created
+
+
+def conversation_last_message_note(*, conversation_id: int, at: datetime, preview: str) -> int:
+    """Only a newer message replaces the preview, so late deliveries do not rewind it."""
+    newer = Q(last_message_at__isnull=True) | Q(last_message_at__lt=at)
+    return Conversation.objects.filter(newer, pk=conversation_id).update(
+        last_message_at=at, last_message_preview=preview[:160]
+    )
+
+
+def conversation_inbound_note(*, conversation_id: int, at: datetime, preview: str) -> None:
+    """A customer wrote: the conversation is new again (even if resolved) and one more unread."""
+    Conversation.objects.filter(pk=conversation_id).update(
+        status=Conversation.Status.NEW, unread_count=F("unread_count") + 1
+    )
+    conversation_last_message_note(conversation_id=conversation_id, at=at, preview=preview)
+    event_publish("conversation.updated", conversation_id=conversation_id)
+
+
+def _earliest(field: str, at: datetime):
+    """Each step keeps the earliest time reported for it or a later step: order-independent."""
+    take = Q(**{f"{field}__isnull": True}) | Q(**{f"{field}__gt": at})
+    return Case(When(take, then=Value(at, output_field=DateTimeField())), default=F(field))
+
+
+def message_status_advance(*, wa_id: str, status: str, at: datetime) -> bool:
+    """Move an outbound row forward to `status` (sent < delivered < read < played); backward,
+    repeated and late updates match no row. A skipped step (read without delivered) gets the
+    later step's time: read implies delivered."""
+    rank = STATUS_STEPS.index(status)
+    rows = Message.objects.filter(wa_id=wa_id, direction=Message.Direction.OUT)
+    moved = rows.filter(status__in=BEFORE_STEPS + STATUS_STEPS[:rank]).update(status=status)
+    stamps = {f"{s}_at": _earliest(f"{s}_at", at) for s in STATUS_STEPS[: rank + 1]}
+    rows.filter(status__in=STATUS_STEPS[rank:]).update(**stamps)
+    if moved:
+        _status_publish(wa_id)
+    return bool(moved)
+
+
+def message_status_fail(*, wa_id: str, at: datetime, reason: str) -> bool:
+    """WhatsApp's error (0) is terminal, but never undoes a delivery already reported."""
+    moved = Message.objects.filter(
+        wa_id=wa_id, direction=Message.Direction.OUT, status__in=FAILABLE
+    ).update(status=Message.Status.FAILED, failed_at=at, failure_reason=reason[:300])
+    if moved:
+        _status_publish(wa_id)
+    return bool(moved)
+
+
+def _status_publish(wa_id: str) -> None:
+    row = Message.objects.filter(wa_id=wa_id).values("pk", "conversation_id").first()
+    if row:
+        event_publish(
+            "message.status", conversation_id=row["conversation_id"], message_id=row["pk"]
+        )
+
+
+def _step_rank(status: str) -> int:
+    return STATUS_STEPS.index(status) if status in STATUS_STEPS else -1
+
+
+def _echo_merge(*, row: Message, echo: Message) -> None:
+    """The echo of our own send came before message.sent told us its wa_id, and was stored as
+    a phone message: fold it into the pipeline's row (keeping the furthest status and the
+    earliest step times), then drop it."""
+    fields = {"sent_at": row.sent_at or echo.sent_at}
+    if row.status != Message.Status.FAILED and _step_rank(echo.status) > _step_rank(row.status):
+        fields["status"] = echo.status
+    for step in STATUS_STEPS[1:]:
+        times = [t for t in (getattr(row, f"{step}_at"), getattr(echo, f"{step}_at")) if t]
+        fields[f"{step}_at"] = min(times) if times else None
+    echo.delete()
+    Message.objects.filter(pk=row.pk).update(**fields)
+    event_publish("conversation.updated", conversation_id=echo.conversation_id)
+
+
+def message_wa_id_link(*, provider_msg_id: int, wa_id: str) -> str:
+    """Tie WaSender's msgId to WhatsApp's key.id on our outbound row (from message.sent, or
+    message info for the sweeper). Answers "linked", "unknown" (no row with that msgId yet) or
+    "conflict" (the row or the wa_id already belong elsewhere; nothing changed)."""
+    row = (
+        Message.objects.select_for_update()
+        .filter(provider_msg_id=provider_msg_id, direction=Message.Direction.OUT)
+        .order_by("pk")
+        .first()
+    )
+    if row is None:
+        return "unknown"
+    if row.wa_id:
+        return "linked" if row.wa_id == wa_id else "conflict"
+    echo = Message.objects.filter(wa_id=wa_id).first()
+    if echo and (echo.direction, echo.author_kind) != ("out", Message.Author.PHONE):
+        return "conflict"
+    if echo:
+        _echo_merge(row=row, echo=echo)
+    Message.objects.filter(pk=row.pk, wa_id__isnull=True).update(wa_id=wa_id)
+    event_publish("message.status", conversation_id=row.conversation_id, message_id=row.pk)
+    return "linked"
+
+
+def session_state_set(*, session: str, status: str, at: datetime) -> None:
+    """The latest report wins, whatever order they arrive in."""
+    updated = SessionState.objects.filter(session=session, changed_at__lte=at).update(
+        status=status[:20], changed_at=at
+    )
+    if updated or SessionState.objects.filter(session=session).exists():
+        return
+    try:
+        with transaction.atomic():
+            SessionState.objects.create(session=session, status=status[:20], changed_at=at)
+    except IntegrityError:
+        SessionState.objects.filter(session=session, changed_at__lte=at).update(
+            status=status[:20], changed_at=at
+        )
+
+
+# --- media ------------------------------------------------------------------------------------
+
+
+def _media_name(message: Message, mime: str) -> str:
+    suffix = Path(message.media_filename).suffix.lower()
+    if not re.fullmatch(r"\.[a-z0-9]{1,8}", suffix):
+        suffix = mimetypes.guess_extension(mime or message.media_mime or "") or ""
+    return f"media/{timezone.now():%Y/%m}/{message.pk}{suffix}"
+
+
+def message_media_fetch(*, message_id: int, provider) -> bool:
+    """Download an inbound attachment through decrypt-media into our storage, once. Raises
+    the provider's ProviderError; the caller decides between retrying and giving up."""
+    message = Message.objects.filter(pk=message_id).first()
+    if message is None or message.media_file or not message.media_source:
+        return False
+    limit = MEDIA_MAX_BYTES.get(message.kind, MEDIA_MAX_BYTES["image"])
+    url = provider.decrypt_media(message.media_source)
+    content, mime = provider.download(url, max_bytes=limit)
+    if len(content) > limit:
+        raise ProviderError(
+            "media larger than allowed",
+            permanent=True,
+            reason=_("El archivo supera el tamaño máximo permitido."),
+        )
+    name = default_storage.save(_media_name(message, mime), ContentFile(content))
+    saved = Message.objects.filter(pk=message_id, media_file="").update(
+        media_file=name,
+        media_mime=(mime or message.media_mime)[:100],
+        media_size=len(content),
+        media_error="",
+    )
+    if not saved:  # a concurrent run got there first
+        default_storage.delete(name)
+        return False
+    event_publish("message.status", conversation_id=message.conversation_id, message_id=message_id)
+    return True
+
+
+def message_media_failed(*, message_id: int, reason: str) -> None:
+    message = Message.objects.filter(pk=message_id, media_file="").first()
+    if message is None:
+        return
+    note = _("No se pudo descargar el archivo: %(reason)s") % {"reason": reason}
+    Message.objects.filter(pk=message_id).update(media_error=note[:300])
+    event_publish("message.status", conversation_id=message.conversation_id, message_id=message_id)

@@ -1,0 +1,299 @@
+"""Webhook intake: a stored WebhookEvent is parsed and applied in one transaction.
+
+The raw body is committed first (webhooks.py); from then on nothing is lost. Processing is
+idempotent, so a retry after a crash or a failure is always safe. Outcomes:
+- processed: applied (or already applied: a duplicate delivery);
+- ignored: nothing to do, with the reason (unreadable, a group, an unknown event...);
+- pending: it names a message we do not know yet (a status before message.sent); retried with
+  backoff for PENDING_WINDOW, then ignored;
+- failed: an exception; retried with backoff up to MAX_ATTEMPTS.
+"""
+
+import importlib.util
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import DatabaseError, transaction
+from django.utils import timezone
+
+from customers.phones import InvalidPhone
+from customers.services import customer_get_or_create
+from inbox import services
+from inbox.models import Message, WebhookEvent
+from inbox.services import conversation_get_or_create
+from inbox.wasender_payloads import (
+    Envelope,
+    IgnoredEvent,
+    MessagesEvent,
+    ParseError,
+    SentEvent,
+    SessionEvent,
+    StatusEvent,
+    StatusUpdate,
+    WaMessage,
+    event_parse,
+)
+
+log = logging.getLogger(__name__)
+
+State = WebhookEvent.State
+PENDING_WINDOW = timedelta(minutes=10)
+MAX_ATTEMPTS = 12
+RETRY_BASE_SECONDS = 5.0
+RETRY_MAX_SECONDS = 3600.0
+# A stored event that nobody finished (the process died mid-request) is due again after this;
+# a claimed retry holds the event this long.
+STALE_AFTER = timedelta(seconds=60)
+LEASE = timedelta(seconds=120)
+ERROR_REASON = "WhatsApp informó un error al entregar el mensaje."
+
+
+@dataclass(frozen=True)
+class Outcome:
+    state: str
+    note: str = ""
+
+
+def _processed(note: str = "") -> Outcome:
+    return Outcome(State.PROCESSED, note)
+
+
+def _ignored(note: str) -> Outcome:
+    return Outcome(State.IGNORED, note)
+
+
+def _pending(note: str) -> Outcome:
+    return Outcome(State.PENDING, note)
+
+
+def retry_delay(attempts: int) -> float:
+    return min(RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0), RETRY_MAX_SECONDS)
+
+
+# --- storing and running events ----------------------------------------------------------------
+
+
+def webhook_event_store(*, payload: dict) -> WebhookEvent:
+    name = payload.get("event")
+    return WebhookEvent.objects.create(
+        event=name[:64] if isinstance(name, str) else "",
+        payload=payload,
+        retry_at=timezone.now() + STALE_AFTER,
+    )
+
+
+def webhook_event_handle(event_id: int, *, now: datetime | None = None) -> str:
+    """Process one event; never raises (a failure is recorded on the event and retried)."""
+    now = now or timezone.now()
+    try:
+        return _process(event_id, now)
+    except Exception as exc:
+        log.exception("webhook event %s failed", event_id)
+        return _fail(event_id, exc, now)
+
+
+def webhook_event_retry(event_id: int, *, now: datetime | None = None) -> bool:
+    """Claim a due event (a conditional update: one worker wins) and process it again."""
+    now = now or timezone.now()
+    claimed = WebhookEvent.objects.filter(
+        pk=event_id, state__in=[State.PENDING, State.FAILED], retry_at__lte=now
+    ).update(retry_at=now + LEASE)
+    if claimed:
+        webhook_event_handle(event_id, now=now)
+    return bool(claimed)
+
+
+def webhook_events_retry_due(*, now: datetime | None = None, limit: int = 200) -> int:
+    now = now or timezone.now()
+    due = WebhookEvent.objects.filter(
+        state__in=[State.PENDING, State.FAILED], retry_at__lte=now
+    ).order_by("retry_at")
+    ids = list(due.values_list("pk", flat=True)[:limit])
+    return sum(webhook_event_retry(pk, now=now) for pk in ids)
+
+
+def _process(event_id: int, now: datetime) -> str:
+    with transaction.atomic():
+        event = WebhookEvent.objects.select_for_update().filter(pk=event_id).first()
+        if event is None or event.state in (State.PROCESSED, State.IGNORED):
+            return event.state if event else State.IGNORED
+        outcome = _outcome(event)
+        _finish(event, outcome, now)
+    return event.state
+
+
+def _finish(event: WebhookEvent, outcome: Outcome, now: datetime) -> None:
+    event.error = outcome.note[:2000]
+    if outcome.state != State.PENDING:
+        event.state, event.processed_at, event.retry_at = outcome.state, now, None
+    elif now - event.received_at > PENDING_WINDOW:
+        event.state, event.processed_at, event.retry_at = State.IGNORED, now, None
+        event.error = f"{outcome.note} (sin novedades tras {PENDING_WINDOW})"[:2000]
+    else:
+        event.state, event.attempts = State.PENDING, event.attempts + 1
+        event.retry_at = now + timedelta(seconds=retry_delay(event.attempts))
+        _retry_enqueue(event.pk, retry_delay(event.attempts))
+    event.save(update_fields=["state", "error", "attempts", "processed_at", "retry_at"])
+
+
+def _fail(event_id: int, exc: Exception, now: datetime) -> str:
+    try:
+        event = WebhookEvent.objects.get(pk=event_id)
+        attempts = event.attempts + 1
+        delay = retry_delay(attempts)
+        retry_at = now + timedelta(seconds=delay) if attempts < MAX_ATTEMPTS else None
+        WebhookEvent.objects.filter(pk=event_id, state__in=[State.PENDING, State.FAILED]).update(
+            state=State.FAILED,
+            attempts=attempts,
+            retry_at=retry_at,
+            error=f"{type(exc).__name__}: {exc}"[:2000],
+        )
+        if retry_at:
+            _retry_enqueue(event_id, delay)
+    except DatabaseError:
+        # The event stays pending with its stale-after retry time: the sweep picks it up.
+        log.exception("could not record the failure of webhook event %s", event_id)
+    return State.FAILED
+
+
+def _retry_enqueue(event_id: int, delay_seconds: float) -> None:
+    # The actors import this module; importing them here, late, keeps that one-way at load.
+    from inbox.actors import webhook_event_retry_later
+
+    transaction.on_commit(
+        lambda: webhook_event_retry_later.send_with_options(
+            args=(event_id,), delay=int(delay_seconds * 1000)
+        ),
+        robust=True,
+    )
+
+
+# --- what an event means ----------------------------------------------------------------------
+
+
+def _outcome(event: WebhookEvent) -> Outcome:
+    try:
+        envelope = event_parse(event.payload)
+    except ParseError as exc:
+        return _ignored(f"No se pudo leer el evento: {exc}")
+    at = envelope.at or event.received_at
+    content = envelope.content
+    if isinstance(content, MessagesEvent):
+        return _combine([_message(m, envelope, at) for m in content.messages])
+    if isinstance(content, StatusEvent):
+        return _combine([_status(u, at) for u in content.updates])
+    if isinstance(content, SentEvent):
+        return _sent(content)
+    if isinstance(content, SessionEvent):
+        services.session_state_set(session=envelope.session, status=content.status, at=at)
+        return _processed()
+    assert isinstance(content, IgnoredEvent)
+    return _ignored(content.reason)
+
+
+def _combine(outcomes: list[Outcome]) -> Outcome:
+    note = "; ".join(o.note for o in outcomes if o.note)
+    states = {o.state for o in outcomes}
+    for state in (State.PENDING, State.PROCESSED):
+        if state in states:
+            return Outcome(state, note)
+    return _ignored(note)
+
+
+def _customer(m: WaMessage):
+    """By phone when the payload has one (learning the LID beside it), else by a known LID.
+    Answers (customer, reason): no customer is created for a message we will not store."""
+    name = "" if m.from_me else m.push_name  # on our own messages pushName is our name
+    if m.phone:
+        try:
+            customer, _created = customer_get_or_create(phone=m.phone, name=name)
+        except InvalidPhone:
+            customer = None
+        if customer:
+            services.customer_whatsapp_learn(customer=customer, name=name, lid=m.lid)
+            return customer, ""
+    customer = services.customer_by_lid(m.lid)
+    if customer:
+        services.customer_whatsapp_learn(customer=customer, name=name)
+        return customer, ""
+    if m.lid:
+        return None, f"remitente solo con LID desconocido ({m.lid}): no se puede saber el número"
+    return None, "remitente sin número válido"
+
+
+def _message(m: WaMessage, envelope: Envelope, at: datetime) -> Outcome:
+    if m.skip:
+        return _ignored(m.skip)
+    existing = Message.objects.filter(wa_id=m.wa_id).first()
+    if existing:  # a duplicate delivery, or the echo of a send already linked
+        if m.from_me:
+            # The echo carries WhatsApp's time for our send: the conversation ends up the same
+            # whether the echo came before message.sent (stored, then merged) or after.
+            services.conversation_last_message_note(
+                conversation_id=existing.conversation_id,
+                at=m.at or at,
+                preview=services.message_preview(kind=existing.kind, body=existing.body),
+            )
+        return _processed("ya registrado")
+    customer, reason = _customer(m)
+    if customer is None:
+        return _ignored(reason)
+    conversation = conversation_get_or_create(customer=customer)
+    fields = {
+        "conversation": conversation,
+        "wa_id": m.wa_id,
+        "kind": m.kind,
+        "body": m.body,
+        "created_at": m.at or at,
+        "media": m.media,
+    }
+    if m.from_me:
+        services.message_phone_create(**fields)
+        return _processed()
+    message, created = services.message_inbound_create(**fields, media_source=m.source)
+    if created:
+        _after_inbound(message)
+    return _processed()
+
+
+def _after_inbound(message: Message) -> None:
+    if message.media_source and message.kind in services.MEDIA_MAX_BYTES:
+        from inbox.actors import media_download  # late: the actors import this module
+
+        transaction.on_commit(lambda: media_download.send(message.pk), robust=True)
+    transaction.on_commit(lambda: inbound_react(message.pk), robust=True)
+
+
+def inbound_react(message_id: int) -> None:
+    """Outbound's rules (auto-replies, opt-out keywords) react to a stored customer message.
+    The one call against the layers, looked up lazily: `outbound.rules` comes with another
+    issue and intake must work without it."""
+    if importlib.util.find_spec("outbound.rules") is None:
+        return
+    rules = importlib.import_module("outbound.rules")
+    if hasattr(rules, "inbound_react"):
+        rules.inbound_react(message_id)
+
+
+def _status(update: StatusUpdate, at: datetime) -> Outcome:
+    if update.status == "pending":
+        return _processed("estado pendiente: nada que hacer")
+    if not Message.objects.filter(wa_id=update.wa_id).exists():
+        if not update.from_me:
+            return _ignored(f"estado de un mensaje ajeno desconocido ({update.wa_id})")
+        return _pending(f"mensaje {update.wa_id} aún desconocido")
+    if update.status == "error":
+        services.message_status_fail(wa_id=update.wa_id, at=at, reason=ERROR_REASON)
+    else:
+        services.message_status_advance(wa_id=update.wa_id, status=update.status, at=at)
+    return _processed()
+
+
+def _sent(sent: SentEvent) -> Outcome:
+    result = services.message_wa_id_link(provider_msg_id=sent.msg_id, wa_id=sent.wa_id)
+    if result == "unknown":
+        return _pending(f"envío {sent.msg_id} aún desconocido")
+    if result == "conflict":
+        return _ignored(f"el envío {sent.msg_id} ya está ligado a otro mensaje de WhatsApp")
+    return _processed()
