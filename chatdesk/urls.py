@@ -6,6 +6,7 @@ from django.views.i18n import set_language
 
 from chatdesk import views
 from chatdesk.api import api_urls
+from inbox import webhooks as inbox_webhooks
 from insights import views as insights_views
 
 urlpatterns = [
@@ -21,5 +22,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("customers/", include("customers.urls")),
     path("inbox/", include("inbox.urls")),
+    path("webhooks/wasender/", inbox_webhooks.wasender_webhook, name="wasender_webhook"),
     path("", include("outbound.urls")),
 ]
