@@ -1,0 +1,332 @@
+"""Inbound messages through the real endpoint: every shape, customers, LIDs, duplicates."""
+
+import copy
+from datetime import UTC, datetime
+
+import pytest
+
+from customers.models import Customer
+from inbox import intake
+from inbox.models import Conversation, Message, WebhookEvent
+from tests.inbox.conftest import fixture_load
+
+
+def at(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def test_it_stores_a_received_text(post):
+    assert post("messages_received_text").status_code == 200
+    message = Message.objects.get()
+    assert (message.wa_id, message.direction, message.author_kind) == (
+        "3EB0A1B2C3D4E5F60718",
+        "in",
+        "customer",
+    )
+    assert (message.status, message.kind, message.body) == (
+        "received",
+        "text",
+        "Gracias, quiero renovar",
+    )
+    assert message.created_at == at(1764000000)
+    customer = message.conversation.customer
+    assert (customer.phone, customer.name) == ("+593968196046", "María González")
+    assert customer.whatsapp_lid == "201946283747390@lid"
+
+
+def test_it_updates_the_conversation(post):
+    post("messages_received_text")
+    conversation = Conversation.objects.get()
+    assert conversation.status == "new"
+    assert conversation.unread_count == 1
+    assert conversation.last_message_at == at(1764000000)
+    assert conversation.last_message_preview == "Gracias, quiero renovar"
+
+
+def test_it_reopens_a_resolved_conversation(post):
+    post("messages_upsert_text_list")
+    Conversation.objects.update(status="resolved", unread_count=0)
+    post("messages_received_text")
+    conversation = Conversation.objects.get()
+    assert (conversation.status, conversation.unread_count) == ("new", 1)
+
+
+def test_an_older_message_does_not_rewind_the_preview(post):
+    post("messages_upsert_text_list")  # 1764000300
+    post("messages_received_text")  # 1764000000, arrives late
+    conversation = Conversation.objects.get()
+    assert conversation.last_message_at == at(1764000300)
+    assert conversation.last_message_preview == "¿Cuánto cuesta?"
+    assert conversation.unread_count == 2
+
+
+def test_it_reads_the_upsert_list(post):
+    post("messages_upsert_text_list")
+    message = Message.objects.get()
+    assert (message.wa_id, message.body) == ("3EB0FF00112233445566", "¿Cuánto cuesta?")
+
+
+def test_it_reads_the_flat_upsert_with_an_image(post, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks:
+        post("messages_upsert_flat_image")
+    message = Message.objects.get()
+    assert (message.kind, message.body) == ("image", "Este es el comprobante de pago")
+    assert message.media_mime == "image/jpeg"
+    assert message.media_size == 48213
+    assert message.media_url.startswith("https://mmg.whatsapp.net/")
+    assert message.media_source["key"]["id"] == "BAE5A93B52084A3B"
+    assert "imageMessage" in message.media_source["message"]
+    # Phone from the @s.whatsapp.net remoteJid, as no senderPn came.
+    assert message.conversation.customer.phone == "+593987654321"
+    assert len(callbacks) >= 2  # the media download, the rules hook (and live events)
+
+
+def test_it_looks_through_the_ephemeral_wrapper(post):
+    post("messages_received_ephemeral")
+    message = Message.objects.get()
+    assert (message.kind, message.body) == ("text", "Hola, ¿tienen Disney+?")
+
+
+def test_it_looks_through_view_once_v2(post):
+    post("messages_upsert_view_once_v2")
+    message = Message.objects.get()
+    assert (message.kind, message.body, message.media_size) == ("image", "Mira mi pantalla", 91234)
+    assert message.conversation.customer.phone == "+593991234567"  # from senderPn
+
+
+def test_it_looks_through_document_with_caption(post):
+    post("messages_upsert_document_with_caption")
+    message = Message.objects.get()
+    assert (message.kind, message.body) == ("document", "Factura de noviembre")
+    assert (message.media_filename, message.media_mime) == (
+        "factura-noviembre.pdf",
+        "application/pdf",
+    )
+    assert message.media_size == 204800  # a Baileys {low, high} long
+
+
+def test_it_reads_millisecond_timestamps(post):
+    post("messages_received_ms_timestamp")
+    assert Message.objects.get().created_at == at(1764000800.456)
+
+
+def test_it_reads_string_timestamps(post):
+    post("messages_received_string_timestamp")
+    message = Message.objects.get()
+    assert message.created_at == at(1764000810)
+    assert message.body == "¿Me pasan la cuenta para depositar?"
+
+
+def test_without_a_message_timestamp_it_uses_the_envelope_one(post):
+    body = fixture_load("messages_received_text")
+    del body["data"]["messages"]["messageTimestamp"]
+    body["timestamp"] = 1764000042
+    post(body)
+    assert Message.objects.get().created_at == at(1764000042)
+
+
+def test_it_stores_location_and_contact_minimally(post):
+    post("messages_received_location")
+    post("messages_received_contact")
+    location = Message.objects.get(kind="location")
+    assert location.body == "Quito, parque La Carolina (-0.1807, -78.4678)"
+    assert Message.objects.get(kind="contact").body == "Ana Torres"
+
+
+@pytest.mark.parametrize(
+    "part,kind",
+    [
+        ("videoMessage", "video"),
+        ("audioMessage", "audio"),
+        ("stickerMessage", "sticker"),
+        ("documentMessage", "document"),
+    ],
+)
+def test_it_stores_every_media_kind(post, part, kind):
+    body = fixture_load("messages_upsert_flat_image")
+    body["data"]["message"] = {part: body["data"]["message"]["imageMessage"]}
+    post(body)
+    assert Message.objects.get().kind == kind
+
+
+def test_text_prefers_message_body_then_conversation_then_extended_text(post):
+    body = fixture_load("messages_received_text")
+    body["data"]["messages"]["messageBody"] = "del cuerpo"
+    post(body)
+    assert Message.objects.get().body == "del cuerpo"
+    del body["data"]["messages"]["messageBody"]
+    body["data"]["messages"]["key"]["id"] = "SECOND"
+    body["data"]["messages"]["message"] = {"extendedTextMessage": {"text": "extendido"}}
+    post(body)
+    assert Message.objects.get(wa_id="SECOND").body == "extendido"
+
+
+def test_it_ignores_group_messages(post):
+    assert post("messages_group_received").status_code == 200
+    event = WebhookEvent.objects.get()
+    assert (event.state, event.error) == ("ignored", "mensaje de grupo: no se usan")
+    assert not Message.objects.exists()
+    assert not Customer.objects.exists()
+
+
+def test_a_participant_key_alone_marks_a_group(post):
+    body = fixture_load("messages_received_text")
+    body["data"]["messages"]["key"]["participant"] = "593968196046@s.whatsapp.net"
+    post(body)
+    assert WebhookEvent.objects.get().state == "ignored"
+
+
+def test_it_never_takes_the_phone_from_a_lid_jid(post):
+    post("messages_received_lid_only")
+    event = WebhookEvent.objects.get()
+    assert event.state == "ignored"
+    assert "LID desconocido" in event.error
+    assert not Customer.objects.exists()
+    assert not Message.objects.exists()
+
+
+def test_a_lid_seen_beside_a_phone_finds_that_customer_later(post):
+    post("messages_received_text")  # carries both the phone and senderLid
+    body = fixture_load("messages_received_lid_only")
+    body["data"]["messages"]["key"]["remoteJid"] = "201946283747390@lid"
+    body["data"]["messages"]["key"]["senderLid"] = "201946283747390@lid"
+    post(body)
+    assert Customer.objects.count() == 1
+    assert Message.objects.filter(conversation__customer__phone="+593968196046").count() == 2
+
+
+def test_a_lid_remote_jid_with_a_sender_pn_uses_the_phone(post):
+    body = fixture_load("messages_received_lid_only")
+    body["data"]["messages"]["key"]["senderPn"] = "593992223344@s.whatsapp.net"
+    post(body)
+    customer = Customer.objects.get()
+    assert (customer.phone, customer.whatsapp_lid) == ("+593992223344", "99887766554433@lid")
+
+
+def test_it_fills_an_empty_name_but_keeps_a_given_one(post):
+    post("messages_upsert_fromme_echo")  # our own message: pushName (if any) is ours
+    assert Customer.objects.get().name == ""
+    post("messages_received_text")
+    assert Customer.objects.get().name == "María González"
+    body = fixture_load("messages_upsert_text_list")
+    body["data"]["messages"][0]["pushName"] = "Mary"
+    post(body)
+    assert Customer.objects.get().name == "María González"
+
+
+def test_an_invalid_phone_is_ignored_with_a_reason(post):
+    body = fixture_load("messages_received_text")
+    key = body["data"]["messages"]["key"]
+    key["cleanedSenderPn"], key["senderLid"] = "12", ""
+    post(body)
+    event = WebhookEvent.objects.get()
+    assert (event.state, event.error) == ("ignored", "remitente sin número válido")
+    assert not Customer.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "event", ["messages.received", "messages-personal.received", "messages.upsert"]
+)
+def test_the_same_message_under_three_event_names_is_one_row(post, event):
+    post("messages_received_text")
+    post("messages_personal_received")
+    body = fixture_load("messages_received_text")
+    body["event"] = event
+    if event == "messages.upsert":
+        body["data"]["messages"] = [body["data"]["messages"]]
+    post(body)
+    assert Message.objects.count() == 1
+    assert Conversation.objects.get().unread_count == 1
+    assert set(WebhookEvent.objects.values_list("state", flat=True)) == {"processed"}
+
+
+def test_a_message_delivered_three_times_is_one_row(post):
+    for _ in range(3):
+        assert post("messages_upsert_flat_image").status_code == 200
+    assert Message.objects.count() == 1
+
+
+def test_a_race_on_the_same_message_is_settled_by_the_unique_constraint(post, monkeypatch):
+    """Another worker inserted the row after our check: the insert fails, the row is reused."""
+    from django.db.models import QuerySet
+
+    from inbox import services
+
+    post("messages_received_text")
+    existing = Message.objects.get()
+    real_first = QuerySet.first
+    monkeypatch.setattr(
+        QuerySet, "first", lambda qs: None if qs.model is Message else real_first(qs)
+    )
+    message, created = services.message_inbound_create(
+        conversation=existing.conversation,
+        wa_id=existing.wa_id,
+        kind="text",
+        body="otra vez",
+        created_at=existing.created_at,
+    )
+    assert (message.pk, created) == (existing.pk, False)
+    assert Message.objects.count() == 1
+    assert Conversation.objects.get().unread_count == 1
+
+
+def test_protocol_and_reaction_messages_are_not_stored(post):
+    body = fixture_load("messages_received_text")
+    del body["data"]["messages"]["messageBody"]
+    body["data"]["messages"]["message"] = {"reactionMessage": {"text": "👍"}}
+    post(body)
+    assert WebhookEvent.objects.get().state == "ignored"
+    assert not Message.objects.exists()
+
+
+def test_a_malformed_message_is_ignored_with_the_reason(post):
+    body = fixture_load("messages_received_text")
+    body["data"]["messages"]["key"]["fromMe"] = "no"
+    assert post(body).status_code == 200
+    event = WebhookEvent.objects.get()
+    assert event.state == "ignored"
+    assert event.error == (
+        "No se pudo leer el evento: data.messages.key.fromMe: se esperaba verdadero o falso"
+    )
+    assert not Customer.objects.exists()
+
+
+def test_it_asks_outbound_rules_to_react_when_they_exist(
+    post, monkeypatch, django_capture_on_commit_callbacks
+):
+    import sys
+    import types
+
+    seen = []
+    rules = types.ModuleType("outbound.rules")
+    rules.inbound_react = seen.append
+    monkeypatch.setitem(sys.modules, "outbound.rules", rules)
+    monkeypatch.setattr(intake.importlib.util, "find_spec", lambda name: object())
+    with django_capture_on_commit_callbacks(execute=True):
+        post("messages_received_text")
+        post("messages_personal_received")  # a duplicate: no second reaction
+    assert seen == [Message.objects.get().pk]
+
+
+def test_without_outbound_rules_the_hook_is_a_no_op(db, monkeypatch):
+    monkeypatch.setattr(intake.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(intake.importlib, "import_module", lambda name: pytest.fail(name))
+    intake.inbound_react(1)
+
+
+def test_the_real_rules_react_once_to_a_stored_message(post, django_capture_on_commit_callbacks):
+    from outbound.models import InboundReaction
+
+    with django_capture_on_commit_callbacks(execute=True):
+        post("messages_received_text")
+        post("messages_personal_received")
+    assert list(InboundReaction.objects.values_list("message_id", flat=True)) == [
+        Message.objects.get(direction="in").pk
+    ]
+
+
+def test_a_fuzzed_copy_does_not_change_the_fixture(post):
+    body = fixture_load("messages_received_text")
+    before = copy.deepcopy(body)
+    post(body)
+    assert body == before
