@@ -1,6 +1,7 @@
 """Writes to the customer book. Other apps call these, never the models' managers directly."""
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from customers.models import Customer, Tag
 from customers.phones import phone_normalize
@@ -49,3 +50,25 @@ def customer_update(
         customer.save(update_fields=["name", "city", "province", "notes"])
         customer.tags.set([tag_get_or_create(name=t) for t in tags if t.strip()])
     return customer
+
+
+def customer_marketing_opt_out(*, customer: Customer, reason: str, at=None) -> bool:
+    """Out of every marketing audience. A conditional update: True only for the call that
+    changed something (a customer already out keeps their first date and reason)."""
+    at = at or timezone.now()
+    changed = Customer.objects.filter(pk=customer.pk, marketing_opt_out_at__isnull=True).update(
+        marketing_opt_out_at=at, marketing_opt_out_reason=reason[:200]
+    )
+    if changed:
+        customer.marketing_opt_out_at, customer.marketing_opt_out_reason = at, reason[:200]
+    return bool(changed)
+
+
+def customer_marketing_opt_in(*, customer: Customer) -> bool:
+    """Back into marketing; True only when the customer was out."""
+    changed = Customer.objects.filter(pk=customer.pk, marketing_opt_out_at__isnull=False).update(
+        marketing_opt_out_at=None, marketing_opt_out_reason=""
+    )
+    if changed:
+        customer.marketing_opt_out_at, customer.marketing_opt_out_reason = None, ""
+    return bool(changed)

@@ -1,0 +1,237 @@
+"""Outbound's reaction to a customer's message: opt-out / opt-in keywords, auto-reply rules and
+the away message. The webhook intake calls `inbound_react` after the inbound message commits.
+
+Precedence, for one inbound message:
+1. an opt-out keyword (BAJA, STOP...) or an opt-in keyword (ALTA) as the *whole* message:
+   the customer's marketing state changes and they get one confirmation, only when the state
+   really changed (writing BAJA twice confirms once); nothing else runs;
+2. the first active auto-reply rule, by priority, whose keyword matches: reply from its
+   template, tag, assign (only a conversation nobody has), mark urgent;
+3. outside business hours, the away message, at most once per conversation per N hours.
+
+Loops are impossible by construction: only inbound customer messages react (the bot's own
+replies are outbound rows), each inbound message reacts at most once (InboundReaction's primary
+key is the message), and one rule answers a conversation at most once per RULE_COOLDOWN (a
+customer's own auto-responder cannot ping-pong with ours).
+
+Keywords compare without case, accents, punctuation or emoji: "Sí.", "SI" and "si 👍" are all
+"si"; "No más" is "no mas". "Contains" matches whole words ("si" is in "si quiero", not in
+"sigo").
+"""
+
+import logging
+import re
+import unicodedata
+from datetime import datetime, time, timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from customers.services import (
+    customer_marketing_opt_in,
+    customer_marketing_opt_out,
+    tag_get_or_create,
+)
+from inbox.conversations import conversation_assign, conversation_mark_urgent
+from inbox.events import event_publish
+from inbox.models import Conversation, Message
+from outbound.models import AutomationSettings, AutoReplyRule, AwayNotice, InboundReaction
+from outbound.services import SendRejected, message_send
+from outbound.templating import TemplateError, template_render
+
+log = logging.getLogger(__name__)
+
+RULE_COOLDOWN = timedelta(minutes=10)
+# A message older than this when it reaches us (a phone that reconnects and syncs a backlog)
+# is stored for the agents but not answered by the bot.
+REACT_MAX_AGE = timedelta(hours=24)
+WEEKDAYS = range(7)  # Monday is 0, as datetime.weekday()
+
+
+# --- keywords -----------------------------------------------------------------------------------
+def keyword_normalize(text: str) -> str:
+    """Lower case, no accents, words joined by single spaces; punctuation and emoji dropped."""
+    decomposed = unicodedata.normalize("NFKD", text or "")
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(re.findall(r"[^\W_]+", plain.casefold()))
+
+
+def keywords_parse(raw: str) -> list[str]:
+    """A comma-separated list as configured, normalised; empty entries dropped."""
+    return [word for word in (keyword_normalize(part) for part in raw.split(",")) if word]
+
+
+def keyword_match(text: str, keywords: list[str], *, exact: bool) -> str | None:
+    """The first keyword found in the (normalised) text, or None."""
+    padded = f" {text} "
+    for keyword in keywords:
+        if (text == keyword) if exact else (f" {keyword} " in padded):
+            return keyword
+    return None
+
+
+# --- settings and business hours ------------------------------------------------------------
+def automation_settings() -> AutomationSettings:
+    found = AutomationSettings.objects.filter(pk=1).first()
+    if found:
+        return found
+    try:
+        with transaction.atomic():
+            return AutomationSettings.objects.create(pk=1)
+    except IntegrityError:
+        return AutomationSettings.objects.get(pk=1)
+
+
+def business_hours_parse(hours: dict) -> dict[int, tuple[time, time]]:
+    """{"0": ["09:00", "19:00"], ...} -> {0: (09:00, 19:00)}; bad or empty days are closed."""
+    week = {}
+    for day in WEEKDAYS:
+        value = hours.get(str(day)) if isinstance(hours, dict) else None
+        try:
+            opens, closes = (time.fromisoformat(v) for v in value)
+        except (TypeError, ValueError):
+            continue
+        if opens < closes:
+            week[day] = (opens, closes)
+    return week
+
+
+def business_open(conf: AutomationSettings, at: datetime) -> bool:
+    local = timezone.localtime(at)
+    hours = business_hours_parse(conf.business_hours).get(local.weekday())
+    return hours is not None and hours[0] <= local.time() < hours[1]
+
+
+# --- the reaction ----------------------------------------------------------------------------
+def inbound_react(message_id: int, *, now: datetime | None = None) -> str:
+    """React once to one inbound customer message; answers what was done ("" when nothing
+    could be: not a customer message, already handled). All of it commits together."""
+    now = now or timezone.now()
+    message = (
+        Message.objects.select_related("conversation__customer")
+        .filter(pk=message_id, direction=Message.Direction.IN)
+        .filter(author_kind=Message.Author.CUSTOMER)
+        .first()
+    )
+    if message is None:
+        return ""
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                reaction = InboundReaction.objects.create(
+                    message=message, conversation_id=message.conversation_id, created_at=now
+                )
+        except IntegrityError:
+            return ""
+        if now - message.created_at > REACT_MAX_AGE:
+            actions, reaction.note = ["none"], "mensaje antiguo: sin respuesta automática"
+        else:
+            actions = _react(message, reaction, now)
+        reaction.action = ",".join(actions)[:40] or "none"
+        reaction.save(update_fields=["action", "note", "rule"])
+    return reaction.action
+
+
+def _react(message: Message, reaction: InboundReaction, now: datetime) -> list[str]:
+    conf = automation_settings()
+    text = keyword_normalize(message.body)
+    if text and keyword_match(text, keywords_parse(conf.opt_out_keywords), exact=True):
+        return _opt_out(message, conf, now)
+    if text and keyword_match(text, keywords_parse(conf.opt_in_keywords), exact=True):
+        return _opt_in(message, conf)
+    actions = []
+    for rule in AutoReplyRule.objects.filter(active=True).select_related("template"):
+        if text and keyword_match(text, keywords_parse(rule.keywords), exact=rule.match == "exact"):
+            reaction.rule = rule
+            actions += _rule_apply(rule, message, reaction, now)
+            break
+    if conf.away_enabled and not business_open(conf, now):
+        every = timedelta(hours=max(conf.away_every_hours, 1))
+        if _away_claim(message.conversation_id, now=now, every=every):
+            _bot_reply(message, conf.away_message)
+            actions.append("away")
+    return actions
+
+
+def _opt_out(message: Message, conf: AutomationSettings, now: datetime) -> list[str]:
+    customer = message.conversation.customer
+    said = " ".join(message.body.split())[:60]
+    reason = _("Pidió la baja por WhatsApp: %(word)s") % {"word": said}
+    if not customer_marketing_opt_out(customer=customer, reason=reason, at=now):
+        return ["opt_out_again"]
+    _bot_reply(message, conf.opt_out_reply)
+    event_publish("conversation.updated", conversation_id=message.conversation_id)
+    return ["opt_out"]
+
+
+def _opt_in(message: Message, conf: AutomationSettings) -> list[str]:
+    if not customer_marketing_opt_in(customer=message.conversation.customer):
+        return ["opt_in_again"]
+    _bot_reply(message, conf.opt_in_reply)
+    event_publish("conversation.updated", conversation_id=message.conversation_id)
+    return ["opt_in"]
+
+
+def _rule_apply(
+    rule: AutoReplyRule, message: Message, reaction: InboundReaction, now: datetime
+) -> list[str]:
+    conversation: Conversation = message.conversation
+    customer = conversation.customer
+    actions = ["rule"]
+    if rule.tag.strip():
+        customer.tags.add(tag_get_or_create(name=rule.tag))
+        event_publish("conversation.updated", conversation_id=conversation.id)
+        actions.append("tag")
+    if rule.assign_to_id and conversation.assignee_id is None and rule.assign_to.is_active:
+        conversation_assign(conversation=conversation, assignee=rule.assign_to)
+        actions.append("assign")
+    if rule.mark_urgent:
+        conversation_mark_urgent(conversation=conversation, urgent=True)
+        actions.append("urgent")
+    if rule.template is None or rule.template.archived:
+        return actions
+    answered_lately = (
+        InboundReaction.objects.filter(
+            conversation_id=conversation.id, rule=rule, created_at__gte=now - RULE_COOLDOWN
+        )
+        .filter(action__contains="reply")
+        .exclude(pk=message.pk)
+        .exists()
+    )
+    if answered_lately:
+        reaction.note = "ya respondida hace poco en esta conversación"
+        return actions
+    try:
+        text = template_render(rule.template.body, customer=customer, today=timezone.localdate(now))
+    except TemplateError as exc:
+        reaction.note = f"sin respuesta: {exc}"[:300]
+        return actions
+    _bot_reply(message, text)
+    return [*actions, "reply"]
+
+
+def _away_claim(conversation_id: int, *, now: datetime, every: timedelta) -> bool:
+    """True for the one caller that may send the away message now (a conditional update, or
+    the insert of the conversation's first notice)."""
+    if AwayNotice.objects.filter(pk=conversation_id, sent_at__lte=now - every).update(sent_at=now):
+        return True
+    try:
+        with transaction.atomic():
+            AwayNotice.objects.create(conversation_id=conversation_id, sent_at=now)
+    except IntegrityError:
+        return False
+    return True
+
+
+def _bot_reply(message: Message, text: str) -> Message | None:
+    try:
+        return message_send(
+            customer=message.conversation.customer,
+            text=text,
+            author_kind=Message.Author.BOT,
+            reply_to=message,
+        )
+    except SendRejected as exc:  # an empty or oversize configured text
+        log.warning("auto-reply to message %s not sent: %s", message.pk, exc.message)
+        return None
