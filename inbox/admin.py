@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.db import models
 
-from inbox.models import Conversation, Message, SessionState, WebhookEvent
+from inbox.models import Conversation, Message, Note, SessionState, WebhookEvent
 
 
 @admin.register(Conversation)
@@ -71,3 +71,12 @@ class SessionStateAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+@admin.register(Note)
+class NoteAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "customer", "author", "body"]
+    search_fields = ["body", "customer__name", "customer__phone"]
+    raw_id_fields = ["customer", "author"]
+    list_select_related = ["customer", "author"]
+    date_hierarchy = "created_at"

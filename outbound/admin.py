@@ -1,6 +1,14 @@
 from django.contrib import admin
 
-from outbound.models import MessageTemplate
+from outbound.models import (
+    AutomationSettings,
+    AutoReplyRule,
+    AwayNotice,
+    InboundReaction,
+    MessageTemplate,
+    ReminderRule,
+    ReminderSent,
+)
 
 
 @admin.register(MessageTemplate)
@@ -8,3 +16,64 @@ class MessageTemplateAdmin(admin.ModelAdmin):
     list_display = ["name", "category", "archived", "updated_at"]
     list_filter = ["category", "archived"]
     search_fields = ["name", "body"]
+
+
+@admin.register(ReminderRule)
+class ReminderRuleAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "days_from_expiry", "template", "active"]
+    list_filter = ["kind", "active"]
+    search_fields = ["name"]
+    list_select_related = ["template"]
+
+
+class ReadOnlyRecordAdmin(admin.ModelAdmin):
+    """Records of what the automations did: evidence that keeps them from acting twice, so
+    nobody adds or edits them by hand."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ReminderSent)
+class ReminderSentAdmin(ReadOnlyRecordAdmin):
+    list_display = ["created_at", "rule", "subscription", "expiry_date", "outcome", "skip_reason"]
+    list_filter = ["outcome", "rule"]
+    search_fields = ["subscription__customer__name", "subscription__customer__phone"]
+    raw_id_fields = ["subscription", "message"]
+    list_select_related = ["rule", "subscription__customer", "subscription__service"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+
+
+@admin.register(AutoReplyRule)
+class AutoReplyRuleAdmin(admin.ModelAdmin):
+    list_display = ["name", "keywords", "match", "template", "priority", "active"]
+    list_filter = ["match", "active", "mark_urgent"]
+    search_fields = ["name", "keywords"]
+    raw_id_fields = ["assign_to"]
+    list_select_related = ["template"]
+
+
+@admin.register(AutomationSettings)
+class AutomationSettingsAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "away_enabled", "updated_at"]
+
+
+@admin.register(InboundReaction)
+class InboundReactionAdmin(ReadOnlyRecordAdmin):
+    list_display = ["created_at", "conversation", "rule", "action"]
+    list_filter = ["action", "rule"]
+    raw_id_fields = ["message", "conversation"]
+    list_select_related = ["conversation__customer", "rule"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+
+
+@admin.register(AwayNotice)
+class AwayNoticeAdmin(ReadOnlyRecordAdmin):
+    list_display = ["conversation", "sent_at"]
+    raw_id_fields = ["conversation"]
+    list_select_related = ["conversation__customer"]

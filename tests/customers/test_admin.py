@@ -10,11 +10,13 @@ from customers.models import Customer, Renewal, Segment, Service, Subscription, 
 from inbox.models import Conversation, Message, SessionState, WebhookEvent
 from outbound.models import MessageTemplate
 
+PROJECT_APPS = ("chatdesk", "customers", "inbox", "outbound")
+
 
 def test_it_registers_every_model_of_the_project_apps():
     missing = [
         model._meta.label
-        for name in ("chatdesk", "customers", "inbox", "outbound")
+        for name in PROJECT_APPS
         for model in apps.get_app_config(name).get_models()
         if not admin.site.is_registered(model)
     ]
@@ -77,6 +79,16 @@ def test_it_opens_the_list_search_and_change_pages(alice, client_for, data, mode
     obj = model.objects.first()
     change = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
     assert client.get(change).status_code == 200
+
+
+REGISTERED = [m for m in admin.site._registry if m._meta.app_label in PROJECT_APPS]
+
+
+@pytest.mark.parametrize("model", REGISTERED, ids=lambda m: m._meta.label)
+def test_it_opens_every_changelist_with_a_search(alice, client_for, model):
+    opts = model._meta
+    changelist = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
+    assert client_for(alice).get(changelist, {"q": "ana"}).status_code == 200
 
 
 def test_it_never_shows_the_token_digest(alice, client_for, data):
