@@ -12,3 +12,9 @@ class ChatdeskConfig(AppConfig):
         from chatdesk.broker import broker_setup
 
         broker_setup(kind=settings.DRAMATIQ_BROKER, redis_url=settings.REDIS_URL)
+
+        from django.db.models.signals import post_migrate
+
+        from chatdesk.roles import admin_role_grant_all
+
+        post_migrate.connect(admin_role_grant_all, dispatch_uid="chatdesk.admin_role_grant_all")
