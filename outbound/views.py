@@ -140,7 +140,7 @@ def _template_form_page(request, form, *, template=None):
 
 @role_required(*MARKETING)
 def template_create(request):
-    form = TemplateForm(request.POST or None)
+    form = TemplateForm(request.POST or None, initial={"category": "marketing"})
     if request.method == "POST" and form.is_valid():
         template = form.save()
         messages.success(request, _("Plantilla «%(name)s» creada.") % {"name": template.name})
