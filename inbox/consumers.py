@@ -243,10 +243,17 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
             message = selectors.message_get(message_id=message_id)
         except Message.DoesNotExist:
             return ""
-        return _staging([_op(kind, self._render("message_line", {"m": message}))])
+        html = _staging([_op(kind, self._render("message_line", {"m": message}))])
+        if kind == "upsert" and message.direction == Message.Direction.IN:
+            # An inbound message makes the conversation new again (even a resolved one).
+            html += self._thread_head_sync(message.conversation_id)
+        return html
 
     @database_sync_to_async
     def _thread_head(self, conversation_id: int) -> str:
+        return self._thread_head_sync(conversation_id)
+
+    def _thread_head_sync(self, conversation_id: int) -> str:
         try:
             conversation = selectors.conversation_get(conversation_id=conversation_id)
         except Conversation.DoesNotExist:

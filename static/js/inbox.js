@@ -134,6 +134,9 @@
   }
 
   // --- socket lifecycle: reconnects (the ws extension backs off) and resync ---------------------
+  // Exponential backoff with jitter, capped at 10 s: after a restart agents are back quickly.
+  htmx.config.wsReconnectDelay = (retryCount) =>
+    Math.min(500 * Math.pow(2, retryCount), 10000) * (0.5 + Math.random() / 2);
   document.addEventListener("htmx:wsOpen", (evt) => {
     state.socket = evt.detail.socketWrapper;
     const banner = $("#offline-banner");

@@ -1,0 +1,221 @@
+"""Two agents in two browsers on a real daphne: what one customer or agent does, the other sees
+without reloading. Inbound messages arrive through the real webhook."""
+
+import itertools
+import os
+import re
+import time
+
+import httpx
+import pytest
+from django.conf import settings
+from playwright.sync_api import expect
+
+from inbox.models import Conversation
+from tests.conftest import make_user
+from tests.inbox_live.conftest import HOSTILE, message_in
+from tests.procs import daphne_args, free_port, process_env, running, stop, test_redis_url
+
+pytestmark = pytest.mark.browser
+PHONE = "593968196046"
+_ids = itertools.count(1)
+_last_second = [0]
+
+
+def _now_second() -> int:
+    """WhatsApp timestamps are whole seconds; each message here gets a later one, as two real
+    messages a few seconds apart would (the list preview only moves forward in time)."""
+    _last_second[0] = max(int(time.time()), _last_second[0] + 1)
+    return _last_second[0]
+
+
+def inbound(base_url: str, text: str, *, name: str = "María González", phone: str = PHONE):
+    """A customer writes: WaSender's messages.received through the real webhook."""
+    wa_id = f"3EB0TEST{next(_ids):08d}"
+    body = {
+        "event": "messages.received",
+        "timestamp": int(time.time()),
+        "data": {
+            "messages": {
+                "key": {
+                    "id": wa_id, "fromMe": False, "remoteJid": f"{phone}@s.whatsapp.net",
+                    "addressingMode": "pn", "cleanedSenderPn": phone,
+                },
+                "pushName": name,
+                "messageTimestamp": _now_second(),
+                "messageBody": text,
+                "message": {"conversation": text},
+            }
+        },
+    }  # fmt: skip
+    response = httpx.post(
+        f"{base_url}/webhooks/wasender/", json=body,
+        headers={"X-Webhook-Signature": settings.WASENDER_WEBHOOK_SECRET}, timeout=10,
+    )  # fmt: skip
+    assert response.status_code == 200, response.text
+
+
+def socket_open(page) -> None:
+    page.wait_for_function("window.chatdeskInbox && window.chatdeskInbox.socket !== null")
+
+
+def open_conversation(page, base_url: str, conversation_id: int) -> None:
+    page.goto(f"{base_url}/inbox/c/{conversation_id}/")
+    socket_open(page)
+
+
+def test_it_keeps_two_agents_in_step(page_for, live_server_url):
+    make_user("bob", "agent", first_name="Bob")
+    make_user("ana", "agent", first_name="Ana")
+    inbound(live_server_url, "Hola, buenas")
+    conversation = Conversation.objects.get()
+    row = f"#conv-{conversation.pk}"
+
+    bob = page_for("bob", "pass-bob")
+    ana = page_for("ana", "pass-ana")
+    dialogs = []
+    for page in (bob, ana):
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        open_conversation(page, live_server_url, conversation.pk)
+    # Each sees the other: both sockets are in the conversation's group.
+    expect(bob.locator("#presence")).to_contain_text("Ana está viendo esta conversación")
+    expect(ana.locator("#presence")).to_contain_text("Bob está viendo esta conversación")
+
+    # A customer message appears in both lists and both open threads.
+    inbound(live_server_url, "¿Tienen promo de Netflix?")
+    for page in (bob, ana):
+        expect(page.locator("#thread-messages")).to_contain_text("¿Tienen promo de Netflix?")
+        expect(page.locator(row)).to_contain_text("¿Tienen promo de Netflix?")
+
+    # Ana sees Bob typing, then his reply (Enter sends).
+    bob.locator("#composer textarea").press_sequentially("Sí, 50% este mes")
+    expect(ana.locator("#typing")).to_contain_text("Bob está escribiendo…")
+    bob.locator("#composer textarea").press("Enter")
+    reply = ana.locator("#thread-messages .msg-out", has_text="Sí, 50% este mes")
+    expect(reply).to_be_visible()
+    expect(reply.locator(".msg-author")).to_have_text("Bob")
+    expect(bob.locator("#composer textarea")).to_have_value("")
+    expect(ana.locator(f"{row} .badge")).to_contain_text("Respondido")
+
+    # Bob resolves; Ana's thread header and list row follow.
+    bob.get_by_role("button", name="Resolver").click()
+    expect(ana.locator("#thread-head")).to_contain_text("Resuelto")
+    expect(ana.locator(f"{row} .badge")).to_contain_text("Resuelto")
+
+    # The customer writes again: the conversation is new again, for both.
+    inbound(live_server_url, "Otra pregunta")
+    for page in (bob, ana):
+        expect(page.locator(f"{row} .badge")).to_contain_text("Nuevo")
+        expect(page.locator("#thread-head")).to_contain_text("Nuevo")
+        expect(page.locator("#thread-messages")).to_contain_text("Otra pregunta")
+
+    # Hostile text is text: shown literally, no element made of it, no script run.
+    inbound(live_server_url, HOSTILE)
+    inbound(live_server_url, "hola", name=HOSTILE, phone="593991234567")
+    for page in (bob, ana):
+        expect(page.locator("#thread-messages .msg-body").last).to_have_text(HOSTILE)
+        expect(page.locator(".conv-row .conv-name", has_text="onerror")).to_have_text(HOSTILE)
+        assert page.locator("img[src='x']").count() == 0
+    assert dialogs == []
+
+
+def test_it_shows_a_new_conversation_in_the_list_and_counts_unread_in_the_title(
+    page_for, live_server_url
+):
+    make_user("bob", "agent", first_name="Bob")
+    bob = page_for("bob", "pass-bob")
+    bob.goto(f"{live_server_url}/inbox/")
+    socket_open(bob)
+    inbound(live_server_url, "Primera vez que escribo", name="Luis Torres", phone="593991234567")
+    row = bob.locator(".conv-row", has_text="Luis Torres")
+    # (An out-of-hours auto-reply may follow, so the preview is not asserted here.)
+    expect(row.locator(".unread-count")).to_have_text("1")
+    expect(bob).to_have_title(re.compile(r"^\(1\) "))
+    row.click()
+    expect(bob.locator("#thread-messages")).to_contain_text("Primera vez que escribo")
+    expect(bob).to_have_url(re.compile(r"/inbox/c/\d+/$"))
+
+
+def test_it_shows_one_pane_at_a_time_on_a_phone(page_for, live_server_url):
+    make_user("bob", "agent", first_name="Bob")
+    inbound(live_server_url, "Hola desde el celular")
+    bob = page_for("bob", "pass-bob", width=390, height=844)
+    bob.goto(f"{live_server_url}/inbox/")
+    expect(bob.locator("#list-pane")).to_be_visible()
+    bob.locator(".conv-row").first.click()
+    expect(bob.locator("#thread-messages")).to_contain_text("Hola desde el celular")
+    expect(bob.locator("#list-pane")).to_be_hidden()
+    expect(bob.locator("#customer-panel")).to_be_hidden()
+    bob.locator("#thread-head .panel-link").click()
+    expect(bob.locator("#customer-panel")).to_be_visible()
+    assert bob.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+    bob.locator("#customer-panel a.back").click()
+    expect(bob.locator("#customer-panel")).to_be_hidden()
+    bob.locator("#thread-head a.back").click()
+    expect(bob.locator("#list-pane")).to_be_visible()
+
+
+# --- a dropped connection ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def restartable_server(transactional_db, tmp_path):
+    """A daphne that the test can stop and start again on the same port."""
+    port = free_port()
+    extra = {"REDIS_URL": test_redis_url()} if os.environ.get("REDIS_URL") else {}
+    env = process_env(DEBUG="1", DRAMATIQ_BROKER="stub", **extra)
+    url = f"http://127.0.0.1:{port}"
+    state = {"ctx": None, "n": 0}
+
+    def start():
+        state["n"] += 1
+        state["ctx"] = running(daphne_args(port), env=env, ready_url=f"{url}/healthz",
+                               log=tmp_path / f"daphne-{state['n']}.log")  # fmt: skip
+        state["proc"] = state["ctx"].__enter__()
+
+    def halt():
+        stop(state["proc"])
+        state["ctx"].__exit__(None, None, None)
+        state["ctx"] = None
+
+    start()
+    yield url, start, halt
+    if state["ctx"] is not None:
+        halt()
+
+
+def test_it_fills_the_gap_after_the_server_comes_back(browser, restartable_server):
+    url, start, halt = restartable_server
+    make_user("bob", "agent", first_name="Bob")
+    inbound(url, "Antes del corte")
+    conversation = Conversation.objects.get()
+    context = browser.new_context(locale="es-EC")
+    try:
+        page = context.new_page()
+        page.goto(f"{url}/accounts/login/")
+        page.fill("input[name=username]", "bob")
+        page.fill("input[name=password]", "pass-bob")
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{url}/")
+        open_conversation(page, url, conversation.pk)
+        expect(page.locator("#offline-banner")).to_be_hidden()
+
+        halt()
+        expect(page.locator("#offline-banner")).to_be_visible()
+        expect(page.locator("#offline-banner")).to_have_text("Sin conexión — reintentando…")
+        # Meanwhile another web process stored a message this page never heard about.
+        message = message_in(conversation, "Llegó durante el corte")
+        Conversation.objects.filter(pk=conversation.pk).update(
+            last_message_at=message.created_at, last_message_preview=message.body
+        )
+        start()
+
+        # The page retries with a backoff capped at 10 s.
+        expect(page.locator("#offline-banner")).to_be_hidden(timeout=30_000)
+        expect(page.locator("#thread-messages")).to_contain_text("Llegó durante el corte")
+        expect(page.locator(f"#conv-{conversation.pk}")).to_contain_text("Llegó durante el corte")
+        # And the live push works again on the new socket.
+        inbound(url, "Después del corte")
+        expect(page.locator("#thread-messages")).to_contain_text("Después del corte")
+    finally:
+        context.close()
