@@ -200,4 +200,9 @@ LOGGING = {
 
 # Modules that declare Dramatiq actors (and dramatiq-crontab schedules). The worker and the
 # scheduler import them all; nothing else needs to.
-ACTOR_MODULES: list[str] = ["outbound.pipeline", "outbound.sweeper", "inbox.actors"]
+ACTOR_MODULES: list[str] = [
+    "outbound.pipeline",
+    "outbound.sweeper",
+    "inbox.actors",
+    "outbound.reminders",
+]

@@ -13,6 +13,7 @@ from customers.segments import segment_count
 from inbox.models import Conversation, Message
 from outbound.models import AutomationSettings, AutoReplyRule, InboundReaction, MessageTemplate
 from outbound.rules import inbound_react, keyword_match, keyword_normalize, keywords_parse
+from tests.outbound.automations import in_memory_layer  # noqa: F401
 
 PHONE = "593968196046"
 _ids = itertools.count(1)
@@ -41,17 +42,6 @@ def payload(text: str, *, wa_id: str | None = None, phone: str = PHONE, at=None)
             }
         },
     }
-
-
-@pytest.fixture(autouse=True)
-def in_memory_layer(settings):
-    """Events go to an in-memory layer of the test's own, never to a running chatdesk's."""
-    from channels.layers import channel_layers
-
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    channel_layers.backends.clear()
-    yield
-    channel_layers.backends.clear()
 
 
 @pytest.fixture
