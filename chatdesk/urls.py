@@ -6,6 +6,7 @@ from django.views.i18n import set_language
 
 from chatdesk import views
 from chatdesk.api import api_urls
+from inbox import views as inbox_views
 from inbox import webhooks as inbox_webhooks
 from insights import views as insights_views
 
@@ -16,10 +17,17 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/setlang/", login_not_required(set_language), name="set_language"),
     path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
+    path("ops/", views.ops, name="ops"),
     path("api/v1/", api_urls()),
     path("account/tokens/", views.token_list, name="token_list"),
     path("account/tokens/<int:token_id>/revoke/", views.token_revoke, name="token_revoke"),
     path("admin/", admin.site.urls),
+    path(
+        "customers/<int:customer_id>/history/",
+        inbox_views.customer_history,
+        name="customer_history",
+    ),
     path("customers/", include("customers.urls")),
     path("inbox/", include("inbox.urls")),
     path("webhooks/wasender/", inbox_webhooks.wasender_webhook, name="wasender_webhook"),
