@@ -132,8 +132,12 @@ class Segment(models.Model):
     name = models.CharField(_("nombre"), max_length=120, unique=True)
     filters = models.JSONField(_("filtros"), default=dict, blank=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-        related_name="+", verbose_name=_("creado por"),
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("creado por"),
     )
     created_at = models.DateTimeField(_("creado"), default=timezone.now)
     updated_at = models.DateTimeField(_("modificado"), auto_now=True)
