@@ -226,3 +226,165 @@ class AwayNotice(models.Model):
 
     def __str__(self):
         return f"{self.conversation_id} @ {self.sent_at}"
+
+
+# --- campaigns (outbound.campaigns) ----------------------------------------------------------
+def window_start_default() -> datetime.time:
+    return datetime.time(9, 0)
+
+
+def window_end_default() -> datetime.time:
+    return datetime.time(20, 0)
+
+
+class Campaign(models.Model):
+    """One message to an audience. The body (and the audience's filters) are copied when the
+    campaign is created: editing the template or the saved segment later changes nothing here.
+    The funnel is read from the recipients and their messages (outbound.campaigns)."""
+
+    class Kind(models.TextChoices):
+        MARKETING = "marketing", _("Marketing")
+        NOTIFICATION = "notification", _("Notificación")
+        SUPPORT = "support", _("Soporte")
+        EVENT = "event", _("Evento")
+
+    class State(models.TextChoices):
+        DRAFT = "draft", _("Borrador")
+        SCHEDULED = "scheduled", _("Programada")
+        RUNNING = "running", _("Activa")
+        PAUSED = "paused", _("Pausada")
+        COMPLETED = "completed", _("Completada")
+        CANCELLED = "cancelled", _("Cancelada")
+
+    class Audience(models.TextChoices):
+        # Retargeting: who of the source campaign's recipients gets the follow-up.
+        NOT_READ = "not_read", _("No leyeron")
+        NOT_REPLIED = "not_replied", _("No respondieron")
+
+    title = models.CharField(_("título"), max_length=200)
+    kind = models.CharField(_("tipo"), max_length=12, choices=Kind.choices, default=Kind.MARKETING)
+    template = models.ForeignKey(
+        MessageTemplate,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="campaigns",
+        verbose_name=_("plantilla"),
+    )
+    body = models.TextField(_("mensaje"))
+    # Values of the campaign variables ({nuevo_servicio}, {descuento}...).
+    extra = models.JSONField(_("variables de la campaña"), default=dict, blank=True)
+    segment = models.ForeignKey(
+        "customers.Segment",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("segmento"),
+    )
+    filters = models.JSONField(_("filtros"), default=dict, blank=True)
+    retarget_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retargets"
+    )
+    retarget_audience = models.CharField(max_length=12, choices=Audience.choices, blank=True)
+    state = models.CharField(_("estado"), max_length=10, choices=State.choices, default=State.DRAFT)
+    scheduled_at = models.DateTimeField(_("enviar el"), null=True, blank=True)
+    window_start = models.TimeField(_("enviar desde"), default=window_start_default)
+    window_end = models.TimeField(_("enviar hasta"), default=window_end_default)
+    best_hour = models.BooleanField(_("a la mejor hora de cada cliente"), default=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    launched_at = models.DateTimeField(null=True, blank=True)
+    paused_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    # Counted once at launch.
+    recipients_total = models.PositiveIntegerField(default=0)
+    opted_out_excluded = models.PositiveIntegerField(default=0)
+    # The fan-out chain: only a run carrying the current token goes on; `fanout_next_at` is
+    # when the chain promised to run again (the scheduler tick re-kicks a broken promise).
+    fanout_token = models.PositiveIntegerField(default=0)
+    fanout_next_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("campaña")
+        verbose_name_plural = _("campañas")
+        indexes = [
+            models.Index(
+                fields=["state", "scheduled_at"],
+                name="campaign_due_idx",
+                condition=models.Q(state__in=["scheduled", "running"]),
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(window_start__lt=models.F("window_end")),
+                name="campaign_window_ordered",
+            ),
+        ]
+
+    def __str__(self):
+        return self.title
+
+
+class CampaignVariant(models.Model):
+    """Up to three bodies of one campaign, split at random across its recipients."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="variants")
+    label = models.CharField(max_length=1)
+    body = models.TextField(_("mensaje"))
+
+    class Meta:
+        ordering = ["label"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "label"], name="one_variant_per_label"),
+        ]
+
+    def __str__(self):
+        return f"{self.campaign_id} {self.label}"
+
+
+class CampaignRecipient(models.Model):
+    """One customer of one campaign; unique, so a customer cannot be sent a campaign twice.
+    `queued` means its message exists (the send pipeline owns it from there); the outcome is
+    copied back from the message (sent / failed / unknown) by the fan-out and the tick."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", _("Pendiente")
+        QUEUED = "queued", _("En cola")
+        SENT = "sent", _("Enviado")
+        SKIPPED = "skipped", _("Omitido")
+        FAILED = "failed", _("Fallido")
+        UNKNOWN = "unknown", _("Desconocido")
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="recipients")
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.CASCADE, related_name="campaign_recipients"
+    )
+    variant = models.ForeignKey(
+        CampaignVariant, null=True, blank=True, on_delete=models.SET_NULL, related_name="recipients"
+    )
+    state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING)
+    skip_reason = models.CharField(max_length=300, blank=True)
+    body = models.TextField(blank=True)
+    planned_at = models.DateTimeField(null=True, blank=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    message = models.OneToOneField(
+        "inbox.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = _("destinatario")
+        verbose_name_plural = _("destinatarios")
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "customer"], name="one_send_per_customer"),
+        ]
+        indexes = [
+            models.Index(fields=["campaign", "state", "planned_at"], name="recipient_due_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.campaign_id} → {self.customer_id}"
