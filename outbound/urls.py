@@ -1,6 +1,6 @@
 from django.urls import path
 
-from outbound import views
+from outbound import automation_views, views
 
 app_name = "outbound"
 urlpatterns = [
@@ -20,4 +20,40 @@ urlpatterns = [
     path("segments/preview/", views.segment_preview, name="segment_preview"),
     path("segments/<int:segment_id>/", views.segment_edit, name="segment_edit"),
     path("segments/<int:segment_id>/delete/", views.segment_delete, name="segment_delete"),
+    path("automations/", automation_views.automation_index, name="automation_index"),
+    path(
+        "automations/reminders/new/",
+        automation_views.automation_reminder_edit,
+        name="automation_reminder_create",
+    ),
+    path(
+        "automations/reminders/<int:rule_id>/",
+        automation_views.automation_reminder_edit,
+        name="automation_reminder_edit",
+    ),
+    path(
+        "automations/replies/new/",
+        automation_views.automation_reply_edit,
+        name="automation_reply_create",
+    ),
+    path(
+        "automations/replies/<int:rule_id>/",
+        automation_views.automation_reply_edit,
+        name="automation_reply_edit",
+    ),
+    path(
+        "automations/<str:kind>/<int:rule_id>/toggle/",
+        automation_views.automation_toggle,
+        name="automation_toggle",
+    ),
+    path(
+        "automations/settings/",
+        automation_views.automation_settings_edit,
+        name="automation_settings",
+    ),
+    path(
+        "renewals/new/<int:customer_id>/",
+        automation_views.renewal_create,
+        name="renewal_create",
+    ),
 ]
