@@ -13,13 +13,14 @@ from datetime import timedelta
 
 import dramatiq
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from dramatiq_crontab import interval
 
 from inbox.models import Message
+from inbox.services import message_wa_id_link
 from outbound import wasender
 from outbound.pipeline import message_enqueue, status_publish
 from outbound.wasender import ProviderError
@@ -91,19 +92,12 @@ def sending_resolve(message: Message, *, client) -> bool:
         fields["failure_reason"] = _("WhatsApp rechazó el mensaje.")
     updated = Message.objects.filter(id=message.id, status=Status.SENDING).update(**fields)
     if updated and info.wa_id:
-        wa_id_link(message.id, info.wa_id)
+        # The intake's link merges the echo row the webhook may already have stored.
+        with transaction.atomic():
+            message_wa_id_link(provider_msg_id=message.provider_msg_id, wa_id=info.wa_id)
     if updated:
         status_publish(message, status)
     return bool(updated)
-
-
-def wa_id_link(message_id: int, wa_id: str) -> None:
-    # The webhook intake may already hold a row with this WhatsApp id (our echo): keep that.
-    try:
-        with transaction.atomic():
-            Message.objects.filter(id=message_id, wa_id__isnull=True).update(wa_id=wa_id)
-    except IntegrityError:
-        pass
 
 
 def message_unknown(message: Message) -> bool:

@@ -73,6 +73,29 @@ def test_a_stuck_send_with_provider_id_asks_message_info(db):
 
 
 @override_settings(SEND_STUCK_SENDING_SECONDS=120)
+def test_a_resolved_send_absorbs_the_echo_the_webhook_stored_first(db):
+    stuck = outbox_row("sending", sending_at=NOW - timedelta(minutes=3), provider_msg_id=556)
+    echo = Message.objects.create(
+        conversation=stuck.conversation,
+        direction="out",
+        author_kind="phone",
+        body="Hola",
+        status="delivered",
+        wa_id="3EB0ECHO",
+        sent_at=NOW,
+        delivered_at=NOW,
+    )
+    info = httpx.Response(
+        200, json={"success": True, "data": {"msgId": 556, "key": {"id": "3EB0ECHO"}, "status": 2}}
+    )
+    run(Script(info))
+    stuck.refresh_from_db()
+    assert stuck.wa_id == "3EB0ECHO"
+    assert not Message.objects.filter(pk=echo.pk).exists()
+    assert Message.objects.filter(conversation=stuck.conversation, direction="out").count() == 1
+
+
+@override_settings(SEND_STUCK_SENDING_SECONDS=120)
 def test_when_message_info_fails_it_is_unknown_not_resent(db):
     stuck = outbox_row("sending", sending_at=NOW - timedelta(minutes=3), provider_msg_id=555)
     run(Script(httpx.Response(503)))
