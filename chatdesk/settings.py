@@ -134,6 +134,10 @@ SEND_RETRY_MAX_SECONDS = env.float("SEND_RETRY_MAX_SECONDS", default=300.0)
 SEND_STUCK_SENDING_SECONDS = env.int("SEND_STUCK_SENDING_SECONDS", default=120)
 SEND_STUCK_QUEUED_SECONDS = env.int("SEND_STUCK_QUEUED_SECONDS", default=900)
 SEND_SWEEP_EVERY_SECONDS = env.int("SEND_SWEEP_EVERY_SECONDS", default=30)
+# Campaigns: how often the scheduler launches due campaigns and checks running ones, and how
+# late a fan-out run may be before the tick starts a new one (a worker died mid-campaign).
+CAMPAIGN_TICK_SECONDS = env.int("CAMPAIGN_TICK_SECONDS", default=10)
+CAMPAIGN_STALL_SECONDS = env.int("CAMPAIGN_STALL_SECONDS", default=30)
 # The public address of this app, for links handed to the provider (uploaded media).
 PUBLIC_URL = env.str("PUBLIC_URL", default="http://127.0.0.1:8000")
 
@@ -205,4 +209,5 @@ ACTOR_MODULES: list[str] = [
     "outbound.sweeper",
     "inbox.actors",
     "outbound.reminders",
+    "outbound.campaigns",
 ]

@@ -1,0 +1,848 @@
+"""Campaigns: one message to an audience, sent once per customer, paced, pausable.
+
+Life: draft -> scheduled -> running -> completed, with paused (and back) and cancelled.
+
+Launch (`campaign_launch`): one conditional update moves the campaign from draft or scheduled
+to running, and in the same transaction its recipients are written in bulk (one row per
+customer, unique per campaign: `bulk_create(ignore_conflicts=True)` in chunks), each with its
+variant (random, seeded by the campaign id, so a relaunch of the same data assigns the same
+variants), its rendered body, and when it may be sent (`planned_at`). A customer the body
+cannot be filled for (MissingValue) is written `skipped` with the reason. Two scheduler ticks
+racing both try the update; the loser sees the state already moved and does nothing.
+
+Fan-out (`campaign_fanout`, a Dramatiq actor re-enqueued by itself): each run takes the next
+pending recipients whose planned time has come, and for each, in one transaction, moves it
+pending -> queued (a conditional update that also requires the campaign to be running) and
+writes its Message with `message_send(author_kind="campaign")`. It only fans out what the
+shared rate limiter can send in about FANOUT_AHEAD_SECONDS, counting the campaign messages
+already waiting: the queued backlog stays small, so a pause (which the send pipeline cannot
+see) lets at most that much go out after it. Runs carry a token: resume and the tick's re-kick
+bump it, so an old chain stops instead of running twice as fast.
+
+Window: sends only between `window_start` and `window_end`, Guayaquil time; outside, the
+chain sleeps until the next opening (the tick wakes it).
+
+Best hour: a customer's best hour is the local hour in which they most often wrote to us or
+read one of our messages over the last BEST_HOUR_DAYS days (ties: the earliest hour). It is
+moved into the window (before it: the window's start; at or after its end: the window's last
+hour), and `planned_at` is the next time that hour comes round (now, when we are inside it).
+A customer with no history is planned for the earliest moment the window allows.
+
+Completion: when no recipient is pending or queued (a queued recipient takes its outcome from
+its message: sent, failed, unknown). Checked by the fan-out and by the tick.
+
+The tick (`campaigns_tick`, every CAMPAIGN_TICK_SECONDS): launches due scheduled campaigns and
+re-kicks running ones whose chain missed its promised time by CAMPAIGN_STALL_SECONDS (a worker
+killed mid-run, a lost broker message): a kick is a conditional update of the token, so two
+ticks kick once.
+"""
+
+import logging
+import math
+import random
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from datetime import date, datetime, time, timedelta
+
+import dramatiq
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet
+from django.db.models.functions import ExtractHour
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
+from dramatiq_crontab import interval
+
+from customers.models import Customer, Renewal, Segment, Subscription
+from customers.segments import (
+    SegmentFilterError,
+    segment_count,
+    segment_filters_clean,
+    segment_queryset,
+)
+from inbox.models import Message
+from outbound import ratelimit
+from outbound.models import (
+    Campaign,
+    CampaignRecipient,
+    CampaignVariant,
+    MessageTemplate,
+)
+from outbound.pipeline import status_publish
+from outbound.services import TEXT_MAX, SendRejected, message_send
+from outbound.templating import (
+    CAMPAIGN_VARIABLES,
+    MissingValue,
+    TemplateError,
+    template_render,
+    template_validate,
+    template_variables,
+)
+
+logger = logging.getLogger(__name__)
+
+State = Campaign.State
+RState = CampaignRecipient.State
+MStatus = Message.Status
+
+MARKETING_KINDS = (Campaign.Kind.MARKETING, Campaign.Kind.EVENT)
+LAUNCHABLE = (State.DRAFT, State.SCHEDULED)
+FINISHED = (State.COMPLETED, State.CANCELLED)
+VARIANT_LABELS = ("A", "B", "C")
+CHUNK = 2000
+FANOUT_AHEAD_SECONDS = 2.0
+FANOUT_MAX_BATCH = 500
+# A chain waits at most this long in the broker; a longer wait sleeps and the tick wakes it.
+CHAIN_MAX_DELAY = 30.0
+BEST_HOUR_DAYS = 90
+REPLY_DAYS = 3
+RENEWAL_DAYS = 7
+REACHED = (MStatus.SENT, MStatus.DELIVERED, MStatus.READ, MStatus.PLAYED)
+DELIVERED = (MStatus.DELIVERED, MStatus.READ, MStatus.PLAYED)
+READ = (MStatus.READ, MStatus.PLAYED)
+IN_FLIGHT = (MStatus.QUEUED, MStatus.SENDING)
+CANCELLED_REASON = gettext_noop("cancelada")
+
+
+class CampaignInvalid(ValueError):
+    """Bad input for a campaign: `errors` maps a field to a Spanish message."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(f"{key}: {value}" for key, value in errors.items()))
+        self.errors = errors
+
+
+class CampaignStateError(ValueError):
+    """The action does not apply to the campaign's current state."""
+
+
+# --- create, schedule, duplicate, retarget ----------------------------------------------------
+def _body_errors(body: str, extra: dict, *, field: str) -> dict[str, str]:
+    if not body.strip():
+        return {field: _("Escriba el mensaje o elija una plantilla.")}
+    errors = template_validate(body)
+    if errors:
+        return {field: " ".join(errors)}
+    unfilled = sorted(
+        name
+        for name in template_variables(body)
+        if name in CAMPAIGN_VARIABLES and not str(extra.get(name, "")).strip()
+    )
+    if "precio_descuento" in template_variables(body) and not str(extra.get("descuento", "")):
+        unfilled = sorted({*unfilled, "descuento"})
+    if unfilled:
+        names = ", ".join(f"{{{name}}}" for name in unfilled)
+        return {field: _("Falta el valor de la campaña para: %(names)s") % {"names": names}}
+    if len(body) > TEXT_MAX:
+        return {field: _("El mensaje supera los %(max)s caracteres.") % {"max": TEXT_MAX}}
+    return {}
+
+
+def campaign_validate(
+    *,
+    title: str,
+    kind: str,
+    body: str,
+    extra: dict,
+    variants: list[str],
+    filters: dict | None,
+    window_start: time,
+    window_end: time,
+) -> tuple[dict, dict[str, str]]:
+    """(clean filters, errors)."""
+    errors: dict[str, str] = {}
+    if not title.strip():
+        errors["title"] = _("Escriba un título.")
+    if kind not in Campaign.Kind.values:
+        errors["kind"] = _("Tipo de campaña desconocido.")
+    unknown = sorted(set(extra) - set(CAMPAIGN_VARIABLES))
+    if unknown:
+        errors["extra"] = _("Variables de campaña desconocidas: %(names)s") % {
+            "names": ", ".join(unknown)
+        }
+    errors.update(_body_errors(body, extra, field="body"))
+    if len(variants) > len(VARIANT_LABELS) - 1:
+        errors["variants"] = _("Como máximo tres variantes del mensaje.")
+    for label, text in zip(VARIANT_LABELS[1:], variants, strict=False):
+        errors.update(_body_errors(text, extra, field=f"variant_{label.lower()}"))
+    if not window_start < window_end:
+        errors["window"] = _("La hora de inicio debe ser anterior a la de fin.")
+    clean: dict = {}
+    if filters is not None:
+        try:
+            clean = segment_filters_clean(filters)
+        except SegmentFilterError as error:
+            errors["filters"] = "; ".join(f"{k}: {v}" for k, v in error.errors.items())
+    return clean, errors
+
+
+@transaction.atomic
+def campaign_create(
+    *,
+    title: str,
+    body: str = "",
+    kind: str = Campaign.Kind.MARKETING,
+    template: MessageTemplate | None = None,
+    extra: dict | None = None,
+    segment: Segment | None = None,
+    filters: dict | None = None,
+    variants: Iterable[str] = (),
+    scheduled_at: datetime | None = None,
+    window_start: time | None = None,
+    window_end: time | None = None,
+    best_hour: bool = False,
+    created_by=None,
+    retarget_of: Campaign | None = None,
+    retarget_audience: str = "",
+) -> Campaign:
+    """A draft, or a scheduled campaign when `scheduled_at` is given (a time already past
+    launches as soon as a worker takes it). Without a body, the template's is copied. Raises
+    CampaignInvalid."""
+    if extra is not None and not isinstance(extra, dict):
+        raise CampaignInvalid({"extra": _("Las variables deben ser un objeto de textos.")})
+    extra = {k: str(v).strip() for k, v in (extra or {}).items() if str(v).strip()}
+    body = (body or "").strip() or (template.body if template else "")
+    variants = [v.strip() for v in variants if v and v.strip()]
+    if segment is not None and filters is None:
+        filters = segment.filters
+    window_start = window_start or time(9, 0)
+    window_end = window_end or time(20, 0)
+    clean, errors = campaign_validate(
+        title=title,
+        kind=kind,
+        body=body,
+        extra=extra,
+        variants=variants,
+        filters=filters if retarget_of is None else None,
+        window_start=window_start,
+        window_end=window_end,
+    )
+    if errors:
+        raise CampaignInvalid(errors)
+    campaign = Campaign.objects.create(
+        title=title.strip()[:200],
+        kind=kind,
+        template=template,
+        body=body,
+        extra=extra,
+        segment=segment,
+        filters=clean,
+        retarget_of=retarget_of,
+        retarget_audience=retarget_audience,
+        window_start=window_start,
+        window_end=window_end,
+        best_hour=best_hour,
+        created_by=created_by,
+    )
+    if variants:
+        CampaignVariant.objects.bulk_create(
+            CampaignVariant(campaign=campaign, label=label, body=text)
+            for label, text in zip(VARIANT_LABELS, [body, *variants], strict=False)
+        )
+    if scheduled_at is not None:
+        campaign_schedule(campaign=campaign, at=scheduled_at)
+    return campaign
+
+
+def campaign_schedule(*, campaign: Campaign, at: datetime) -> None:
+    """draft or scheduled -> scheduled at `at`; a due time launches on the next worker."""
+    updated = Campaign.objects.filter(pk=campaign.pk, state__in=LAUNCHABLE).update(
+        state=State.SCHEDULED, scheduled_at=at
+    )
+    if not updated:
+        raise CampaignStateError(_("Solo se puede programar un borrador o una campaña programada."))
+    campaign.state, campaign.scheduled_at = State.SCHEDULED, at
+    if at <= timezone.now():
+        transaction.on_commit(lambda: campaign_launch_task.send(campaign.pk))
+
+
+def campaign_launch_soon(*, campaign: Campaign) -> None:
+    """ "Send now": scheduled for now; a worker launches it (materialising a large audience
+    takes longer than a web request should)."""
+    campaign_schedule(campaign=campaign, at=timezone.now())
+
+
+def campaign_duplicate(*, campaign: Campaign, created_by=None) -> Campaign:
+    """A draft with the same message, variants, audience and window."""
+    variants = [v.body for v in campaign.variants.all() if v.label != "A"]
+    title = _("Copia de %(title)s") % {"title": campaign.title}
+    copy = campaign_create(
+        title=title[:200],
+        body=campaign.body,
+        kind=campaign.kind,
+        template=campaign.template,
+        extra=campaign.extra,
+        segment=campaign.segment,
+        filters=campaign.filters,
+        variants=variants,
+        window_start=campaign.window_start,
+        window_end=campaign.window_end,
+        best_hour=campaign.best_hour,
+        created_by=created_by,
+        retarget_of=campaign.retarget_of,
+        retarget_audience=campaign.retarget_audience,
+    )
+    return copy
+
+
+def campaign_retarget(
+    *, campaign: Campaign, audience: str, body: str, title: str = "", created_by=None
+) -> Campaign:
+    """A draft follow-up to those of `campaign` who did not read (their message reached the
+    phone but was not read) or did not reply (reached, and no message from them after it).
+    The audience is taken when the follow-up launches, so who reads meanwhile drops out."""
+    if audience not in Campaign.Audience.values:
+        raise CampaignInvalid({"audience": _("Elija a quién reenviar.")})
+    label = Campaign.Audience(audience).label
+    default_title = _("%(title)s · seguimiento (%(who)s)") % {"title": campaign.title, "who": label}
+    return campaign_create(
+        title=(title or default_title)[:200],
+        body=body,
+        kind=campaign.kind,
+        extra=campaign.extra,
+        window_start=campaign.window_start,
+        window_end=campaign.window_end,
+        best_hour=campaign.best_hour,
+        created_by=created_by,
+        retarget_of=campaign,
+        retarget_audience=audience,
+    )
+
+
+# --- audience -----------------------------------------------------------------------------
+def _reached_message(outer: str = "message") -> QuerySet:
+    return Message.objects.filter(pk=OuterRef(outer), status__in=REACHED)
+
+
+def _reply_after(message_ref: str, *, days: int | None = None) -> QuerySet:
+    """Inbound messages in the same conversation after the campaign message (within days)."""
+    replies = Message.objects.filter(
+        direction=Message.Direction.IN,
+        conversation_id=OuterRef(f"{message_ref}__conversation_id"),
+        created_at__gt=OuterRef(f"{message_ref}__created_at"),
+    )
+    if days is not None:
+        replies = replies.filter(
+            created_at__lte=OuterRef(f"{message_ref}__created_at") + timedelta(days=days)
+        )
+    return replies
+
+
+def campaign_audience(campaign: Campaign) -> tuple[QuerySet[Customer], int]:
+    """(the customers to write to, opted-out customers left out)."""
+    marketing = campaign.kind in MARKETING_KINDS
+    if campaign.retarget_of_id is None:
+        customers = segment_queryset(campaign.filters, marketing=marketing)
+        return customers, segment_count(campaign.filters, marketing=marketing)[1]
+    source = CampaignRecipient.objects.filter(
+        campaign_id=campaign.retarget_of_id, message__status__in=REACHED
+    )
+    if campaign.retarget_audience == Campaign.Audience.NOT_READ:
+        source = source.exclude(message__status__in=READ)
+    else:
+        source = source.exclude(Exists(_reply_after("message")))
+    customers = Customer.objects.filter(pk__in=source.values("customer_id"))
+    if not marketing:
+        return customers, 0
+    excluded = customers.filter(marketing_opt_out_at__isnull=False).count()
+    return customers.filter(marketing_opt_out_at__isnull=True), excluded
+
+
+def _single_service(filters: dict) -> int | None:
+    services = filters.get("services") or []
+    return services[0] if len(services) == 1 else None
+
+
+# --- window and best hour -------------------------------------------------------------------
+def _local(moment: datetime) -> datetime:
+    return timezone.localtime(moment)
+
+
+def _at(day: date, clock: time) -> datetime:
+    return timezone.make_aware(datetime.combine(day, clock))
+
+
+def window_open_at(campaign: Campaign, *, now: datetime) -> datetime:
+    """`now` inside the window, else the window's next opening (Guayaquil time)."""
+    local = _local(now)
+    if campaign.window_start <= local.time() < campaign.window_end:
+        return now
+    day = local.date() if local.time() < campaign.window_start else local.date() + timedelta(1)
+    return _at(day, campaign.window_start)
+
+
+def best_hour_slot(campaign: Campaign, hour: int) -> time:
+    """The best hour moved inside the window."""
+    if hour < campaign.window_start.hour or time(hour) < campaign.window_start:
+        return campaign.window_start
+    if time(hour) >= campaign.window_end:
+        last = _at(date(2000, 1, 3), campaign.window_end) - timedelta(hours=1)
+        return max(campaign.window_start, _local(last).time().replace(minute=0))
+    return time(hour)
+
+
+def planned_at(campaign: Campaign, *, hour: int | None, now: datetime) -> datetime:
+    """When a recipient may be sent (see the module docstring)."""
+    if hour is None or not campaign.best_hour:
+        return window_open_at(campaign, now=now)
+    slot = best_hour_slot(campaign, hour)
+    local = _local(now)
+    today = _at(local.date(), slot)
+    if now < today:
+        return today
+    if now < today + timedelta(hours=1) and local.time() < campaign.window_end:
+        return now
+    return _at(local.date() + timedelta(1), slot)
+
+
+def best_hours(customer_ids: list[int], *, now: datetime) -> dict[int, int]:
+    """customer id -> their best local hour (see the module docstring), for those with any
+    history."""
+    since = now - timedelta(days=BEST_HOUR_DAYS)
+    tz = timezone.get_current_timezone()
+    tally: dict[int, Counter] = defaultdict(Counter)
+    wrote = (
+        Message.objects.filter(
+            conversation__customer_id__in=customer_ids,
+            direction=Message.Direction.IN,
+            created_at__gte=since,
+        )
+        .annotate(hour=ExtractHour("created_at", tzinfo=tz))
+        .values_list("conversation__customer_id", "hour")
+        .annotate(n=Count("pk"))
+    )
+    read = (
+        Message.objects.filter(
+            conversation__customer_id__in=customer_ids,
+            direction=Message.Direction.OUT,
+            read_at__gte=since,
+        )
+        .annotate(hour=ExtractHour("read_at", tzinfo=tz))
+        .values_list("conversation__customer_id", "hour")
+        .annotate(n=Count("pk"))
+    )
+    for rows in (wrote, read):
+        for customer_id, hour, n in rows.order_by():
+            tally[customer_id][hour] += n
+    return {
+        customer_id: min(hours, key=lambda h: (-hours[h], h))
+        for customer_id, hours in tally.items()
+    }
+
+
+# --- launch ---------------------------------------------------------------------------------
+def campaign_launch(*, campaign_id: int, now: datetime | None = None) -> bool:
+    """draft/scheduled -> running with its recipients; False when another launcher won or the
+    campaign is in another state. The fan-out starts after commit."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        won = Campaign.objects.filter(pk=campaign_id, state__in=LAUNCHABLE).update(
+            state=State.RUNNING,
+            launched_at=now,
+            fanout_token=F("fanout_token") + 1,
+            fanout_next_at=now,
+        )
+        if not won:
+            return False
+        campaign = Campaign.objects.get(pk=campaign_id)
+        total, excluded = recipients_materialise(campaign=campaign, now=now)
+        Campaign.objects.filter(pk=campaign.pk).update(
+            recipients_total=total, opted_out_excluded=excluded
+        )
+        fanout_enqueue_on_commit(campaign.pk, campaign.fanout_token)
+    logger.info("campaign %s launched: %s recipients, %s opted out", campaign_id, total, excluded)
+    return True
+
+
+def _render(campaign: Campaign, body: str, customer: Customer, service, today) -> tuple[str, str]:
+    """(text, skip reason)."""
+    try:
+        text = template_render(
+            body, customer=customer, extra=campaign.extra, service=service, today=today
+        )
+    except MissingValue as missing:
+        return "", f"{{{missing.variable}}}: {missing.reason}"[:300]
+    except TemplateError as error:
+        return "", str(error)[:300]
+    if len(text) > TEXT_MAX:
+        return "", _("El mensaje supera los %(max)s caracteres.") % {"max": TEXT_MAX}
+    return text, ""
+
+
+def recipients_materialise(*, campaign: Campaign, now: datetime) -> tuple[int, int]:
+    """Write every recipient (idempotent: existing rows are kept). (recipients, opted out)."""
+    customers, excluded = campaign_audience(campaign)
+    variants = list(campaign.variants.all())
+    rng = random.Random(campaign.pk)
+    service = _single_service(campaign.filters)
+    today = _local(now).date()
+    subscriptions = Subscription.objects.select_related("service")
+    customers = customers.order_by("pk").prefetch_related(
+        Prefetch("subscriptions", queryset=subscriptions)
+    )
+    last = 0
+    while True:
+        chunk = list(customers.filter(pk__gt=last)[:CHUNK])
+        if not chunk:
+            break
+        last = chunk[-1].pk
+        hours = best_hours([c.pk for c in chunk], now=now) if campaign.best_hour else {}
+        rows = []
+        for customer in chunk:
+            variant = rng.choice(variants) if variants else None
+            text, reason = _render(
+                campaign, variant.body if variant else campaign.body, customer, service, today
+            )
+            rows.append(
+                CampaignRecipient(
+                    campaign=campaign,
+                    customer=customer,
+                    variant=variant,
+                    state=RState.SKIPPED if reason else RState.PENDING,
+                    skip_reason=reason,
+                    body=text,
+                    planned_at=planned_at(campaign, hour=hours.get(customer.pk), now=now),
+                )
+            )
+        CampaignRecipient.objects.bulk_create(rows, ignore_conflicts=True, batch_size=CHUNK)
+    total = CampaignRecipient.objects.filter(campaign=campaign).count()
+    return total, excluded
+
+
+# --- pause, resume, cancel --------------------------------------------------------------------
+def campaign_pause(*, campaign: Campaign) -> None:
+    """running -> paused. The fan-out stops at its next recipient; what was already handed to
+    the send pipeline (at most FANOUT_AHEAD_SECONDS of sends) still goes out."""
+    if not Campaign.objects.filter(pk=campaign.pk, state=State.RUNNING).update(
+        state=State.PAUSED, paused_at=timezone.now()
+    ):
+        raise CampaignStateError(_("Solo se puede pausar una campaña activa."))
+    campaign.state = State.PAUSED
+
+
+def campaign_resume(*, campaign: Campaign) -> None:
+    """paused -> running: a new fan-out chain continues with those not yet sent."""
+    with transaction.atomic():
+        if not Campaign.objects.filter(pk=campaign.pk, state=State.PAUSED).update(
+            state=State.RUNNING,
+            paused_at=None,
+            fanout_token=F("fanout_token") + 1,
+            fanout_next_at=timezone.now(),
+        ):
+            raise CampaignStateError(_("Solo se puede reanudar una campaña pausada."))
+        campaign.refresh_from_db()
+        fanout_enqueue_on_commit(campaign.pk, campaign.fanout_token)
+
+
+def campaign_cancel(*, campaign: Campaign) -> None:
+    """Ends it: pending recipients and messages not yet taken by a worker are skipped
+    ("cancelada"); what is being sent right now finishes."""
+    now = timezone.now()
+    reason = _(CANCELLED_REASON)
+    with transaction.atomic():
+        if (
+            not Campaign.objects.filter(pk=campaign.pk)
+            .exclude(state__in=FINISHED)
+            .update(state=State.CANCELLED, cancelled_at=now, fanout_token=F("fanout_token") + 1)
+        ):
+            raise CampaignStateError(_("La campaña ya terminó."))
+        campaign.refresh_from_db()
+        recipients = CampaignRecipient.objects.filter(campaign=campaign)
+        recipients.filter(state=RState.PENDING).update(state=RState.SKIPPED, skip_reason=reason)
+        waiting = Message.objects.filter(
+            pk__in=recipients.filter(state=RState.QUEUED).values("message_id"),
+            status=MStatus.QUEUED,
+        )
+        for message in list(waiting):
+            if Message.objects.filter(pk=message.pk, status=MStatus.QUEUED).update(
+                status=MStatus.CANCELLED, failure_reason=reason
+            ):
+                status_publish(message, MStatus.CANCELLED)
+        recipients_sync(campaign=campaign)
+
+
+# --- fan-out --------------------------------------------------------------------------------
+def recipients_sync(*, campaign: Campaign) -> None:
+    """Queued recipients take the outcome of their message once it has one."""
+    queued = CampaignRecipient.objects.filter(campaign=campaign, state=RState.QUEUED)
+    queued.filter(message__status__in=REACHED).update(state=RState.SENT)
+    queued.filter(message__status=MStatus.FAILED).update(state=RState.FAILED)
+    queued.filter(message__status=MStatus.UNKNOWN).update(state=RState.UNKNOWN)
+    queued.filter(message__status=MStatus.CANCELLED).update(
+        state=RState.SKIPPED, skip_reason=_(CANCELLED_REASON)
+    )
+    queued.filter(message__isnull=True).update(
+        state=RState.SKIPPED, skip_reason=_("el mensaje fue eliminado")
+    )
+
+
+def campaign_complete_if_done(*, campaign: Campaign, now: datetime | None = None) -> bool:
+    open_states = (RState.PENDING, RState.QUEUED)
+    if CampaignRecipient.objects.filter(campaign=campaign, state__in=open_states).exists():
+        return False
+    done = Campaign.objects.filter(pk=campaign.pk, state=State.RUNNING).update(
+        state=State.COMPLETED, completed_at=now or timezone.now(), fanout_next_at=None
+    )
+    if done:
+        logger.info("campaign %s completed", campaign.pk)
+    return bool(done)
+
+
+def fanout_lookahead() -> int:
+    """How many sends the shared limiter allows in FANOUT_AHEAD_SECONDS (at least 1)."""
+    per_second = 1.0 / ratelimit.send_interval()
+    return max(1, min(FANOUT_MAX_BATCH, math.ceil(per_second * FANOUT_AHEAD_SECONDS)))
+
+
+def campaign_backlog() -> int:
+    """Campaign messages waiting for the send pipeline, every campaign together (they share
+    the limiter, so they are all ahead of the next one)."""
+    return Message.objects.filter(
+        direction=Message.Direction.OUT, author_kind=Message.Author.CAMPAIGN, status__in=IN_FLIGHT
+    ).count()
+
+
+def recipient_queue(*, recipient: CampaignRecipient, now: datetime) -> Message | None:
+    """pending -> queued and its message, in one transaction; None when the recipient was
+    taken already or its campaign is no longer running."""
+    with transaction.atomic():
+        claimed = CampaignRecipient.objects.filter(
+            pk=recipient.pk, state=RState.PENDING, campaign__state=State.RUNNING
+        ).update(state=RState.QUEUED, queued_at=now)
+        if not claimed:
+            return None
+        try:
+            message = message_send(
+                customer=recipient.customer,
+                text=recipient.body,
+                author_kind=Message.Author.CAMPAIGN,
+            )
+        except SendRejected as rejected:
+            CampaignRecipient.objects.filter(pk=recipient.pk).update(
+                state=RState.SKIPPED, skip_reason=rejected.message[:300]
+            )
+            return None
+        CampaignRecipient.objects.filter(pk=recipient.pk).update(message=message)
+    return message
+
+
+def campaign_fanout_step(*, campaign_id: int, token: int, now: datetime | None = None):
+    """One batch. Returns the seconds until the next run, or None when the chain ends."""
+    now = now or timezone.now()
+    campaign = Campaign.objects.filter(pk=campaign_id, fanout_token=token).first()
+    if campaign is None or campaign.state != State.RUNNING:
+        return None
+    recipients_sync(campaign=campaign)
+    if campaign_complete_if_done(campaign=campaign, now=now):
+        return None
+    opens = window_open_at(campaign, now=now)
+    if opens > now:
+        return (opens - now).total_seconds()
+    room = fanout_lookahead() - campaign_backlog()
+    interval_s = ratelimit.send_interval()
+    if room <= 0:
+        return min(max(interval_s * (1 - room), 0.2), 2.0)
+    pending = CampaignRecipient.objects.filter(campaign=campaign, state=RState.PENDING)
+    due = list(
+        pending.filter(planned_at__lte=now)
+        .select_related("customer")
+        .order_by("planned_at", "pk")[:room]
+    )
+    if not due:
+        next_planned = pending.order_by("planned_at").values_list("planned_at", flat=True).first()
+        if next_planned is None:  # only queued ones left: wait for their outcome
+            return 1.0
+        return max((window_open_at(campaign, now=next_planned) - now).total_seconds(), 0.5)
+    for recipient in due:
+        if recipient_queue(recipient=recipient, now=now) is None and not _still_running(campaign):
+            return None
+    return min(max(interval_s * len(due) / 2, 0.2), 2.0)
+
+
+def _still_running(campaign: Campaign) -> bool:
+    return Campaign.objects.filter(pk=campaign.pk, state=State.RUNNING).exists()
+
+
+def fanout_enqueue_on_commit(campaign_id: int, token: int) -> None:
+    transaction.on_commit(lambda: campaign_fanout.send(campaign_id, token))
+
+
+def fanout_continue(*, campaign_id: int, token: int, delay: float | None) -> None:
+    """Promise the next run (for the tick's stall check) and enqueue it, or let a long wait
+    sleep: the promise is then set so that the tick wakes the chain when the wait is over."""
+    if delay is None:
+        return
+    now = timezone.now()
+    stall = timedelta(seconds=settings.CAMPAIGN_STALL_SECONDS)
+    if delay > CHAIN_MAX_DELAY:
+        Campaign.objects.filter(pk=campaign_id, fanout_token=token).update(
+            fanout_next_at=now + timedelta(seconds=delay) - stall
+        )
+        return
+    Campaign.objects.filter(pk=campaign_id, fanout_token=token).update(
+        fanout_next_at=now + timedelta(seconds=delay)
+    )
+    campaign_fanout.send_with_options(args=(campaign_id, token), delay=int(delay * 1000))
+
+
+@dramatiq.actor(
+    actor_name="outbound.campaign_fanout", queue_name="campaigns", max_retries=0, time_limit=120_000
+)
+def campaign_fanout(campaign_id: int, token: int) -> None:
+    delay = campaign_fanout_step(campaign_id=campaign_id, token=token)
+    fanout_continue(campaign_id=campaign_id, token=token, delay=delay)
+
+
+@dramatiq.actor(
+    actor_name="outbound.campaign_launch", queue_name="campaigns", max_retries=0, time_limit=600_000
+)
+def campaign_launch_task(campaign_id: int) -> None:
+    campaign_launch(campaign_id=campaign_id)
+
+
+# --- the scheduler tick -------------------------------------------------------------------------
+def fanout_kick(*, campaign: Campaign, now: datetime) -> bool:
+    """Start a new chain for a running campaign whose chain broke its promise; one kicker
+    wins (the token moves only from the value this kicker read)."""
+    kicked = Campaign.objects.filter(
+        pk=campaign.pk, state=State.RUNNING, fanout_token=campaign.fanout_token
+    ).update(fanout_token=F("fanout_token") + 1, fanout_next_at=now)
+    if kicked:
+        token = campaign.fanout_token + 1
+        transaction.on_commit(lambda: campaign_fanout.send(campaign.pk, token))
+    return bool(kicked)
+
+
+def campaign_tick(*, now: datetime | None = None) -> dict:
+    now = now or timezone.now()
+    launched = 0
+    due = Campaign.objects.filter(state=State.SCHEDULED, scheduled_at__lte=now)
+    for campaign_id in list(due.values_list("pk", flat=True)):
+        launched += campaign_launch(campaign_id=campaign_id, now=now)
+    stalled = Campaign.objects.filter(state=State.RUNNING).filter(
+        Q(fanout_next_at__isnull=True)
+        | Q(fanout_next_at__lt=now - timedelta(seconds=settings.CAMPAIGN_STALL_SECONDS))
+    )
+    kicked = sum(fanout_kick(campaign=campaign, now=now) for campaign in stalled)
+    return {"launched": launched, "kicked": kicked}
+
+
+@interval(seconds=settings.CAMPAIGN_TICK_SECONDS)
+@dramatiq.actor(
+    actor_name="outbound.campaigns_tick", queue_name="campaigns", max_retries=0, time_limit=600_000
+)
+def campaigns_tick() -> None:
+    counts = campaign_tick()
+    if any(counts.values()):
+        logger.info("campaigns tick: %s", counts)
+
+
+# --- results --------------------------------------------------------------------------------
+def _annotated(recipients: QuerySet, *, reply_days: int, renewal_days: int) -> QuerySet:
+    renewals = Renewal.objects.filter(
+        subscription__customer_id=OuterRef("customer_id"),
+        renewed_at__gte=OuterRef("message__created_at"),
+        renewed_at__lte=OuterRef("message__created_at") + timedelta(days=renewal_days),
+    )
+    return recipients.annotate(
+        has_reply=Exists(_reply_after("message", days=reply_days)),
+        has_renewal=Exists(renewals),
+    )
+
+
+def _funnel_counts(*, reply_days: int, renewal_days: int) -> dict:
+    reached = Q(message__status__in=REACHED)
+    return {
+        "total": Count("pk"),
+        "pending": Count("pk", filter=Q(state=RState.PENDING)),
+        "queued": Count("pk", filter=Q(state=RState.QUEUED, message__status__in=IN_FLIGHT)),
+        "skipped": Count("pk", filter=Q(state=RState.SKIPPED)),
+        "sent": Count("pk", filter=reached),
+        "delivered": Count("pk", filter=Q(message__status__in=DELIVERED)),
+        "read": Count("pk", filter=Q(message__status__in=READ)),
+        "replied": Count("pk", filter=reached & Q(has_reply=True)),
+        "renewed": Count("pk", filter=reached & Q(has_renewal=True)),
+        "failed": Count("pk", filter=Q(message__status=MStatus.FAILED)),
+        "unknown": Count("pk", filter=Q(message__status=MStatus.UNKNOWN)),
+    }
+
+
+def _rates(counts: dict) -> dict:
+    sent = counts["sent"]
+
+    def rate(n):
+        return round(100 * n / sent, 1) if sent else 0.0
+
+    done = counts["total"] - counts["pending"] - counts["queued"]
+    counts["done"] = done
+    counts["percent_done"] = round(100 * done / counts["total"], 1) if counts["total"] else 0.0
+    counts["read_rate"] = rate(counts["read"])
+    counts["reply_rate"] = rate(counts["replied"])
+    counts["conversion_rate"] = rate(counts["renewed"])
+    return counts
+
+
+def campaign_funnel(
+    *, campaign: Campaign, reply_days: int = REPLY_DAYS, renewal_days: int = RENEWAL_DAYS
+) -> dict:
+    """Counts of the campaign's recipients: total, pending, queued, skipped, sent (reached the
+    phone), delivered, read, replied (a message from them within reply_days), renewed (a
+    renewal within renewal_days: the conversion), failed, unknown; and rates over sent."""
+    recipients = _annotated(
+        CampaignRecipient.objects.filter(campaign=campaign),
+        reply_days=reply_days,
+        renewal_days=renewal_days,
+    )
+    counts = recipients.aggregate(
+        **_funnel_counts(reply_days=reply_days, renewal_days=renewal_days)
+    )
+    counts["opted_out_excluded"] = campaign.opted_out_excluded
+    return _rates(counts)
+
+
+def campaign_variant_funnels(
+    *, campaign: Campaign, reply_days: int = REPLY_DAYS, renewal_days: int = RENEWAL_DAYS
+) -> list[dict]:
+    recipients = _annotated(
+        CampaignRecipient.objects.filter(campaign=campaign, variant__isnull=False),
+        reply_days=reply_days,
+        renewal_days=renewal_days,
+    )
+    rows = (
+        recipients.order_by()
+        .values("variant__label", "variant__body")
+        .annotate(**_funnel_counts(reply_days=reply_days, renewal_days=renewal_days))
+        .order_by("variant__label")
+    )
+    return [
+        _rates({**row, "label": row["variant__label"], "body": row["variant__body"]})
+        for row in rows
+    ]
+
+
+def campaign_failure_reasons(*, campaign: Campaign) -> list[tuple[str, str, int]]:
+    """(outcome, reason, count), most frequent first: skipped reasons and send failures."""
+    recipients = CampaignRecipient.objects.filter(campaign=campaign).order_by()
+    skipped = (
+        recipients.filter(state=RState.SKIPPED).values_list("skip_reason").annotate(n=Count("pk"))
+    )
+    failed = (
+        recipients.filter(message__status__in=(MStatus.FAILED, MStatus.UNKNOWN))
+        .values_list("message__status", "message__failure_reason")
+        .annotate(n=Count("pk"))
+    )
+    labels = dict(MStatus.choices)
+    rows = [(str(RState.SKIPPED.label), reason, n) for reason, n in skipped]
+    rows += [(str(labels[status]), reason, n) for status, reason, n in failed]
+    return sorted(rows, key=lambda row: -row[2])
+
+
+def campaign_recipients(
+    *, campaign: Campaign, reply_days: int = REPLY_DAYS, renewal_days: int = RENEWAL_DAYS
+) -> QuerySet[CampaignRecipient]:
+    """Per-recipient rows for the results page and the CSV export."""
+    recipients = CampaignRecipient.objects.filter(campaign=campaign).select_related(
+        "customer", "variant", "message"
+    )
+    return _annotated(recipients, reply_days=reply_days, renewal_days=renewal_days).order_by("pk")
