@@ -1,0 +1,214 @@
+"""CSV downloads, streamed: a generator over `.iterator(chunk_size=...)` feeds csv.writer one row
+at a time, so a million messages use constant memory and the first bytes leave at once.
+
+UTF-8 with a BOM (Excel opens it as UTF-8). Text cells that start with = + - @ or a control
+character are prefixed with ' so a spreadsheet never runs them as formulas (CSV injection).
+"""
+
+import csv
+from urllib.parse import urlencode
+
+from django.db.models import Count, Q
+from django.http import StreamingHttpResponse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from customers.models import Customer
+from inbox.models import Message
+from insights import selectors
+
+CHUNK = 2000
+BOM = "\ufeff"
+DANGEROUS = ("=", "+", "-", "@")
+
+
+def cell_safe(value):
+    """Neutralise a text cell a spreadsheet would run; numbers and dates pass unchanged."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value and (value[0] in DANGEROUS or ord(value[0]) < 32):
+        return "'" + value
+    return value
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+def csv_stream(header, rows):
+    writer = csv.writer(_Echo())
+    yield BOM + writer.writerow([cell_safe(h) for h in header])
+    for row in rows:
+        yield writer.writerow([cell_safe(v) for v in row])
+
+
+def csv_response(filename: str, header, rows) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(
+        csv_stream(header, rows), content_type="text/csv; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def period_query(period: selectors.Period) -> str:
+    return urlencode({"from": period.first.isoformat(), "to": period.last.isoformat()})
+
+
+def _local(moment):
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S") if moment else ""
+
+
+def _stem(kind: str, period) -> str:
+    return f"{kind}_{period.first:%Y%m%d}-{period.last:%Y%m%d}.csv"
+
+
+# --- the exports ------------------------------------------------------------------------------
+
+MESSAGE_COLUMNS = (
+    "id", "created_at", "direction", "author_kind", "agent__username",
+    "conversation__customer__name", "conversation__customer__phone", "status", "body",
+    "sent_at", "delivered_at", "read_at", "failed_at", "failure_reason",
+)  # fmt: skip
+
+
+def messages_rows(period, *, direction="", author_kind="", status=""):
+    rows = Message.objects.filter(created_at__gte=period.start, created_at__lt=period.end)
+    if direction:
+        rows = rows.filter(direction=direction)
+    if author_kind:
+        rows = rows.filter(author_kind=author_kind)
+    if status:
+        rows = rows.filter(status=status)
+    rows = rows.order_by("created_at", "id").values_list(*MESSAGE_COLUMNS)
+    for row in rows.iterator(chunk_size=CHUNK):
+        row = list(row)
+        for i in (1, 9, 10, 11, 12):
+            row[i] = _local(row[i])
+        yield row
+
+
+def messages_csv(period, **filters):
+    header = [_("id"), _("fecha"), _("dirección"), _("autor"), _("agente"), _("cliente"),
+              _("teléfono"), _("estado"), _("texto"), _("enviado"), _("entregado"), _("leído"),
+              _("fallido"), _("motivo del fallo")]  # fmt: skip
+    return csv_response(_stem("mensajes", period), header, messages_rows(period, **filters))
+
+
+def daily_csv(period):
+    header = [_("día"), _("enviados"), _("entregados"), _("leídos"), _("respuestas"),
+              _("fallidos"), _("nuevas conversaciones"), _("tasa de apertura %")]  # fmt: skip
+    rows = (
+        [r["day"].isoformat(), r["sent"], r["delivered"], r["read"], r["replies"], r["failed"],
+         r["new_conversations"], r["open_rate"] if r["open_rate"] is not None else ""]
+        for r in selectors.daily_metrics(period)
+    )  # fmt: skip
+    return csv_response(_stem("metricas_diarias", period), header, rows)
+
+
+def hours_csv(period):
+    grids = selectors.heatmaps(period)
+    names = selectors.weekday_names()
+    header = [_("día"), _("hora"), _("mensajes de clientes"), _("enviados"), _("leídos"),
+              _("tasa de lectura %")]  # fmt: skip
+    rows = (
+        [names[d], f"{h:02d}:00", grids["replies"][d][h], grids["sent"][d][h],
+         grids["sent_read"][d][h], grids["rate"][d][h] if grids["rate"][d][h] is not None else ""]
+        for d in range(7) for h in range(24)
+    )  # fmt: skip
+    return csv_response(_stem("mejores_horarios", period), header, rows)
+
+
+def services_csv(period):
+    header = [_("servicio"), _("suscripciones activas"), _("renovaciones"), _("ingresos USD")]
+    rows = (
+        [r["service"], r["active"], r["renewals"], r["revenue"]]
+        for r in selectors.popular_services(period)
+    )
+    return csv_response(_stem("servicios", period), header, rows)
+
+
+def reminders_csv(period, *, within_days=7):
+    funnel = selectors.reminder_funnel(period, within_days=within_days)
+    header = [_("agrupado por"), _("nombre"), _("recordados"), _("leídos"), _("respondieron"),
+              _("renovaron"), _("días de ventana")]  # fmt: skip
+
+    def rows():
+        for group, items in ((_("regla"), funnel["rules"]), (_("servicio"), funnel["services"])):
+            for r in items:
+                yield [group, r["name"], r["reminded"], r["read"], r["replied"], r["renewed"],
+                       within_days]  # fmt: skip
+        t = funnel["total"]
+        yield [_("total"), "", t["reminded"], t["read"], t["replied"], t["renewed"], within_days]
+
+    return csv_response(_stem("recordatorios", period), header, rows())
+
+
+def campaigns_csv(period, *, within_days=7):
+    header = [_("campaña"), _("lanzada"), _("estado"), _("destinatarios"), _("enviados"),
+              _("leídos"), _("respondieron"), _("renovaron"), _("bajas"), _("fallidos"),
+              _("apertura %"), _("respuesta %"), _("conversión %")]  # fmt: skip
+    rows = (
+        [r["title"], _local(r["launched_at"]), r["state"], r["recipients"], r["sent"], r["read"],
+         r["replied"], r["renewed"], r["opt_outs"], r["failed"], r["open_rate"], r["reply_rate"],
+         r["conversion_rate"]]
+        for r in selectors.campaign_comparison(period, within_days=within_days)
+    )  # fmt: skip
+    return csv_response(_stem("campanas", period), header, rows)
+
+
+def _minutes(delta):
+    return round(delta.total_seconds() / 60, 1) if delta is not None else ""
+
+
+def agents_csv(period):
+    header = [_("agente"), _("conversaciones atendidas"), _("turnos respondidos"),
+              _("primera respuesta, mediana (min)"), _("resueltas"),
+              _("resolución, mediana (min)")]  # fmt: skip
+    rows = (
+        [r["agent"], r["handled"], r["turns"], _minutes(r["first_response"]), r["resolved"],
+         _minutes(r["resolution"])]
+        for r in selectors.agent_stats(period)
+    )  # fmt: skip
+    return csv_response(_stem("agentes", period), header, rows)
+
+
+def behaviour_csv(period):
+    header = [_("grupo"), _("clientes")]
+    rows = ([g["label"], g["customers"]] for g in selectors.behaviour_groups())
+    return csv_response("grupos_de_comportamiento.csv", header, rows)
+
+
+def customers_csv(period):
+    today = timezone.localdate()
+    header = [_("id"), _("nombre"), _("teléfono"), _("ciudad"), _("provincia"),
+              _("baja de publicidad"), _("creado"), _("suscripciones activas")]  # fmt: skip
+    rows = (
+        Customer.objects.order_by("id")
+        .annotate(active=Count("subscriptions", filter=Q(subscriptions__expires_on__gte=today)))
+        .values_list(
+            "id",
+            "name",
+            "phone",
+            "city",
+            "province",
+            "marketing_opt_out_at",
+            "created_at",
+            "active",
+        )  # fmt: skip
+    )
+
+    def gen():
+        for row in rows.iterator(chunk_size=CHUNK):
+            row = list(row)
+            row[5], row[6] = _local(row[5]), _local(row[6])
+            yield row
+
+    return csv_response("clientes.csv", header, gen())
+
+
+EXPORTS = {
+    "messages": messages_csv, "daily": daily_csv, "hours": hours_csv, "services": services_csv,
+    "reminders": reminders_csv, "campaigns": campaigns_csv, "agents": agents_csv,
+    "behaviour": behaviour_csv, "customers": customers_csv,
+}  # fmt: skip

@@ -1,0 +1,46 @@
+"""Fill a benchmark database with a year of realistic data (see insights.largedata).
+
+This command writes test data into the other apps' tables: it is the one writer in insights,
+meant for an empty, throwaway database (e.g. DATABASE_URL=.../chatdesk_large), never production.
+"""
+
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from chatdesk.management.commands.seed_demo import anchor
+from customers.models import Customer
+from insights.largedata import large_data_generate
+
+
+class Command(BaseCommand):
+    help = (
+        "Generate a large, deterministic data set (customers, subscriptions, renewals, messages)."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--customers", type=int, default=50_000)
+        parser.add_argument("--messages", type=int, default=1_000_000)
+        parser.add_argument("--days", type=int, default=365)
+        parser.add_argument("--seed", type=int, default=7)
+        parser.add_argument("--now", type=anchor, default=None,
+                            help="The moment the data ends (ISO 8601, Ecuador time).")  # fmt: skip
+        parser.add_argument("--force", action="store_true",
+                            help="Generate even when there are customers already.")  # fmt: skip
+
+    def handle(self, *args, customers, messages, days, seed, now, force, **options):
+        if min(customers, messages, days) < 1:
+            raise CommandError("--customers, --messages and --days must be positive.")
+        existing = Customer.objects.count()
+        if existing and not force:
+            raise CommandError(
+                f"There are already {existing} customers; use an empty database or --force."
+            )
+        started = time.monotonic()
+        counts = large_data_generate(
+            customers=customers, messages=messages, days=days, seed=seed, now=now,
+            out=lambda line: self.stdout.write(line),
+        )  # fmt: skip
+        summary = ", ".join(f"{n} {what}" for what, n in counts.items())
+        took = time.monotonic() - started
+        self.stdout.write(self.style.SUCCESS(f"Generated {summary} in {took:.0f} s."))
