@@ -4,6 +4,9 @@ from outbound.models import (
     AutomationSettings,
     AutoReplyRule,
     AwayNotice,
+    Campaign,
+    CampaignRecipient,
+    CampaignVariant,
     InboundReaction,
     MessageTemplate,
     ReminderRule,
@@ -77,3 +80,45 @@ class AwayNoticeAdmin(ReadOnlyRecordAdmin):
     list_display = ["conversation", "sent_at"]
     raw_id_fields = ["conversation"]
     list_select_related = ["conversation__customer"]
+
+
+class CampaignVariantInline(admin.TabularInline):
+    model = CampaignVariant
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Campaign)
+class CampaignAdmin(ReadOnlyRecordAdmin):
+    """View only: launch, pause, resume and cancel go through the campaign services (and the
+    Campañas pages), which keep the fan-out's invariants; a hand edit here would not."""
+
+    list_display = ["title", "kind", "state", "scheduled_at", "launched_at", "recipients_total"]
+    list_filter = ["state", "kind"]
+    search_fields = ["title", "body"]
+    date_hierarchy = "created_at"
+    list_select_related = ["template", "segment"]
+    inlines = [CampaignVariantInline]
+
+
+@admin.register(CampaignVariant)
+class CampaignVariantAdmin(ReadOnlyRecordAdmin):
+    list_display = ["campaign", "label"]
+    search_fields = ["campaign__title", "body"]
+    list_select_related = ["campaign"]
+
+
+@admin.register(CampaignRecipient)
+class CampaignRecipientAdmin(ReadOnlyRecordAdmin):
+    list_display = ["campaign", "customer", "variant", "state", "skip_reason", "queued_at"]
+    list_filter = ["state"]
+    search_fields = ["campaign__title", "customer__name", "customer__phone"]
+    raw_id_fields = ["campaign", "customer", "variant", "message"]
+    list_select_related = ["campaign", "customer", "variant"]
+    show_full_result_count = False  # one row per customer per campaign: large
