@@ -1,6 +1,6 @@
 """Renewals: a subscription extended and paid for, the "conversion" that reminders and
 campaigns are measured by (insights reads Renewal.renewed_at). Recorded from the customer page
-and the API; optionally confirmed to the customer from the "Confirmación de pago" template.
+and the API; optionally confirmed to the customer from the "Pago recibido" template.
 
 It lives in outbound, not customers, because it may send a message (customers sends nothing).
 
@@ -25,7 +25,7 @@ from outbound.models import MessageTemplate
 from outbound.services import SendRejected, message_send
 from outbound.templating import TemplateError, template_render
 
-CONFIRMATION_TEMPLATE = "Confirmación de pago"
+CONFIRMATION_TEMPLATE = "Pago recibido"
 MONTHS_MAX = 36
 AMOUNT_MAX = Decimal("100000")
 

@@ -56,7 +56,7 @@ def _unprocessable(field: str, message: str) -> Status:
 def renewal_create(request, phone: str, payload: RenewalIn):
     """Extend the customer's subscription to `service` to `new_expiry`, or by `months` from
     its expiry (from today when already expired), and record what they paid. With
-    `send_confirmation` the customer gets the "Confirmación de pago" message."""
+    `send_confirmation` the customer gets the "Pago recibido" message (support template)."""
     if not has_role(request.auth.user, *SUPPORT):
         raise HttpError(403, _("Tu rol no permite registrar renovaciones."))
     try:

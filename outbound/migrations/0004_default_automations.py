@@ -40,11 +40,11 @@ TEMPLATES = [
         "🚨 Recibimos tu mensaje urgente.\nUn agente te atenderá lo antes posible.",
     ),
     (
-        "Confirmación de pago",
+        # The same text seed_demo writes into its history.
+        "Pago recibido",
         "support",
-        "✅ ¡Pago recibido!\n\n"
-        "Tu *{servicio}* quedó renovado hasta el {fecha_vencimiento}.\n"
-        "¡Gracias por seguir con nosotros!",
+        "✅ ¡Pago recibido, {nombre}! Tu {servicio} quedó renovado hasta el {fecha_vencimiento}.\n"
+        "Gracias por confiar en nosotros 🙌",
     ),
 ]
 

@@ -100,16 +100,18 @@ def test_it_sends_the_payment_confirmation(netflix, django_capture_on_commit_cal
     message = Message.objects.get()
     assert result.confirmation == message
     assert (message.author_kind, message.status) == ("bot", "queued")
-    assert "Tu *Netflix* quedó renovado hasta el 5 de abril." in message.body
+    assert message.body.startswith(
+        "✅ ¡Pago recibido, María! Tu Netflix quedó renovado hasta el 5 de abril."
+    )
     assert message.conversation.customer == netflix.customer
 
 
 def test_it_keeps_the_renewal_when_the_confirmation_cannot_be_written(netflix):
-    MessageTemplate.objects.filter(name="Confirmación de pago").update(archived=True)
+    MessageTemplate.objects.filter(name="Pago recibido").update(archived=True)
     result = renewal_record(
         subscription=netflix, months=1, amount=Decimal("7.99"), send_confirmation=True
     )
     assert result.confirmation is None
-    assert "Confirmación de pago" in result.confirmation_skipped
+    assert "Pago recibido" in result.confirmation_skipped
     assert Renewal.objects.count() == 1
     assert not Message.objects.exists()
