@@ -6,6 +6,8 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import Middleware
 
+from chatdesk.logging import RequestIdDramatiq
+
 
 class DbConnections(Middleware):
     """Worker threads outlive requests: hand their connection back after every message, so a
@@ -27,5 +29,6 @@ def broker_setup(*, kind: str, redis_url: str) -> dramatiq.Broker:
         broker = StubBroker()
         broker.emit_after("process_boot")
     broker.add_middleware(DbConnections())
+    broker.add_middleware(RequestIdDramatiq())
     dramatiq.set_broker(broker)
     return broker

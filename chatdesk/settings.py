@@ -6,12 +6,14 @@ WaSender simulator. With them it runs as separate web / worker / scheduler proce
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from chatdesk.config import broker_kind, channel_layers, database
+from chatdesk.security import cidrs_check
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -33,9 +35,7 @@ if not DEBUG:
         ("WASENDER_WEBHOOK_SECRET", WASENDER_WEBHOOK_SECRET),
     ]:
         if not value:
-            raise ImproperlyConfigured(
-                f"{name} must be set when DEBUG is off (see .env.example)."
-            )
+            raise ImproperlyConfigured(f"{name} must be set when DEBUG is off (see .env.example).")
 else:
     SECRET_KEY = SECRET_KEY or "django-insecure-chatdesk-development-only"
     ALLOWED_HOSTS = ALLOWED_HOSTS or ["127.0.0.1", "localhost", "[::1]", "testserver"]
@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "dramatiq_crontab",
+    "axes",
     "customers",
     "inbox",
     "outbound",
@@ -64,7 +65,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "chatdesk.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "chatdesk.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -75,6 +78,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "chatdesk.middleware.WebhookAllowlistMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "chatdesk.urls"
@@ -148,7 +154,22 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out username+IP before any password is checked.
+    "chatdesk.backends.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "login"
+# Login throttling (django-axes), for the login page and the Django admin's login alike: 5
+# failures for one username from one IP lock that pair out for 15 minutes, even with the right
+# password; another user, or the same user elsewhere, is not affected.
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "chatdesk.views.login_lockout"
+# REMOTE_ADDR: behind a proxy, daphne --proxy-headers puts the client's address there.
+AXES_CLIENT_IP_CALLABLE = "chatdesk.security.client_ip"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
@@ -181,24 +202,77 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 if not DEBUG:
     SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=True)
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    # TLS ends at the proxy, which must set (not pass through) X-Forwarded-Proto.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    # Load-balancer probes speak plain HTTP to the process: no redirect for them.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=60 * 60 * 24 * 365)
-    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = True
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
 SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
+# Content Security Policy (chatdesk.middleware): no inline script, no inline style, no eval.
+# htmx's own indicator <style> is switched off in base.html (htmx-config). In production it is
+# enforced; on a laptop it is sent as Report-Only so the browser console names what would break
+# (CSP_REPORT_ONLY=0 enforces it there too, as the CSP browser test does).
+CONTENT_SECURITY_POLICY = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'"],
+    "img-src": ["'self'", "data:", "blob:"],
+    "media-src": ["'self'", "blob:"],
+    "font-src": ["'self'", "data:"],
+    "connect-src": ["'self'", "ws:", "wss:"],
+    "object-src": ["'none'"],
+    "base-uri": ["'self'"],
+    "frame-ancestors": ["'none'"],
+    "form-action": ["'self'"],
+}
+CSP_REPORT_ONLY = env.bool("CSP_REPORT_ONLY", default=DEBUG)
+
+# --- webhook source ------------------------------------------------------------------------------
+# Optional allowlist of the addresses WaSender calls from (CIDRs, comma separated); empty = any.
+# The client address is REMOTE_ADDR (behind a proxy: daphne --proxy-headers).
+WASENDER_WEBHOOK_ALLOWED_IPS = env.list("WASENDER_WEBHOOK_ALLOWED_IPS", default=[])
+try:
+    cidrs_check(WASENDER_WEBHOOK_ALLOWED_IPS)
+except ValueError as exc:
+    raise ImproperlyConfigured(f"WASENDER_WEBHOOK_ALLOWED_IPS: {exc}") from exc
+
+# --- logging -------------------------------------------------------------------------------------
+# json: one JSON object per line (time, level, logger, message, request_id, and message_id /
+# webhook_event_id when known) for a log collector; plain for a person at a terminal.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured("LOG_FORMAT must be json or plain.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "chatdesk.logging.ContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "chatdesk.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.channels.server": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
+        # django-axes says INFO for every login (even "deleted 0 attempts"); lockouts are WARNING.
+        "axes": {"level": "WARNING"},
     },
 }
 

@@ -1,0 +1,380 @@
+"""Who may open what: every URL in the URL conf, every API operation and the socket, for every
+persona. The matrix below is the decision; the tests prove the code keeps it, and a URL or an
+API operation that is not in the matrix fails a test (a new page cannot be forgotten).
+
+Personas: anonymous, Alice (admin, staff), Bob (agent), Carla (marketer), Charlie (no role).
+"""
+
+import uuid
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.shortcuts import resolve_url
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.urls.converters import IntConverter, UUIDConverter
+
+from chatdesk.api import api
+from chatdesk.asgi import application
+from chatdesk.models import ApiToken
+from chatdesk.roles import ADMIN, AGENT, MARKETER
+from tests.conftest import make_user
+
+PUBLIC = "public"  # anyone, logged in or not
+LOGIN = "login"  # any logged-in user, whatever the role
+TOKEN = "token"  # the JSON API: a bearer token, never the session (see API_ACCESS)
+SECRET = "secret"  # the WaSender webhook: its shared secret, nobody's session
+STAFF = "staff"  # the Django admin: is_staff (Alice); others are sent to its login
+ADMINS = frozenset({ADMIN})
+SUPPORT = frozenset({ADMIN, AGENT})
+MARKETING = frozenset({ADMIN, MARKETER})
+EVERYONE = frozenset({ADMIN, AGENT, MARKETER})
+
+ACCESS: dict[str, str | frozenset[str]] = {
+    # chatdesk
+    "home": EVERYONE,
+    "login": PUBLIC,
+    "logout": LOGIN,
+    "set_language": PUBLIC,
+    "healthz": PUBLIC,
+    "readyz": PUBLIC,
+    "ops": ADMINS,
+    "token_list": LOGIN,
+    "token_revoke": LOGIN,
+    "admin:index": STAFF,
+    "wasender_webhook": SECRET,
+    # the API (operations are checked one by one in API_ACCESS)
+    "api:openapi-json": PUBLIC,
+    "api:openapi-view": PUBLIC,
+    "api:api-root": PUBLIC,  # ninja's root: answers 404 to everyone
+    "api:message_create": TOKEN,
+    "api:message_detail": TOKEN,
+    "api:renewal_create": TOKEN,
+    "api:stats_daily": TOKEN,
+    "api:stats_summary": TOKEN,
+    # insights
+    "insights:index": MARKETING,
+    "insights:export": MARKETING,
+    # customers
+    "customers:list": EVERYONE,
+    "customers:import": MARKETING,
+    "customers:import_example": MARKETING,
+    "customers:detail": EVERYONE,
+    "customers:edit": MARKETING,
+    "customer_history": EVERYONE,
+    # inbox
+    "inbox:index": SUPPORT,
+    "inbox:list": SUPPORT,
+    "inbox:conversation": SUPPORT,
+    "inbox:messages": SUPPORT,
+    "inbox:reply": SUPPORT,
+    "inbox:template_fill": SUPPORT,
+    "inbox:assign": SUPPORT,
+    "inbox:resolve": SUPPORT,
+    "inbox:reopen": SUPPORT,
+    "inbox:urgent": SUPPORT,
+    "inbox:note_add": SUPPORT,
+    "inbox:retry": SUPPORT,
+    "inbox:cancel": SUPPORT,
+    "inbox:media": SUPPORT,
+    # outbound
+    "outbound:campaign_list": MARKETING,
+    "outbound:template_list": EVERYONE,
+    "outbound:template_create": MARKETING,
+    "outbound:template_preview": MARKETING,
+    "outbound:template_edit": MARKETING,
+    "outbound:template_duplicate": MARKETING,
+    "outbound:template_archive": MARKETING,
+    "outbound:segment_list": MARKETING,
+    "outbound:segment_create": MARKETING,
+    "outbound:segment_preview": MARKETING,
+    "outbound:segment_edit": MARKETING,
+    "outbound:segment_delete": MARKETING,
+    "outbound:automation_index": MARKETING,
+    "outbound:automation_reminder_create": MARKETING,
+    "outbound:automation_reminder_edit": MARKETING,
+    "outbound:automation_reply_create": MARKETING,
+    "outbound:automation_reply_edit": MARKETING,
+    "outbound:automation_toggle": MARKETING,
+    "outbound:automation_settings": MARKETING,
+    "outbound:renewal_create": SUPPORT,
+}
+
+# Every operation of the ninja schema: (method, path) -> the roles its token's user needs.
+API_ACCESS: dict[tuple[str, str], frozenset[str]] = {
+    ("post", "/api/v1/messages"): SUPPORT,
+    ("get", "/api/v1/messages/{message_id}"): SUPPORT,
+    ("post", "/api/v1/customers/{phone}/renewals"): SUPPORT,
+    ("get", "/api/v1/stats/daily"): MARKETING,
+    ("get", "/api/v1/stats/summary"): EVERYONE,
+}
+
+PERSONAS = {
+    "anonymous": None,
+    "alice": ("admin", {"is_staff": True}),
+    "bob": ("agent", {}),
+    "carla": ("marketer", {}),
+    "charlie": (None, {}),
+}
+PERSONA_ROLES = {"anonymous": frozenset(), "alice": ADMINS, "bob": frozenset({AGENT}),
+                 "carla": frozenset({MARKETER}), "charlie": frozenset()}  # fmt: skip
+
+
+# --- the URL conf, walked ------------------------------------------------------------------------
+
+
+def _skipped(name: str | None, route: str, callback) -> bool:
+    if callback.__module__ in ("django.views.static", "django.contrib.staticfiles.views"):
+        return True
+    # Django's admin is its own world; only /admin/ itself is in the matrix.
+    return route.startswith("admin/") and name != "admin:index"
+
+
+def url_entries(patterns=None, prefix: str = "", namespace: str | None = None):
+    """(key, route, converters) for every URL: key is the namespaced name, or the route when
+    the pattern has no name."""
+    for pattern in get_resolver().url_patterns if patterns is None else patterns:
+        if isinstance(pattern, URLResolver):
+            ns = namespace
+            if pattern.namespace:
+                ns = f"{namespace}:{pattern.namespace}" if namespace else pattern.namespace
+            yield from url_entries(pattern.url_patterns, prefix + str(pattern.pattern), ns)
+        elif isinstance(pattern, URLPattern):
+            route = prefix + str(pattern.pattern)
+            name = f"{namespace}:{pattern.name}" if namespace and pattern.name else pattern.name
+            if _skipped(name, route, pattern.callback):
+                continue
+            converters = getattr(pattern.pattern, "converters", {})
+            yield name or route, route, converters
+
+
+def _dummy(param: str, converter) -> object:
+    if isinstance(converter, IntConverter) or param.endswith("_id"):
+        return 999999
+    if isinstance(converter, UUIDConverter):
+        return uuid.UUID(int=999999)
+    if param == "phone":
+        return "+593999999999"
+    return "x"
+
+
+def url_path(key: str, converters: dict) -> str:
+    kwargs = {param: _dummy(param, conv) for param, conv in converters.items()}
+    return reverse(key, kwargs=kwargs or None)
+
+
+URLS = sorted(url_entries())
+
+
+def test_it_has_a_decision_for_every_url():
+    missing = [key for key, _, _ in URLS if key not in ACCESS]
+    assert not missing, (
+        f"URLs without a decision in ACCESS (tests/test_access_matrix.py): {missing}"
+    )
+
+
+def test_it_has_no_decision_for_a_url_that_is_gone():
+    keys = {key for key, _, _ in URLS}
+    assert not [key for key in ACCESS if key not in keys]
+
+
+def test_it_has_a_decision_for_every_api_operation():
+    operations = {
+        (method, path)
+        for path, methods in api.get_openapi_schema(path_prefix="/api/v1")["paths"].items()
+        for method in methods
+    }
+    assert operations == set(API_ACCESS)
+
+
+# --- pages ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def fast_passwords(settings):
+    """Four users per test: hashing their passwords properly would be most of the run time."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def clients(db):
+    """persona -> a client of its own (a logout or a redirect in one leaves the others alone)."""
+    made = {}
+    for persona, spec in PERSONAS.items():
+        client = Client()
+        if spec is not None:
+            role, extra = spec
+            client.force_login(make_user(persona, role, **extra))
+        made[persona] = client
+    return made
+
+
+def fetch(client: Client, path: str):
+    response = client.get(path)
+    if response.status_code == 405:
+        response = client.post(path, data=b"", content_type="application/octet-stream")
+    return response
+
+
+def _login_redirect(response, login_path: str) -> bool:
+    return response.status_code == 302 and response["Location"].startswith(login_path)
+
+
+def check_access(access, persona: str, response) -> str | None:
+    """None when the response keeps the decision, else what went wrong."""
+    status = response.status_code
+    if status >= 500:
+        return f"server error {status}"
+    roles = PERSONA_ROLES[persona]
+    login_path = resolve_url(settings.LOGIN_URL)
+    if access == PUBLIC:
+        return f"public page answered {status}" if status in (401, 403) else None
+    if access in (TOKEN, SECRET):
+        # The session is no login here: without the token or the secret it is 401 for all.
+        return None if status == 401 else f"expected 401, got {status}"
+    if access == STAFF:
+        if persona == "alice":
+            return None if status == 200 else f"expected 200, got {status}"
+        return None if _login_redirect(response, reverse("admin:login")) else f"got {status}"
+    if persona == "anonymous":
+        return None if _login_redirect(response, login_path) else f"not sent to login: {status}"
+    allowed = access == LOGIN or bool(roles & access)
+    if allowed:
+        return f"allowed persona got {status}" if status in (401, 403) else None
+    return None if status == 403 else f"expected 403, got {status}"
+
+
+@pytest.mark.parametrize(("key", "route", "converters"), URLS, ids=[u[0] for u in URLS])
+def test_it_enforces_the_matrix_for_every_persona(clients, key, route, converters):
+    access = ACCESS.get(key)
+    if access is None:
+        pytest.fail(f"{key} ({route}) has no decision in ACCESS")
+    path = url_path(key, converters)
+    failures = {}
+    for persona, client in clients.items():
+        problem = check_access(access, persona, fetch(client, path))
+        if problem:
+            failures[persona] = problem
+    assert not failures, f"{path}: {failures}"
+
+
+# --- the API -------------------------------------------------------------------------------------
+
+
+def _schema_value(schema: dict, components: dict):
+    if "$ref" in schema:
+        schema = components[schema["$ref"].rsplit("/", 1)[-1]]
+    if "anyOf" in schema:
+        schema = next(s for s in schema["anyOf"] if s.get("type") != "null")
+    kind = schema.get("type")
+    if kind == "object":
+        return {
+            name: _schema_value(prop, components)
+            for name, prop in schema.get("properties", {}).items()
+            if name in schema.get("required", [])
+        }
+    return {"integer": 1, "number": 1, "boolean": False, "array": []}.get(kind, "x")
+
+
+def api_requests():
+    schema = api.get_openapi_schema(path_prefix="/api/v1")
+    components = schema.get("components", {}).get("schemas", {})
+    for path, methods in schema["paths"].items():
+        for method, operation in methods.items():
+            url, query = path, []
+            for param in operation.get("parameters", []):
+                value = str(_dummy(param["name"], None))
+                if param["in"] == "path":
+                    url = url.replace("{" + param["name"] + "}", value)
+                elif param["in"] == "query" and param.get("required"):
+                    query.append(f"{param['name']}={value}")
+            if query:
+                url += "?" + "&".join(query)
+            body = None
+            content = operation.get("requestBody", {}).get("content", {})
+            if "application/json" in content:
+                body = _schema_value(content["application/json"]["schema"], components)
+            yield (method, path), url, body
+
+
+def api_call(client: Client, method: str, url: str, body, token: str | None):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if body is None:
+        return getattr(client, method)(url, headers=headers)
+    return getattr(client, method)(url, data=body, content_type="application/json", headers=headers)
+
+
+def test_it_refuses_every_api_operation_without_a_token(clients):
+    for (method, path), url, body in api_requests():
+        for persona, client in clients.items():
+            # A browser session is no API login either.
+            response = api_call(client, method, url, body, None)
+            assert response.status_code == 401, (method, path, persona, response.status_code)
+        response = api_call(Client(), method, url, body, "cd_not-a-token")
+        assert response.status_code == 401, (method, path, "bad token")
+
+
+def test_it_refuses_an_api_token_whose_role_is_not_allowed(db):
+    tokens = {}
+    for persona, spec in PERSONAS.items():
+        if spec is not None:
+            role, extra = spec
+            tokens[persona] = ApiToken.issue(user=make_user(persona, role, **extra), name="t")[1]
+    for (method, path), url, body in api_requests():
+        needed = API_ACCESS[(method, path)]
+        for persona, token in tokens.items():
+            status = api_call(Client(), method, url, body, token).status_code
+            assert status < 500, (method, path, persona, status)
+            if PERSONA_ROLES[persona] & needed:
+                assert status not in (401, 403), (method, path, persona, status)
+            else:
+                assert status == 403, (method, path, persona, status)
+
+
+# --- the socket ----------------------------------------------------------------------------------
+
+SOCKET_ACCESS = SUPPORT
+
+
+@database_sync_to_async
+def _session_cookie(persona: str) -> bytes:
+    spec = PERSONAS[persona]
+    if spec is None:
+        return b""
+    role, extra = spec
+    client = Client()
+    client.force_login(make_user(persona, role, **extra))
+    name = settings.SESSION_COOKIE_NAME
+    return f"{name}={client.cookies[name].value}".encode()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.asyncio
+@pytest.mark.parametrize("persona", list(PERSONAS))
+async def test_it_enforces_the_matrix_on_the_inbox_socket(persona, channel_layer_in_memory):
+    headers = [(b"host", b"testserver"), (b"origin", b"http://testserver")]
+    cookie = await _session_cookie(persona)
+    if cookie:
+        headers.append((b"cookie", cookie))
+    communicator = WebsocketCommunicator(application, "/ws/inbox/", headers=headers)
+    try:
+        connected, _ = await communicator.connect()
+        allowed = bool(PERSONA_ROLES[persona] & SOCKET_ACCESS)
+        if allowed:
+            assert connected
+            assert await communicator.receive_nothing(timeout=0.2)
+        else:
+            # Refused: either the handshake, or accepted only to be closed with a 44xx reason.
+            if connected:
+                closed = await communicator.receive_output()
+                assert closed["type"] == "websocket.close"
+                assert closed["code"] in (4401, 4403)
+    finally:
+        await communicator.disconnect()
+
+
+@pytest.fixture
+def channel_layer_in_memory(settings):
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
