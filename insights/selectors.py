@@ -243,25 +243,28 @@ SETTLE_DAYS = 2
 
 def days_cached(kind: str, period: Period, compute, *, empty, settle_days: int = SETTLE_DAYS):
     """{day: value} for every day of the period. `compute(period)` answers {day: value} for a
-    span in grouped queries; settled days are kept in Django's cache (Redis in production)
-    so a 365-day page computes only the last couple of days."""
+    span in grouped queries; settled days are kept in Django's cache, one entry per kind and
+    month (a year is a dozen entries), so a 365-day page computes only the last few days."""
     settled_before = timezone.localdate() - timedelta(days=settle_days)
-    keys = {day: f"insights:v1:{kind}:{day.isoformat()}" for day in period.days}
-    cached = cache.get_many([key for day, key in keys.items() if day < settled_before])
+    month_keys = {f"insights:v2:{kind}:{day:%Y-%m}" for day in period.days}
+    blocks = cache.get_many(sorted(month_keys))
     out, missing = {}, []
-    for day, key in keys.items():
-        if key in cached:
-            out[day] = cached[key]
+    for day in period.days:
+        block = blocks.get(f"insights:v2:{kind}:{day:%Y-%m}", {})
+        if day < settled_before and day in block:
+            out[day] = block[day]
         else:
             missing.append(day)
     if missing:
         computed = compute(Period(missing[0], missing[-1]))
-        keep = {}
+        changed = {}
         for day in missing:
             out[day] = computed.get(day, empty)
             if day < settled_before:
-                keep[keys[day]] = out[day]
-        cache.set_many(keep, CACHE_SECONDS)
+                key = f"insights:v2:{kind}:{day:%Y-%m}"
+                block = changed.setdefault(key, dict(blocks.get(key, {})))
+                block[day] = out[day]
+        cache.set_many(changed, CACHE_SECONDS)
     return out
 
 

@@ -1,0 +1,128 @@
+"""Every figure against sums done by hand over the fixed data set in conftest.py."""
+
+from datetime import timedelta
+
+from insights import selectors
+from insights.selectors import Period
+from tests.insights.conftest import D1, D, at
+
+
+def _by_day(rows):
+    return {row["day"]: row for row in rows}
+
+
+def test_it_counts_each_day_in_guayaquil_time(world):
+    rows = _by_day(selectors.daily_metrics(Period(D, D1)))
+    # D: m1 and m2 (23:30 local, D1 in UTC) sent; m1 delivered; m1 read; the 23:45 customer
+    # message; m3 failed; conversation A created.
+    assert {k: rows[D][k] for k in selectors.FIGURES} == {
+        "sent": 2, "delivered": 1, "read": 1, "replies": 1, "failed": 1, "new_conversations": 1,
+    }  # fmt: skip
+    # D1: m6 sent; m2 (read, never delivered: counts at its read time) and m6 delivered.
+    assert {k: rows[D1][k] for k in selectors.FIGURES} == {
+        "sent": 1, "delivered": 2, "read": 1, "replies": 1, "failed": 0, "new_conversations": 1,
+    }  # fmt: skip
+
+
+def test_it_computes_the_open_rate_over_the_days_sends(world):
+    rows = _by_day(selectors.daily_metrics(Period(D, D1)))
+    assert rows[D]["open_rate"] == 100  # m1 and m2, both read
+    assert rows[D1]["open_rate"] == 0  # m6 not read
+    assert selectors.totals(list(rows.values()))["open_rate"] == 67  # 2 of 3
+
+
+def test_it_answers_none_for_an_empty_day(world):
+    row = selectors.daily_metrics(Period(D - timedelta(days=1), D - timedelta(days=1)))[0]
+    assert row["sent"] == 0 and row["open_rate"] is None
+
+
+def test_it_gives_the_same_figures_from_the_cache(world):
+    first = selectors.daily_metrics(Period(D, D1))
+    second = selectors.daily_metrics(Period(D, D1))  # settled days come from the cache
+    assert first == second
+
+
+def test_it_compares_today_with_yesterday_at_the_same_time(world):
+    figures = selectors.today_figures(now=at(D1, 12))["figures"]
+    values = {k: (f["value"], f["yesterday"]) for k, f in figures.items()}
+    # Yesterday until 12:00: m1 sent, delivered, read; m3 failed at 12:01 is later.
+    assert values == {
+        "sent": (1, 1), "delivered": (2, 1), "read": (1, 1), "replies": (1, 0),
+        "failed": (0, 0), "new_conversations": (1, 1), "open_rate": (0, 100),
+    }  # fmt: skip
+    assert figures["delivered"]["change"] == {"pct": 100, "direction": "up"}
+    assert figures["open_rate"]["change"] == {"pct": 100, "direction": "down"}
+    assert figures["sent"]["change"] == {"pct": 0, "direction": "flat"}
+    assert figures["replies"]["change"] == {"pct": None, "direction": "up"}
+
+
+def test_it_places_replies_and_read_rates_on_the_local_weekday_and_hour(world):
+    grids = selectors.heatmaps(Period(D, D1))
+    assert grids["replies"][0][23] == 1  # Monday 23:45
+    assert grids["replies"][1][0] == 1  # Tuesday 00:10
+    assert sum(map(sum, grids["replies"])) == 2
+    assert grids["rate"][0][9] == 100 and grids["rate"][0][23] == 100
+    assert grids["rate"][1][10] == 0
+    names = [s["name"] for s in selectors.best_slots(grids["replies"])]
+    assert names == ["lunes 23:00-00:00", "martes 00:00-01:00"]
+
+
+def test_it_names_a_slot_in_words():
+    assert selectors.slot_name(1, 19) == "martes 19:00-20:00"
+
+
+def test_it_counts_active_subscriptions_and_renewal_revenue(world):
+    rows = selectors.popular_services(Period(D, D1))
+    assert [(r["service"], r["active"], r["renewals"], str(r["revenue"])) for r in rows] == [
+        ("Netflix", 1, 1, "12.99")
+    ]
+
+
+def test_it_follows_reminders_to_reads_replies_and_renewals(world):
+    funnel = selectors.reminder_funnel(Period(D, D1), within_days=7)
+    assert funnel["total"]["reminded"] == 1
+    assert (funnel["total"]["read"], funnel["total"]["replied"], funnel["total"]["renewed"]) == (
+        1, 1, 1,
+    )  # fmt: skip
+    assert [r["name"] for r in funnel["rules"]] == ["3 días antes"]
+    assert [r["name"] for r in funnel["services"]] == ["Netflix"]
+
+
+def test_it_compares_campaigns(world):
+    (row,) = selectors.campaign_comparison(Period(D, D1))
+    # Ana: m2 sent, read, answered at 23:45, renewal was before the send. Beto: m6 sent, not
+    # read, opted out an hour later.
+    assert {k: row[k] for k in ("recipients", "sent", "read", "replied", "renewed", "failed",
+                                "opt_outs", "open_rate", "reply_rate", "conversion_rate")} == {
+        "recipients": 2, "sent": 2, "read": 1, "replied": 1, "renewed": 0, "failed": 0,
+        "opt_outs": 1, "open_rate": 50, "reply_rate": 50, "conversion_rate": 0,
+    }  # fmt: skip
+
+
+def test_it_measures_agents(world, bob):
+    (row,) = selectors.agent_stats(Period(D, D1))
+    assert row["agent"] == "Bob" and row["handled"] == 1
+    # The turn that starts at 23:45 (the previous message was ours) is answered at 00:20.
+    assert row["turns"] == 1 and row["first_response"] == timedelta(minutes=35)
+    assert row["resolved"] == 1 and row["resolution"] == timedelta(minutes=35)
+
+
+def test_it_counts_waiting_conversations_and_the_oldest_wait(world):
+    world["conv_b"].last_message_at = at(D1, 10)
+    world["conv_b"].save()
+    waiting = selectors.waiting_conversations(now=at(D1, 12))
+    assert waiting["count"] == 1 and waiting["oldest_wait"] == timedelta(hours=2)
+
+
+def test_it_groups_customers_by_reply_habit(world):
+    # customers.segments decides; the data set is older than its 90 days: nobody is counted.
+    assert [g["customers"] for g in selectors.behaviour_groups()] == [0, 0, 0]
+
+
+def test_it_rejects_reversed_and_too_long_ranges():
+    import pytest
+
+    with pytest.raises(selectors.PeriodError):
+        selectors.period_make(D1, D)
+    with pytest.raises(selectors.PeriodError):
+        selectors.period_make(D - timedelta(days=400), D)
