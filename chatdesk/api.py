@@ -45,6 +45,7 @@ def token_touch(token: ApiToken) -> None:
 
 
 api = NinjaAPI(urls_namespace="api", title="chatdesk API", version="1", auth=TokenAuth())
+api.add_router("", "outbound.api.router")  # campaigns and segment counts
 api.add_router("/stats", "insights.api.router")
 api.add_router("/customers", "outbound.renewals_api.router")
 

@@ -43,6 +43,7 @@ import random
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
+from time import monotonic as time_monotonic
 
 import dramatiq
 from django.conf import settings
@@ -93,6 +94,12 @@ VARIANT_LABELS = ("A", "B", "C")
 CHUNK = 2000
 FANOUT_AHEAD_SECONDS = 2.0
 FANOUT_MAX_BATCH = 500
+# Recipients written per transaction, and how long one run may keep writing before it hands
+# over to the next run (the tick's stall check must allow well more than that).
+FANOUT_TRANSACTION = 20
+FANOUT_RAMP = 10
+THROUGHPUT_SECONDS = 5
+FANOUT_STEP_SECONDS = 1.5
 # A chain waits at most this long in the broker; a longer wait sleeps and the tick wakes it.
 CHAIN_MAX_DELAY = 30.0
 BEST_HOUR_DAYS = 90
@@ -589,10 +596,20 @@ def campaign_complete_if_done(*, campaign: Campaign, now: datetime | None = None
     return bool(done)
 
 
-def fanout_lookahead() -> int:
-    """How many sends the shared limiter allows in FANOUT_AHEAD_SECONDS (at least 1)."""
+def fanout_lookahead(*, now: datetime) -> int:
+    """How many campaign sends may wait for the pipeline: what it sent over the last
+    THROUGHPUT_SECONDS, scaled to FANOUT_AHEAD_SECONDS, plus FANOUT_RAMP to grow from; never
+    more than the limiter allows in that time. Sized by what really goes out (a slow
+    provider or a busy worker sends less than the limit), so a pause drains within seconds."""
     per_second = 1.0 / ratelimit.send_interval()
-    return max(1, min(FANOUT_MAX_BATCH, math.ceil(per_second * FANOUT_AHEAD_SECONDS)))
+    limit = math.ceil(per_second * FANOUT_AHEAD_SECONDS)
+    recent = Message.objects.filter(
+        direction=Message.Direction.OUT,
+        author_kind=Message.Author.CAMPAIGN,
+        sent_at__gte=now - timedelta(seconds=THROUGHPUT_SECONDS),
+    ).count()
+    observed = math.ceil(recent * FANOUT_AHEAD_SECONDS / THROUGHPUT_SECONDS)
+    return max(1, min(limit, FANOUT_MAX_BATCH, observed + FANOUT_RAMP))
 
 
 def campaign_backlog() -> int:
@@ -603,28 +620,38 @@ def campaign_backlog() -> int:
     ).count()
 
 
-def recipient_queue(*, recipient: CampaignRecipient, now: datetime) -> Message | None:
-    """pending -> queued and its message, in one transaction; None when the recipient was
-    taken already or its campaign is no longer running."""
+def recipients_queue(*, recipients: list[CampaignRecipient], now: datetime) -> int:
+    """pending -> queued, each with its message, in one transaction (a crash writes none of
+    them). Recipients another chain holds or took, or of a campaign no longer running, are
+    left alone. Returns how many were queued."""
     with transaction.atomic():
-        claimed = CampaignRecipient.objects.filter(
-            pk=recipient.pk, state=RState.PENDING, campaign__state=State.RUNNING
-        ).update(state=RState.QUEUED, queued_at=now)
-        if not claimed:
-            return None
-        try:
-            message = message_send(
-                customer=recipient.customer,
-                text=recipient.body,
-                author_kind=Message.Author.CAMPAIGN,
-            )
-        except SendRejected as rejected:
-            CampaignRecipient.objects.filter(pk=recipient.pk).update(
-                state=RState.SKIPPED, skip_reason=rejected.message[:300]
-            )
-            return None
-        CampaignRecipient.objects.filter(pk=recipient.pk).update(message=message)
-    return message
+        claimable = CampaignRecipient.objects.filter(
+            pk__in=[r.pk for r in recipients], state=RState.PENDING, campaign__state=State.RUNNING
+        )
+        # PostgreSQL: rows locked by a concurrent chain are skipped, not waited for. SQLite
+        # ignores this and serialises the writers instead.
+        claimed = set(
+            claimable.select_for_update(skip_locked=True, of=("self",)).values_list("pk", flat=True)
+        )
+        CampaignRecipient.objects.filter(pk__in=claimed).update(state=RState.QUEUED, queued_at=now)
+        linked = []
+        for recipient in recipients:
+            if recipient.pk not in claimed:
+                continue
+            try:
+                recipient.message = message_send(
+                    customer=recipient.customer,
+                    text=recipient.body,
+                    author_kind=Message.Author.CAMPAIGN,
+                )
+            except SendRejected as rejected:
+                CampaignRecipient.objects.filter(pk=recipient.pk).update(
+                    state=RState.SKIPPED, skip_reason=rejected.message[:300]
+                )
+                continue
+            linked.append(recipient)
+        CampaignRecipient.objects.bulk_update(linked, ["message"])
+    return len(linked)
 
 
 def campaign_fanout_step(*, campaign_id: int, token: int, now: datetime | None = None):
@@ -633,13 +660,17 @@ def campaign_fanout_step(*, campaign_id: int, token: int, now: datetime | None =
     campaign = Campaign.objects.filter(pk=campaign_id, fanout_token=token).first()
     if campaign is None or campaign.state != State.RUNNING:
         return None
+    # A heartbeat: the tick leaves a chain alone while it is working.
+    Campaign.objects.filter(pk=campaign.pk, fanout_token=token).update(
+        fanout_next_at=timezone.now() + timedelta(seconds=FANOUT_STEP_SECONDS)
+    )
     recipients_sync(campaign=campaign)
     if campaign_complete_if_done(campaign=campaign, now=now):
         return None
     opens = window_open_at(campaign, now=now)
     if opens > now:
         return (opens - now).total_seconds()
-    room = fanout_lookahead() - campaign_backlog()
+    room = fanout_lookahead(now=now) - campaign_backlog()
     interval_s = ratelimit.send_interval()
     if room <= 0:
         return min(max(interval_s * (1 - room), 0.2), 2.0)
@@ -654,14 +685,12 @@ def campaign_fanout_step(*, campaign_id: int, token: int, now: datetime | None =
         if next_planned is None:  # only queued ones left: wait for their outcome
             return 1.0
         return max((window_open_at(campaign, now=next_planned) - now).total_seconds(), 0.5)
-    for recipient in due:
-        if recipient_queue(recipient=recipient, now=now) is None and not _still_running(campaign):
-            return None
+    started = time_monotonic()
+    for start in range(0, len(due), FANOUT_TRANSACTION):
+        recipients_queue(recipients=due[start : start + FANOUT_TRANSACTION], now=now)
+        if time_monotonic() - started > FANOUT_STEP_SECONDS:
+            return 0.0
     return min(max(interval_s * len(due) / 2, 0.2), 2.0)
-
-
-def _still_running(campaign: Campaign) -> bool:
-    return Campaign.objects.filter(pk=campaign.pk, state=State.RUNNING).exists()
 
 
 def fanout_enqueue_on_commit(campaign_id: int, token: int) -> None:
@@ -673,6 +702,7 @@ def fanout_continue(*, campaign_id: int, token: int, delay: float | None) -> Non
     sleep: the promise is then set so that the tick wakes the chain when the wait is over."""
     if delay is None:
         return
+    delay = max(delay, 0.0)
     now = timezone.now()
     stall = timedelta(seconds=settings.CAMPAIGN_STALL_SECONDS)
     if delay > CHAIN_MAX_DELAY:
