@@ -1,10 +1,38 @@
 from django.urls import path
 
-from outbound import automation_views, views
+from outbound import automation_views, campaign_views, views
 
 app_name = "outbound"
 urlpatterns = [
-    path("campaigns/", views.campaign_list, name="campaign_list"),
+    path("campaigns/", campaign_views.campaign_list, name="campaign_list"),
+    path("campaigns/new/", campaign_views.campaign_new, name="campaign_new"),
+    path("campaigns/audience/", campaign_views.campaign_audience_count, name="campaign_audience"),
+    path("campaigns/<int:campaign_id>/", campaign_views.campaign_detail, name="campaign_detail"),
+    path(
+        "campaigns/<int:campaign_id>/progress/",
+        campaign_views.campaign_progress,
+        name="campaign_progress",
+    ),
+    path(
+        "campaigns/<int:campaign_id>/export.csv",
+        campaign_views.campaign_export,
+        name="campaign_export",
+    ),
+    path(
+        "campaigns/<int:campaign_id>/duplicate/",
+        campaign_views.campaign_duplicate_view,
+        name="campaign_duplicate",
+    ),
+    path(
+        "campaigns/<int:campaign_id>/retarget/",
+        campaign_views.campaign_retarget_view,
+        name="campaign_retarget",
+    ),
+    path(
+        "campaigns/<int:campaign_id>/<str:action>/",
+        campaign_views.campaign_action,
+        name="campaign_action",
+    ),
     path("templates/", views.template_list, name="template_list"),
     path("templates/new/", views.template_create, name="template_create"),
     path("templates/preview/", views.template_preview, name="template_preview"),

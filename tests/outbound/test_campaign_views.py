@@ -1,0 +1,114 @@
+"""/campaigns/: list, new (live audience count), detail with progress partial, actions,
+retarget, duplicate, CSV export; admins and marketers only."""
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from customers.models import Customer
+from inbox.models import Message
+from outbound.campaigns import campaign_create, campaign_fanout_step, campaign_launch
+from outbound.models import Campaign
+
+
+@pytest.fixture
+def book(db):
+    Customer.objects.create(name="Ana", phone="+593990000001")
+    Customer.objects.create(name='=HYPERLINK("x")', phone="+593990000002")
+    Customer.objects.create(name="Ciro", phone="+593990000003", marketing_opt_out_at=timezone.now())
+
+
+def launched(title="Promo") -> Campaign:
+    campaign = campaign_create(title=title, body="Hola {nombre}", filters={})
+    campaign_launch(campaign_id=campaign.pk)
+    campaign.refresh_from_db()
+    return campaign
+
+
+def test_it_is_for_marketers_and_admins_only(client_for, bob, book):
+    client = client_for(bob)
+    assert client.get(reverse("outbound:campaign_list")).status_code == 403
+    assert client.get(reverse("outbound:campaign_new")).status_code == 403
+
+
+def test_it_lists_campaigns_with_state_badges(client_for, carla, book):
+    launched("Promoción Netflix")
+    campaign_create(title="Black Friday", body="Hola", filters={})
+    html = client_for(carla).get(reverse("outbound:campaign_list")).content.decode()
+    assert "Promoción Netflix" in html and "✅ Activa" in html
+    assert "📝 Borrador" in html and "0 / 2" in html
+
+
+def test_it_creates_a_campaign_scheduled_later(client_for, carla, book):
+    response = client_for(carla).post(
+        reverse("outbound:campaign_new"),
+        {
+            "title": "Navidad", "kind": "event", "body": "Feliz Navidad {nombre}",
+            "audience": "preset:all", "when": "later", "send_at": "2030-12-24T10:00",
+            "window_start": "09:00", "window_end": "20:00",
+        },
+    )  # fmt: skip
+    campaign = Campaign.objects.get()
+    assert response.status_code == 302
+    assert campaign.state == "scheduled" and campaign.created_by == carla
+    assert timezone.localtime(campaign.scheduled_at).hour == 10
+
+
+def test_it_shows_form_errors_for_unfilled_variables(client_for, carla, book):
+    response = client_for(carla).post(
+        reverse("outbound:campaign_new"),
+        {
+            "title": "Nuevo", "kind": "marketing", "body": "Llegó {nuevo_servicio}",
+            "audience": "preset:all", "when": "draft", "window_start": "09:00",
+            "window_end": "20:00",
+        },
+    )  # fmt: skip
+    assert response.status_code == 200
+    assert "{nuevo_servicio}" in response.content.decode()
+    assert not Campaign.objects.exists()
+
+
+def test_it_counts_the_audience_live(client_for, carla, book):
+    response = client_for(carla).post(
+        reverse("outbound:campaign_audience"), {"audience": "preset:all", "kind": "marketing"}
+    )
+    html = response.content.decode()
+    assert html.lstrip().startswith('<p id="audience-live"')
+    assert "2 clientes" in html and "1 excluido por baja" in html
+
+
+def test_it_shows_progress_and_pauses(client_for, carla, book):
+    campaign = launched()
+    campaign_fanout_step(campaign_id=campaign.pk, token=campaign.fanout_token)
+    Message.objects.update(status="read")
+    client = client_for(carla)
+    html = client.get(reverse("outbound:campaign_progress", args=[campaign.pk])).content.decode()
+    assert 'hx-trigger="every 2s"' in html and 'value="0"' in html
+    client.post(reverse("outbound:campaign_action", args=[campaign.pk, "pause"]))
+    campaign.refresh_from_db()
+    assert campaign.state == "paused"
+    html = client.get(reverse("outbound:campaign_detail", args=[campaign.pk])).content.decode()
+    assert "Reanudar" in html and "Ana" in html
+    response = client.post(reverse("outbound:campaign_action", args=[campaign.pk, "pause"]))
+    assert response.status_code == 302  # a message, not an error page
+
+
+def test_it_exports_csv_with_formulas_neutralised(client_for, carla, book):
+    campaign = launched()
+    response = client_for(carla).get(reverse("outbound:campaign_export", args=[campaign.pk]))
+    body = b"".join(response.streaming_content).decode()
+    assert "'=HYPERLINK" in body and "\n=HYPERLINK" not in body
+    assert "+593990000001" in body and "'+593990000001" in body
+
+
+def test_it_duplicates_and_retargets(client_for, carla, book):
+    campaign = launched()
+    client = client_for(carla)
+    client.post(reverse("outbound:campaign_duplicate", args=[campaign.pk]))
+    assert Campaign.objects.filter(title="Copia de Promo", state="draft").exists()
+    response = client.post(
+        reverse("outbound:campaign_retarget", args=[campaign.pk]),
+        {"audience": "not_read", "body": "¿Viste la promo?"},
+    )
+    follow_up = Campaign.objects.get(retarget_of=campaign)
+    assert response.url == reverse("outbound:campaign_detail", args=[follow_up.pk])
