@@ -59,9 +59,9 @@ NAV = [
     ("inbox:index", _("Conversaciones"), SUPPORT, "inbox:"),
     ("outbound:campaign_list", _("Campañas"), MARKETING, "outbound:campaign"),
     ("outbound:template_list", _("Plantillas"), MARKETING, "outbound:template"),
-    ("outbound:automation_index", _("Automatizaciones"), MARKETING, "outbound:automation"),
     ("customers:list", _("Clientes"), EVERYONE, "customers:"),
     ("insights:index", _("Analítica"), MARKETING, "insights:"),
+    ("outbound:automation_index", _("Automatizaciones"), MARKETING, "outbound:automation"),
 ]
 
 

@@ -131,6 +131,10 @@ class Message(models.Model):
             # Daily statistics by direction.
             models.Index(fields=["direction", "created_at"], name="msg_stats_idx"),
             models.Index(fields=["sent_at"], name="msg_sent_at_idx"),
+            # The panel and analytics count each delivery step by the day it happened.
+            models.Index(fields=["delivered_at"], name="msg_delivered_at_idx"),
+            models.Index(fields=["read_at"], name="msg_read_at_idx"),
+            models.Index(fields=["failed_at"], name="msg_failed_at_idx"),
             # The sweeper and the scheduler look only at the few unfinished rows.
             models.Index(
                 fields=["status", "created_at"], name="msg_pending_idx",
