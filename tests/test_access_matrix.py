@@ -54,6 +54,10 @@ ACCESS: dict[str, str | frozenset[str]] = {
     "api:renewal_create": TOKEN,
     "api:stats_daily": TOKEN,
     "api:stats_summary": TOKEN,
+    "api:campaign_create_api": TOKEN,
+    "api:campaign_detail_api": TOKEN,
+    "api:campaign_action_api": TOKEN,
+    "api:segment_count_api": TOKEN,
     # insights
     "insights:index": MARKETING,
     "insights:export": MARKETING,
@@ -79,8 +83,17 @@ ACCESS: dict[str, str | frozenset[str]] = {
     "inbox:retry": SUPPORT,
     "inbox:cancel": SUPPORT,
     "inbox:media": SUPPORT,
+    "inbox:status_check": SUPPORT,
     # outbound
     "outbound:campaign_list": MARKETING,
+    "outbound:campaign_new": MARKETING,
+    "outbound:campaign_audience": MARKETING,
+    "outbound:campaign_detail": MARKETING,
+    "outbound:campaign_action": MARKETING,
+    "outbound:campaign_duplicate": MARKETING,
+    "outbound:campaign_export": MARKETING,
+    "outbound:campaign_progress": MARKETING,
+    "outbound:campaign_retarget": MARKETING,
     "outbound:template_list": EVERYONE,
     "outbound:template_create": MARKETING,
     "outbound:template_preview": MARKETING,
@@ -109,6 +122,10 @@ API_ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("post", "/api/v1/customers/{phone}/renewals"): SUPPORT,
     ("get", "/api/v1/stats/daily"): MARKETING,
     ("get", "/api/v1/stats/summary"): EVERYONE,
+    ("post", "/api/v1/campaigns"): MARKETING,
+    ("get", "/api/v1/campaigns/{campaign_id}"): MARKETING,
+    ("post", "/api/v1/campaigns/{campaign_id}/{action}"): MARKETING,
+    ("get", "/api/v1/segments/count"): MARKETING,
 }
 
 PERSONAS = {
