@@ -195,6 +195,11 @@ MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "var" / "media")
 MEDIA_URL = "/media/"
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# What an agent may attach to a reply, per kind (WhatsApp's limits; megabytes).
+ATTACHMENT_MAX_BYTES = {
+    kind: env.int(f"ATTACHMENT_MAX_MB_{kind.upper()}", default=mb) * 1024 * 1024
+    for kind, mb in {"image": 5, "audio": 16, "video": 16, "document": 50}.items()
+}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

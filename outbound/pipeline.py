@@ -72,6 +72,8 @@ def deliver(message_id: int, *, client, bucket, sleep=time.sleep) -> str:
     if not message_claim(message):
         return "skipped"
     try:
+        if message.media_file and not message.media_url:
+            media_upload(message, client=client)
         result = client.send_message(**send_kwargs(message))
     except ProviderError as error:
         return failure_record(message, error, bucket=bucket)
@@ -88,13 +90,36 @@ def message_claim(message: Message) -> bool:
     return bool(claimed)
 
 
+def media_upload(message: Message, *, client) -> None:
+    """A file an agent attached is ours: WaSender needs a public URL (valid 24 h), so it is
+    uploaded here, after the claim and just before the send, never in the web request."""
+    try:
+        with message.media_file.open("rb") as f:
+            content = f.read()
+    except OSError as error:
+        raise ProviderError(
+            f"attachment {message.media_file.name} unreadable: {error!r}",
+            permanent=True,
+            reason=_("El archivo adjunto ya no está disponible."),
+        ) from error
+    url = client.upload(
+        content=content, content_type=message.media_mime or "application/octet-stream"
+    )
+    Message.objects.filter(id=message.id).update(media_url=url[:1000])
+    message.media_url = url[:1000]
+
+
 def send_kwargs(message: Message) -> dict:
     kwargs = {"to": message.conversation.customer.phone, "text": message.body}
     arg = MEDIA_ARGS.get(message.kind)
     if arg and message.media_url:
         kwargs[arg] = message.media_url
         if arg == "document_url":
-            kwargs["file_name"] = PurePosixPath(urlsplit(message.media_url).path).name or None
+            kwargs["file_name"] = (
+                message.media_filename
+                or PurePosixPath(urlsplit(message.media_url).path).name
+                or None
+            )
     if message.reply_to and message.reply_to.provider_msg_id:
         kwargs["reply_to"] = message.reply_to.provider_msg_id
     return kwargs

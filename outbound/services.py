@@ -65,12 +65,14 @@ def media_url_check(url: str) -> None:
         ) from None
 
 
-def _validate(*, text: str, media_url: str, media_kind: str | None) -> str:
-    if not text.strip() and not media_url:
+def _validate(*, text: str, media_url: str, media_kind: str | None, attachment=None) -> str:
+    if not text.strip() and not media_url and attachment is None:
         raise SendRejected("text", _("Escribe un mensaje o adjunta un archivo."))
     if len(text) > TEXT_MAX:
         too_long = _("El mensaje supera los %(max)s caracteres.") % {"max": TEXT_MAX}
         raise SendRejected("text", too_long)
+    if attachment is not None:
+        return attachment.kind
     if not media_url:
         return Message.Kind.TEXT
     media_url_check(media_url)
@@ -108,12 +110,16 @@ def message_send(
     agent=None,
     reply_to: Message | None = None,
     scheduled_for: datetime | None = None,
+    attachment=None,
 ) -> Message:
     """Write the outbound row (queued, or scheduled when `scheduled_for` is in the future) in
-    the customer's conversation; after commit the send actor takes it. Raises SendRejected."""
+    the customer's conversation; after commit the send actor takes it. Raises SendRejected.
+    `attachment` (outbound.attachments.Attachment) is a file of ours: the pipeline uploads it
+    to the provider just before sending."""
     text = (text or "").strip()
     media_url = (media_url or "").strip()
-    kind = _validate(text=text, media_url=media_url, media_kind=media_kind)
+    kind = _validate(text=text, media_url=media_url, media_kind=media_kind, attachment=attachment)
+    local = _attachment_fields(attachment)
     now = timezone.now()
     later = scheduled_for is not None and scheduled_for > now
     with transaction.atomic():
@@ -130,12 +136,24 @@ def message_send(
             status=Message.Status.SCHEDULED if later else Message.Status.QUEUED,
             scheduled_for=scheduled_for,
             created_at=now,
+            **local,
         )
         _conversation_touch(conversation, message)
         event_publish("message.created", conversation_id=conversation.id, message_id=message.id)
         if not later:
             message_enqueue_on_commit(message.id)
     return message
+
+
+def _attachment_fields(attachment) -> dict:
+    if attachment is None:
+        return {}
+    return {
+        "media_file": attachment.path,
+        "media_mime": attachment.mime,
+        "media_filename": attachment.name,
+        "media_size": attachment.size,
+    }
 
 
 def message_enqueue_on_commit(message_id: int) -> None:
