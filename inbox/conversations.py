@@ -4,8 +4,11 @@ only when something changed."""
 
 from django.db import transaction
 from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from customers.models import Customer
+from inbox import services
 from inbox.events import event_publish
 from inbox.models import Conversation, Message, Note
 
@@ -87,3 +90,35 @@ def message_schedule_cancel(*, message: Message) -> bool:
                 "message.status", conversation_id=message.conversation_id, message_id=message.id
             )
     return bool(changed)
+
+
+# WaSender's message info status (0-5) as the intake's status steps.
+INFO_STATUSES = {2: "sent", 3: "delivered", 4: "read", 5: "played"}
+STATUS_CHECK_TIMEOUT = 5.0
+
+
+def message_status_check(*, message: Message, provider, timeout: float = STATUS_CHECK_TIMEOUT):
+    """Ask WaSender where an outbound message stands (an agent's "Consultar estado" on a line
+    stuck in "sent", when a status webhook went missing) and move it forward only, through the
+    intake's own writers. Answers whether it moved; raises the provider's ProviderError."""
+    if message.direction != Message.Direction.OUT or not message.provider_msg_id:
+        return False
+    info = provider.message_info(message.provider_msg_id, timeout=timeout)
+    with transaction.atomic():
+        wa_id = message.wa_id
+        if not wa_id and info.wa_id:
+            linked = services.message_wa_id_link(
+                provider_msg_id=message.provider_msg_id, wa_id=info.wa_id
+            )
+            wa_id = info.wa_id if linked == "linked" else None
+        if not wa_id:
+            return False
+        now = timezone.now()
+        if info.status == 0:
+            reason = _("WhatsApp informó un error al entregar el mensaje.")
+            return services.message_status_fail(wa_id=wa_id, at=now, reason=reason)
+        if info.status in INFO_STATUSES:
+            return services.message_status_advance(
+                wa_id=wa_id, status=INFO_STATUSES[info.status], at=now
+            )
+    return False

@@ -17,5 +17,6 @@ urlpatterns = [
     path("c/<int:conversation_id>/notes/", views.note_add, name="note_add"),
     path("m/<int:message_id>/retry/", views.message_retry, name="retry"),
     path("m/<int:message_id>/cancel/", views.message_cancel, name="cancel"),
+    path("m/<int:message_id>/status/", views.message_status_check, name="status_check"),
     path("m/<int:message_id>/media/", views.message_media, name="media"),
 ]

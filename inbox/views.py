@@ -17,9 +17,11 @@ from chatdesk.roles import EVERYONE, SUPPORT, has_role, role_required
 from customers.models import Customer
 from inbox import conversations, selectors
 from inbox.models import Conversation, Message
+from outbound import attachments, wasender
 from outbound.models import MessageTemplate
 from outbound.services import SendRejected, message_send
 from outbound.templating import TemplateError, template_render
+from outbound.wasender import ProviderError
 
 INLINE_IMAGES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
 INLINE_AUDIO = {"audio/ogg", "audio/mpeg", "audio/mp4", "audio/aac", "audio/opus"}
@@ -218,13 +220,18 @@ def message_reply(request, conversation_id: int):
         reply_to = Message.objects.filter(
             pk=request.POST["reply_to"], conversation=conversation
         ).first()
+    attachment = None
     try:
+        scheduled_for = _scheduled_for(request.POST.get("scheduled_for", ""))
+        if request.FILES.get("attachment"):
+            attachment = attachments.attachment_accept(upload=request.FILES["attachment"])
         message = message_send(
             customer=conversation.customer, text=text, author_kind=Message.Author.AGENT,
-            agent=request.user, reply_to=reply_to,
-            scheduled_for=_scheduled_for(request.POST.get("scheduled_for", "")),
+            agent=request.user, reply_to=reply_to, scheduled_for=scheduled_for,
+            attachment=attachment,
         )  # fmt: skip
     except SendRejected as rejected:
+        attachments.attachment_discard(attachment)
         if not request.htmx:
             messages.error(request, rejected.message)
             return redirect("inbox:conversation", conversation.pk)
@@ -243,11 +250,13 @@ def message_retry(request, message_id: int):
     failed = _message_or_404(message_id)
     conversation = failed.conversation
     if failed.status == Message.Status.FAILED and failed.direction == Message.Direction.OUT:
+        # Our own file is uploaded afresh (the provider's URL of the first try may be expired).
+        attachment = _attachment_of(failed)
+        media_url = None if attachment else failed.media_url or None
         try:
             message_send(
-                customer=conversation.customer, text=failed.body,
-                media_url=failed.media_url or None,
-                media_kind=failed.kind if failed.media_url else None,
+                customer=conversation.customer, text=failed.body, media_url=media_url,
+                media_kind=failed.kind if media_url else None, attachment=attachment,
                 author_kind=Message.Author.AGENT, agent=request.user, reply_to=failed.reply_to,
             )  # fmt: skip
         except SendRejected as rejected:
@@ -255,6 +264,35 @@ def message_retry(request, message_id: int):
     if request.htmx:
         return HttpResponse(status=204)
     return redirect("inbox:conversation", conversation.pk)
+
+
+def _attachment_of(message: Message) -> attachments.Attachment | None:
+    if not message.media_file:
+        return None
+    return attachments.Attachment(
+        kind=message.kind, mime=message.media_mime, name=message.media_filename,
+        path=message.media_file.name, size=message.media_size or 0,
+    )  # fmt: skip
+
+
+@role_required(*SUPPORT)
+@require_POST
+def message_status_check(request, message_id: int):
+    """ "Consultar estado": ask WaSender about a line stuck in "sent"; forward only."""
+    message = _message_or_404(message_id)
+    note = ""
+    try:
+        moved = conversations.message_status_check(message=message, provider=wasender.client())
+    except ProviderError as error:
+        moved, note = False, _("No se pudo consultar: %(reason)s") % {"reason": error.reason}
+    if not moved and not note:
+        note = _("Sin cambios: WaSender no informa un estado más avanzado.")
+    if not request.htmx:
+        if note:
+            messages.info(request, note)
+        return redirect("inbox:conversation", message.conversation_id)
+    message = _message_or_404(message_id)
+    return render(request, "inbox/index.html#message_line", {"m": message, "status_note": note})
 
 
 @role_required(*SUPPORT)

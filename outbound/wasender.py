@@ -277,8 +277,9 @@ class WaSenderClient:
         )
         return self._public_url(body)
 
-    def message_info(self, msg_id: int) -> MessageInfo:
-        data = self._request("GET", f"/messages/{int(msg_id)}/info").get("data") or {}
+    def message_info(self, msg_id: int, *, timeout: float | None = None) -> MessageInfo:
+        extra = {"timeout": timeout} if timeout else {}
+        data = self._request("GET", f"/messages/{int(msg_id)}/info", **extra).get("data") or {}
         key = data.get("key") if isinstance(data.get("key"), dict) else {}
         status = data.get("status")
         if isinstance(status, str) and not status.isdigit():

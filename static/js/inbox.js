@@ -189,7 +189,8 @@
     if (!(area instanceof HTMLTextAreaElement) || !area.closest("#composer")) return;
     if (evt.key === "Enter" && !evt.shiftKey && !evt.isComposing) {
       evt.preventDefault();
-      if (area.value.trim()) area.form.requestSubmit();
+      const file = area.form.querySelector(".attachment-input");
+      if (area.value.trim() || (file && file.files.length)) area.form.requestSubmit();
     }
   });
   document.addEventListener("input", (evt) => {
@@ -221,6 +222,79 @@
       Notification.requestPermission().then(() => {
         evt.target.hidden = Notification.permission === "granted";
       });
+    }
+  });
+
+  // --- attachments: show the chosen file's name (as text) and let it be removed -------------
+  document.addEventListener("change", (evt) => {
+    const input = evt.target;
+    if (!(input instanceof HTMLInputElement) || !input.classList.contains("attachment-input")) return;
+    const chosen = input.form && input.form.querySelector(".attachment-chosen");
+    if (!chosen) return;
+    chosen.querySelector(".attachment-name").textContent = input.files.length ? input.files[0].name : "";
+    chosen.hidden = !input.files.length;
+  });
+  document.addEventListener("click", (evt) => {
+    const clear = evt.target.closest && evt.target.closest(".attachment-clear");
+    if (!clear) return;
+    const form = clear.closest("form");
+    const input = form.querySelector(".attachment-input");
+    input.value = "";
+    input.dispatchEvent(new Event("change", { bubbles: true }));
+  });
+
+  // --- emoji picker (vendored emoji-picker-element, loaded on first use) ----------------------
+  // The library's default data source is a CDN: it is always given our own copy instead, in
+  // the constructor, before the picker could create its database.
+  async function emojiPicker(button, box) {
+    const [{ default: Picker }, { default: es }] = await Promise.all([
+      import(button.dataset.picker), import(button.dataset.i18n),
+    ]);
+    const picker = new Picker({ dataSource: button.dataset.source, locale: "es", i18n: es });
+    // Under a strict CSP (style-src 'self') the picker's own <style> is not applied: adopt
+    // the same rules as a constructed stylesheet, which CSP allows.
+    const style = picker.shadowRoot.querySelector("style");
+    if (style && "adoptedStyleSheets" in picker.shadowRoot) {
+      try {
+        const sheet = new CSSStyleSheet();
+        sheet.replaceSync(style.textContent);
+        picker.shadowRoot.adoptedStyleSheets = [sheet];
+      } catch (e) { /* the <style> element still works where CSP allows it */ }
+    }
+    box.appendChild(picker);
+    return picker;
+  }
+
+  function insertAtCursor(area, text) {
+    const start = area.selectionStart ?? area.value.length;
+    const end = area.selectionEnd ?? area.value.length;
+    area.setRangeText(text, start, end, "end");
+    area.focus();
+    area.dispatchEvent(new Event("input", { bubbles: true }));
+  }
+
+  document.addEventListener("click", async (evt) => {
+    const button = evt.target.closest && evt.target.closest("#emoji-toggle");
+    if (!button) return;
+    const box = document.getElementById("emoji-box");
+    if (!box) return;
+    const open = box.hidden;
+    box.hidden = !open;
+    button.setAttribute("aria-expanded", String(open));
+    if (open && !box.querySelector("emoji-picker")) await emojiPicker(button, box);
+  });
+  document.addEventListener("emoji-click", (evt) => {
+    const composer = $("#composer");
+    const area = composer && composer.querySelector("textarea[name=text]");
+    if (area && evt.detail && evt.detail.unicode) insertAtCursor(area, evt.detail.unicode);
+  });
+  document.addEventListener("keydown", (evt) => {
+    if (evt.key !== "Escape") return;
+    const box = document.getElementById("emoji-box");
+    if (box && !box.hidden) {
+      box.hidden = true;
+      const button = $("#emoji-toggle");
+      if (button) button.setAttribute("aria-expanded", "false"), button.focus();
     }
   });
 
