@@ -10,6 +10,8 @@ Fragments that need placing (a list row in date order, a thread line) go into
 (insert in order, replace, or remove). Everything else is a plain out-of-band swap by id.
 """
 
+import asyncio
+
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
@@ -174,12 +176,14 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         )
 
     # --- events from inbox/events.py --------------------------------------------------------
+    # A fragment depends on the event, the language and (for the list) the filter, never on
+    # the socket: every socket of this process with the same audience shares one render.
 
     async def message_created(self, event):
         if event.get("group") == "inbox":
-            html = await self._list_update(event["conversation_id"], event.get("message_id"))
+            html = await self._list_update(event, event.get("message_id"))
         elif event.get("conversation_id") == self.watching:
-            html = await self._thread_line(event["message_id"], "upsert")
+            html = await self._thread_line(event, "upsert")
         else:
             return
         if html:
@@ -187,80 +191,123 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
 
     async def message_status(self, event):
         if event.get("group") == "conversation" and event.get("conversation_id") == self.watching:
-            html = await self._thread_line(event["message_id"], "replace")
+            html = await self._thread_line(event, "replace")
             if html:
                 await self.send(html)
 
     async def conversation_updated(self, event):
         if event.get("group") == "inbox":
-            html = await self._list_update(event["conversation_id"])
+            html = await self._list_update(event)
         elif event.get("conversation_id") == self.watching:
-            html = await self._thread_head(event["conversation_id"])
+            html = await _shared(
+                ("head", event.get("event_id"), self.language),
+                lambda: _thread_head(self.language, event["conversation_id"]),
+            )
         else:
             return
         if html:
             await self.send(html)
 
-    # --- rendering (ORM and templates: in a thread) -------------------------------------------
+    async def _list_update(self, event, message_id: int | None = None) -> str:
+        filters = self.filters
+        user = self.user
+        # Only "mine" depends on who is asking.
+        who = user.pk if filters.view == "mine" else None
+        key = ("list", event.get("event_id"), self.language, filters.view, filters.q, who)
+        return await _shared(
+            key,
+            lambda: _list_update(
+                self.language, user, filters, event["conversation_id"], message_id
+            ),
+        )
 
-    def _render(self, name: str, context: dict) -> str:
-        with translation.override(self.language):
-            return render_to_string(f"{INDEX}#{name}", {"csrf_token": "NOTPROVIDED", **context})
+    async def _thread_line(self, event, kind: str) -> str:
+        return await _shared(
+            ("line", event.get("event_id"), self.language, kind),
+            lambda: _thread_line(self.language, event["message_id"], kind),
+        )
 
-    @database_sync_to_async
-    def _list_update(self, conversation_id: int, message_id: int | None = None) -> str:
-        conversation = selectors.conversation_row(conversation_id=conversation_id)
-        if conversation is None:
-            return ""
-        if selectors.conversation_matches(
-            user=self.user, filters=self.filters, conversation_id=conversation_id
-        ):
-            op = _op("upsert", self._render("conv_row", {"c": conversation}))
-        else:
-            op = _op("remove", format_html('<span data-id="conv-{}"></span>', conversation_id))
-        unread = selectors.unread_conversations_count()
-        parts = [
-            _staging([op]),
-            format_html('<span id="unread-total" data-count="{}" hidden></span>', unread),
-        ]
-        if message_id is not None:
-            message = Message.objects.filter(id=message_id, direction=Message.Direction.IN).first()
-            if message is not None:
-                customer = conversation.customer
-                parts.append(
-                    format_html(
-                        '<div id="notify" hidden data-id="{}" '
-                        'data-conversation="{}" data-title="{}" data-body="{}"></div>',
-                        message.pk, conversation_id, customer.name or customer.phone,
-                        (message.body or message.get_kind_display())[:140],
-                    )
-                )  # fmt: skip
-        return "".join(parts)
 
-    @database_sync_to_async
-    def _thread_line(self, message_id: int, kind: str) -> str:
-        try:
-            message = selectors.message_get(message_id=message_id)
-        except Message.DoesNotExist:
-            return ""
-        html = _staging([_op(kind, self._render("message_line", {"m": message}))])
-        if kind == "upsert" and message.direction == Message.Direction.IN:
-            # An inbound message makes the conversation new again (even a resolved one).
-            html += self._thread_head_sync(message.conversation_id)
-        return html
+# --- rendering (ORM and templates: in a thread, once per event and audience) ---------------------
 
-    @database_sync_to_async
-    def _thread_head(self, conversation_id: int) -> str:
-        return self._thread_head_sync(conversation_id)
+SHARED_SECONDS = 10.0
+_renders: dict[tuple, asyncio.Task] = {}
 
-    def _thread_head_sync(self, conversation_id: int) -> str:
-        try:
-            conversation = selectors.conversation_get(conversation_id=conversation_id)
-        except Conversation.DoesNotExist:
-            return ""
-        customer = selectors.customer_panel(customer_id=conversation.customer_id)
-        context = {"conversation": conversation, "agents": selectors.agents(), "customer": customer}
-        head = self._render("thread_head", context)
-        notes = self._render("notes", context)
-        # The ws extension swaps every top-level element by its id (#thread-head, #notes).
-        return head + notes
+
+async def _shared(key: tuple, render) -> str:
+    """The first socket to ask renders; the others await the same task. Keyed by the event's
+    unique id, kept a few seconds (the layer delivers an event to every socket at once)."""
+    if key[1] is None:  # an event from an older publisher: no id, no sharing
+        return await render()
+    task = _renders.get(key)
+    if task is None:
+        task = asyncio.ensure_future(render())
+        _renders[key] = task
+        asyncio.get_running_loop().call_later(SHARED_SECONDS, _renders.pop, key, None)
+    # A socket that goes away mid-render must not cancel the render for the others.
+    return await asyncio.shield(task)
+
+
+def _render(language: str, name: str, context: dict) -> str:
+    with translation.override(language):
+        return render_to_string(f"{INDEX}#{name}", {"csrf_token": "NOTPROVIDED", **context})
+
+
+@database_sync_to_async
+def _list_update(language, user, filters, conversation_id: int, message_id: int | None) -> str:
+    conversation = selectors.conversation_row(conversation_id=conversation_id)
+    if conversation is None:
+        return ""
+    if selectors.conversation_matches(user=user, filters=filters, conversation_id=conversation_id):
+        op = _op("upsert", _render(language, "conv_row", {"c": conversation}))
+    else:
+        op = _op("remove", format_html('<span data-id="conv-{}"></span>', conversation_id))
+    unread = selectors.unread_conversations_count()
+    parts = [
+        _staging([op]),
+        format_html('<span id="unread-total" data-count="{}" hidden></span>', unread),
+    ]
+    if message_id is not None:
+        message = Message.objects.filter(id=message_id, direction=Message.Direction.IN).first()
+        if message is not None:
+            customer = conversation.customer
+            parts.append(
+                format_html(
+                    '<div id="notify" hidden data-id="{}" '
+                    'data-conversation="{}" data-title="{}" data-body="{}"></div>',
+                    message.pk, conversation_id, customer.name or customer.phone,
+                    (message.body or message.get_kind_display())[:140],
+                )
+            )  # fmt: skip
+    return "".join(parts)
+
+
+@database_sync_to_async
+def _thread_line(language: str, message_id: int, kind: str) -> str:
+    try:
+        message = selectors.message_get(message_id=message_id)
+    except Message.DoesNotExist:
+        return ""
+    html = _staging([_op(kind, _render(language, "message_line", {"m": message}))])
+    if kind == "upsert" and message.direction == Message.Direction.IN:
+        # An inbound message makes the conversation new again (even a resolved one).
+        html += _thread_head_sync(language, message.conversation_id)
+    return html
+
+
+@database_sync_to_async
+def _thread_head(language: str, conversation_id: int) -> str:
+    return _thread_head_sync(language, conversation_id)
+
+
+def _thread_head_sync(language: str, conversation_id: int) -> str:
+    try:
+        conversation = selectors.conversation_get(conversation_id=conversation_id)
+    except Conversation.DoesNotExist:
+        return ""
+    customer = selectors.customer_panel(customer_id=conversation.customer_id)
+    context = {"conversation": conversation, "agents": selectors.agents(), "customer": customer}
+    head = _render(language, "thread_head", context)
+    notes = _render(language, "notes", context)
+    # The ws extension swaps every top-level element by its id (#thread-head, #notes).
+    return head + notes

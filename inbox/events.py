@@ -6,7 +6,10 @@ in both groups receives both copies; `group` says which one it is holding, so th
 updates the list and the thread copy updates the thread.
 
 Event types: message.created, message.status (both with message_id), conversation.updated.
+Each carries a unique `event_id`, so the sockets of one process render its fragment once.
 """
+
+import uuid
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -27,7 +30,10 @@ def event_publish(event_type: str, *, conversation_id: int | None = None, **data
         layer = get_channel_layer()
         if layer is None:
             return
-        message = {"type": event_type, "conversation_id": conversation_id, **data}
+        message = {
+            "type": event_type, "conversation_id": conversation_id,
+            "event_id": uuid.uuid4().hex, **data,
+        }  # fmt: skip
         async_to_sync(layer.group_send)(INBOX_GROUP, {**message, "group": "inbox"})
         if conversation_id is not None:
             async_to_sync(layer.group_send)(
