@@ -161,8 +161,9 @@ def message_phone_create(
 
 
 def conversation_last_message_note(*, conversation_id: int, at: datetime, preview: str) -> int:
-    """Only a newer message replaces the preview, so late deliveries do not rewind it."""
-    newer = Q(last_message_at__isnull=True) | Q(last_message_at__lt=at)
+    """A newer (or same-second) message replaces the preview; late deliveries do not rewind it.
+    WhatsApp times are whole seconds, so two messages in one second tie: the later one wins."""
+    newer = Q(last_message_at__isnull=True) | Q(last_message_at__lte=at)
     return Conversation.objects.filter(newer, pk=conversation_id).update(
         last_message_at=at, last_message_preview=preview[:160]
     )

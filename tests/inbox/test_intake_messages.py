@@ -60,6 +60,18 @@ def test_an_older_message_does_not_rewind_the_preview(post):
     assert conversation.unread_count == 2
 
 
+def test_a_message_in_the_same_second_moves_the_preview(post):
+    post("messages_received_text")  # 1764000000
+    same_second = copy.deepcopy(fixture_load("messages_received_text"))
+    same_second["data"]["messages"]["key"]["id"] = "3EB0SAMESECOND0001"
+    same_second["data"]["messages"]["messageBody"] = "Y otra cosa"
+    same_second["data"]["messages"]["message"] = {"conversation": "Y otra cosa"}
+    post(same_second)
+    conversation = Conversation.objects.get()
+    assert conversation.last_message_at == at(1764000000)
+    assert conversation.last_message_preview == "Y otra cosa"
+
+
 def test_it_reads_the_upsert_list(post):
     post("messages_upsert_text_list")
     message = Message.objects.get()
