@@ -71,7 +71,9 @@ class Outcome:
         return dict(sorted(result.items()))
 
 
-async def _post_all(url, bodies, *, concurrency, timeout, on_progress, outcome, rate):
+async def post_all_async(url, bodies, *, concurrency=16, timeout=30.0, on_progress=None,
+                         outcome=None, rate=None) -> Outcome:  # fmt: skip
+    outcome = outcome if outcome is not None else Outcome()
     headers = {"X-Webhook-Signature": WEBHOOK_SECRET, "Content-Type": "application/json"}
     queue: asyncio.Queue = asyncio.Queue()
     for item in bodies:
@@ -97,6 +99,7 @@ async def _post_all(url, bodies, *, concurrency, timeout, on_progress, outcome, 
                     await on_progress(len(outcome.codes))
 
         await asyncio.gather(*(sender() for _ in range(concurrency)))
+    return outcome
 
 
 def post_all(url: str, bodies: list[tuple[int, dict]], *, concurrency: int = 16,
@@ -104,9 +107,7 @@ def post_all(url: str, bodies: list[tuple[int, dict]], *, concurrency: int = 16,
              outcome: Outcome | None = None) -> Outcome:  # fmt: skip
     """POST every (index, body); `on_progress(done)` is awaited after each answer (a fault
     is injected from there, off the event loop with asyncio.to_thread)."""
-    outcome = outcome or Outcome()
-    asyncio.run(
-        _post_all(url, bodies, concurrency=concurrency, timeout=timeout,
-                  on_progress=on_progress, outcome=outcome, rate=rate)
+    return asyncio.run(
+        post_all_async(url, bodies, concurrency=concurrency, timeout=timeout,
+                       on_progress=on_progress, outcome=outcome, rate=rate)
     )  # fmt: skip
-    return outcome
