@@ -44,7 +44,33 @@ def token_touch(token: ApiToken) -> None:
     ApiToken.objects.filter(id=token.id).update(last_used_at=now)
 
 
-api = NinjaAPI(urls_namespace="api", title="chatdesk API", version="1", auth=TokenAuth())
+def _json_response(description: str, detail: dict) -> dict:
+    schema = {"type": "object", "properties": {"detail": detail}, "required": ["detail"]}
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+# What any operation can answer besides its own responses, from ninja itself: 400 for a body
+# that is not JSON, 401 for a missing or bad token, 422 for a request that does not validate.
+COMMON_RESPONSES = {
+    400: _json_response("Malformed request body", {"type": "string"}),
+    401: _json_response("Unauthorized", {"type": "string"}),
+    422: _json_response("Invalid request", {"type": "array", "items": {"type": "object"}}),
+}
+
+
+class ChatdeskApi(NinjaAPI):
+    def get_openapi_schema(self, *args, **kwargs):
+        schema = super().get_openapi_schema(*args, **kwargs)
+        for operations in schema["paths"].values():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                for code, response in COMMON_RESPONSES.items():
+                    if code not in responses and str(code) not in responses:
+                        responses[code] = response
+        return schema
+
+
+api = ChatdeskApi(urls_namespace="api", title="chatdesk API", version="1", auth=TokenAuth())
 api.add_router("", "outbound.api.router")  # campaigns and segment counts
 api.add_router("/stats", "insights.api.router")
 api.add_router("/customers", "outbound.renewals_api.router")
