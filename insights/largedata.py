@@ -4,14 +4,18 @@ The one place in insights that writes: test data for an empty (benchmark) databa
 production. Everything comes from one `random.Random(seed)` and one `now` anchor.
 
 Shape: customers with one or two subscriptions renewed month after month; before each expiry
-a reminder (3 days before, 09:00); a few dozen campaigns a year at fixed hours to a share of
-the customers who have not opted out; spontaneous support chats. Each customer has a reply
-habit (fast / slow / never), so replies, read times and renewals after a reminder follow it.
-Outbound messages walk sent -> delivered -> read (some straight to read with no delivered_at,
-some failed with a reason); nothing is dated after `now`.
+a reminder (3 days before, 09:00) from one ReminderRule, each with its ReminderSent row; a few
+dozen campaigns a year at fixed hours to a share of the customers who have not opted out, as
+Campaign rows (some with an A/B variant) and one CampaignRecipient per message; spontaneous
+support chats answered by the demo agents, their conversations assigned to whoever answered
+last (resolved ones to an agent in any case). Each customer has a reply habit (fast / slow /
+never), so replies, read times and renewals after a reminder follow it. Outbound messages walk
+sent -> delivered -> read (some straight to read with no delivered_at, some failed with a
+reason); nothing is dated after `now`.
 
 Customers are processed in chunks: their conversations are bulk-created (ids come back), then
-their messages are written with COPY on PostgreSQL or bulk_create elsewhere.
+their messages are written with COPY on PostgreSQL (ids drawn from the sequence first, so the
+recipients and reminder rows can point at them) or bulk_create elsewhere.
 """
 
 import random
@@ -37,6 +41,14 @@ from chatdesk.demo import (
 )
 from customers.models import Customer, Renewal, Subscription
 from inbox.models import Conversation, Message
+from outbound.models import (
+    Campaign,
+    CampaignRecipient,
+    CampaignVariant,
+    MessageTemplate,
+    ReminderRule,
+    ReminderSent,
+)
 
 CHUNK = 1000
 REMINDER_DAYS = 3
@@ -46,6 +58,7 @@ REMINDER = (
     "Hola {n} 👋 Tu {s} vence el {d}. Renueva por ${p} y sigue disfrutando sin cortes.\n"
     '¿Deseas renovar? Responde "SÍ".'
 )
+REMINDER_RULE = "Vence en 3 días (datos de prueba)"
 CAMPAIGN_BODIES = (
     "🎬 ¡Hola {n}! OFERTA ESPECIAL: {s} con 30% de descuento. Responde SÍ para activar.",
     "🆕 {n}, ya tenemos {s}. Series y películas de estreno. ¿Te interesa? Responde SÍ.",
@@ -86,6 +99,15 @@ def _hour(rng) -> int:
 
 def _at(day: date, hour: int, minute: int = 0, second: int = 0) -> datetime:
     return datetime.combine(day, time(hour, minute, second), tzinfo=GYE)
+
+
+def campaign_has_b(index: int) -> bool:
+    """Every third campaign is an A/B test: customers with an odd last digit get variant B."""
+    return index % 3 == 1
+
+
+def variant_b(body: str) -> str:
+    return CAMPAIGN_BODIES[(CAMPAIGN_BODIES.index(body) + 1) % len(CAMPAIGN_BODIES)]
 
 
 class Generator:
@@ -149,9 +171,12 @@ class Generator:
                 if remind_day >= self.start and rng.random() < self.rate:
                     at = _at(remind_day, 9, rng.randint(0, 59), rng.randint(0, 59))
                     text = REMINDER.format(n=first, s=sub.service.name, d=expiry, p=sub.price)
-                    replied = self.exchange(msgs, at, Message.Author.REMINDER, text,
-                                            reply_after(at, boost=1.2))  # fmt: skip
-                    renews = 0.92 if replied else (0.85 if msgs[-1].get("read_at") else 0.6)
+                    replied = self.exchange(
+                        msgs, at, Message.Author.REMINDER, text, reply_after(at, boost=1.2),
+                        tag={"_reminder": (sub, expiry)},
+                    )  # fmt: skip
+                    read = bool(msgs) and msgs[-1].get("_reminder") and msgs[-1].get("read_at")
+                    renews = 0.92 if replied else (0.85 if read else 0.6)
                 else:
                     renews = 0.75
                 if rng.random() >= renews:
@@ -168,15 +193,18 @@ class Generator:
                 expiry += timedelta(days=30)
             sub.expires_on = expiry
         opted_out = c.marketing_opt_out_at
-        for at, body, service, share in campaigns:
+        for index, (at, body, service, share) in enumerate(campaigns):
             if opted_out and opted_out <= at:
                 continue
             if rng.random() >= share * self.rate:
                 continue
             at = at + S * rng.randint(0, 1800)
             reply = reply_after(at, boost=0.4)
-            self.exchange(msgs, at, Message.Author.CAMPAIGN,
-                          body.format(n=first, s=service), reply)  # fmt: skip
+            label = "B" if campaign_has_b(index) and int(c.phone[-1]) % 2 else "A"
+            if label == "B":
+                body = variant_b(body)
+            self.exchange(msgs, at, Message.Author.CAMPAIGN, body.format(n=first, s=service),
+                          reply, tag={"_campaign": (index, label)})  # fmt: skip
             if reply and rng.random() < 0.03:
                 c.marketing_opt_out_at = opted_out = reply + S * 5
                 c.marketing_opt_out_reason = 'Respondió "BAJA" a una promoción'
@@ -197,11 +225,13 @@ class Generator:
                 return n
             n += 1
 
-    def exchange(self, msgs, at, author, text, reply_at) -> bool:
-        """One automated message and perhaps the customer's answer (and ours)."""
+    def exchange(self, msgs, at, author, text, reply_at, *, tag=None) -> bool:
+        """One automated message and perhaps the customer's answer (and ours). `tag` keys
+        (underscored) say which reminder or campaign sent it; they are not columns."""
         if at > self.now:
             return False
         out = self.outbound(at, author, text, reply_at)
+        out.update(tag or {})
         msgs.append(out)
         if reply_at is None or out["status"] == Message.Status.FAILED or reply_at > self.now:
             return False
@@ -276,7 +306,9 @@ class Generator:
         self.rate = self.pilot(weights, campaigns)
         self.rng = random.Random(self.plan.seed)
         self.campaigns_plan()  # keep the draw sequence identical to the pilot's
-        columns = [f.column for f in Message._meta.concrete_fields if f.column != "id"]
+        self.rule = self.reminder_rule_ensure()
+        self.campaign_rows = self.campaigns_write(campaigns, users["marketing"])
+        columns = [f.column for f in Message._meta.concrete_fields]
         fields = {f.column: f for f in Message._meta.concrete_fields}
         for first in range(0, self.plan.customers, CHUNK):
             with transaction.atomic():
@@ -284,7 +316,50 @@ class Generator:
                                  weights, campaigns, columns, fields)  # fmt: skip
             self.out(f"{min(first + CHUNK, self.plan.customers)} customers, "
                      f"{self.counts['messages']} messages")  # fmt: skip
+        for campaign, _variants in self.campaign_rows:
+            campaign.recipients_total = campaign.recipients.count()
+            campaign.save(update_fields=["recipients_total"])
         return self.counts
+
+    def reminder_rule_ensure(self) -> ReminderRule:
+        template, _ = MessageTemplate.objects.get_or_create(
+            name="Recordatorio de vencimiento (datos de prueba)",
+            defaults={"category": MessageTemplate.Category.NOTIFICATION, "body": REMINDER},
+        )
+        rule, _ = ReminderRule.objects.get_or_create(
+            name=REMINDER_RULE,
+            defaults={"days_from_expiry": -REMINDER_DAYS, "template": template},
+        )
+        return rule
+
+    def campaigns_write(self, campaigns, author) -> list[tuple[Campaign, dict]]:
+        """The year's campaigns (completed) and one scheduled for tomorrow, for the panel."""
+        rows = []
+        for index, (at, body, service, _share) in enumerate(campaigns):
+            campaign = Campaign.objects.create(
+                title=f"{service} {at:%d/%m}", body=body.format(n="{nombre}", s=service),
+                state=Campaign.State.COMPLETED, scheduled_at=at, created_at=at - timedelta(days=1),
+                launched_at=at, completed_at=at + timedelta(minutes=40), created_by=author,
+            )  # fmt: skip
+            labels = ("A", "B") if campaign_has_b(index) else ("A",)
+            variants = {
+                label: CampaignVariant.objects.create(
+                    campaign=campaign,
+                    label=label,
+                    body=(body if label == "A" else variant_b(body)).format(
+                        n="{nombre}", s=service
+                    ),
+                )  # fmt: skip
+                for label in labels
+            }
+            rows.append((campaign, variants))
+        tomorrow = _at(self.today + timedelta(days=1), 19)
+        Campaign.objects.create(
+            title=f"Netflix {tomorrow:%d/%m}", body=CAMPAIGN_BODIES[0].format(n="{nombre}",
+            s="Netflix"), state=Campaign.State.SCHEDULED, scheduled_at=tomorrow,
+            created_at=self.now, created_by=author,
+        )  # fmt: skip
+        return rows
 
     def pilot(self, weights, campaigns) -> float:
         """Messages a customer gets at rate 1, from a throwaway sample: the rate to reach the
@@ -341,15 +416,45 @@ class Generator:
             [self.conversation(c, ms) for c, ms in talking]
         )
         rows = []
-        for conv, (_c, ms) in zip(conversations, talking, strict=True):
+        for conv, (c, ms) in zip(conversations, talking, strict=True):
             for m in ms:
-                m["conversation"] = conv.pk
+                m["conversation"], m["_customer"] = conv.pk, c.pk
                 rows.append(m)
         self.messages_write(rows, columns, fields)
+        self.links_write(rows)
         self.counts["customers"] += len(people)
         self.counts["subscriptions"] += len(subs)
         self.counts["renewals"] += len(renewals)
         self.counts["messages"] += len(rows)
+
+    def links_write(self, rows: list[dict]) -> None:
+        """ReminderSent and CampaignRecipient rows for the messages just written (ids known)."""
+        sent, recipients = [], []
+        for m in rows:
+            if "_reminder" in m:
+                sub, expiry = m["_reminder"]
+                sent.append(ReminderSent(
+                    rule=self.rule, subscription_id=sub.pk, expiry_date=expiry,
+                    outcome=ReminderSent.Outcome.SENT, message_id=m["id"],
+                    created_at=m["created_at"],
+                ))  # fmt: skip
+            elif "_campaign" in m:
+                index, label = m["_campaign"]
+                campaign, variants = self.campaign_rows[index]
+                failed = m["status"] == Message.Status.FAILED
+                recipients.append(CampaignRecipient(
+                    campaign=campaign, customer_id=m["_customer"], variant=variants[label],
+                    state=CampaignRecipient.State.FAILED if failed else CampaignRecipient.State.SENT,
+                    skip_reason=m.get("failure_reason", "") if failed else "",
+                    body=m["body"], planned_at=m["created_at"], queued_at=m["created_at"],
+                    message_id=m["id"],
+                ))  # fmt: skip
+        ReminderSent.objects.bulk_create(sent, batch_size=5000)
+        CampaignRecipient.objects.bulk_create(recipients, batch_size=5000)
+        self.counts["reminders_sent"] = self.counts.get("reminders_sent", 0) + len(sent)
+        self.counts["campaign_recipients"] = self.counts.get("campaign_recipients", 0) + len(
+            recipients
+        )
 
     def conversation(self, c: Customer, msgs: list[dict]) -> Conversation:
         last = msgs[-1]
@@ -363,8 +468,12 @@ class Generator:
                 else Conversation.Status.ANSWERED
             )
         )
+        agents = [m["agent"] for m in msgs if m.get("agent")]
+        assignee = agents[-1] if agents else None
+        if assignee is None and status == Conversation.Status.RESOLVED:
+            assignee = self.agents[c.pk % len(self.agents)]
         return Conversation(
-            customer=c, status=status, created_at=msgs[0]["created_at"],
+            customer=c, status=status, created_at=msgs[0]["created_at"], assignee_id=assignee,
             last_message_at=last["created_at"], last_message_preview=last["body"][:160],
             unread_count=1 if waiting else 0,
         )  # fmt: skip
@@ -377,6 +486,14 @@ class Generator:
             defaults[col] = None if f.null else f.get_default()
         defaults["created_at"] = None
         if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT nextval(pg_get_serial_sequence('inbox_message', 'id')) "
+                    "FROM generate_series(1, %s)",
+                    [len(rows)],
+                )
+                for m, (pk,) in zip(rows, cursor.fetchall(), strict=True):
+                    m["id"] = pk
             sql = f"COPY inbox_message ({', '.join(columns)}) FROM STDIN"
             with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
                 for m in rows:
@@ -384,12 +501,14 @@ class Generator:
             return
         objs = []
         for m in rows:
-            m = dict(m)
-            m["conversation_id"] = m.pop("conversation")
-            if "agent" in m:
-                m["agent_id"] = m.pop("agent")
-            objs.append(Message(**m))
+            fields_of = {k: v for k, v in m.items() if not k.startswith("_")}
+            fields_of["conversation_id"] = fields_of.pop("conversation")
+            if "agent" in fields_of:
+                fields_of["agent_id"] = fields_of.pop("agent")
+            objs.append(Message(**fields_of))
         Message.objects.bulk_create(objs, batch_size=2000)
+        for m, obj in zip(rows, objs, strict=True):
+            m["id"] = obj.pk
 
 
 def large_data_generate(*, customers: int, messages: int, days: int, seed: int = 7,
