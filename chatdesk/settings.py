@@ -278,6 +278,8 @@ LOGGING = {
         "httpx": {"level": "WARNING"},
         # django-axes says INFO for every login (even "deleted 0 attempts"); lockouts are WARNING.
         "axes": {"level": "WARNING"},
+        # The scheduler logs every tick (several a minute) at INFO.
+        "apscheduler": {"level": "WARNING"},
     },
 }
 
