@@ -18,6 +18,8 @@ from tests.inbox_live.conftest import HOSTILE, conversation_with, message_in
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 ORIGIN = b"http://testserver"
+# An upper bound for a frame that must come (a busy machine renders slowly), not a timing.
+WAIT = 10
 
 
 @database_sync_to_async
@@ -84,7 +86,7 @@ async def test_it_pushes_a_new_message_only_after_commit(channel_layer):
         return message
 
     message = await database_sync_to_async(write_and_look)()
-    html = await communicator.receive_from()
+    html = await communicator.receive_from(timeout=WAIT)
     assert f'id="conv-{conversation.pk}"' in html
     assert "¿Hay promo de Netflix?" in html
     assert 'data-op="upsert"' in html
@@ -130,7 +132,10 @@ async def test_it_sends_thread_lines_ticks_and_state_to_the_open_thread(channel_
         return message
 
     message = await database_sync_to_async(reply)()
-    frames = [await communicator.receive_from(), await communicator.receive_from()]
+    frames = [
+        await communicator.receive_from(timeout=WAIT),
+        await communicator.receive_from(timeout=WAIT),
+    ]
     line = next(frame for frame in frames if f'id="msg-{message.pk}"' in frame)
     assert "🕓" in line
 
@@ -140,11 +145,14 @@ async def test_it_sends_thread_lines_ticks_and_state_to_the_open_thread(channel_
             event_publish("message.status", conversation_id=conversation.pk, message_id=message.pk)
 
     await database_sync_to_async(delivered)()
-    tick = await communicator.receive_from()
+    tick = await communicator.receive_from(timeout=WAIT)
     assert 'data-op="replace"' in tick and "✓✓" in tick
 
     await database_sync_to_async(conversations.conversation_resolve)(conversation=conversation)
-    frames = [await communicator.receive_from(), await communicator.receive_from()]
+    frames = [
+        await communicator.receive_from(timeout=WAIT),
+        await communicator.receive_from(timeout=WAIT),
+    ]
     head = next(frame for frame in frames if 'id="thread-head"' in frame)
     assert "Resuelto" in head and "Reabrir" in head
     await communicator.disconnect()
@@ -156,7 +164,7 @@ async def test_it_removes_a_row_that_leaves_the_agents_filter(channel_layer):
     assert (await communicator.connect())[0]
     await watch(communicator, view="new")
     await database_sync_to_async(conversations.conversation_resolve)(conversation=conversation)
-    html = await communicator.receive_from()
+    html = await communicator.receive_from(timeout=WAIT)
     assert 'data-op="remove"' in html and f'data-id="conv-{conversation.pk}"' in html
     await communicator.disconnect()
 
@@ -175,7 +183,10 @@ async def test_it_escapes_customer_text_in_pushed_fragments(channel_layer):
             event_publish("message.created", conversation_id=conversation.pk, message_id=message.pk)
 
     await database_sync_to_async(hostile)()
-    frames = [await communicator.receive_from(), await communicator.receive_from()]
+    frames = [
+        await communicator.receive_from(timeout=WAIT),
+        await communicator.receive_from(timeout=WAIT),
+    ]
     for frame in frames:
         assert HOSTILE not in frame
         assert "&lt;img src=x onerror=alert(1)&gt;" in frame
@@ -190,15 +201,15 @@ async def test_it_tells_agents_who_else_is_viewing_and_typing(channel_layer):
     await bob.send_json_to({"type": "watch", "conversation": conversation.pk})
     await bob.receive_nothing(timeout=0.2)
     await ana.send_json_to({"type": "watch", "conversation": conversation.pk})
-    assert "Ana está viendo esta conversación" in await bob.receive_from()
-    assert "Bob está viendo esta conversación" in await ana.receive_from()
+    assert "Ana está viendo esta conversación" in await bob.receive_from(timeout=WAIT)
+    assert "Bob está viendo esta conversación" in await ana.receive_from(timeout=WAIT)
 
     await ana.send_json_to({"type": "typing"})
-    assert "Ana está escribiendo…" in await bob.receive_from()
+    assert "Ana está escribiendo…" in await bob.receive_from(timeout=WAIT)
     assert await ana.receive_nothing(timeout=0.3)  # nobody is told about themselves
 
     await ana.send_json_to({"type": "watch", "conversation": None})
-    left = await bob.receive_from()
+    left = await bob.receive_from(timeout=WAIT)
     assert 'id="presence"' in left and "Ana" not in left
     await bob.disconnect()
     await ana.disconnect()
@@ -212,3 +223,27 @@ async def test_it_ignores_junk_from_the_page(channel_layer):
     await communicator.send_json_to({"type": "typing"})
     assert await communicator.receive_nothing(timeout=0.3)
     await communicator.disconnect()
+
+
+async def test_it_shares_one_render_per_audience_between_sockets(channel_layer):
+    """Two agents on "all" get the same fragment; an agent on "mine" gets their own answer."""
+    conversation = await database_sync_to_async(conversation_with)("+593968196046", "Carlos")
+    bob, ana, eva = await socket("bob"), await socket("ana"), await socket("eva")
+    for communicator in (bob, ana, eva):
+        assert (await communicator.connect())[0]
+    await watch(bob)
+    await watch(ana)
+    await watch(eva, view="mine")
+
+    def write():
+        with transaction.atomic():
+            message = message_in(conversation, "Hola a todos")
+            event_publish("message.created", conversation_id=conversation.pk, message_id=message.pk)
+
+    await database_sync_to_async(write)()
+    bob_frame, ana_frame, eva_frame = [await c.receive_from(timeout=WAIT) for c in (bob, ana, eva)]
+    assert bob_frame == ana_frame
+    assert 'data-op="upsert"' in bob_frame and "Hola a todos" in bob_frame
+    assert 'data-op="remove"' in eva_frame  # not assigned to Eva
+    for communicator in (bob, ana, eva):
+        await communicator.disconnect()
