@@ -4,6 +4,8 @@ import logging
 
 from django.conf import settings
 from django.http import JsonResponse
+from django.middleware.locale import LocaleMiddleware
+from django.utils import translation
 
 from chatdesk.logging import request_id_from_header, request_id_var
 from chatdesk.security import client_ip, ip_allowed
@@ -75,3 +77,17 @@ class WebhookAllowlistMiddleware:
             return None
         log.warning("webhook refused: %s is not in WASENDER_WEBHOOK_ALLOWED_IPS", address)
         return JsonResponse({"ok": False, "error": "forbidden"}, status=403)
+
+
+def language_from_cookies(cookies) -> str:
+    """Spanish (Ecuador) first: another language only when the person picked it with the
+    selector (its cookie). The browser's Accept-Language is not consulted, so an agent with an
+    English browser still sees the desk in the business's language."""
+    chosen = cookies.get(settings.LANGUAGE_COOKIE_NAME, "")
+    return chosen if chosen in dict(settings.LANGUAGES) else settings.LANGUAGE_CODE
+
+
+class SpanishFirstLocaleMiddleware(LocaleMiddleware):
+    def process_request(self, request):
+        translation.activate(language_from_cookies(request.COOKIES))
+        request.LANGUAGE_CODE = translation.get_language()
