@@ -24,15 +24,16 @@ Definitions (also shown as help on the pages):
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from statistics import median
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connection
 from django.db.models import (
-    Aggregate,
+    Case,
     Count,
     DateTimeField,
-    DurationField,
     Exists,
     ExpressionWrapper,
     F,
@@ -40,12 +41,15 @@ from django.db.models import (
     Min,
     OuterRef,
     Q,
-    Subquery,
+    RowRange,
     Sum,
+    When,
+    Window,
 )
 from django.db.models.functions import (
     Coalesce,
     ExtractHour,
+    Lag,
     TruncDate,
 )
 from django.utils import timezone
@@ -648,20 +652,98 @@ def min_sample(sent_grid) -> int:
 
 # --- agents -----------------------------------------------------------------------------------
 
+# An agent's answer: a message a person wrote from the inbox (not a bot, reminder or campaign).
+ANSWER = Q(author_kind=Message.Author.AGENT, agent__isnull=False)
+# Both directions, so PostgreSQL reads the (direction, created_at) index for a date range.
+BOTH = Q(direction__in=(Message.Direction.IN, Message.Direction.OUT))
 
-class Median(Aggregate):
-    """The median, in the database: percentile_cont on PostgreSQL, a registered aggregate on
-    SQLite (insights.apps registers `median`)."""
 
-    function = "MEDIAN"
-    name = "Median"
-    output_field = DurationField()
+def _thread_window(expression) -> Window:
+    """`expression` over each conversation's messages in order (created_at, then id)."""
+    return Window(
+        expression,
+        partition_by=[F("conversation_id")],
+        order_by=[F("created_at").asc(), F("id").asc()],
+        frame=RowRange(start=None, end=0),
+    )
 
-    def as_postgresql(self, compiler, connection, **extra):
-        return self.as_sql(
-            compiler, connection,
-            template="percentile_cont(0.5) WITHIN GROUP (ORDER BY %(expressions)s)", **extra,
-        )  # fmt: skip
+
+def _seconds_between(later: str, earlier: str) -> str:
+    if connection.vendor == "postgresql":
+        return f"EXTRACT(EPOCH FROM ({later} - {earlier}))"
+    return f"((julianday({later}) - julianday({earlier})) * 86400.0)"
+
+
+def _as_date(value) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+def _previous_before(column: str, alias: str, *, condition: str = "") -> str:
+    """The column of the message before `alias` in its conversation, looked up only for the
+    first message of a scan (whose LAG is null): at most one index probe per conversation."""
+    # column, alias and condition are constants of this module, never request data.
+    where = f"p.conversation_id = {alias}.conversation_id AND p.created_at < {alias}.created_at"
+    return (
+        f"(SELECT p.{column} FROM inbox_message p WHERE {where}{condition}"  # noqa: S608
+        " ORDER BY p.created_at DESC, p.id DESC LIMIT 1)"
+    )
+
+
+def _turns_compute(period: Period) -> dict[date, dict]:
+    """{turn day: {agent id: [seconds to the first answer, ...]}} in one pass over the
+    messages since the period's start: LAG gives each customer message the direction of the
+    one before it (a turn starts when that was not the customer's), and a running count of
+    answers pairs each turn with the next answer (the answer whose count is one more)."""
+    start, end = period.start, period.end
+    seq = (
+        Message.objects.filter(BOTH, created_at__gte=start)
+        .filter(Q(created_at__lt=end) | ANSWER)
+        .annotate(
+            prev_dir=_thread_window(Lag("direction")),
+            answers=_thread_window(Sum(Case(When(ANSWER, then=1), default=0))),
+            is_answer=Case(When(ANSWER, then=1), default=0),
+            day=TruncDate("created_at", tzinfo=GYE),
+        )
+        .values("id", "conversation_id", "direction", "created_at", "agent_id",
+                "prev_dir", "answers", "is_answer", "day")
+        .order_by()
+    )  # fmt: skip
+    inner, params = seq.query.sql_with_params()
+    # Built from this module's constants and the ORM's own SQL; every value is a parameter.
+    sql = f"""
+        WITH seq AS ({inner})
+        SELECT a.agent_id, t.day, {_seconds_between("a.created_at", "t.created_at")}
+        FROM seq t
+        JOIN seq a ON a.conversation_id = t.conversation_id AND a.is_answer = 1
+            AND a.answers = t.answers + 1
+        WHERE t.direction = 'in' AND t.created_at < %s
+            AND COALESCE(t.prev_dir, {_previous_before("direction", "t")}, '') <> 'in'
+    """  # noqa: S608
+    out: dict = {}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, connection.ops.adapt_datetimefield_value(end)])
+        for agent_id, day, seconds in cursor.fetchall():
+            out.setdefault(_as_date(day), {}).setdefault(agent_id, []).append(round(seconds))
+    return out
+
+
+def _resolutions(period: Period) -> dict[int, list[timedelta]]:
+    """{assignee id: [durations]} for resolved conversations whose last message is in the
+    period: from their first customer message since the period's start to the last message."""
+    rows = (
+        Conversation.objects.filter(
+            status=Conversation.Status.RESOLVED, assignee__isnull=False,
+            last_message_at__gte=period.start, last_message_at__lt=period.end,
+            messages__direction=Message.Direction.IN, messages__created_at__gte=period.start,
+        )
+        .values("id", "assignee_id", "last_message_at")
+        .annotate(first_in=Min("messages__created_at"))
+        .order_by()
+    )  # fmt: skip
+    out: dict[int, list[timedelta]] = {}
+    for row in rows:
+        out.setdefault(row["assignee_id"], []).append(row["last_message_at"] - row["first_in"])
+    return out
 
 
 def agent_stats(period: Period) -> list[dict]:
@@ -670,86 +752,41 @@ def agent_stats(period: Period) -> list[dict]:
     - atendidas: conversations in which they wrote at least one message in the period;
     - primera respuesta (mediana): for each customer turn that started in the period (a customer
       message whose previous message in the conversation is not the customer's), the time to
-      the next agent message, credited to the agent who wrote it;
+      the next agent message, credited to the agent who wrote it (per-day lists, cached once
+      the day has settled: a turn still unanswered two days later stays unanswered);
     - resolución (mediana): for conversations now resolved whose last message is in the period,
       from the first customer message in the period to the last message, credited to the
       assignee. (Approximate: conversations keep no "resolved at" time.)
     """
     from django.contrib.auth import get_user_model
 
-    start, end = period.start, period.end
     handled = dict(
-        Message.objects.filter(
-            OUT, author_kind=Message.Author.AGENT, agent__isnull=False,
-            created_at__gte=start, created_at__lt=end,
-        )
+        Message.objects.filter(OUT, ANSWER, created_at__gte=period.start, created_at__lt=period.end)
         .values_list("agent_id")
         .annotate(n=Count("conversation_id", distinct=True))
         .order_by()
-    )  # fmt: skip
-    thread = Message.objects.filter(conversation=OuterRef("conversation"))
-    previous = thread.filter(created_at__lt=OuterRef("created_at")).order_by("-created_at", "-id")
-    answer = thread.filter(
-        author_kind=Message.Author.AGENT,
-        agent__isnull=False,
-        created_at__gte=OuterRef("created_at"),
-    ).order_by("created_at", "id")
-    turns = (
-        Message.objects.filter(IN & _between("created_at", start, end))
-        .annotate(
-            previous_direction=Subquery(previous.values("direction")[:1]),
-            answered_at=Subquery(answer.values("created_at")[:1]),
-            answered_by=Subquery(answer.values("agent_id")[:1]),
-        )
-        .filter(Q(previous_direction__isnull=True) | ~Q(previous_direction="in"))
-        .filter(answered_by__isnull=False)
-        .values("answered_by")
-        .annotate(
-            first_response=Median(
-                ExpressionWrapper(F("answered_at") - F("created_at"), output_field=DurationField())
-            ),
-            turns=Count("id"),
-        )
-        .order_by()
     )
-    first = {row["answered_by"]: row for row in turns}
-    first_in = (
-        Message.objects.filter(IN, conversation=OuterRef("pk"), created_at__gte=start)
-        .order_by("created_at")
-        .values("created_at")[:1]
-    )
-    resolved = (
-        Conversation.objects.filter(
-            status=Conversation.Status.RESOLVED, assignee__isnull=False,
-            last_message_at__gte=start, last_message_at__lt=end,
-        )
-        .annotate(first_in=Subquery(first_in))
-        .filter(first_in__isnull=False)
-        .values("assignee_id")
-        .annotate(
-            resolution=Median(
-                ExpressionWrapper(F("last_message_at") - F("first_in"), output_field=DurationField())
-            ),
-            resolved=Count("id"),
-        )
-        .order_by()
-    )  # fmt: skip
-    resolution = {row["assignee_id"]: row for row in resolved}
-    ids = set(handled) | set(first) | set(resolution)
+    turns: dict[int, list[int]] = {}
+    for per_agent in days_cached("turns", period, _turns_compute, empty={}).values():
+        for agent_id, seconds in per_agent.items():
+            turns.setdefault(agent_id, []).extend(seconds)
+    resolutions = _resolutions(period)
+    ids = set(handled) | set(turns) | set(resolutions)
     users = {u.pk: u for u in get_user_model().objects.filter(pk__in=ids)}
     rows = []
     for pk in sorted(ids, key=lambda pk: (-handled.get(pk, 0), pk)):
         user = users.get(pk)
         if user is None:
             continue
+        waits, durations = turns.get(pk, []), resolutions.get(pk, [])
         rows.append(
             {
                 "agent": user.get_full_name() or user.get_username(),
                 "handled": handled.get(pk, 0),
-                "turns": first.get(pk, {}).get("turns", 0),
-                "first_response": first.get(pk, {}).get("first_response"),
-                "resolved": resolution.get(pk, {}).get("resolved", 0),
-                "resolution": resolution.get(pk, {}).get("resolution"),
+                "turns": len(waits),
+                "first_response": timedelta(seconds=median(waits)) if waits else None,
+                "resolved": len(durations),
+                "resolution": median(durations) if durations else None,
             }
         )
     return rows
@@ -758,18 +795,68 @@ def agent_stats(period: Period) -> list[dict]:
 # --- behaviour groups ---------------------------------------------------------------------------
 
 
-def behaviour_groups() -> list[dict]:
+def behaviour_groups(*, now: datetime | None = None) -> list[dict]:
     """Customers by reply habit, as customers.segments defines it (last 90 days), opted-out
-    customers included (this is a description, not an audience)."""
-    from customers.segments import BEHAVIOURS, segment_count
+    customers included (this is a description, not an audience).
 
+    The same definitions as the segment filter, counted in one pass instead of a correlated
+    subquery per message: LAG over each conversation's messages (customer messages and ours
+    that reached the phone) gives each reply the message before it; only the first message of
+    each conversation in the window looks further back. Messages within the same second are
+    ordered by id (the segment filter takes the previous one strictly earlier)."""
+    from customers.segments import BEHAVIOUR_WINDOW, FAST_REPLY, REACHED
+
+    since = (now or timezone.now()) - BEHAVIOUR_WINDOW
+    counted = Q(direction=Message.Direction.IN) | Q(status__in=REACHED)
+    seq = (
+        Message.objects.filter(counted, created_at__gte=since)
+        .annotate(
+            prev_dir=_thread_window(Lag("direction")),
+            prev_at=_thread_window(Lag("created_at")),
+        )
+        .values("id", "conversation_id", "direction", "created_at", "prev_dir", "prev_at")
+        .order_by()
+    )
+    inner, params = seq.query.sql_with_params()
+    reached = ", ".join(["%s"] * len(REACHED))
+    also = f" AND (p.direction = 'in' OR p.status IN ({reached}))"
+
+    def previous(column: str) -> str:
+        return _previous_before(column, "t", condition=also)
+
+    # Built from this module's constants and the ORM's own SQL; every value is a parameter.
+    sql = f"""
+        WITH seq AS ({inner}),
+        replies AS (
+            SELECT c.customer_id,
+                CASE WHEN {_seconds_between("r.created_at", "r.pa")} < %s THEN 1 ELSE 0 END AS fast
+            FROM (
+                SELECT t.conversation_id, t.created_at,
+                    COALESCE(t.prev_dir, {previous("direction")}) AS pd,
+                    COALESCE(t.prev_at, {previous("created_at")}) AS pa
+                FROM seq t WHERE t.direction = 'in'
+            ) r
+            JOIN inbox_conversation c ON c.id = r.conversation_id
+            WHERE r.pd = 'out'
+        ),
+        per AS (SELECT customer_id, COUNT(*) AS n, SUM(fast) AS f FROM replies GROUP BY customer_id)
+        SELECT
+            (SELECT COUNT(*) FROM per WHERE 2 * f > n),
+            (SELECT COUNT(*) FROM per WHERE 2 * f <= n),
+            (SELECT COUNT(DISTINCT c.customer_id) FROM inbox_message m
+             JOIN inbox_conversation c ON c.id = m.conversation_id
+             WHERE m.direction = 'out' AND m.status IN ({reached}) AND m.created_at >= %s
+                AND c.customer_id NOT IN (SELECT customer_id FROM per))
+    """  # noqa: S608
+    args = [*params, FAST_REPLY.total_seconds(), *REACHED, *REACHED, *REACHED,
+            connection.ops.adapt_datetimefield_value(since)]  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(sql, args)
+        fast, slow, never = cursor.fetchone()
     labels = {"fast": _("Responden rápido (< 1 h)"), "slow": _("Responden lento"),
               "never": _("Nunca responden")}  # fmt: skip
-    return [
-        {"key": key, "label": labels[key],
-         "customers": segment_count({"behaviour": key}, marketing=False)[0]}
-        for key in BEHAVIOURS
-    ]  # fmt: skip
+    counts = {"fast": fast, "slow": slow, "never": never}
+    return [{"key": key, "label": labels[key], "customers": counts[key]} for key in labels]
 
 
 def last_activity() -> datetime | None:

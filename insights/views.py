@@ -1,4 +1,3 @@
-from django.core.cache import cache
 from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import render
 from django.utils.translation import gettext as _
@@ -7,8 +6,6 @@ from chatdesk.roles import EVERYONE, MARKETING, SUPPORT, has_role, role_required
 from inbox.models import Message
 from insights import charts, exports, selectors
 from insights.selectors import PeriodError
-
-AGENTS_CACHE_SECONDS = 600
 
 
 def _panel_context(request) -> dict:
@@ -51,13 +48,10 @@ def insights_index(request):
     section = request.GET.get("section")
     query = exports.period_query(period)
     if section == "agents":
-        key = f"insights:v1:agents:{period.first}:{period.last}"
-        rows = cache.get_or_set(key, lambda: selectors.agent_stats(period), AGENTS_CACHE_SECONDS)
+        rows = selectors.agent_stats(period)
         return render(request, "insights/index.html#agents", {"agents": rows, "query": query})
     if section == "behaviour":
-        groups = cache.get_or_set(
-            "insights:v1:behaviour", selectors.behaviour_groups, AGENTS_CACHE_SECONDS
-        )
+        groups = selectors.behaviour_groups()
         return render(request, "insights/index.html#behaviour", {"groups": groups})
     if section:
         raise Http404
@@ -96,7 +90,7 @@ def insights_index(request):
             ("conversion_rate", _("Conversión")),
             ("opt_outs", _("Bajas")),
             ("failed", _("Fallidos")),
-        ],  # fmt: skip
+        ],
     }
     return render(request, "insights/index.html", context)
 

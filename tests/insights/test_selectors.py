@@ -2,9 +2,12 @@
 
 from datetime import timedelta
 
+from customers.models import Customer
+from customers.segments import segment_count
+from inbox.models import Conversation
 from insights import selectors
 from insights.selectors import Period
-from tests.insights.conftest import D1, D, at
+from tests.insights.conftest import D1, D, at, days_ago, inbound, out
 
 
 def _by_day(rows):
@@ -114,9 +117,62 @@ def test_it_counts_waiting_conversations_and_the_oldest_wait(world):
     assert waiting["count"] == 1 and waiting["oldest_wait"] == timedelta(hours=2)
 
 
-def test_it_groups_customers_by_reply_habit(world):
+def test_it_leaves_old_data_out_of_the_reply_habits(world):
     # customers.segments decides; the data set is older than its 90 days: nobody is counted.
     assert [g["customers"] for g in selectors.behaviour_groups()] == [0, 0, 0]
+
+
+def _chat(name: str, phone: str) -> Conversation:
+    customer = Customer.objects.create(name=name, phone=phone)
+    return Conversation.objects.create(customer=customer, created_at=days_ago(200))
+
+
+def test_it_groups_customers_by_reply_habit_as_the_segments_do(db):
+    fast = _chat("Fer", "+593990000011")
+    out(fast, days_ago(10), status="delivered")
+    inbound(fast, days_ago(10) + timedelta(minutes=10))
+    slow = _chat("Sol", "+593990000012")
+    out(slow, days_ago(5), status="read")
+    inbound(slow, days_ago(5) + timedelta(hours=3))
+    # The message answered is older than the 90-day window: the reply still counts (6 days).
+    late = _chat("Leo", "+593990000013")
+    out(late, days_ago(95), status="read")
+    inbound(late, days_ago(89))
+    # One fast and one slow reply: not more than half under the hour, so slow.
+    mixed = _chat("Mia", "+593990000014")
+    out(mixed, days_ago(20), status="read")
+    inbound(mixed, days_ago(20) + timedelta(minutes=5))
+    out(mixed, days_ago(8), status="sent")
+    inbound(mixed, days_ago(8) + timedelta(hours=2))
+    never = _chat("Noe", "+593990000015")
+    out(never, days_ago(3), status="delivered")
+    # A failed send asks nothing: the message after it is no reply, and Xavi is in no group.
+    failed = _chat("Xavi", "+593990000016")
+    out(failed, days_ago(3), status="failed")
+    inbound(failed, days_ago(3) + timedelta(minutes=5))
+
+    groups = {g["key"]: g["customers"] for g in selectors.behaviour_groups()}
+
+    assert groups == {"fast": 1, "slow": 3, "never": 1}
+    for key, count in groups.items():
+        assert segment_count({"behaviour": key}, marketing=False) == (count, 0)
+
+
+def test_it_pairs_turns_and_answers_across_the_periods_edges(db, alice, bob):
+    chat = _chat("Ana", "+593990000021")
+    # A turn that started the day before the period: its continuation is no new turn.
+    inbound(chat, at(D - timedelta(days=1), 23))
+    inbound(chat, at(D, 8))
+    out(chat, at(D, 8, 30), status="read", agent=bob)
+    # A turn in the period answered after it: credited to whoever answered.
+    inbound(chat, at(D, 20))
+    out(chat, at(D1, 9), status="read", agent=alice)
+
+    rows = {row["agent"]: row for row in selectors.agent_stats(Period(D, D))}
+
+    assert rows["Bob"]["handled"] == 1 and rows["Bob"]["turns"] == 0
+    assert rows["Alice"]["handled"] == 0 and rows["Alice"]["turns"] == 1
+    assert rows["Alice"]["first_response"] == timedelta(hours=13)
 
 
 def test_it_rejects_reversed_and_too_long_ranges():
