@@ -116,7 +116,7 @@ def stats_summary(
                 "direction": f["change"]["direction"],
             }
             for name, f in today["figures"].items()
-        },  # fmt: skip
+        },
         "waiting": waiting["count"],
         "oldest_waiting_since": waiting["oldest"],
         "period_from": period.first,

@@ -52,6 +52,13 @@ def funnel_chart(funnel: dict) -> dict:
     }  # fmt: skip
 
 
+def _level(value, top: int, shade_of) -> int:
+    """0 for an empty cell, else 1-4 by the value's share of the busiest cell."""
+    if not value or not top:
+        return 0
+    return 1 + min(3, 4 * shade_of(value) // (top + 1))
+
+
 def heat_tables(grids: dict) -> dict:
     """Rows of cells for the two heatmap tables, with a 0-4 shade level (the number is always
     printed in the cell; the shade only helps)."""
@@ -61,7 +68,7 @@ def heat_tables(grids: dict) -> dict:
         top = max((v or 0 for row in grid for v in row), default=0)
         return [
             {"day": name, "cells": [
-                {"value": v, "level": (0 if not v or not top else 1 + min(3, 4 * shade_of(v) // (top + 1)))}
+                {"value": v, "level": _level(v, top, shade_of)}
                 for v in grid[i]
             ]}
             for i, name in enumerate(weekday_names())

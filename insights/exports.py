@@ -195,7 +195,7 @@ def customers_csv(period):
             "marketing_opt_out_at",
             "created_at",
             "active",
-        )  # fmt: skip
+        )
     )
 
     def gen():

@@ -67,7 +67,8 @@ CAMPAIGN_BODIES = (
 REPLIES = ("SÍ", "Sí, quiero renovar", "ok gracias", "¿Cuánto cuesta?", "Ya pagué 👍",
            "Mañana pago", "Ya no gracias", "Listo, envío comprobante")  # fmt: skip
 SUPPORT_OPENERS = ("No me carga la cuenta", "Hola, ¿tienen Disney+?", "Me sale error de PIN",
-                   "¿Hasta cuándo tengo mi cuenta?", "Buenas, quiero contratar Netflix")  # fmt: skip
+                   "¿Hasta cuándo tengo mi cuenta?",
+                   "Buenas, quiero contratar Netflix")  # fmt: skip
 AGENT_LINES = ("Hola {n}, ya te ayudo 😊", "Listo {n}, quedó resuelto.", "A la orden 😊",
                "Te envío el link de pago.")  # fmt: skip
 BOT_ACK = "Perfecto, te ayudo con la renovación 🙌 Un agente te escribe en unos minutos."
@@ -349,7 +350,7 @@ class Generator:
                     body=(body if label == "A" else variant_b(body)).format(
                         n="{nombre}", s=service
                     ),
-                )  # fmt: skip
+                )
                 for label in labels
             }
             rows.append((campaign, variants))
@@ -442,9 +443,10 @@ class Generator:
                 index, label = m["_campaign"]
                 campaign, variants = self.campaign_rows[index]
                 failed = m["status"] == Message.Status.FAILED
+                state = CampaignRecipient.State.FAILED if failed else CampaignRecipient.State.SENT
                 recipients.append(CampaignRecipient(
                     campaign=campaign, customer_id=m["_customer"], variant=variants[label],
-                    state=CampaignRecipient.State.FAILED if failed else CampaignRecipient.State.SENT,
+                    state=state,
                     skip_reason=m.get("failure_reason", "") if failed else "",
                     body=m["body"], planned_at=m["created_at"], queued_at=m["created_at"],
                     message_id=m["id"],
