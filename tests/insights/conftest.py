@@ -13,6 +13,7 @@ from django.core.cache import cache
 from customers.models import Customer, Renewal, Service, Subscription
 from inbox.models import Conversation, Message
 from outbound.models import Campaign, CampaignRecipient, MessageTemplate, ReminderRule, ReminderSent
+from tests.procs import test_redis_url as redis_test_url
 
 GYE = ZoneInfo("America/Guayaquil")
 D = date(2025, 3, 10)
@@ -24,7 +25,10 @@ def at(day: date, hour: int, minute: int = 0, second: int = 0) -> datetime:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_cache():
+def _fresh_cache(settings):
+    """An empty cache per test; with Redis, the tests' own Redis database (clear() flushes it)."""
+    if settings.REDIS_URL:
+        settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": redis_test_url()}}
     cache.clear()
     yield
     cache.clear()
