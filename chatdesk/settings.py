@@ -116,6 +116,18 @@ DRAMATIQ_BROKER = env.str(
     "DRAMATIQ_BROKER", default=broker_kind(REDIS_URL, testing="PYTEST_VERSION" in os.environ)
 )
 DRAMATIQ_CRONTAB = {"REDIS_URL": REDIS_URL or None}
+# Insights keeps the figures of settled days here, shared by every web process when there is a
+# Redis (rebuilt from the database when lost). Keys carry the database's name, so one Redis
+# serving several databases (benchmarks, tests) never answers one's figures for another's.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": f"chatdesk:{DATABASES['default']['NAME']}",
+    }
+    if REDIS_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
 
 # --- WaSender ----------------------------------------------------------------------------------
 WASENDER_API_KEY = env.str("WASENDER_API_KEY", default="")
