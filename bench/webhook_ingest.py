@@ -28,7 +28,7 @@ counter = itertools.count(1)
 
 def webhook_body() -> bytes:
     n = next(counter)
-    phone = f"5939{n % 5000:08d}"
+    phone = f"59399{n % 5000:07d}"
     return json.dumps({
         "event": "messages.received",
         "timestamp": int(time.time()),
