@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import require
 from tests.procs import daphne_args, free_port, process_env, running
+from tests.procs import test_redis_url as redis_test_url
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -40,7 +41,9 @@ def browser():
 def live_server_url(transactional_db, tmp_path):
     """chatdesk served by a real daphne process, embedded settings, on a free port."""
     port = free_port()
-    env = process_env(DEBUG="1", DRAMATIQ_BROKER="stub")
+    # Never the environment's Redis database (a running chatdesk's): the tests' own one.
+    extra = {"REDIS_URL": redis_test_url()} if os.environ.get("REDIS_URL") else {}
+    env = process_env(DEBUG="1", DRAMATIQ_BROKER="stub", **extra)
     with running(daphne_args(port), env=env, ready_url=f"http://127.0.0.1:{port}/healthz",
                  log=tmp_path / "daphne.log"):
         yield f"http://127.0.0.1:{port}"
