@@ -1,0 +1,264 @@
+"""Webhook load on one daphne process (PostgreSQL + channels-redis) with agent sockets open.
+
+1. A fixed rate (200 webhooks/s for 60 s by default, open loop) with 50 agent sockets on
+   /ws/inbox/: every acknowledged webhook must be stored once (lost and duplicated are counted
+   against the database), ack latency p50/p99, and push latency: from the POST to the frame
+   announcing that message on each socket.
+2. A step search: rising rates, a few seconds each, until p99 ack reaches 250 ms (or a webhook
+   is refused); the highest rate below that is what one process sustains.
+
+    DATABASE_URL=postgres://... REDIS_URL=redis://... .venv/bin/python bench/load_webhooks.py \\
+        [--rate 200] [--seconds 60] [--sockets 50] [--step-seconds 10] [--no-search]
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+from websockets.asyncio.client import connect
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import (
+    ROOT,
+    daphne,
+    free_port,
+    manage,
+    percentile,
+    record,
+    require_services,
+    summary_ms,
+)
+
+SECRET = "bench-secret"
+P99_TARGET_MS = 250
+SESSION_CODE = """
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.auth.models import Group, User
+from django.contrib.sessions.backends.db import SessionStore
+user, _ = User.objects.get_or_create(username="bench-agent", defaults={"first_name": "Bench"})
+user.groups.add(Group.objects.get_or_create(name="agent")[0])
+session = SessionStore()
+session[SESSION_KEY] = str(user.pk)
+session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+session.create()
+print("SESSION", session.session_key)
+"""
+TOKEN = re.compile(r"(load-\d+-\d+)")
+
+
+def agent_session(env: dict) -> str:
+    # Signed with the SECRET_KEY bench.common.daphne gives the server, or it is not a login.
+    env = {**env, "SECRET_KEY": "bench" * 10}
+    out = subprocess.run(
+        [sys.executable, "manage.py", "shell", "--no-imports", "-c", SESSION_CODE],
+        cwd=ROOT, env=env, check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    return re.search(r"SESSION (\w+)", out)[1]
+
+
+def webhook_body(run: str, n: int) -> bytes:
+    phone = f"59399{n % 5000:07d}"
+    return json.dumps({
+        "event": "messages.received",
+        "timestamp": int(time.time()),
+        "data": {"messages": {
+            "key": {"id": f"LOAD{run}X{n:09d}", "fromMe": False,
+                    "remoteJid": f"{phone}@s.whatsapp.net", "cleanedSenderPn": phone},
+            "pushName": f"Cliente {n % 5000}",
+            "messageTimestamp": int(time.time()),
+            "messageBody": f"Hola load-{run}-{n}",
+        }},
+    }).encode()  # fmt: skip
+
+
+class Sockets:
+    """Agent sockets that note when each message's frame reached them."""
+
+    def __init__(self):
+        self.seen: dict[str, list[float]] = {}
+        self.tasks: list[asyncio.Task] = []
+        self.connections = []
+
+    async def open(self, base: str, session: str, count: int) -> None:
+        url = base.replace("http://", "ws://") + "/ws/inbox/"
+        for _ in range(count):
+            socket = await connect(
+                url, additional_headers={"Cookie": f"sessionid={session}"}, origin=base,
+                max_size=None, open_timeout=30,
+            )  # fmt: skip
+            self.connections.append(socket)
+            self.tasks.append(asyncio.create_task(self._read(socket)))
+
+    async def _read(self, socket) -> None:
+        async for frame in socket:
+            now = time.perf_counter()
+            if 'id="notify"' in frame and (found := TOKEN.search(frame)):
+                self.seen.setdefault(found[1], []).append(now)
+
+    async def close(self) -> None:
+        for socket in self.connections:
+            await socket.close()
+        for task in self.tasks:
+            task.cancel()
+
+
+async def open_loop(client, url: str, *, run: str, start: int, rate: float, seconds: float):
+    """POST at a fixed rate; answers (n, status, sent_at, latency)."""
+    headers = {"X-Webhook-Signature": SECRET, "Content-Type": "application/json"}
+    results = []
+
+    async def one(n: int):
+        began = time.perf_counter()
+        try:
+            response = await client.post(url, content=webhook_body(run, n), headers=headers)
+            code = response.status_code
+        except httpx.HTTPError:
+            code = 0
+        results.append((n, code, began, time.perf_counter() - began))
+
+    tasks = []
+    t0 = time.monotonic()
+    for i in range(int(rate * seconds)):
+        await asyncio.sleep(max(0.0, t0 + i / rate - time.monotonic()))
+        tasks.append(asyncio.create_task(one(start + i)))
+    await asyncio.gather(*tasks)
+    return results
+
+
+def stored(database_url: str, run: str) -> tuple[dict[str, int], int]:
+    with psycopg.connect(database_url) as conn:
+        messages = dict(conn.execute(
+            "SELECT wa_id, count(*) FROM inbox_message WHERE wa_id LIKE %s GROUP BY wa_id",
+            (f"LOAD{run}X%",),
+        ).fetchall())  # fmt: skip
+        events = conn.execute(
+            "SELECT count(*) FROM inbox_webhookevent WHERE payload #>> '{data,messages,key,id}' "
+            "LIKE %s",
+            (f"LOAD{run}X%",),
+        ).fetchone()[0]
+    return messages, events
+
+
+def push_latencies(results, sockets: Sockets, run: str, count: int) -> tuple[list[float], int]:
+    latencies, missing = [], 0
+    for n, code, began, _ in results:
+        times = sockets.seen.get(f"load-{run}-{n}", [])
+        if code == 200:
+            latencies += [t - began for t in times]
+            missing += count - len(times)
+    return latencies, missing
+
+
+async def measure(base, session, args, run):
+    sockets = Sockets()
+    await sockets.open(base, session, args.sockets)
+    url = f"{base}/webhooks/wasender/"
+    limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
+    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+        await open_loop(client, url, run=run, start=0, rate=20, seconds=1)  # warm-up
+        main = await open_loop(
+            client, url, run=run, start=100_000, rate=args.rate, seconds=args.seconds
+        )
+        await asyncio.sleep(3)  # frames still on their way
+        steps = []
+        if not args.no_search:
+            rate, start = args.search_from, 10_000_000
+            while rate <= args.search_to:
+                step = await open_loop(
+                    client, url, run=run, start=start, rate=rate, seconds=args.step_seconds
+                )
+                start += 1_000_000
+                p99 = percentile([r[3] for r in step], 99) * 1000
+                refused = sum(1 for r in step if r[1] != 200)
+                steps.append((rate, p99, refused))
+                print(f"  step {rate}/s: p99 ack {p99:.0f} ms, {refused} refused", flush=True)
+                if p99 >= P99_TARGET_MS or refused:
+                    break
+                rate += args.search_step
+                await asyncio.sleep(2)
+    await sockets.close()
+    return main, sockets, steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rate", type=float, default=200)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--sockets", type=int, default=50)
+    parser.add_argument("--step-seconds", type=float, default=10)
+    parser.add_argument("--search-from", type=int, default=25)
+    parser.add_argument("--search-to", type=int, default=1000)
+    parser.add_argument("--search-step", type=int, default=25)
+    parser.add_argument("--no-search", action="store_true")
+    args = parser.parse_args()
+    database_url, redis_url = require_services()
+    if not redis_url:
+        sys.exit("The load test pushes to agent sockets through channels-redis: set REDIS_URL.")
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.settings"}
+    manage("migrate", "--noinput", "-v", "0", env=env)
+    session = agent_session(env)
+    run = str(int(time.time()))
+    port = free_port()
+    with daphne(port, env=env):
+        main_results, sockets, steps = asyncio.run(
+            measure(f"http://127.0.0.1:{port}", session, args, run)
+        )
+    acked = {f"LOAD{run}X{n:09d}" for n, code, _, _ in main_results if code == 200}
+    messages, events = stored(database_url, run)
+    lost = len(acked - set(messages))
+    duplicated = sum(1 for wa_id in acked if messages.get(wa_id, 0) > 1)
+    refused = sum(1 for r in main_results if r[1] != 200)
+    codes = {}
+    for r in main_results:
+        codes[r[1]] = codes.get(r[1], 0) + 1
+    ack = summary_ms([r[3] for r in main_results])
+    pushes, missing = push_latencies(main_results, sockets, run, args.sockets)
+    push = summary_ms(pushes)
+    sustained = max((rate for rate, p99, bad in steps if p99 < P99_TARGET_MS and not bad),
+                    default=None)  # fmt: skip
+    lines = [
+        f"One daphne process (PostgreSQL, channels-redis), {args.sockets} agent sockets on "
+        f"/ws/inbox/, open loop at {args.rate:.0f} webhooks/s for {args.seconds:.0f} s "
+        f"(plus a 20-webhook warm-up, counted too).",
+        "",
+        "| figure | value |",
+        "|---|---|",
+        f"| webhooks sent / acknowledged (200) / refused | {len(main_results)} / {len(acked)} / "
+        f"{refused} |",
+        f"| lost (acknowledged, not stored) / stored twice | {lost} / {duplicated} |",
+        f"| answers by HTTP status | {codes} |",
+        f"| raw webhook events stored (run, warm-up and steps) | {events} |",
+        f"| ack latency p50 / p99 | {ack['p50_ms']} ms / {ack['p99_ms']} ms |",
+        f"| push latency p50 / p99 (POST -> frame, {len(pushes)} frames) | "
+        f"{push['p50_ms']} ms / {push['p99_ms']} ms |",
+        f"| pushes not received (at-most-once layer) | {missing} of {len(acked) * args.sockets} |",
+    ]
+    if steps:
+        lines += [
+            "",
+            f"Step search ({args.step_seconds:.0f} s per rate, stop at p99 ack >= "
+            f"{P99_TARGET_MS} ms or a refused webhook):",
+            "",
+            "| rate /s | p99 ack ms | refused |",
+            "|---|---|---|",
+            *[f"| {rate} | {p99:.0f} | {bad} |" for rate, p99, bad in steps],
+            "",
+            f"**Highest rate one process sustains with p99 ack under {P99_TARGET_MS} ms: "
+            f"{sustained if sustained is not None else 'none of the rates tried'}/s.**",
+        ]
+    record("Webhook load with agent sockets (issue 7)", lines)
+    if lost or duplicated:
+        sys.exit(f"{lost} lost, {duplicated} duplicated")
+
+
+if __name__ == "__main__":
+    main()
