@@ -40,15 +40,6 @@ from outbound.templating import (
 PREVIEW_RECIPIENTS = 20
 
 
-@role_required(*MARKETING)
-def campaign_list(request):
-    return render(
-        request,
-        "placeholder.html",
-        {"title": _("Campañas"), "description": _("Campañas programadas, activas y pausadas.")},
-    )
-
-
 # --- templates -------------------------------------------------------------------------------
 @role_required(*EVERYONE)
 def template_list(request):
