@@ -30,6 +30,9 @@ def database(url: str, *, sqlite_path: Path) -> dict:
     return config
 
 
+LAYER_SOCKET_TIMEOUT = 30.0
+
+
 def channel_layers(redis_url: str, kind: str = "core") -> dict:
     if not redis_url:
         return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
@@ -37,7 +40,11 @@ def channel_layers(redis_url: str, kind: str = "core") -> dict:
         "core": "channels_redis.core.RedisChannelLayer",
         "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
     }[kind]
-    return {"default": {"BACKEND": backend, "CONFIG": {"hosts": [redis_url]}}}
+    # redis-py 8 reads with a 5 s socket timeout by default, exactly channels-redis's 5 s
+    # BZPOPMIN: an agent socket idle for 5 s would die with "Timeout reading". Longer, not
+    # endless, so a dead Redis still surfaces.
+    host = {"address": redis_url, "socket_timeout": LAYER_SOCKET_TIMEOUT}
+    return {"default": {"BACKEND": backend, "CONFIG": {"hosts": [host]}}}
 
 
 def broker_kind(redis_url: str, *, testing: bool) -> str:

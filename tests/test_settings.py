@@ -56,7 +56,9 @@ def test_it_uses_the_in_memory_channel_layer_without_redis():
 def test_it_uses_channels_redis_with_redis_url(kind, backend):
     layer = channel_layers("redis://127.0.0.1:6379/0", kind)["default"]
     assert layer["BACKEND"] == backend
-    assert layer["CONFIG"]["hosts"] == ["redis://127.0.0.1:6379/0"]
+    assert layer["CONFIG"]["hosts"] == [
+        {"address": "redis://127.0.0.1:6379/0", "socket_timeout": 30.0}
+    ]
 
 
 def test_it_picks_the_redis_broker_only_with_redis_outside_tests():

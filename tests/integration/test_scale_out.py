@@ -62,12 +62,15 @@ def session_cookie(user) -> str:
     return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
 
 
-async def push_reaches_the_other_process(a: str, b: str, cookie: str, text: str) -> str:
+async def push_reaches_the_other_process(
+    a: str, b: str, cookie: str, text: str, *, idle: float = 0.0
+) -> str:
     headers = {"Cookie": cookie}
     async with websockets.connect(
         f"ws://{b}/ws/inbox/", origin=f"http://{b}", additional_headers=headers
     ) as socket:
         await socket.send(json.dumps({"type": "watch", "conversation": None, "view": "all"}))
+        await asyncio.sleep(idle)
         async with httpx.AsyncClient() as client:
             response = await client.post(
                 f"http://{a}/webhooks/wasender/", json=webhook_body(text),
@@ -89,6 +92,16 @@ def test_it_pushes_from_one_process_to_a_socket_on_the_other(two_daphnes):
         push_reaches_the_other_process(a, b, session_cookie(bob), "Hola desde el proceso A")
     )
     assert 'id="live-staging"' in frame and "conv-row" in frame
+
+
+def test_it_keeps_an_idle_socket_past_the_redis_read_timeout(two_daphnes):
+    """redis-py reads with a 5 s timeout by default; the layer's blocking pop waits 5 s."""
+    a, b = two_daphnes
+    bob = make_user("bob", "agent", first_name="Bob")
+    frame = asyncio.run(
+        push_reaches_the_other_process(a, b, session_cookie(bob), "Tras un rato", idle=7)
+    )
+    assert "Tras un rato" in frame
 
 
 def test_it_refuses_a_socket_without_a_session_on_either_process(two_daphnes):
