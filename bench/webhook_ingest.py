@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import daphne, free_port, manage, record, require_services, summary_ms  # noqa: E402
+from bench.common import daphne, free_port, manage, record, require_services, summary_ms
 
 SECRET = "bench-secret"
 counter = itertools.count(1)
@@ -29,17 +29,25 @@ counter = itertools.count(1)
 def webhook_body() -> bytes:
     n = next(counter)
     phone = f"59399{n % 5000:07d}"
-    return json.dumps({
-        "event": "messages.received",
-        "timestamp": int(time.time()),
-        "data": {"messages": {
-            "key": {"id": f"BENCH{os.getpid()}X{n:012d}", "fromMe": False,
-                    "remoteJid": f"{phone}@s.whatsapp.net", "cleanedSenderPn": phone},
-            "pushName": f"Cliente {n % 5000}",
-            "messageTimestamp": int(time.time()),
-            "messageBody": "Hola, quiero renovar mi Netflix",
-        }},
-    }).encode()
+    return json.dumps(
+        {
+            "event": "messages.received",
+            "timestamp": int(time.time()),
+            "data": {
+                "messages": {
+                    "key": {
+                        "id": f"BENCH{os.getpid()}X{n:012d}",
+                        "fromMe": False,
+                        "remoteJid": f"{phone}@s.whatsapp.net",
+                        "cleanedSenderPn": phone,
+                    },
+                    "pushName": f"Cliente {n % 5000}",
+                    "messageTimestamp": int(time.time()),
+                    "messageBody": "Hola, quiero renovar mi Netflix",
+                }
+            },
+        }
+    ).encode()
 
 
 async def closed_loop(url: str, *, senders: int, seconds: float) -> tuple[float, list[float], int]:
@@ -87,6 +95,10 @@ async def open_loop(url: str, *, rate: float, seconds: float) -> tuple[list[floa
     return latencies, errors
 
 
+def row(name: str, rate: str, latency: dict, errors: int) -> str:
+    return f"| {name} | {rate} | {latency['p50_ms']} | {latency['p99_ms']} | {errors} |"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=20)
@@ -100,25 +112,31 @@ def main() -> None:
         base = f"http://127.0.0.1:{port}"
         asyncio.run(closed_loop(f"{base}/bench/bare-insert/", senders=10, seconds=2))  # warm-up
         bare_rps, bare_lat, bare_err = asyncio.run(
-            closed_loop(f"{base}/bench/bare-insert/", senders=args.senders, seconds=args.seconds))
+            closed_loop(f"{base}/bench/bare-insert/", senders=args.senders, seconds=args.seconds)
+        )
         real_rps, real_lat, real_err = asyncio.run(
-            closed_loop(f"{base}/webhooks/wasender/", senders=args.senders, seconds=args.seconds))
+            closed_loop(f"{base}/webhooks/wasender/", senders=args.senders, seconds=args.seconds)
+        )
         fixed_lat, fixed_err = asyncio.run(
-            open_loop(f"{base}/webhooks/wasender/", rate=100, seconds=args.seconds))
+            open_loop(f"{base}/webhooks/wasender/", rate=100, seconds=args.seconds)
+        )
     bare, real, fixed = summary_ms(bare_lat), summary_ms(real_lat), summary_ms(fixed_lat)
-    record("Webhook ingest (issue 3)", [
-        f"One daphne process, PostgreSQL with psycopg pool, {args.senders} concurrent senders, "
-        f"{args.seconds:.0f} s per run.",
-        "",
-        "| run | requests/s | p50 ms | p99 ms | non-200 |",
-        "|---|---|---|---|---|",
-        f"| bare insert view (baseline) | {bare_rps:.0f} | {bare['p50_ms']} | {bare['p99_ms']} | {bare_err} |",
-        f"| chatdesk webhook | {real_rps:.0f} | {real['p50_ms']} | {real['p99_ms']} | {real_err} |",
-        f"| chatdesk webhook at a fixed 100/s | 100 | {fixed['p50_ms']} | {fixed['p99_ms']} | {fixed_err} |",
-        "",
-        f"**Ratio webhook / bare: {real_rps / bare_rps:.0%}** (target at least 70%); "
-        f"p99 at 100/s: {fixed['p99_ms']} ms (target under 250 ms).",
-    ])
+    record(
+        "Webhook ingest (issue 3)",
+        [
+            f"One daphne process, PostgreSQL with psycopg pool, {args.senders} concurrent senders, "
+            f"{args.seconds:.0f} s per run.",
+            "",
+            "| run | requests/s | p50 ms | p99 ms | non-200 |",
+            "|---|---|---|---|---|",
+            row("bare insert view (baseline)", f"{bare_rps:.0f}", bare, bare_err),
+            row("chatdesk webhook", f"{real_rps:.0f}", real, real_err),
+            row("chatdesk webhook at a fixed 100/s", "100", fixed, fixed_err),
+            "",
+            f"**Ratio webhook / bare: {real_rps / bare_rps:.0%}** (target at least 70%); "
+            f"p99 at 100/s: {fixed['p99_ms']} ms (target under 250 ms).",
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -14,7 +14,9 @@ def token_digest(raw: str) -> str:
 class ApiToken(models.Model):
     """A per-user token for /api/v1/. Only its SHA-256 is stored; it acts with its user's role."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
     name = models.CharField(_("nombre"), max_length=80)
     digest = models.CharField(max_length=64, unique=True)
     prefix = models.CharField(max_length=12)

@@ -18,8 +18,12 @@ class Conversation(models.Model):
     session = models.CharField(max_length=64, default="default")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.NEW)
     assignee = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-        related_name="assigned_conversations", verbose_name=_("asignado a"),
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_conversations",
+        verbose_name=_("asignado a"),
     )
     urgent = models.BooleanField(_("urgente"), default=False)
     last_message_at = models.DateTimeField(null=True, blank=True)
@@ -32,13 +36,17 @@ class Conversation(models.Model):
         verbose_name = _("conversación")
         verbose_name_plural = _("conversaciones")
         constraints = [
-            models.UniqueConstraint(fields=["customer", "session"], name="one_conversation_per_number"),
+            models.UniqueConstraint(
+                fields=["customer", "session"], name="one_conversation_per_number"
+            ),
         ]
         indexes = [
             # The conversation list: newest first, keyset-paginated on (last_message_at, id).
             models.Index(fields=["-last_message_at", "-id"], name="conv_list_idx"),
             models.Index(fields=["status", "-last_message_at", "-id"], name="conv_status_list_idx"),
-            models.Index(fields=["assignee", "-last_message_at", "-id"], name="conv_assignee_list_idx"),
+            models.Index(
+                fields=["assignee", "-last_message_at", "-id"], name="conv_assignee_list_idx"
+            ),
         ]
 
     def __str__(self):
@@ -86,7 +94,9 @@ class Message(models.Model):
         CONTACT = "contact", _("Contacto")
         OTHER = "other", _("Otro")
 
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
     direction = models.CharField(max_length=3, choices=Direction.choices)
     author_kind = models.CharField(max_length=10, choices=Author.choices)
     agent = models.ForeignKey(
@@ -111,7 +121,9 @@ class Message(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices)
     failure_reason = models.CharField(max_length=300, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
-    reply_to = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    reply_to = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     # When the message was written (inbound: WhatsApp's timestamp; outbound: when queued).
     created_at = models.DateTimeField(default=timezone.now)
     scheduled_for = models.DateTimeField(null=True, blank=True)
@@ -137,7 +149,8 @@ class Message(models.Model):
             models.Index(fields=["failed_at"], name="msg_failed_at_idx"),
             # The sweeper and the scheduler look only at the few unfinished rows.
             models.Index(
-                fields=["status", "created_at"], name="msg_pending_idx",
+                fields=["status", "created_at"],
+                name="msg_pending_idx",
                 condition=Q(status__in=["scheduled", "queued", "sending"]),
             ),
         ]
@@ -171,7 +184,8 @@ class WebhookEvent(models.Model):
         indexes = [
             models.Index(fields=["-received_at"], name="webhook_recent_idx"),
             models.Index(
-                fields=["retry_at"], name="webhook_retry_due_idx",
+                fields=["retry_at"],
+                name="webhook_retry_due_idx",
                 condition=Q(state__in=["pending", "failed"]),
             ),
         ]

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -48,8 +48,11 @@ def test_database_env() -> dict:
 
 
 def process_env(**extra) -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTEST_VERSION", "DJANGO_ALLOW_ASYNC_UNSAFE")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTEST_VERSION", "DJANGO_ALLOW_ASYNC_UNSAFE")
+    }
     env.update(test_database_env())
     env.update({"DJANGO_SETTINGS_MODULE": "chatdesk.settings", "PYTHONUNBUFFERED": "1"})
     env.update({k: str(v) for k, v in extra.items()})
@@ -73,8 +76,9 @@ def wait_for_http(url: str, timeout: float = 30.0, proc: subprocess.Popen | None
 def running(args: list[str], *, env: dict, ready_url: str | None = None, log: Path | None = None):
     """Start a process, wait until it answers, and always stop it (whole process group)."""
     out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115
-    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+    )
     try:
         if ready_url:
             wait_for_http(ready_url, proc=proc)
@@ -92,10 +96,8 @@ def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 10.
         os.killpg(proc.pid, sig)
         proc.wait(timeout=timeout)
     except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
+        with suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         proc.wait()
 
 
@@ -104,5 +106,11 @@ def daphne_args(port: int) -> list[str]:
 
 
 def dramatiq_args(processes: int = 1, threads: int = 4) -> list[str]:
-    return [str(BIN / "dramatiq"), "chatdesk.worker", "--processes", str(processes),
-            "--threads", str(threads)]
+    return [
+        str(BIN / "dramatiq"),
+        "chatdesk.worker",
+        "--processes",
+        str(processes),
+        "--threads",
+        str(threads),
+    ]

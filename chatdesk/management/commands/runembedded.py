@@ -41,7 +41,9 @@ class Command(BaseCommand):
             sim_port = port + 1
             # The client talks to the simulator this process serves, whatever port was chosen.
             settings.WASENDER_BASE_URL = f"http://127.0.0.1:{sim_port}/api"
-            app = embedded_app(chatdesk_app=application, chatdesk_port=port, simulator_port=sim_port)
+            app = embedded_app(
+                chatdesk_app=application, chatdesk_port=port, simulator_port=sim_port
+            )
             endpoints.append(f"tcp:port={sim_port}:interface=127.0.0.1")
             self.stdout.write(f"WaSender simulator on http://127.0.0.1:{sim_port}/api")
         self.stdout.write(self.style.SUCCESS(f"chatdesk on http://{host}:{port}/ (Ctrl-C to stop)"))
