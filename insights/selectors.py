@@ -21,6 +21,7 @@ Definitions (also shown as help on the pages):
   (none when yesterday had zero).
 """
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -29,7 +30,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import (
     Case,
     Count,
@@ -674,6 +675,16 @@ def _seconds_between(later: str, earlier: str) -> str:
     return f"((julianday({later}) - julianday({earlier})) * 86400.0)"
 
 
+@contextmanager
+def _analytic_cursor():
+    """A cursor for the one-pass window queries. PostgreSQL's JIT misjudges them (a window
+    over a CTE is estimated at a few hundred rows) and compiles for longer than they run."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL jit = off")
+        yield cursor
+
+
 def _as_date(value) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
@@ -691,9 +702,10 @@ def _previous_before(column: str, alias: str, *, condition: str = "") -> str:
 
 def _turns_compute(period: Period) -> dict[date, dict]:
     """{turn day: {agent id: [seconds to the first answer, ...]}} in one pass over the
-    messages since the period's start: LAG gives each customer message the direction of the
-    one before it (a turn starts when that was not the customer's), and a running count of
-    answers pairs each turn with the next answer (the answer whose count is one more)."""
+    messages since the period's start. LAG gives each customer message the direction of the
+    one before it (a turn starts when that was not the customer's); a running count of answers
+    splits each conversation into runs that end with an answer, so a turn's answer is the one
+    answer in its run."""
     start, end = period.start, period.end
     seq = (
         Message.objects.filter(BOTH, created_at__gte=start)
@@ -711,16 +723,21 @@ def _turns_compute(period: Period) -> dict[date, dict]:
     inner, params = seq.query.sql_with_params()
     # Built from this module's constants and the ORM's own SQL; every value is a parameter.
     sql = f"""
-        WITH seq AS ({inner})
-        SELECT a.agent_id, t.day, {_seconds_between("a.created_at", "t.created_at")}
-        FROM seq t
-        JOIN seq a ON a.conversation_id = t.conversation_id AND a.is_answer = 1
-            AND a.answers = t.answers + 1
-        WHERE t.direction = 'in' AND t.created_at < %s
+        WITH seq AS ({inner}),
+        runs AS (
+            SELECT s.*,
+                MAX(CASE WHEN s.is_answer = 1 THEN s.created_at END) OVER run AS answered_at,
+                MAX(CASE WHEN s.is_answer = 1 THEN s.agent_id END) OVER run AS answered_by
+            FROM seq s
+            WINDOW run AS (PARTITION BY s.conversation_id, s.answers - s.is_answer)
+        )
+        SELECT t.answered_by, t.day, {_seconds_between("t.answered_at", "t.created_at")}
+        FROM runs t
+        WHERE t.direction = 'in' AND t.created_at < %s AND t.answered_at IS NOT NULL
             AND COALESCE(t.prev_dir, {_previous_before("direction", "t")}, '') <> 'in'
     """  # noqa: S608
     out: dict = {}
-    with connection.cursor() as cursor:
+    with _analytic_cursor() as cursor:
         cursor.execute(sql, [*params, connection.ops.adapt_datetimefield_value(end)])
         for agent_id, day, seconds in cursor.fetchall():
             out.setdefault(_as_date(day), {}).setdefault(agent_id, []).append(round(seconds))
@@ -850,7 +867,7 @@ def behaviour_groups(*, now: datetime | None = None) -> list[dict]:
     """  # noqa: S608
     args = [*params, FAST_REPLY.total_seconds(), *REACHED, *REACHED, *REACHED,
             connection.ops.adapt_datetimefield_value(since)]  # fmt: skip
-    with connection.cursor() as cursor:
+    with _analytic_cursor() as cursor:
         cursor.execute(sql, args)
         fast, slow, never = cursor.fetchone()
     labels = {"fast": _("Responden rápido (< 1 h)"), "slow": _("Responden lento"),
