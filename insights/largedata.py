@@ -320,6 +320,9 @@ class Generator:
         for campaign, _variants in self.campaign_rows:
             campaign.recipients_total = campaign.recipients.count()
             campaign.save(update_fields=["recipients_total"])
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE")  # fresh statistics, or the planner guesses from none
         return self.counts
 
     def reminder_rule_ensure(self) -> ReminderRule:

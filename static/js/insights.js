@@ -57,7 +57,8 @@
         indexAxis: horizontal ? "y" : "x",
         interaction: {mode: "index", intersect: false},
         plugins: {legend: {labels: {usePointStyle: true}}},
-        scales: {y: {beginAtZero: true}, x: {beginAtZero: true}}
+        // grace: room past the longest bar for the number written at its end
+        scales: {y: {beginAtZero: true, grace: "8%"}, x: {beginAtZero: true, grace: "8%"}}
       }
     });
   }
