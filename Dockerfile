@@ -9,4 +9,4 @@ RUN pip install . \
  && mkdir -p /srv/chatdesk/media && chown -R chatdesk /srv/chatdesk
 USER chatdesk
 EXPOSE 8000
-CMD ["daphne", "--proxy-headers", "-b", "0.0.0.0", "-p", "8000", "chatdesk.asgi:application"]
+CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "chatdesk.asgi:application"]
