@@ -111,6 +111,7 @@ DELIVERED = (MStatus.DELIVERED, MStatus.READ, MStatus.PLAYED)
 READ = (MStatus.READ, MStatus.PLAYED)
 IN_FLIGHT = (MStatus.QUEUED, MStatus.SENDING)
 CANCELLED_REASON = gettext_noop("cancelada")
+OPTED_OUT_REASON = gettext_noop("El cliente pidió la baja")
 
 
 class CampaignInvalid(ValueError):
@@ -628,15 +629,22 @@ def campaign_backlog() -> int:
 def recipients_queue(*, recipients: list[CampaignRecipient], now: datetime) -> int:
     """pending -> queued, each with its message, in one transaction (a crash writes none of
     them). Recipients another chain holds or took, or of a campaign no longer running, are
-    left alone. Returns how many were queued."""
+    left alone. A marketing campaign runs for days: who opted out since the launch is
+    skipped here, not sent to. Returns how many were queued."""
     with transaction.atomic():
         claimable = CampaignRecipient.objects.filter(
             pk__in=[r.pk for r in recipients], state=RState.PENDING, campaign__state=State.RUNNING
         )
         # PostgreSQL: rows locked by a concurrent chain are skipped, not waited for. SQLite
         # ignores this and serialises the writers instead.
-        claimed = set(
-            claimable.select_for_update(skip_locked=True, of=("self",)).values_list("pk", flat=True)
+        rows = claimable.select_for_update(skip_locked=True, of=("self",)).values_list(
+            "pk", "campaign__kind", "customer__marketing_opt_out_at"
+        )
+        claimed, opted_out = set(), set()
+        for pk, kind, opted_out_at in rows:
+            (opted_out if kind in MARKETING_KINDS and opted_out_at else claimed).add(pk)
+        CampaignRecipient.objects.filter(pk__in=opted_out, state=RState.PENDING).update(
+            state=RState.SKIPPED, skip_reason=_(OPTED_OUT_REASON)
         )
         CampaignRecipient.objects.filter(pk__in=claimed).update(state=RState.QUEUED, queued_at=now)
         ready = _sendable([r for r in recipients if r.pk in claimed])

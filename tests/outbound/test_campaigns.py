@@ -11,6 +11,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from customers.models import Customer, Renewal, Service, Subscription
+from customers.services import customer_marketing_opt_out
 from inbox.models import Conversation, Message
 from outbound import campaigns
 from outbound.campaigns import (
@@ -153,6 +154,29 @@ def test_it_keeps_opted_out_customers_in_a_notification(db):
     campaign = new(kind="notification")
     campaign_launch(campaign_id=campaign.pk)
     assert CampaignRecipient.objects.filter(campaign=campaign).count() == 10
+
+
+def test_it_skips_a_customer_who_opts_out_after_the_launch(db):
+    stays, leaves = customers(2)
+    campaign = new()
+    campaign_launch(campaign_id=campaign.pk)
+    customer_marketing_opt_out(customer=leaves, reason="BAJA")
+    run_fanout(campaign)
+    assert list(Message.objects.values_list("conversation__customer", flat=True)) == [stays.pk]
+    recipient = CampaignRecipient.objects.get(campaign=campaign, customer=leaves)
+    assert recipient.state == R.SKIPPED and recipient.message is None
+    assert recipient.skip_reason == "El cliente pidió la baja"
+    campaign.refresh_from_db()
+    assert campaign.state == "completed"
+
+
+def test_it_still_sends_a_notification_to_a_customer_who_opts_out_after_the_launch(db):
+    (customer,) = customers(1)
+    campaign = new(kind="notification")
+    campaign_launch(campaign_id=campaign.pk)
+    customer_marketing_opt_out(customer=customer, reason="BAJA")
+    run_fanout(campaign)
+    assert CampaignRecipient.objects.get(campaign=campaign).state == R.SENT
 
 
 def test_it_skips_a_customer_missing_a_value_with_the_reason(db, netflix):
