@@ -5,6 +5,7 @@ import asyncio
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -56,6 +57,13 @@ def two_daphnes(transactional_db):
         yield [f"127.0.0.1:{port}" for port in ports]
 
 
+def run(coroutine):
+    """asyncio.run in a thread of its own: Playwright's sync API (browser tests in the same
+    session) may keep an event loop running in this one."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 def session_cookie(user) -> str:
     client = Client()
     client.force_login(user)
@@ -88,7 +96,7 @@ async def push_reaches_the_other_process(
 def test_it_pushes_from_one_process_to_a_socket_on_the_other(two_daphnes):
     a, b = two_daphnes
     bob = make_user("bob", "agent", first_name="Bob")
-    frame = asyncio.run(
+    frame = run(
         push_reaches_the_other_process(a, b, session_cookie(bob), "Hola desde el proceso A")
     )
     assert 'id="live-staging"' in frame and "conv-row" in frame
@@ -98,7 +106,7 @@ def test_it_keeps_an_idle_socket_past_the_redis_read_timeout(two_daphnes):
     """redis-py reads with a 5 s timeout by default; the layer's blocking pop waits 5 s."""
     a, b = two_daphnes
     bob = make_user("bob", "agent", first_name="Bob")
-    frame = asyncio.run(
+    frame = run(
         push_reaches_the_other_process(a, b, session_cookie(bob), "Tras un rato", idle=7)
     )
     assert "Tras un rato" in frame
@@ -112,4 +120,4 @@ def test_it_refuses_a_socket_without_a_session_on_either_process(two_daphnes):
             return closed.value.rcvd.code
 
     for host in two_daphnes:
-        assert asyncio.run(attempt(host)) == 4401
+        assert run(attempt(host)) == 4401
