@@ -37,12 +37,13 @@ def manage(*args: str, env: dict | None = None) -> None:
 
 
 @contextmanager
-def daphne(port: int, *, env: dict, settings: str = "bench.settings"):
+def daphne(port: int, *, env: dict, settings: str = "bench.settings",
+           app: str = "chatdesk.asgi:application"):
     env = {**env, "DJANGO_SETTINGS_MODULE": settings, "DEBUG": "0", "SECRET_KEY": "bench" * 10,
            "ALLOWED_HOSTS": "127.0.0.1,localhost", "WASENDER_WEBHOOK_SECRET": "bench-secret",
            "SECURE_SSL_REDIRECT": "0", "SECURE_COOKIES": "0", "SECURE_HSTS_SECONDS": "0"}
     proc = subprocess.Popen(
-        [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "chatdesk.asgi:application"],
+        [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), app],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True,
     )

@@ -5,7 +5,14 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["webhook_ingest.py", "pages.py", "load_webhooks.py", "campaign_launch.py"]
+BENCHMARKS = [
+    "webhook_ingest.py",
+    "pages.py",
+    "load_webhooks.py",
+    "campaign_launch.py",
+    "webhook_to_browser.py",
+    "idle_sockets.py",
+]
 
 if __name__ == "__main__":
     for name in BENCHMARKS:

@@ -1,0 +1,220 @@
+"""Webhook-to-browser latency: from just before the webhook POST to the moment a WebSocket
+client logged in as an agent receives the frame holding that message. One daphne process on
+PostgreSQL and channels-redis, with 1 and with 50 agents connected; for 50 the figure is the
+time to the last (50th) agent. Side by side in the same run: a bare Channels app on the same
+settings that only group_sends the body of a POST (bench/bare_channels.py). Both Redis layers.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/chatdesk_bench \\
+    REDIS_URL=redis://127.0.0.1:6379/0 .venv/bin/python bench/webhook_to_browser.py \
+    [--messages 1000]
+
+Redis: the layers use database CHATDESK_BENCH_REDIS_DB (13 unless set) of REDIS_URL's server,
+so no chatdesk running on that server hears the benchmark, nor the benchmark it.
+"""
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import websockets
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import daphne, free_port, manage, record, require_services, summary_ms
+
+SECRET = "bench-secret"
+# What bench.common.daphne gives the server, so sessions made here are valid there.
+SERVER_ENV = {
+    "DJANGO_SETTINGS_MODULE": "bench.settings", "DEBUG": "0", "SECRET_KEY": "bench" * 10,
+    "ALLOWED_HOSTS": "127.0.0.1,localhost", "WASENDER_WEBHOOK_SECRET": SECRET,
+    "SECURE_SSL_REDIRECT": "0", "SECURE_COOKIES": "0", "SECURE_HSTS_SECONDS": "0",
+}  # fmt: skip
+counter = itertools.count(1)
+STATE: dict = {}  # the message in flight: its marker, the sockets still waiting, when answered
+
+
+def bench_env(layer: str = "core") -> dict:
+    _, redis_url = require_services()
+    if not redis_url:
+        sys.exit("Set REDIS_URL: the benchmark compares the channels-redis layers.")
+    db = os.environ.get("CHATDESK_BENCH_REDIS_DB", "13")
+    redis_url = urlunsplit(urlsplit(redis_url)._replace(path=f"/{db}"))
+    return {**os.environ, **SERVER_ENV, "REDIS_URL": redis_url, "CHANNEL_LAYER": layer,
+            "DRAMATIQ_BROKER": "stub"}  # fmt: skip
+
+
+def agent_cookies(count: int) -> list[str]:
+    """`count` agents, each with a session of their own (made in this process, same DB)."""
+    os.environ.update(SERVER_ENV)
+    os.environ["REDIS_URL"] = bench_env()["REDIS_URL"]
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.contrib.auth.models import Group, User
+    from django.test import Client
+
+    group = Group.objects.get_or_create(name="agent")[0]
+    cookies = []
+    for n in range(count):
+        user = User.objects.get_or_create(username=f"bench-agent-{n}")[0]
+        user.groups.add(group)
+        client = Client()
+        client.force_login(user)
+        cookies.append(
+            f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+        )
+    return cookies
+
+
+def webhook_body(marker: str) -> bytes:
+    n = next(counter)
+    phone = f"59399{n % 50:07d}"
+    return json.dumps({
+        "event": "messages.received",
+        "timestamp": int(time.time()),
+        "data": {"messages": {
+            "key": {"id": f"LIVE{os.getpid()}X{n:012d}{marker[-6:]}", "fromMe": False,
+                    "remoteJid": f"{phone}@s.whatsapp.net", "cleanedSenderPn": phone},
+            "pushName": f"Cliente {n % 50}",
+            "messageTimestamp": int(time.time()),
+            "messageBody": f"Hola {marker}",
+        }},
+    }).encode()  # fmt: skip
+
+
+async def sockets_open(url: str, cookies: list[str], origin: str) -> list:
+    async def one(cookie):
+        headers = {"Cookie": cookie} if cookie else {}
+        ws = await websockets.connect(url, origin=origin, additional_headers=headers,
+                                      max_size=None, ping_interval=None)  # fmt: skip
+        return ws
+
+    sockets = []
+    for i in range(0, len(cookies), 25):
+        sockets += await asyncio.gather(*(one(c) for c in cookies[i : i + 25]))
+    return sockets
+
+
+async def measure(*, post, sockets, messages: int, warmup: int = 20) -> list[float]:
+    """Post one message at a time; its latency is until the last socket has it."""
+    state = STATE
+    state.update(marker=None, left=set(), done=asyncio.Event(), answered=0.0)
+
+    async def reader(i, ws):
+        async for frame in ws:
+            marker = state["marker"]
+            if marker and i in state["left"] and marker in frame:
+                state["left"].discard(i)
+                if not state["left"]:
+                    state["done"].set()
+
+    readers = [asyncio.create_task(reader(i, ws)) for i, ws in enumerate(sockets)]
+    latencies, answers = [], []
+    try:
+        for n in range(warmup + messages):
+            marker = f"m{os.getpid()}x{n:06d}q"
+            state.update(marker=marker, left=set(range(len(sockets))), done=asyncio.Event())
+            start = time.perf_counter()
+            response = asyncio.create_task(post(marker))
+            await asyncio.wait_for(state["done"].wait(), timeout=30)
+            if n >= warmup:
+                latencies.append(time.perf_counter() - start)
+            assert (await response).status_code == 200
+            if n >= warmup:
+                answers.append(state["answered"] - start)
+    finally:
+        for task in readers:
+            task.cancel()
+        await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+    return latencies, answers
+
+
+async def run_chatdesk(port: int, cookies: list[str], messages: int) -> list[float]:
+    host = f"127.0.0.1:{port}"
+    sockets = await sockets_open(f"ws://{host}/ws/inbox/", cookies, f"http://{host}")
+    for ws in sockets:
+        await ws.send(json.dumps({"type": "watch", "conversation": None, "view": "all", "q": ""}))
+    await asyncio.sleep(0.5)
+    headers = {"X-Webhook-Signature": SECRET, "Content-Type": "application/json"}
+    async with httpx.AsyncClient(timeout=30) as client:
+
+        async def post(marker):
+            response = await client.post(f"http://{host}/webhooks/wasender/",
+                                         content=webhook_body(marker), headers=headers)  # fmt: skip
+            STATE["answered"] = time.perf_counter()
+            return response
+
+        return await measure(post=post, sockets=sockets, messages=messages)
+
+
+async def run_bare(port: int, agents: int, messages: int) -> list[float]:
+    host = f"127.0.0.1:{port}"
+    sockets = await sockets_open(f"ws://{host}/ws/", [""] * agents, f"http://{host}")
+    await asyncio.sleep(0.5)
+    async with httpx.AsyncClient(timeout=30) as client:
+
+        async def post(marker):
+            response = await client.post(f"http://{host}/publish", content=f"Hola {marker}")
+            STATE["answered"] = time.perf_counter()
+            return response
+
+        return await measure(post=post, sockets=sockets, messages=messages)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=1000)
+    parser.add_argument("--layers", default="core,pubsub")
+    parser.add_argument("--agents", default="1,50")
+    args = parser.parse_args()
+    agent_counts = [int(a) for a in args.agents.split(",")]
+    env = bench_env()
+    manage("migrate", "--noinput", "-v", "0", env=env)
+    cookies = agent_cookies(max(agent_counts))
+    rows = []
+    for layer in args.layers.split(","):
+        env = bench_env(layer)
+        chatdesk_port, bare_port = free_port(), free_port()
+        with ExitStack() as stack:
+            stack.enter_context(daphne(chatdesk_port, env=env))
+            stack.enter_context(daphne(bare_port, env=env, app="bench.bare_channels:application"))
+            for agents in agent_counts:
+                bare_lat, _ = asyncio.run(run_bare(bare_port, agents, args.messages))
+                real_lat, real_answer = asyncio.run(
+                    run_chatdesk(chatdesk_port, cookies[:agents], args.messages)
+                )
+                bare, real, answer = map(summary_ms, (bare_lat, real_lat, real_answer))
+                rows.append((layer, agents, bare, real, answer))
+                print(layer, agents, "bare", bare, "chatdesk", real, "answer", answer, flush=True)
+    lines = [
+        f"One daphne process per app, PostgreSQL, channels-redis; {args.messages} messages one "
+        "at a time after 20 warm-up ones; latency from just before the POST until the last "
+        "connected agent has the frame. Bare = a Channels app on the same settings that only "
+        "group_sends the POST body (bench/bare_channels.py).",
+        "",
+        "| layer | agents | bare p50 ms | bare p99 ms | chatdesk p50 ms | chatdesk p99 ms "
+        "| ratio p50 | ratio p99 | chatdesk webhook answered p50 ms |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for layer, agents, bare, real, answer in rows:
+        r50 = real["p50_ms"] / bare["p50_ms"]
+        r99 = real["p99_ms"] / bare["p99_ms"]
+        ok = "ok" if max(r50, r99) <= 1.5 else "MISSED"
+        lines.append(
+            f"| {layer} | {agents} | {bare['p50_ms']} | {bare['p99_ms']} | {real['p50_ms']} "
+            f"| {real['p99_ms']} | {r50:.2f}x | {r99:.2f}x {ok} | {answer['p50_ms']} |"
+        )
+    lines += ["", "Target: chatdesk p50 and p99 within 1.5x of the bare app's, 1 and 50 agents."]
+    record("Webhook to browser (issue 4)", lines)
+
+
+if __name__ == "__main__":
+    main()
