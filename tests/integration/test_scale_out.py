@@ -106,9 +106,7 @@ def test_it_keeps_an_idle_socket_past_the_redis_read_timeout(two_daphnes):
     """redis-py reads with a 5 s timeout by default; the layer's blocking pop waits 5 s."""
     a, b = two_daphnes
     bob = make_user("bob", "agent", first_name="Bob")
-    frame = run(
-        push_reaches_the_other_process(a, b, session_cookie(bob), "Tras un rato", idle=7)
-    )
+    frame = run(push_reaches_the_other_process(a, b, session_cookie(bob), "Tras un rato", idle=7))
     assert "Tras un rato" in frame
 
 
