@@ -200,8 +200,8 @@ def campaign_new(request):
             )
         except CampaignInvalid as error:
             for field, message in error.errors.items():
-                target = {"variant_b": "variant_b", "variant_c": "variant_c", "body": "body"}
-                form.add_error(target.get(field), message)
+                fields = ("variant_b", "variant_c", "body", "send_at")
+                form.add_error(field if field in fields else None, message)
         else:
             messages.success(request, _("Campaña «%(title)s» creada.") % {"title": campaign.title})
             return redirect("outbound:campaign_detail", campaign_id=campaign.pk)

@@ -110,6 +110,8 @@ REACHED = (MStatus.SENT, MStatus.DELIVERED, MStatus.READ, MStatus.PLAYED)
 DELIVERED = (MStatus.DELIVERED, MStatus.READ, MStatus.PLAYED)
 READ = (MStatus.READ, MStatus.PLAYED)
 IN_FLIGHT = (MStatus.QUEUED, MStatus.SENDING)
+# Farther than this is a typo (and near year 9999, a date the database cannot hold).
+SCHEDULE_AHEAD_MAX = timedelta(days=366)
 CANCELLED_REASON = gettext_noop("cancelada")
 OPTED_OUT_REASON = gettext_noop("El cliente pidió la baja")
 
@@ -158,8 +160,9 @@ def campaign_validate(
     filters: dict | None,
     window_start: time,
     window_end: time,
+    scheduled_at: datetime | None = None,
 ) -> tuple[dict, dict[str, str]]:
-    """(clean filters, errors)."""
+    """(clean filters, errors). A past `scheduled_at` is fine: it means now."""
     errors: dict[str, str] = {}
     if not title.strip():
         errors["title"] = _("Escriba un título.")
@@ -177,6 +180,8 @@ def campaign_validate(
         errors.update(_body_errors(text, extra, field=f"variant_{label.lower()}"))
     if not window_start < window_end:
         errors["window"] = _("La hora de inicio debe ser anterior a la de fin.")
+    if scheduled_at is not None and scheduled_at > timezone.now() + SCHEDULE_AHEAD_MAX:
+        errors["send_at"] = _("La fecha de envío no puede estar a más de un año.")
     clean: dict = {}
     if filters is not None:
         try:
@@ -226,6 +231,7 @@ def campaign_create(
         filters=filters if retarget_of is None else None,
         window_start=window_start,
         window_end=window_end,
+        scheduled_at=scheduled_at,
     )
     if errors:
         raise CampaignInvalid(errors)

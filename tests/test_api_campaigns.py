@@ -70,7 +70,7 @@ def test_it_creates_from_a_template_and_a_saved_segment_scheduled(client, alice,
         "template_id": template.pk,
         "variables": {"nuevo_servicio": "Max"},
         "segment_id": segment.pk,
-        "send_at": "2030-01-05T10:30:00",
+        "send_at": f"{timezone.localdate() + timedelta(days=60)}T10:30:00",
     }
     response = post(client, bearer(alice), body=body)
     assert response.status_code == 201, response.json()
@@ -100,6 +100,22 @@ def test_it_answers_422_for_bad_input(client, carla, book, body, field):
     assert response.status_code == 422, response.content
     assert response.json()["detail"][0]["loc"][-1] == field
     assert not Campaign.objects.exists()
+
+
+@pytest.mark.parametrize("send_at", ["9999-12-31T23:59:59", "9999-12-31T23:59:59+00:00"])
+def test_it_refuses_a_send_at_more_than_a_year_ahead(client, carla, book, send_at):
+    body = {"title": "x", "text": "Hola", "filters": {}, "send_at": send_at}
+    response = post(client, bearer(carla), body=body)
+    assert response.status_code == 422, response.content
+    assert response.json()["detail"][0]["loc"][-1] == "send_at"
+    assert not Campaign.objects.exists()
+
+
+def test_it_takes_a_past_send_at_as_now(client, carla, book):
+    body = {"title": "x", "text": "Hola", "filters": {}, "send_at": "2001-01-01T10:00:00"}
+    response = post(client, bearer(carla), body=body)
+    assert response.status_code == 201, response.content
+    assert response.json()["state"] == "scheduled"
 
 
 def test_it_answers_422_for_malformed_json(client, carla, book):

@@ -1,6 +1,8 @@
 """/campaigns/: list, new (live audience count), detail with progress partial, actions,
 retarget, duplicate, CSV export; admins and marketers only."""
 
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
 from django.utils import timezone
@@ -40,11 +42,12 @@ def test_it_lists_campaigns_with_state_badges(client_for, carla, book):
 
 
 def test_it_creates_a_campaign_scheduled_later(client_for, carla, book):
+    day = timezone.localdate() + timedelta(days=30)
     response = client_for(carla).post(
         reverse("outbound:campaign_new"),
         {
             "title": "Navidad", "kind": "event", "body": "Feliz Navidad {nombre}",
-            "audience": "preset:all", "when": "later", "send_at": "2030-12-24T10:00",
+            "audience": "preset:all", "when": "later", "send_at": f"{day}T10:00",
             "window_start": "09:00", "window_end": "20:00",
         },
     )  # fmt: skip
@@ -52,6 +55,22 @@ def test_it_creates_a_campaign_scheduled_later(client_for, carla, book):
     assert response.status_code == 302
     assert campaign.state == "scheduled" and campaign.created_by == carla
     assert timezone.localtime(campaign.scheduled_at).hour == 10
+
+
+def test_it_refuses_a_send_at_more_than_a_year_ahead(client_for, carla, book):
+    response = client_for(carla).post(
+        reverse("outbound:campaign_new"),
+        {
+            "title": "Navidad", "kind": "event", "body": "Feliz Navidad {nombre}",
+            "audience": "preset:all", "when": "later", "send_at": "9999-12-31T23:59",
+            "window_start": "09:00", "window_end": "20:00",
+        },
+    )  # fmt: skip
+    assert response.status_code == 200
+    assert response.context["form"].errors["send_at"] == [
+        "La fecha de envío no puede estar a más de un año."
+    ]
+    assert not Campaign.objects.exists()
 
 
 def test_it_shows_form_errors_for_unfilled_variables(client_for, carla, book):
