@@ -84,7 +84,12 @@ def _new_expiry(current: date, *, new_expiry: date | None, months: int | None, t
             raise RenewalRejected(
                 "months", _("Los meses deben estar entre 1 y %(max)s.") % {"max": MONTHS_MAX}
             )
-        return months_add(max(current, today), months)
+        try:
+            return months_add(max(current, today), months)
+        except ValueError:  # past year 9999
+            raise RenewalRejected(
+                "months", _("La nueva fecha de vencimiento queda fuera del calendario.")
+            ) from None
     if new_expiry <= current or new_expiry < today:
         raise RenewalRejected(
             "new_expiry",

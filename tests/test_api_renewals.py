@@ -103,6 +103,14 @@ def test_it_answers_422_naming_the_bad_field(client, bob, netflix, phone, body, 
     assert not Renewal.objects.exists()
 
 
+def test_it_answers_422_when_the_months_go_past_year_9999(client, bob, netflix):
+    Subscription.objects.update(expires_on="9999-12-15")
+    response = post(client, bearer(bob), {"service": "Netflix", "months": 1, "amount": "1"})
+    assert response.status_code == 422, response.content
+    assert response.json()["detail"][0]["loc"][-1] == "months"
+    assert not Renewal.objects.exists()
+
+
 def test_it_answers_422_for_a_malformed_body(client, bob, netflix):
     response = post(client, bearer(bob), {"months": 1})
     assert response.status_code == 422
