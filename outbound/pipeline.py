@@ -167,9 +167,10 @@ def failure_record(message: Message, error: ProviderError, *, bucket) -> str:
 
 
 def message_fail(message: Message, reason: str) -> None:
-    updated = Message.objects.filter(id=message.id, status=Status.SENDING).update(
-        status=Status.FAILED, failed_at=timezone.now(), failure_reason=reason[:REASON_MAX]
-    )
+    # `unknown` too, as in sent_record: the provider's answer settles what the sweeper could not.
+    updated = Message.objects.filter(
+        id=message.id, status__in=[Status.SENDING, Status.UNKNOWN]
+    ).update(status=Status.FAILED, failed_at=timezone.now(), failure_reason=reason[:REASON_MAX])
     if updated:
         status_publish(message, Status.FAILED)
 

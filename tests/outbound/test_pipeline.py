@@ -114,6 +114,22 @@ def test_a_permanent_error_fails_with_the_providers_reason(queued, events):
     assert events[-1]["status"] == "failed"
 
 
+def test_it_fails_a_permanent_error_after_the_sweeper_marked_it_unknown(queued, events):
+    def slow_then_rejected(request):
+        # The sweeper gave up on the send while the provider was still answering.
+        Message.objects.filter(id=queued.id).update(status="unknown")
+        return httpx.Response(
+            422, json={"success": False, "message": "The number is not registered on WhatsApp"}
+        )
+
+    outcome = deliver(queued.id, client=client_for(slow_then_rejected), bucket=NoWait())
+    queued.refresh_from_db()
+    assert outcome == "failed"
+    assert queued.status == "failed" and queued.failed_at is not None
+    assert queued.failure_reason == "El número no tiene WhatsApp"
+    assert events[-1]["status"] == "failed"
+
+
 def test_a_number_without_whatsapp_fails_in_spanish(queued):
     missing = httpx.Response(
         422, json={"success": False, "message": "The number is not registered on WhatsApp"}
