@@ -591,7 +591,8 @@ def campaign_comparison(period: Period, *, within_days: int = 7, sort: str = "-l
     - conversión: sent messages followed by a renewal of any of the customer's subscriptions
       within N days / sent;
     - bajas: recipients who opted out of marketing within N days of the send.
-    One grouped query."""
+    One grouped query over the campaigns not cached yet (an ended campaign is cached once its
+    N-day window, plus the settling days, has passed)."""
     from outbound.models import Campaign, CampaignRecipient
 
     window = timedelta(days=within_days)
@@ -605,10 +606,18 @@ def campaign_comparison(period: Period, *, within_days: int = 7, sort: str = "-l
         renewed_at__gte=OuterRef("message__sent_at"), renewed_at__lte=later,
     )  # fmt: skip
     sent = Q(message__sent_at__isnull=False)
+    launched = Campaign.objects.filter(launched_at__gte=period.start, launched_at__lt=period.end)
+    settled_before = timezone.now() - window - timedelta(days=SETTLE_DAYS)
+    ended = (Campaign.State.COMPLETED, Campaign.State.CANCELLED)
+    keys = {
+        pk: f"insights:v2:campaign{within_days}:{pk}"
+        for pk, at, state in launched.values_list("pk", "launched_at", "state")
+        if at < settled_before and state in ended
+    }
+    cached = cache.get_many(list(keys.values()))
+    done = [pk for pk, key in keys.items() if key in cached]
     rows = (
-        CampaignRecipient.objects.filter(
-            campaign__launched_at__gte=period.start, campaign__launched_at__lt=period.end
-        )
+        CampaignRecipient.objects.filter(campaign__in=launched.exclude(pk__in=done))
         .values("campaign_id", "campaign__title", "campaign__launched_at", "campaign__state")
         .annotate(
             recipients=Count("id"),
@@ -624,6 +633,11 @@ def campaign_comparison(period: Period, *, within_days: int = 7, sort: str = "-l
         )
         .order_by()
     )  # fmt: skip
+    rows = list(rows)
+    # A campaign that ended and whose window has closed no longer changes: kept per campaign.
+    cache.set_many({keys[r["campaign_id"]]: r for r in rows if r["campaign_id"] in keys},
+                   CACHE_SECONDS)  # fmt: skip
+    rows.extend(cached.values())
     labels = dict(Campaign.State.choices)
     out = []
     for r in rows:

@@ -182,3 +182,11 @@ def test_it_rejects_reversed_and_too_long_ranges():
         selectors.period_make(D1, D)
     with pytest.raises(selectors.PeriodError):
         selectors.period_make(D - timedelta(days=400), D)
+
+
+def test_it_gives_the_same_campaign_figures_from_the_cache(world):
+    from django.core.cache import cache
+
+    first = selectors.campaign_comparison(Period(D, D1))
+    assert cache.get(f"insights:v2:campaign7:{world['promo'].pk}") is not None
+    assert selectors.campaign_comparison(Period(D, D1)) == first
