@@ -5,7 +5,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 
-from chatdesk.roles import EVERYONE, MARKETING, has_role, role_required
+from chatdesk.roles import EVERYONE, MARKETING, SUPPORT, has_role, role_required
 from customers.forms import CustomerEditForm, CustomerFilterForm, ImportUploadForm
 from customers.importer import (
     CREATE,
@@ -63,6 +63,7 @@ def customer_detail(request, customer_id: int):
         "customer": customer,
         "renewals": customer_renewals(customer=customer),
         "can_edit": has_role(request.user, *MARKETING),
+        "can_read_chats": has_role(request.user, *SUPPORT),
     }
     return render(request, "customers/customer_detail.html", context)
 

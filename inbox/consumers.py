@@ -82,9 +82,12 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
             return
         kind = content.get("type")
         if kind == "watch":
-            self.filters = selectors.ListFilters.from_params(content)
-            conversation = content.get("conversation")
-            conversation = int(conversation) if str(conversation or "").isdigit() else None
+            # The frame comes from the browser: only short strings go further.
+            self.filters = selectors.ListFilters.from_params(
+                {key: str(content.get(key) or "")[:100] for key in ("view", "q")}
+            )
+            raw = str(content.get("conversation") or "")
+            conversation = int(raw) if raw.isdigit() and len(raw) < 19 else None
             if conversation != self.watching:
                 await self._unwatch()
                 if conversation is not None:

@@ -122,3 +122,16 @@ def message_status_check(*, message: Message, provider, timeout: float = STATUS_
                 wa_id=wa_id, status=INFO_STATUSES[info.status], at=now
             )
     return False
+
+
+def message_retry_claim(*, message: Message) -> bool:
+    """Only one "Reintentar" of a failed line wins (a double click sends one copy); call it in
+    the transaction that creates the copy, so a copy that fails to be made releases the claim."""
+    return bool(
+        Message.objects.filter(
+            id=message.id,
+            status=Message.Status.FAILED,
+            direction=Message.Direction.OUT,
+            retried_at__isnull=True,
+        ).update(retried_at=timezone.now())
+    )

@@ -39,7 +39,10 @@ def events_publish(event_type: str, events: list[dict]) -> None:
         if layer is not None and events:
             async_to_sync(_group_send_all)(layer, event_type, events)
 
-    transaction.on_commit(send)
+    # robust: the channel layer is at-most-once anyway (pages re-fetch on reconnect), so a Redis
+    # hiccup must not fail the caller after its data is committed (the pipeline would leave a
+    # claimed row unsent).
+    transaction.on_commit(send, robust=True)
 
 
 async def _group_send_all(layer, event_type: str, events: list[dict]) -> None:

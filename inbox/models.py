@@ -133,6 +133,8 @@ class Message(models.Model):
     read_at = models.DateTimeField(null=True, blank=True)
     played_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)
+    # Set once when an agent sends a failed line again: a second click finds it set.
+    retried_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("mensaje")

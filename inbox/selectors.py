@@ -41,7 +41,10 @@ def cursor_decode(raw: str | None) -> tuple[datetime, int] | None:
     match = re.fullmatch(r"(-?\d{1,20})_(\d{1,20})", raw or "")
     if not match:
         return None
-    return EPOCH + timedelta(microseconds=int(match[1])), int(match[2])
+    try:
+        return EPOCH + timedelta(microseconds=int(match[1])), int(match[2])
+    except OverflowError:  # digits beyond any real date: a hand-made URL
+        return None
 
 
 # --- the conversation list ---------------------------------------------------------------------
@@ -220,7 +223,7 @@ def customer_history(*, customer: Customer, filters: HistoryFilters) -> QuerySet
     messages = Message.objects.filter(conversation__customer=customer).select_related("agent")
     if filters.date_from:
         messages = messages.filter(created_at__gte=_day_start(filters.date_from))
-    if filters.date_to:
+    if filters.date_to and filters.date_to < date.max:
         messages = messages.filter(created_at__lt=_day_start(filters.date_to + timedelta(days=1)))
     if filters.author:
         messages = messages.filter(author_kind=filters.author)

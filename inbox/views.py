@@ -5,6 +5,7 @@ import csv
 from datetime import datetime
 
 from django.contrib import messages
+from django.db import transaction
 from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -13,7 +14,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from chatdesk.roles import EVERYONE, SUPPORT, has_role, role_required
+from chatdesk.roles import SUPPORT, has_role, role_required
 from customers.models import Customer
 from inbox import conversations, selectors
 from inbox.models import Conversation, Message
@@ -77,17 +78,19 @@ def _open(conversation: Conversation) -> None:
     conversations.conversation_mark_read(conversation=conversation)
 
 
+def _id_param(value: str | None) -> int | None:
+    """An id from a query or form field; anything else (or beyond a bigint) is no id."""
+    return int(value) if value and value.isdigit() and len(value) < 19 else None
+
+
 @role_required(*SUPPORT)
 @require_GET
 def inbox_index(request, conversation_id: int | None = None):
-    conversation_id = conversation_id or request.GET.get("conversation")
+    conversation_id = conversation_id or _id_param(request.GET.get("conversation"))
     filters = selectors.ListFilters.from_params(request.GET)
     conversation = None
     if conversation_id:
-        try:
-            conversation = _conversation_or_404(int(conversation_id))
-        except ValueError:
-            raise Http404 from None
+        conversation = _conversation_or_404(conversation_id)
         _open(conversation)
     if request.htmx and conversation is not None:
         return render(
@@ -140,7 +143,7 @@ def conversation_assign(request, conversation_id: int):
     elif choice in ("", "none"):
         assignee = None
     else:
-        assignee = get_object_or_404(selectors.agents(), pk=choice if choice.isdigit() else 0)
+        assignee = get_object_or_404(selectors.agents(), pk=_id_param(choice) or 0)
     conversations.conversation_assign(conversation=conversation, assignee=assignee)
     return _after_action(request, conversation)
 
@@ -216,10 +219,8 @@ def message_reply(request, conversation_id: int):
     conversation = _conversation_or_404(conversation_id)
     text = request.POST.get("text", "")
     reply_to = None
-    if request.POST.get("reply_to", "").isdigit():
-        reply_to = Message.objects.filter(
-            pk=request.POST["reply_to"], conversation=conversation
-        ).first()
+    if reply_to_id := _id_param(request.POST.get("reply_to")):
+        reply_to = Message.objects.filter(pk=reply_to_id, conversation=conversation).first()
     attachment = None
     try:
         scheduled_for = _scheduled_for(request.POST.get("scheduled_for", ""))
@@ -248,22 +249,26 @@ def message_reply(request, conversation_id: int):
 def message_retry(request, message_id: int):
     """A failed line is sent again as a fresh copy (the failed row stays as the record)."""
     failed = _message_or_404(message_id)
-    conversation = failed.conversation
-    if failed.status == Message.Status.FAILED and failed.direction == Message.Direction.OUT:
-        # Our own file is uploaded afresh (the provider's URL of the first try may be expired).
-        attachment = _attachment_of(failed)
-        media_url = None if attachment else failed.media_url or None
-        try:
-            message_send(
-                customer=conversation.customer, text=failed.body, media_url=media_url,
-                media_kind=failed.kind if media_url else None, attachment=attachment,
-                author_kind=Message.Author.AGENT, agent=request.user, reply_to=failed.reply_to,
-            )  # fmt: skip
-        except SendRejected as rejected:
-            messages.error(request, rejected.message)
+    try:
+        with transaction.atomic():
+            if conversations.message_retry_claim(message=failed):
+                _copy_send(failed, agent=request.user)
+    except SendRejected as rejected:
+        messages.error(request, rejected.message)
     if request.htmx:
         return HttpResponse(status=204)
-    return redirect("inbox:conversation", conversation.pk)
+    return redirect("inbox:conversation", failed.conversation_id)
+
+
+def _copy_send(failed: Message, *, agent) -> None:
+    # Our own file is uploaded afresh (the provider's URL of the first try may be expired).
+    attachment = _attachment_of(failed)
+    media_url = None if attachment else failed.media_url or None
+    message_send(
+        customer=failed.conversation.customer, text=failed.body, media_url=media_url,
+        media_kind=failed.kind if media_url else None, attachment=attachment,
+        author_kind=Message.Author.AGENT, agent=agent, reply_to=failed.reply_to,
+    )  # fmt: skip
 
 
 def _attachment_of(message: Message) -> attachments.Attachment | None:
@@ -311,7 +316,9 @@ def message_cancel(request, message_id: int):
 def template_fill(request, conversation_id: int):
     """The composer's text with a template filled from the customer, to edit before sending."""
     conversation = _conversation_or_404(conversation_id)
-    template = MessageTemplate.objects.filter(pk=request.GET.get("template") or 0).first()
+    template = MessageTemplate.objects.filter(
+        pk=_id_param(request.GET.get("template")) or 0, archived=False
+    ).first()
     text, error = "", ""
     if template is not None:
         try:
@@ -406,7 +413,7 @@ def _history_csv(customer: Customer, rows):
     return response
 
 
-@role_required(*EVERYONE)
+@role_required(*SUPPORT)
 @require_GET
 def customer_history(request, customer_id: int):
     customer = get_object_or_404(Customer, pk=customer_id)

@@ -67,7 +67,7 @@ ACCESS: dict[str, str | frozenset[str]] = {
     "customers:import_example": MARKETING,
     "customers:detail": EVERYONE,
     "customers:edit": MARKETING,
-    "customer_history": EVERYONE,
+    "customer_history": SUPPORT,
     # inbox
     "inbox:index": SUPPORT,
     "inbox:list": SUPPORT,

@@ -139,3 +139,10 @@ def test_it_shows_the_edit_link_only_to_who_may_edit(bob, carla, client_for, ana
     edit = reverse("customers:edit", args=[ana.pk])
     assert edit not in client_for(bob).get(detail(ana)).content.decode()
     assert edit in client_for(carla).get(detail(ana)).content.decode()
+
+
+def test_it_hides_chat_links_from_marketers_who_cannot_open_them(carla, client_for, ana):
+    Conversation.objects.create(customer=ana)
+    html = client_for(carla).get(detail(ana)).content.decode()
+    assert "?conversation=" not in html
+    assert "/history/" not in html

@@ -323,6 +323,15 @@ def test_it_retries_a_failed_message_as_a_fresh_copy(client_for, bob, carlos):
     assert failed.status == "failed"
 
 
+def test_it_sends_one_copy_when_retry_is_clicked_twice(client_for, bob, carlos):
+    failed = Message.objects.create(conversation=carlos, direction="out", author_kind="agent",
+                                    agent=bob, body="¿Sigues ahí?", status="failed")  # fmt: skip
+    client = client_for(bob)
+    client.post(f"/inbox/m/{failed.pk}/retry/", **HTMX)
+    client.post(f"/inbox/m/{failed.pk}/retry/", **HTMX)
+    assert Message.objects.exclude(pk=failed.pk).filter(direction="out").count() == 1
+
+
 def test_it_fills_a_template_from_the_customer(client_for, bob, carlos):
     template = MessageTemplate.objects.create(
         name="Saludo", category="support", body="Hola {nombre}, ¿en qué te ayudo?"
@@ -344,3 +353,21 @@ def test_it_leaves_a_template_editable_when_a_value_is_missing(client_for, bob, 
     )
     assert "Tu {servicio} vence pronto" in html
     assert "Completa a mano" in html
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "?after=1000000000000000000_1",
+        "?conversation=99999999999999999999999",
+        "?conversation=abc",
+    ],
+)
+def test_it_answers_hand_made_urls_without_a_server_error(client_for, bob, query):
+    response = client_for(bob).get("/inbox/" + query)
+    assert response.status_code in (200, 404)
+
+
+def test_it_ignores_a_template_id_that_is_not_a_number(client_for, bob, carlos):
+    response = client_for(bob).get(f"/inbox/c/{carlos.pk}/template/", {"template": "abc"}, **HTMX)
+    assert response.status_code < 500
