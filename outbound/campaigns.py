@@ -7,7 +7,7 @@ to running, and in the same transaction its recipients are written in bulk (one 
 customer, unique per campaign: `bulk_create(ignore_conflicts=True)` in chunks), each with its
 variant (random, seeded by the campaign id, so a relaunch of the same data assigns the same
 variants), its rendered body, and when it may be sent (`planned_at`). A customer the body
-cannot be filled for (MissingValue) is written `skipped` with the reason. Two scheduler ticks
+cannot be filled for (MissingValue) is written `skipped` with the reason. Two launch tasks
 racing both try the update; the loser sees the state already moved and does nothing.
 
 Fan-out (`campaign_fanout`, a Dramatiq actor re-enqueued by itself): each run takes the next
@@ -32,7 +32,8 @@ A customer with no history is planned for the earliest moment the window allows.
 Completion: when no recipient is pending or queued (a queued recipient takes its outcome from
 its message: sent, failed, unknown). Checked by the fan-out and by the tick.
 
-The tick (`campaigns_tick`, every CAMPAIGN_TICK_SECONDS): launches due scheduled campaigns and
+The tick (`campaigns_tick`, every CAMPAIGN_TICK_SECONDS): enqueues the launch of due scheduled
+campaigns (a worker runs it; the launch's conditional update makes one of them win) and
 re-kicks running ones whose chain missed its promised time by CAMPAIGN_STALL_SECONDS (a worker
 killed mid-run, a lost broker message): a kick is a conditional update of the token, so two
 ticks kick once.
@@ -269,7 +270,7 @@ def campaign_schedule(*, campaign: Campaign, at: datetime) -> None:
         raise CampaignStateError(_("Solo se puede programar un borrador o una campaña programada."))
     campaign.state, campaign.scheduled_at = State.SCHEDULED, at
     if at <= timezone.now():
-        transaction.on_commit(lambda: campaign_launch_task.send(campaign.pk))
+        launch_enqueue_on_commit(campaign.pk)
 
 
 def campaign_launch_soon(*, campaign: Campaign) -> None:
@@ -448,11 +449,18 @@ def best_hours(customer_ids: list[int], *, now: datetime) -> dict[int, int]:
 
 # --- launch ---------------------------------------------------------------------------------
 def campaign_launch(*, campaign_id: int, now: datetime | None = None) -> bool:
-    """draft/scheduled -> running with its recipients; False when another launcher won or the
-    campaign is in another state. The fan-out starts after commit."""
+    """draft/scheduled -> running with its recipients; False when another launcher won, is
+    still materialising, or the campaign is in another state. The fan-out starts after
+    commit."""
     now = now or timezone.now()
     with transaction.atomic():
-        won = Campaign.objects.filter(pk=campaign_id, state__in=LAUNCHABLE).update(
+        # PostgreSQL: a launch in progress holds the row; a second launcher (the tick enqueues
+        # one every round until the first commits) gives up instead of waiting minutes for it.
+        launchable = Campaign.objects.filter(pk=campaign_id, state__in=LAUNCHABLE)
+        campaign = launchable.select_for_update(skip_locked=True).first()
+        if campaign is None:
+            return False
+        won = launchable.update(
             state=State.RUNNING,
             launched_at=now,
             fanout_token=F("fanout_token") + 1,
@@ -460,7 +468,8 @@ def campaign_launch(*, campaign_id: int, now: datetime | None = None) -> bool:
         )
         if not won:
             return False
-        campaign = Campaign.objects.get(pk=campaign_id)
+        campaign.state, campaign.launched_at = State.RUNNING, now
+        campaign.fanout_token, campaign.fanout_next_at = campaign.fanout_token + 1, now
         total, excluded = recipients_materialise(campaign=campaign, now=now)
         Campaign.objects.filter(pk=campaign.pk).update(
             recipients_total=total, opted_out_excluded=excluded
@@ -768,6 +777,10 @@ def campaign_launch_task(campaign_id: int) -> None:
     campaign_launch(campaign_id=campaign_id)
 
 
+def launch_enqueue_on_commit(campaign_id: int) -> None:
+    transaction.on_commit(lambda: campaign_launch_task.send(campaign_id))
+
+
 # --- the scheduler tick -------------------------------------------------------------------------
 def fanout_kick(*, campaign: Campaign, now: datetime) -> bool:
     """Start a new chain for a running campaign whose chain broke its promise; one kicker
@@ -782,17 +795,24 @@ def fanout_kick(*, campaign: Campaign, now: datetime) -> bool:
 
 
 def campaign_tick(*, now: datetime | None = None) -> dict:
+    """Enqueues the launch of due campaigns rather than launching them here: materialising a
+    large audience takes minutes, and the other campaigns' stall checks must not wait for it.
+    A launch still in progress is enqueued again on every tick; those extra tasks return at
+    once (see campaign_launch)."""
     now = now or timezone.now()
-    launched = 0
-    due = Campaign.objects.filter(state=State.SCHEDULED, scheduled_at__lte=now)
-    for campaign_id in list(due.values_list("pk", flat=True)):
-        launched += campaign_launch(campaign_id=campaign_id, now=now)
+    due = list(
+        Campaign.objects.filter(state=State.SCHEDULED, scheduled_at__lte=now).values_list(
+            "pk", flat=True
+        )
+    )
+    for campaign_id in due:
+        launch_enqueue_on_commit(campaign_id)
     stalled = Campaign.objects.filter(state=State.RUNNING).filter(
         Q(fanout_next_at__isnull=True)
         | Q(fanout_next_at__lt=now - timedelta(seconds=settings.CAMPAIGN_STALL_SECONDS))
     )
     kicked = sum(fanout_kick(campaign=campaign, now=now) for campaign in stalled)
-    return {"launched": launched, "kicked": kicked}
+    return {"enqueued": len(due), "kicked": kicked}
 
 
 @interval(seconds=settings.CAMPAIGN_TICK_SECONDS)

@@ -5,6 +5,7 @@ import threading
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 
+import dramatiq
 import pytest
 from django.db import connection
 from django.db.models import Count
@@ -32,6 +33,7 @@ from outbound.campaigns import (
     window_open_at,
 )
 from outbound.models import Campaign, CampaignRecipient
+from tests.outbound.helpers import enqueued
 
 R = CampaignRecipient.State
 
@@ -200,23 +202,45 @@ def test_it_launches_once_when_two_launchers_race(transactional_db):
     barrier = threading.Barrier(2)
     results = []
 
-    def tick():
+    def launch():
         try:
             barrier.wait()
-            results.append(campaign_tick()["launched"])
+            results.append(campaign_launch(campaign_id=campaign.pk))
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=tick) for _ in range(2)]
+    threads = [threading.Thread(target=launch) for _ in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(results) == [0, 1]
+    assert sorted(results) == [False, True]
     campaign.refresh_from_db()
     assert campaign.state == "running" and campaign.fanout_token == 1
     assert CampaignRecipient.objects.filter(campaign=campaign).count() == 30
     assert not campaign_launch(campaign_id=campaign.pk)
+
+
+def test_it_enqueues_due_launches_from_the_tick_instead_of_launching_inline(
+    db, django_capture_on_commit_callbacks
+):
+    dramatiq.get_broker().flush_all()
+    customers(3)
+    due = new()
+    Campaign.objects.filter(pk=due.pk).update(state="scheduled", scheduled_at=timezone.now())
+    later = new(scheduled_at=timezone.now() + timedelta(hours=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert campaign_tick()["enqueued"] == 1
+    due.refresh_from_db()
+    assert due.state == "scheduled" and not CampaignRecipient.objects.exists()
+    (job,) = enqueued("campaigns")
+    assert job.actor_name == "outbound.campaign_launch" and job.args == (due.pk,)
+    campaigns.campaign_launch_task(*job.args)
+    due.refresh_from_db()
+    later.refresh_from_db()
+    assert due.state == "running" and due.recipients_total == 3
+    assert later.state == "scheduled"
+    dramatiq.get_broker().flush_all()
 
 
 def test_it_assigns_variants_at_random_reproducibly(db):
