@@ -17,7 +17,7 @@ from customers.phones import InvalidPhone
 from customers.services import customer_get_or_create
 from inbox.events import event_publish, events_publish
 from inbox.models import Conversation, Message
-from inbox.services import conversation_get_or_create
+from inbox.services import conversation_get_or_create, conversation_last_message_note
 from outbound.pipeline import message_deliver
 
 MEDIA_KINDS = {"image", "video", "audio", "document", "sticker"}
@@ -93,9 +93,10 @@ def _customer(customer: Customer | None, phone: str | None) -> Customer:
 
 
 def _conversation_touch(conversation: Conversation, message: Message) -> None:
-    Conversation.objects.filter(id=conversation.id).update(
-        last_message_at=message.created_at,
-        last_message_preview=(message.body or message.get_kind_display())[:160],
+    conversation_last_message_note(
+        conversation_id=conversation.id,
+        at=message.created_at,
+        preview=message.body or message.get_kind_display(),
     )
 
 
@@ -169,16 +170,20 @@ def _conversations_for(customer_ids: set[int], session: str = "default") -> dict
 
 
 def _conversations_touch_bulk(messages: list[Message]) -> None:
-    """One UPDATE for the batch (bulk_update's CASE costs about a millisecond a row)."""
+    """One UPDATE for the batch (bulk_update's CASE costs about a millisecond a row). Like
+    conversation_last_message_note, a conversation with a newer message keeps it."""
     latest = {m.conversation_id: m for m in messages}
     previews = [(pk, (m.body or m.get_kind_display())[:160]) for pk, m in latest.items()]
     values = ", ".join(["(%s, %s)"] * len(previews))
+    table = Conversation._meta.db_table
+    at = messages[0].created_at
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {Conversation._meta.db_table} SET last_message_at = %s, "  # noqa: S608
+            f"UPDATE {table} SET last_message_at = %s, "  # noqa: S608
             f"last_message_preview = v.column2 FROM (VALUES {values}) AS v "
-            f"WHERE {Conversation._meta.db_table}.id = v.column1",
-            [messages[0].created_at, *(x for row in previews for x in row)],
+            f"WHERE {table}.id = v.column1 "
+            f"AND ({table}.last_message_at IS NULL OR {table}.last_message_at <= %s)",
+            [at, *(x for row in previews for x in row), at],
         )
 
 

@@ -47,6 +47,35 @@ def test_it_publishes_message_created(db, monkeypatch):
     ]
 
 
+def test_it_never_moves_the_last_message_time_backward(db):
+    first = message_send(phone="+593968196046", text="Primero", author_kind="api")
+    # A newer message got there first (an inbound one stamped by a clock a little ahead).
+    ahead = timezone.now() + timedelta(minutes=1)
+    Conversation.objects.update(last_message_at=ahead, last_message_preview="Más nuevo")
+    message_send(phone="+593968196046", text="Después", author_kind="api")
+    assert Conversation.objects.values_list("last_message_at", "last_message_preview").get() == (
+        ahead,
+        "Más nuevo",
+    )
+    services.messages_send_bulk(
+        sends=[(first.conversation.customer_id, "Campaña")], author_kind="campaign"
+    )
+    assert Conversation.objects.values_list("last_message_at", "last_message_preview").get() == (
+        ahead,
+        "Más nuevo",
+    )
+
+
+def test_it_moves_the_last_message_time_forward_in_bulk(db):
+    first = message_send(phone="+593968196046", text="Primero", author_kind="api")
+    (sent,) = services.messages_send_bulk(
+        sends=[(first.conversation.customer_id, "Campaña")], author_kind="campaign"
+    )
+    conversation = Conversation.objects.get()
+    assert conversation.last_message_at == sent.created_at
+    assert conversation.last_message_preview == "Campaña"
+
+
 def test_a_future_message_waits_as_scheduled(db, django_capture_on_commit_callbacks):
     later = timezone.now() + timedelta(hours=2)
     with django_capture_on_commit_callbacks(execute=True):
