@@ -1,9 +1,8 @@
 from django import template
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
 
-from customers.phones import phone_display
+from customers.templatetags import customer_tags
 from inbox import selectors
 from inbox.models import Message
 
@@ -25,9 +24,7 @@ TICKS = {
 STATUS_BADGES = {"new": "🔴", "answered": "🟡", "resolved": "🟢"}
 
 
-@register.filter
-def phone(e164: str) -> str:
-    return phone_display(e164)
+register.filter("phone", customer_tags.phone)
 
 
 @register.filter
@@ -65,7 +62,7 @@ def author_label(message: Message) -> str:
     kind = message.author_kind
     if kind == Message.Author.CUSTOMER:
         customer = message.conversation.customer
-        return customer.name or phone_display(customer.phone)
+        return customer.name or customer_tags.phone(customer.phone)
     if kind == Message.Author.AGENT and message.agent:
         return message.agent.get_full_name() or message.agent.get_username()
     if kind == Message.Author.PHONE:
@@ -88,24 +85,6 @@ def user_label(user) -> str:
     return (user.get_full_name() or user.get_username()) if user else ""
 
 
-@register.filter
-def expiry_text(subscription) -> str:
-    """'Netflix vence en 3 días' without the service name: 'vence en 3 días', 'vence hoy'..."""
-    days = subscription.days_left
-    if days == 0:
-        return _("vence hoy")
-    if days == 1:
-        return _("vence mañana")
-    if days > 1:
-        return ngettext("vence en %(n)s día", "vence en %(n)s días", days) % {"n": days}
-    if days == -1:
-        return _("venció ayer")
-    return ngettext("venció hace %(n)s día", "venció hace %(n)s días", -days) % {"n": -days}
-
-
-@register.filter
-def expiry_class(subscription) -> str:
-    days = subscription.days_left
-    if days < 0:
-        return "bad"
-    return "warn" if days <= 3 else "ok"
+# One wording of expiries and phones everywhere: the customer book's.
+register.filter("expiry_text", customer_tags.expiry_text)
+register.filter("expiry_class", customer_tags.expiry_class)
