@@ -38,7 +38,7 @@ bench: install
 
 ## Refresh translation catalogues (needs GNU gettext); the compiled .mo files are committed.
 messages: install
-	$(BIN)/python manage.py makemessages -l en -l es_EC --ignore=.venv --ignore=var
+	$(BIN)/python manage.py makemessages -l en --no-location --no-obsolete --ignore=.venv --ignore=var --ignore=bench --ignore=tests --ignore=static
 	$(BIN)/python manage.py compilemessages --ignore=.venv
 
 clean:
