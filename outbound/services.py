@@ -6,6 +6,7 @@ from datetime import datetime
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import connection, transaction
@@ -53,12 +54,18 @@ def media_kind_guess(url: str) -> str:
     return EXTENSION_KINDS.get(suffix, "document")
 
 
+def _simulator_url(url: str) -> bool:
+    """The simulator serves its files over plain http on loopback; nothing else may."""
+    simulator = urlsplit(settings.WASENDER_BASE_URL)
+    return settings.USE_SIMULATOR and urlsplit(url).netloc.lower() == simulator.netloc.lower()
+
+
 def media_url_check(url: str) -> None:
-    # The provider downloads it, so it must be an absolute http(s) address.
+    # The provider downloads it from the internet: https only (the simulator apart).
     if len(url) > 1000:
         raise SendRejected("media_url", _("La dirección del archivo es demasiado larga."))
     try:
-        URLValidator(schemes=["http", "https"])(url)
+        URLValidator(schemes=["http", "https"] if _simulator_url(url) else ["https"])(url)
     except ValidationError:
         raise SendRejected(
             "media_url", _("La dirección del archivo no es válida (debe empezar con https://).")

@@ -108,6 +108,17 @@ def test_bad_input_is_a_422_naming_the_field(client, bob, body, field):
     assert not Message.objects.exists()
 
 
+@pytest.mark.parametrize("use_simulator", [False, True])
+def test_it_requires_an_https_media_url(client, bob, settings, use_simulator):
+    settings.USE_SIMULATOR = use_simulator
+    body = {"phone": "0968196046", "text": "Hola", "media_url": "http://cdn.example.com/a.png"}
+    response = post(client, bearer(bob), body)
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert error["loc"][-1] == "media_url" and "https://" in error["msg"]
+    assert not Message.objects.exists()
+
+
 def test_a_spanish_reason_for_a_bad_phone(client, bob):
     response = post(client, bearer(bob), {"phone": "123", "text": "Hola"})
     assert "número de teléfono no es válido" in response.json()["detail"][0]["msg"]

@@ -108,6 +108,19 @@ def test_it_guesses_the_media_kind(db, url, kind):
     assert message.kind == kind and message.media_url == url
 
 
+def test_it_takes_an_http_media_url_only_from_the_simulator(db, settings):
+    settings.USE_SIMULATOR = True
+    settings.WASENDER_BASE_URL = "http://127.0.0.1:8001/api"
+    url = "http://127.0.0.1:8001/media/a.jpg"
+    assert message_send(phone="+593968196046", media_url=url, author_kind="api").media_url == url
+    for other in ("http://127.0.0.1:8002/media/a.jpg", "http://cdn.example.com/a.jpg"):
+        with pytest.raises(SendRejected):
+            message_send(phone="+593968196046", media_url=other, author_kind="api")
+    settings.USE_SIMULATOR = False
+    with pytest.raises(SendRejected):
+        message_send(phone="+593968196046", media_url=url, author_kind="api")
+
+
 @pytest.mark.parametrize(
     ("kwargs", "field", "words"),
     [
