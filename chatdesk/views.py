@@ -54,6 +54,7 @@ def ops(request):
 
 
 @require_http_methods(["GET", "POST"])
+@never_cache
 def token_list(request):
     """The user's API tokens; POST creates one and shows its raw value this once only."""
     raw = None

@@ -187,6 +187,14 @@ def test_the_token_page_creates_and_shows_the_raw_token_once(client_for, bob):
     assert raw not in page and token.prefix in page and "tienda" in page
 
 
+def test_it_keeps_the_token_page_out_of_every_cache(client_for, bob):
+    # The back button must not show the raw token again from the browser's cache.
+    response = client_for(bob).post("/account/tokens/", {"name": "tienda"})
+    cache_control = response.headers["Cache-Control"]
+    assert "no-store" in cache_control and "no-cache" in cache_control
+    assert "private" in cache_control
+
+
 def test_the_token_page_revokes(client_for, bob):
     token = ApiToken.issue(user=bob, name="t")[0]
     response = client_for(bob).post(f"/account/tokens/{token.id}/revoke/")
