@@ -9,7 +9,6 @@ from datetime import datetime, time
 from django import forms
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Count, Q
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -30,13 +29,15 @@ from outbound.campaigns import (
     campaign_failure_reasons,
     campaign_funnel,
     campaign_launch_soon,
+    campaign_open_counts,
     campaign_pause,
+    campaign_progress_counts,
     campaign_recipients,
     campaign_resume,
     campaign_retarget,
     campaign_variant_funnels,
 )
-from outbound.models import Campaign, CampaignRecipient, MessageTemplate
+from outbound.models import Campaign, MessageTemplate
 from outbound.templating import CAMPAIGN_VARIABLES
 
 RECIPIENTS_PAGE = 50
@@ -154,19 +155,14 @@ def _campaign(campaign_id: int) -> Campaign:
 # --- list -------------------------------------------------------------------------------
 @role_required(*MARKETING)
 def campaign_list(request):
-    open_states = [CampaignRecipient.State.PENDING, CampaignRecipient.State.QUEUED]
-    campaigns = (
-        Campaign.objects.select_related("created_by")
-        .annotate(
-            total=Count("recipients"),
-            done=Count("recipients", filter=~Q(recipients__state__in=open_states)),
-        )
-        .order_by("-created_at", "-id")
-    )
+    campaigns = Campaign.objects.select_related("created_by").order_by("-created_at", "-id")
     state = request.GET.get("state", "")
     if state in Campaign.State.values:
         campaigns = campaigns.filter(state=state)
     page = Paginator(campaigns, 30).get_page(request.GET.get("page"))
+    still_open = campaign_open_counts(campaign_ids=[c.pk for c in page])
+    for campaign in page:
+        campaign.done = campaign.recipients_total - still_open.get(campaign.pk, 0)
     return render(
         request,
         "outbound/campaign_list.html",
@@ -273,7 +269,7 @@ def campaign_progress(request, campaign_id: int):
     context = {
         "campaign": campaign,
         "badges": BADGES,
-        "funnel": campaign_funnel(campaign=campaign),
+        "funnel": campaign_progress_counts(campaign=campaign),
         "live": campaign.state in LIVE_STATES,
     }
     return render(request, "outbound/campaign_detail.html#progress", context)

@@ -1,9 +1,11 @@
 """/campaigns/: list, new (live audience count), detail with progress partial, actions,
 retarget, duplicate, CSV export; admins and marketers only."""
 
-from datetime import timedelta
+from datetime import time, timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -20,8 +22,8 @@ def book(db):
     Customer.objects.create(name="Ciro", phone="+593990000003", marketing_opt_out_at=timezone.now())
 
 
-def launched(title="Promo") -> Campaign:
-    campaign = campaign_create(title=title, body="Hola {nombre}", filters={})
+def launched(title="Promo", **kwargs) -> Campaign:
+    campaign = campaign_create(title=title, body="Hola {nombre}", filters={}, **kwargs)
     campaign_launch(campaign_id=campaign.pk)
     campaign.refresh_from_db()
     return campaign
@@ -110,6 +112,43 @@ def test_it_shows_progress_and_pauses(client_for, carla, book):
     assert "Reanudar" in html and "Ana" in html
     response = client.post(reverse("outbound:campaign_action", args=[campaign.pk, "pause"]))
     assert response.status_code == 302  # a message, not an error page
+
+
+ALWAYS_OPEN = {"window_start": time(0, 0), "window_end": time(23, 59, 59)}
+
+
+def recipient_queries(queries) -> list[str]:
+    return [q["sql"] for q in queries if "outbound_campaignrecipient" in q["sql"]]
+
+
+def test_it_polls_progress_with_one_cheap_aggregate(client_for, carla, book):
+    campaign = launched(**ALWAYS_OPEN)
+    campaign_fanout_step(campaign_id=campaign.pk, token=campaign.fanout_token)
+    Message.objects.filter(pk=Message.objects.order_by("pk")[0].pk).update(status="read")
+    client = client_for(carla)
+    url = reverse("outbound:campaign_progress", args=[campaign.pk])
+    with CaptureQueriesContext(connection) as queries:
+        html = client.get(url).content.decode()
+    # Polled every 2 s: no reply or renewal subquery (those stay on the results page).
+    (aggregate,) = recipient_queries(queries)
+    assert "EXISTS" not in aggregate.upper()
+    assert '<span class="done-count">1</span>' in html
+    assert '<strong class="sent-count">1</strong>' in html
+
+
+def test_it_lists_campaign_progress_from_stored_totals(client_for, carla, book):
+    campaign = launched("Promoción Netflix", **ALWAYS_OPEN)
+    campaign_fanout_step(campaign_id=campaign.pk, token=campaign.fanout_token)
+    Message.objects.filter(pk=Message.objects.order_by("pk")[0].pk).update(status="sent")
+    campaign_fanout_step(campaign_id=campaign.pk, token=campaign.fanout_token)
+    launched("Otra")
+    campaign_create(title="Borrador", body="Hola", filters={})
+    with CaptureQueriesContext(connection) as queries:
+        html = client_for(carla).get(reverse("outbound:campaign_list")).content.decode()
+    # One count of the open recipients for the whole page, not two per campaign.
+    (count,) = recipient_queries(queries)
+    assert '"outbound_campaign"' not in count
+    assert "1 / 2" in html and "0 / 2" in html
 
 
 def test_it_exports_csv_with_formulas_neutralised(client_for, carla, book):
