@@ -7,6 +7,7 @@ templates in the chat). Segments: admins and marketers only.
 import re
 
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.db.models import Prefetch, Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -38,6 +39,7 @@ from outbound.templating import (
 )
 
 PREVIEW_RECIPIENTS = 20
+SEGMENTS_PAGE = 20
 
 
 # --- templates -------------------------------------------------------------------------------
@@ -205,11 +207,18 @@ def segment_list(request):
         {"key": key, "name": name, **_audience(filters, recipients=False)}
         for key, (name, filters) in segment_presets().items()
     ]
+    # One count per saved segment: a page at a time.
+    page = Paginator(Segment.objects.select_related("created_by"), SEGMENTS_PAGE).get_page(
+        request.GET.get("page")
+    )
     segments = [
-        {"segment": segment, **_audience(segment.filters, recipients=False)}
-        for segment in Segment.objects.select_related("created_by")
+        {"segment": segment, **_audience(segment.filters, recipients=False)} for segment in page
     ]
-    return render(request, "outbound/segment_list.html", {"presets": presets, "segments": segments})
+    return render(
+        request,
+        "outbound/segment_list.html",
+        {"presets": presets, "segments": segments, "page": page},
+    )
 
 
 def _segment_form_page(request, form, *, segment=None, filters=None, status=200):

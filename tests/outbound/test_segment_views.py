@@ -99,6 +99,19 @@ def test_it_lists_saved_segments_and_presets_with_counts(client_for, alice, book
     assert "Vencidos" in page and "filtros no válidos" in page
 
 
+def test_it_counts_saved_segments_twenty_to_a_page(client_for, carla, book):
+    Segment.objects.bulk_create(
+        Segment(name=f"Ciudad {i:02d}", filters={"cities": ["Quito"]}) for i in range(25)
+    )
+    client = client_for(carla)
+    first = client.get(reverse("outbound:segment_list")).content.decode()
+    assert first.count('class="segment-count"') == 20
+    assert "Ciudad 19" in first and "Ciudad 20" not in first
+    second = client.get(reverse("outbound:segment_list"), {"page": 2}).content.decode()
+    assert second.count('class="segment-count"') == 5 and "Ciudad 24" in second
+    assert "?page=1" in second
+
+
 def test_it_opens_a_preset_in_the_builder(client_for, carla, book):
     page = client_for(carla).get(reverse("outbound:segment_create"), {"preset": "netflix"})
     content = page.content.decode()
