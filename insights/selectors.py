@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from functools import wraps
 from statistics import median
 from zoneinfo import ZoneInfo
 
@@ -68,6 +69,38 @@ IN = Q(direction=Message.Direction.IN)
 FIGURES = ("sent", "delivered", "read", "replies", "failed", "new_conversations")
 # Session states WaSender reports when the number cannot send.
 SESSION_DOWN = ("disconnected", "need_scan", "logged_out", "expired", "failed", "close", "closed")
+
+
+# --- PostgreSQL's JIT ---------------------------------------------------------------------------
+
+
+@contextmanager
+def _no_jit():
+    """PostgreSQL compiles these grouped and windowed queries with its JIT (their estimated
+    cost is high) and spends longer compiling than running them: 1.2 s against 0.24 s for the
+    campaign comparison on the large data set. Off for the transaction."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with transaction.atomic(savepoint=False):
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL jit = off")
+        yield
+
+
+def _without_jit(compute):
+    @wraps(compute)
+    def wrapper(*args, **kwargs):
+        with _no_jit():
+            return compute(*args, **kwargs)
+
+    return wrapper
+
+
+@contextmanager
+def _analytic_cursor():
+    with _no_jit(), connection.cursor() as cursor:
+        yield cursor
 
 
 # --- days and ranges ------------------------------------------------------------------------
@@ -192,6 +225,7 @@ def _change(now_value, before) -> dict:
     return {"pct": abs(pct), "direction": "up" if pct > 0 else "down" if pct < 0 else "flat"}
 
 
+@_without_jit
 def today_figures(*, now: datetime | None = None) -> dict:
     """Today so far against yesterday up to the same time: two queries."""
     now = (now or timezone.now()).astimezone(GYE)
@@ -283,6 +317,7 @@ def _per_day(queryset, field) -> dict[date, int]:
     return {row["day"]: row["n"] for row in rows}
 
 
+@_without_jit
 def _daily_compute(period: Period) -> dict[date, dict]:
     start, end = period.start, period.end
     messages = Message.objects.order_by()
@@ -345,6 +380,7 @@ def summary(period: Period) -> dict:
 # --- best hours -------------------------------------------------------------------------------
 
 
+@_without_jit
 def _hours_compute(period: Period) -> dict[date, dict]:
     start, end = period.start, period.end
     out = {
@@ -422,6 +458,7 @@ def best_slots(grid, *, top: int = 3, weights=None, min_weight: int = 0) -> list
 # --- services ---------------------------------------------------------------------------------
 
 
+@_without_jit
 def _renewals_compute(period: Period) -> dict[date, dict]:
     rows = (
         Renewal.objects.filter(_between("renewed_at", period.start, period.end))
@@ -469,6 +506,7 @@ def popular_services(period: Period, *, today: date | None = None) -> list[dict]
 def _funnel_compute(within_days: int):
     window = timedelta(days=within_days)
 
+    @_without_jit
     def compute(period: Period) -> dict[date, dict]:
         from outbound.models import ReminderSent
 
@@ -582,6 +620,7 @@ CAMPAIGN_SORTS = ("title", "launched_at", "recipients", "sent", "open_rate", "re
                   "conversion_rate", "opt_outs", "failed")  # fmt: skip
 
 
+@_without_jit
 def campaign_comparison(period: Period, *, within_days: int = 7, sort: str = "-launched_at"):
     """Campaigns launched in the period, each over its recipients' messages:
 
@@ -689,16 +728,6 @@ def _seconds_between(later: str, earlier: str) -> str:
     return f"((julianday({later}) - julianday({earlier})) * 86400.0)"
 
 
-@contextmanager
-def _analytic_cursor():
-    """A cursor for the one-pass window queries. PostgreSQL's JIT misjudges them (a window
-    over a CTE is estimated at a few hundred rows) and compiles for longer than they run."""
-    with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SET LOCAL jit = off")
-        yield cursor
-
-
 def _as_date(value) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
@@ -758,6 +787,7 @@ def _turns_compute(period: Period) -> dict[date, dict]:
     return out
 
 
+@_without_jit
 def _resolutions(period: Period) -> dict[int, list[timedelta]]:
     """{assignee id: [durations]} for resolved conversations whose last message is in the
     period: from their first customer message since the period's start to the last message."""
@@ -777,6 +807,7 @@ def _resolutions(period: Period) -> dict[int, list[timedelta]]:
     return out
 
 
+@_without_jit
 def agent_stats(period: Period) -> list[dict]:
     """Per agent (a user who wrote as an agent):
 
