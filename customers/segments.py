@@ -334,3 +334,8 @@ def segment_update(*, segment: Segment, name: str, filters: dict) -> Segment:
     segment.filters = segment_filters_clean(filters)
     segment.save(update_fields=["name", "filters", "updated_at"])
     return segment
+
+
+def segment_delete(*, segment: Segment) -> None:
+    """Campaigns copied its filters when they were created: they keep them."""
+    segment.delete()

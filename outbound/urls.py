@@ -47,7 +47,7 @@ urlpatterns = [
     path("segments/new/", views.segment_create_view, name="segment_create"),
     path("segments/preview/", views.segment_preview, name="segment_preview"),
     path("segments/<int:segment_id>/", views.segment_edit, name="segment_edit"),
-    path("segments/<int:segment_id>/delete/", views.segment_delete, name="segment_delete"),
+    path("segments/<int:segment_id>/delete/", views.segment_delete_view, name="segment_delete"),
     path("automations/", automation_views.automation_index, name="automation_index"),
     path(
         "automations/reminders/new/",

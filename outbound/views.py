@@ -20,6 +20,7 @@ from customers.segments import (
     SegmentFilterError,
     segment_count,
     segment_create,
+    segment_delete,
     segment_presets,
     segment_queryset,
     segment_update,
@@ -285,8 +286,8 @@ def segment_preview(request):
 
 @role_required(*MARKETING)
 @require_POST
-def segment_delete(request, segment_id: int):
+def segment_delete_view(request, segment_id: int):
     segment = get_object_or_404(Segment, pk=segment_id)
-    segment.delete()
+    segment_delete(segment=segment)
     messages.success(request, _("Segmento «%(name)s» eliminado.") % {"name": segment.name})
     return redirect("outbound:segment_list")

@@ -11,6 +11,7 @@ from customers.segments import (
     SegmentFilterError,
     segment_count,
     segment_create,
+    segment_delete,
     segment_filters_clean,
     segment_presets,
     segment_queryset,
@@ -223,6 +224,17 @@ def test_it_normalises_filters_before_saving(db, carla):
     segment.refresh_from_db()
     assert segment.filters == {"services": [3], "service_mode": "any", "cities": ["Quito"]}
     assert Segment.objects.get().created_by == carla
+
+
+def test_it_deletes_a_segment_and_campaigns_keep_its_filters(db, carla):
+    from outbound.campaigns import campaign_create
+
+    segment = segment_create(name="Quito", filters={"cities": ["Quito"]}, created_by=carla)
+    campaign = campaign_create(title="Promo", body="Hola", segment=segment)
+    segment_delete(segment=segment)
+    assert not Segment.objects.exists()
+    campaign.refresh_from_db()
+    assert campaign.segment is None and campaign.filters == {"cities": ["Quito"]}
 
 
 def test_it_offers_the_proposals_presets(book):
