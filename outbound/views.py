@@ -1,4 +1,4 @@
-"""Marketing pages: campaigns (placeholder), message templates, segments.
+"""Marketing pages: message templates and segments (campaigns are in campaign_views.py).
 
 Templates: admins and marketers write them; agents may open the list read-only (they will pick
 templates in the chat). Segments: admins and marketers only.
