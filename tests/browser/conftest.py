@@ -20,7 +20,9 @@ CHROMIUM_ARGS = [
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-results"
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's loop must not outlive the browser tests, or later tests that run
+# their own event loop (asyncio.run, async_to_sync) find one already running in this thread.
+@pytest.fixture(scope="module")
 def browser():
     require(os.path.exists(CHROMIUM), f"{CHROMIUM} is missing (apt-get install chromium)")
     from playwright.sync_api import sync_playwright

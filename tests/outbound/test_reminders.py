@@ -234,5 +234,6 @@ def _default_rules():
 
     from django.apps import apps
 
-    defaults = import_module("outbound.migrations.0004_default_automations")
-    defaults.add_defaults(apps, None)
+    # The expiry rules use the example templates of 0002, which a flush removed too.
+    import_module("outbound.migrations.0002_example_templates").add_examples(apps, None)
+    import_module("outbound.migrations.0004_default_automations").add_defaults(apps, None)
