@@ -115,8 +115,14 @@ def sim(sim_url, receiver):
         },
     ).raise_for_status()
     httpx.post(sim_url + "/_sim/reset").raise_for_status()
-    with receiver.changed:
-        receiver.hooks.clear()
+    # A push the reset cancelled may already be on the wire: let the previous test's traffic
+    # drain before this test starts counting.
+    for _ in range(20):
+        with receiver.changed:
+            receiver.hooks.clear()
+        time.sleep(0.2)
+        if not receiver.hooks:
+            break
     return sim_url
 
 
