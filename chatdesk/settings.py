@@ -140,6 +140,10 @@ WASENDER_BASE_URL = env.str(
 )
 WASENDER_TIMEOUT = env.float("WASENDER_TIMEOUT", default=15.0)
 WASENDER_WEBHOOK_MAX_BYTES = env.int("WASENDER_WEBHOOK_MAX_BYTES", default=1024 * 1024)
+# A webhook that arrives while this process is handling another is committed raw and applied
+# by a worker (inbox/intake.py). Only where workers consume a real broker: embedded mode has
+# them too, but needs no such throughput.
+WEBHOOK_DEFER_WHEN_BUSY = env.bool("WEBHOOK_DEFER_WHEN_BUSY", default=DRAMATIQ_BROKER == "redis")
 # Sending pace shared by every worker (messages per minute); the paid plan allows 256/min.
 SEND_RATE_PER_MINUTE = env.int("SEND_RATE_PER_MINUTE", default=256)
 SEND_ACCOUNT_PROTECTION = env.bool("SEND_ACCOUNT_PROTECTION", default=False)
@@ -303,4 +307,5 @@ ACTOR_MODULES: list[str] = [
     "inbox.actors",
     "outbound.reminders",
     "outbound.campaigns",
+    "outbound.rules",
 ]

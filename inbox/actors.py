@@ -24,6 +24,12 @@ def webhook_events_sweep() -> None:
     intake.webhook_events_retry_due()
 
 
+@dramatiq.actor(actor_name="inbox_webhook_event_process", queue_name="intake", max_retries=0)
+def webhook_event_process(event_id: int) -> None:
+    """An event the web process stored during a burst, without applying it."""
+    intake.webhook_event_handle(event_id)
+
+
 @dramatiq.actor(actor_name="inbox_webhook_event_retry", max_retries=0)
 def webhook_event_retry_later(event_id: int) -> None:
     """Enqueued with a delay right after a failure; the sweep is the safety net."""

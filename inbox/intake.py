@@ -1,7 +1,12 @@
-"""Webhook intake: a stored WebhookEvent is parsed and applied in one transaction.
+"""Webhook intake: a WebhookEvent is parsed and applied in one transaction.
 
-The raw body is committed first (webhooks.py); from then on nothing is lost. Processing is
-idempotent, so a retry after a crash or a failure is always safe. Outcomes:
+A fresh event is applied in the request that brought it, stored in the same commit
+(webhook_event_receive): the live inbox hears of a message milliseconds after WaSender sent
+it. When this process already has a webhook in hand (a burst), the raw body is committed alone
+and a worker applies it (webhook_event_accept): WaSender asks for a quick 200, and one web
+process then acknowledges bursts at close to the rate of a bare insert. From the commit on,
+nothing is lost. Processing is idempotent, so a retry after a crash or a failure is always
+safe. Outcomes:
 - processed: applied (or already applied: a duplicate delivery);
 - ignored: nothing to do, with the reason (unreadable, a group, an unknown event...);
 - pending: it names a message we do not know yet (a status before message.sent); retried with
@@ -9,11 +14,13 @@ idempotent, so a retry after a crash or a failure is always safe. Outcomes:
 - failed: an exception; retried with backoff up to MAX_ATTEMPTS.
 """
 
-import importlib.util
 import logging
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
@@ -74,17 +81,73 @@ def retry_delay(attempts: int) -> float:
 # --- storing and running events ----------------------------------------------------------------
 
 
-def webhook_event_store(*, payload: dict) -> WebhookEvent:
+def _event_name(payload: dict) -> str:
     name = payload.get("event")
+    return name[:64] if isinstance(name, str) else ""
+
+
+def webhook_event_store(*, payload: dict) -> WebhookEvent:
+    """The raw event alone, pending: due for the sweep after STALE_AFTER if nobody finishes it."""
     return WebhookEvent.objects.create(
-        event=name[:64] if isinstance(name, str) else "",
-        payload=payload,
-        retry_at=timezone.now() + STALE_AFTER,
+        event=_event_name(payload), payload=payload, retry_at=timezone.now() + STALE_AFTER
     )
 
 
+_lock = threading.Lock()
+_in_hand = 0
+
+
+@contextmanager
+def _webhooks_in_hand():
+    """How many webhooks this process is handling, this one included."""
+    global _in_hand
+    with _lock:
+        _in_hand += 1
+        count = _in_hand
+    try:
+        yield count
+    finally:
+        with _lock:
+            _in_hand -= 1
+
+
+def webhook_event_accept(*, payload: dict) -> WebhookEvent:
+    """The webhook's entry: applied now when this process is free (or deferring is off),
+    otherwise committed raw and handed to a worker (the sweep is the safety net)."""
+    with _webhooks_in_hand() as count:
+        if not settings.WEBHOOK_DEFER_WHEN_BUSY or count == 1:
+            return webhook_event_receive(payload=payload)
+        event = webhook_event_store(payload=payload)
+    _process_enqueue(event.pk)
+    return event
+
+
+def webhook_event_receive(*, payload: dict, now: datetime | None = None) -> WebhookEvent:
+    """A fresh event, applied and stored in one transaction: one commit before the 200. If
+    applying it fails, that transaction is rolled back and the raw event is stored alone,
+    failed, for a retry: what reached us is kept either way. Raises only when even that cannot
+    be stored (the database is down: the sender gets a 5xx)."""
+    now = now or timezone.now()
+    event = WebhookEvent(event=_event_name(payload), payload=payload, received_at=now)
+    try:
+        with transaction.atomic():
+            _finish(event, _outcome(event), now)
+        return event
+    except Exception as exc:
+        log.exception("webhook event not applied; stored for a retry")
+        failure = exc
+    event.pk = None
+    attempts = 1
+    event.state, event.attempts = State.FAILED, attempts
+    event.retry_at = now + timedelta(seconds=retry_delay(attempts))
+    event.error = f"{type(failure).__name__}: {failure}"[:2000]
+    event.save()
+    _retry_enqueue(event.pk, retry_delay(attempts))
+    return event
+
+
 def webhook_event_handle(event_id: int, *, now: datetime | None = None) -> str:
-    """Process one event; never raises (a failure is recorded on the event and retried)."""
+    """Process one stored event; never raises (a failure is recorded on the event and retried)."""
     now = now or timezone.now()
     try:
         return _process(event_id, now)
@@ -124,7 +187,9 @@ def _process(event_id: int, now: datetime) -> str:
 
 
 def _finish(event: WebhookEvent, outcome: Outcome, now: datetime) -> None:
+    """Record the outcome on the event (inserting a fresh one), and schedule its retry."""
     event.error = outcome.note[:2000]
+    retry = None
     if outcome.state != State.PENDING:
         event.state, event.processed_at, event.retry_at = outcome.state, now, None
     elif now - event.received_at > PENDING_WINDOW:
@@ -132,9 +197,14 @@ def _finish(event: WebhookEvent, outcome: Outcome, now: datetime) -> None:
         event.error = f"{outcome.note} (sin novedades tras {PENDING_WINDOW})"[:2000]
     else:
         event.state, event.attempts = State.PENDING, event.attempts + 1
-        event.retry_at = now + timedelta(seconds=retry_delay(event.attempts))
-        _retry_enqueue(event.pk, retry_delay(event.attempts))
-    event.save(update_fields=["state", "error", "attempts", "processed_at", "retry_at"])
+        retry = retry_delay(event.attempts)
+        event.retry_at = now + timedelta(seconds=retry)
+    if event.pk is None:
+        event.save()
+    else:
+        event.save(update_fields=["state", "error", "attempts", "processed_at", "retry_at"])
+    if retry is not None:
+        _retry_enqueue(event.pk, retry)
 
 
 def _fail(event_id: int, exc: Exception, now: datetime) -> str:
@@ -155,6 +225,15 @@ def _fail(event_id: int, exc: Exception, now: datetime) -> str:
         # The event stays pending with its stale-after retry time: the sweep picks it up.
         log.exception("could not record the failure of webhook event %s", event_id)
     return State.FAILED
+
+
+def _process_enqueue(event_id: int) -> None:
+    from inbox.actors import webhook_event_process  # late: the actors import this module
+
+    try:
+        webhook_event_process.send(event_id)
+    except Exception:  # the broker is down: the event is committed, the sweep will find it
+        log.exception("webhook event %s not queued; the sweep will process it", event_id)
 
 
 def _retry_enqueue(event_id: int, delay_seconds: float) -> None:
@@ -258,22 +337,14 @@ def _message(m: WaMessage, envelope: Envelope, at: datetime) -> Outcome:
 
 
 def _after_inbound(message: Message) -> None:
+    # Late imports: the actors import this module, and outbound's rules import inbox.
+    from inbox.actors import media_download
+    from outbound.rules import inbound_react_later
+
     if message.media_source and message.kind in services.MEDIA_MAX_BYTES:
-        from inbox.actors import media_download  # late: the actors import this module
-
         transaction.on_commit(lambda: media_download.send(message.pk), robust=True)
-    transaction.on_commit(lambda: inbound_react(message.pk), robust=True)
-
-
-def inbound_react(message_id: int) -> None:
-    """Outbound's rules (auto-replies, opt-out keywords) react to a stored customer message.
-    The one call against the layers, looked up lazily: `outbound.rules` comes with another
-    issue and intake must work without it."""
-    if importlib.util.find_spec("outbound.rules") is None:
-        return
-    rules = importlib.import_module("outbound.rules")
-    if hasattr(rules, "inbound_react"):
-        rules.inbound_react(message_id)
+    # The one call against the layers: outbound's rules (auto-replies, opt-out) react.
+    inbound_react_later(message=message)
 
 
 def _status(update: StatusUpdate, at: datetime) -> Outcome:

@@ -73,10 +73,8 @@ def customer_whatsapp_learn(*, customer: Customer, name: str = "", lid: str = ""
 
 
 def _message_create_once(*, wa_id: str, **fields) -> tuple[Message, bool]:
-    """One row per WhatsApp message: the unique wa_id decides, even between racing workers."""
-    existing = Message.objects.filter(wa_id=wa_id).first()
-    if existing:
-        return existing, False
+    """One row per WhatsApp message: the unique wa_id decides, even between racing workers.
+    The callers have looked for the wa_id already; the insert is what settles a race."""
     try:
         with transaction.atomic():
             return Message.objects.create(wa_id=wa_id, **fields), True
@@ -160,22 +158,33 @@ def message_phone_create(
     return message, created
 
 
+def _newer_than_last(at: datetime) -> Q:
+    """WhatsApp times are whole seconds, so two messages in one second tie: the later wins."""
+    return Q(last_message_at__isnull=True) | Q(last_message_at__lte=at)
+
+
 def conversation_last_message_note(*, conversation_id: int, at: datetime, preview: str) -> int:
-    """A newer (or same-second) message replaces the preview; late deliveries do not rewind it.
-    WhatsApp times are whole seconds, so two messages in one second tie: the later one wins."""
-    newer = Q(last_message_at__isnull=True) | Q(last_message_at__lte=at)
-    return Conversation.objects.filter(newer, pk=conversation_id).update(
+    """A newer (or same-second) message replaces the preview; late deliveries do not rewind it."""
+    return Conversation.objects.filter(_newer_than_last(at), pk=conversation_id).update(
         last_message_at=at, last_message_preview=preview[:160]
     )
 
 
 def conversation_inbound_note(*, conversation_id: int, at: datetime, preview: str) -> None:
-    """A customer wrote: the conversation is new again (even if resolved) and one more unread."""
+    """A customer wrote: the conversation is new again (even if resolved), one more unread,
+    and (unless it came late) its last message. One UPDATE: it runs for every webhook. No
+    event of its own: the message.created that goes with it redraws the row and the head."""
+    newer = _newer_than_last(at)
     Conversation.objects.filter(pk=conversation_id).update(
-        status=Conversation.Status.NEW, unread_count=F("unread_count") + 1
+        status=Conversation.Status.NEW,
+        unread_count=F("unread_count") + 1,
+        last_message_at=Case(
+            When(newer, then=Value(at, output_field=DateTimeField())), default=F("last_message_at")
+        ),
+        last_message_preview=Case(
+            When(newer, then=Value(preview[:160])), default=F("last_message_preview")
+        ),
     )
-    conversation_last_message_note(conversation_id=conversation_id, at=at, preview=preview)
-    event_publish("conversation.updated", conversation_id=conversation_id)
 
 
 def _earliest(field: str, at: datetime):

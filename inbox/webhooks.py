@@ -1,8 +1,10 @@
 """POST /webhooks/wasender/: WaSender pushes every message, status and session change here.
 
-Verify the shared secret, store the raw body (committed: from here nothing is lost), process
-it, answer 200. What we merely do not understand still gets 200 (stored, marked ignored), so
-the sender does not retry it forever; a processing failure is retried by inbox.actors.
+Verify the shared secret, then store the raw body (with what it means, or alone for a worker
+during a burst: inbox.intake) and answer 200 once it is committed: from then on nothing is lost. What we merely do not understand still gets 200
+(stored, marked ignored), so the sender does not retry it forever; if applying it fails, the
+raw body is stored alone and inbox.actors retries it. WaSender documents no redelivery, so a
+5xx (the database is down) is the only answer that leaves the event with the sender.
 """
 
 import hmac
@@ -17,7 +19,7 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from inbox.intake import webhook_event_handle, webhook_event_store
+from inbox.intake import webhook_event_accept
 
 log = logging.getLogger(__name__)
 
@@ -86,12 +88,11 @@ def wasender_webhook(request):
     except (ValueError, RecursionError):
         return _error(400, "invalid_json")
     try:
-        event = webhook_event_store(payload=payload)
+        webhook_event_accept(payload=payload)
     except (OperationalError, InterfaceError):
         log.exception("webhook not stored: database unavailable")
         return _error(503, "unavailable")
     except DatabaseError:
         log.exception("webhook not stored: rejected by the database")
         return _error(400, "unstorable")
-    webhook_event_handle(event.pk)
     return JsonResponse({"ok": True})

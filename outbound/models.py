@@ -203,13 +203,19 @@ class InboundReaction(models.Model):
     rule = models.ForeignKey(
         AutoReplyRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    # "opt_out", "opt_in", "rule", "away", "none" (comma-joined when several).
+    # "opt_out", "opt_in", "rule", "away", "none" (comma-joined when several); "" while the
+    # reaction is pending (the intake made the row, the worker has not reacted yet).
     action = models.CharField(max_length=40, blank=True)
     note = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        indexes = [models.Index(fields=["conversation", "rule", "created_at"])]
+        indexes = [
+            models.Index(fields=["conversation", "rule", "created_at"]),
+            models.Index(
+                fields=["created_at"], name="reaction_pending_idx", condition=models.Q(action="")
+            ),
+        ]
 
     def __str__(self):
         return f"{self.message_id}: {self.action}"

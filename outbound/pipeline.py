@@ -31,9 +31,12 @@ from outbound.wasender import ProviderError, SendResult
 logger = logging.getLogger(__name__)
 
 Status = Message.Status
-# Longest wait for a token before the message goes back to the broker (keeps the actor well
-# inside its time limit even with Account Protection and many threads waiting).
-TOKEN_MAX_WAIT = 60.0
+# Longest wait for a token before the message goes back to the broker. Short: a worker thread
+# waiting here is a thread the intake cannot use (webhooks stored during a burst, auto-replies),
+# and those come first (the actors' priorities) as soon as a thread is free.
+TOKEN_MAX_WAIT = 2.0
+# Dramatiq takes lower numbers first from a worker's queue: sends after everything else.
+SEND_PRIORITY = 50
 REASON_MAX = 300
 MEDIA_ARGS = {
     "image": "image_url",
@@ -45,7 +48,11 @@ MEDIA_ARGS = {
 
 
 @dramatiq.actor(
-    actor_name="outbound.message_deliver", queue_name="outbound", max_retries=0, time_limit=150_000
+    actor_name="outbound.message_deliver",
+    queue_name="outbound",
+    max_retries=0,
+    time_limit=150_000,
+    priority=SEND_PRIORITY,
 )
 def message_deliver(message_id: int) -> None:
     deliver(message_id, client=wasender.client(), bucket=ratelimit.bucket())

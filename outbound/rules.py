@@ -1,5 +1,8 @@
 """Outbound's reaction to a customer's message: opt-out / opt-in keywords, auto-reply rules and
-the away message. The webhook intake calls `inbound_react` after the inbound message commits.
+the away message. The webhook intake calls `inbound_react_later` in the transaction that stores
+a customer's message: it leaves a pending reaction row, and a worker reacts after the commit
+(`inbound_react`), so the webhook answers without waiting for the rules. A reaction whose queue
+entry was lost (a Redis restart) is found again by the sweep, from its pending row.
 
 Precedence, for one inbound message:
 1. an opt-out keyword (BAJA, STOP...) or an opt-in keyword (ALTA) as the *whole* message:
@@ -24,9 +27,11 @@ import re
 import unicodedata
 from datetime import datetime, time, timedelta
 
+import dramatiq
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from dramatiq_crontab import interval
 
 from customers.services import (
     customer_marketing_opt_in,
@@ -46,6 +51,8 @@ RULE_COOLDOWN = timedelta(minutes=10)
 # A message older than this when it reaches us (a phone that reconnects and syncs a backlog)
 # is stored for the agents but not answered by the bot.
 REACT_MAX_AGE = timedelta(hours=24)
+# A pending reaction the worker has not taken this long after the message is swept up.
+SWEEP_AFTER = timedelta(seconds=30)
 WEEKDAYS = range(7)  # Monday is 0, as datetime.weekday()
 
 
@@ -104,6 +111,49 @@ def business_open(conf: AutomationSettings, at: datetime) -> bool:
 
 
 # --- the reaction ----------------------------------------------------------------------------
+def inbound_react_later(*, message: Message) -> None:
+    """In the intake's transaction: a pending reaction row (it commits with the message, so
+    the sweep finds it if the queue entry is lost), then the worker after the commit."""
+    InboundReaction.objects.create(
+        message_id=message.pk, conversation_id=message.conversation_id, action=""
+    )
+    transaction.on_commit(lambda: inbound_react_actor.send(message.pk), robust=True)
+
+
+@dramatiq.actor(actor_name="outbound_inbound_react", max_retries=3)
+def inbound_react_actor(message_id: int) -> None:
+    inbound_react(message_id)
+
+
+@interval(seconds=30)
+@dramatiq.actor(actor_name="outbound_inbound_reactions_sweep", max_retries=0)
+def inbound_reactions_sweep() -> None:
+    inbound_reactions_react_due()
+
+
+def inbound_reactions_react_due(*, now: datetime | None = None, limit: int = 200) -> int:
+    """Pending reactions nobody took (their queue entry was lost): react to them now."""
+    now = now or timezone.now()
+    due = InboundReaction.objects.filter(action="", created_at__lte=now - SWEEP_AFTER)
+    ids = list(due.order_by("created_at").values_list("message_id", flat=True)[:limit])
+    return sum(bool(inbound_react(pk, now=now)) for pk in ids)
+
+
+def _reaction_claim(message: Message, now: datetime) -> InboundReaction | None:
+    """The message's reaction row, locked, when nobody has reacted yet: the pending one the
+    intake left, or a new one. None when it is done or another worker holds it."""
+    reaction = InboundReaction.objects.select_for_update().filter(message_id=message.pk).first()
+    if reaction is not None:
+        return None if reaction.action else reaction
+    try:
+        with transaction.atomic():
+            return InboundReaction.objects.create(
+                message=message, conversation_id=message.conversation_id, created_at=now
+            )
+    except IntegrityError:
+        return None
+
+
 def inbound_react(message_id: int, *, now: datetime | None = None) -> str:
     """React once to one inbound customer message; answers what was done ("" when nothing
     could be: not a customer message, already handled). All of it commits together."""
@@ -117,19 +167,16 @@ def inbound_react(message_id: int, *, now: datetime | None = None) -> str:
     if message is None:
         return ""
     with transaction.atomic():
-        try:
-            with transaction.atomic():
-                reaction = InboundReaction.objects.create(
-                    message=message, conversation_id=message.conversation_id, created_at=now
-                )
-        except IntegrityError:
+        reaction = _reaction_claim(message, now)
+        if reaction is None:
             return ""
+        reaction.created_at = now
         if now - message.created_at > REACT_MAX_AGE:
             actions, reaction.note = ["none"], "mensaje antiguo: sin respuesta automática"
         else:
             actions = _react(message, reaction, now)
         reaction.action = ",".join(actions)[:40] or "none"
-        reaction.save(update_fields=["action", "note", "rule"])
+        reaction.save(update_fields=["action", "note", "rule", "created_at"])
     return reaction.action
 
 

@@ -256,3 +256,45 @@ def test_media_download_through_the_real_client_over_http(image_message, media_r
         ("GET", "https://mmg.whatsapp.net/d/abc.jpg"),
     ]
     assert message.media_file.read() == b"jpeg!"
+
+
+# --- bursts: stored raw, applied by a worker ----------------------------------------------------
+
+
+def test_a_webhook_that_arrives_while_another_is_in_hand_is_stored_raw_for_a_worker(
+    post, monkeypatch, settings
+):
+    settings.WEBHOOK_DEFER_WHEN_BUSY = True
+    queued = []
+    monkeypatch.setattr(actors.webhook_event_process, "send", queued.append)
+    with intake._webhooks_in_hand():  # another request of this process is being handled
+        assert post("messages_received_text").status_code == 200
+    event = WebhookEvent.objects.get()
+    assert (event.state, queued) == ("pending", [event.pk])
+    assert not Message.objects.exists()
+    actors.webhook_event_process.fn(event.pk)
+    event.refresh_from_db()
+    assert event.state == "processed"
+    assert Message.objects.count() == 1
+
+
+def test_a_lone_webhook_is_applied_in_its_request(post, monkeypatch, settings):
+    settings.WEBHOOK_DEFER_WHEN_BUSY = True
+    monkeypatch.setattr(actors.webhook_event_process, "send", lambda pk: pytest.fail("queued"))
+    post("messages_received_text")
+    assert WebhookEvent.objects.get().state == "processed"
+    assert Message.objects.count() == 1
+
+
+def test_a_burst_webhook_is_kept_when_the_broker_is_down(post, monkeypatch, settings):
+    settings.WEBHOOK_DEFER_WHEN_BUSY = True
+
+    def down(event_id):
+        raise ConnectionError("redis is restarting")
+
+    monkeypatch.setattr(actors.webhook_event_process, "send", down)
+    with intake._webhooks_in_hand():
+        assert post("messages_received_text").status_code == 200
+    intake.webhook_events_retry_due(now=timezone.now() + intake.STALE_AFTER)  # the sweep
+    assert WebhookEvent.objects.get().state == "processed"
+    assert Message.objects.count() == 1

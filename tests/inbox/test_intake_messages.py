@@ -4,9 +4,9 @@ import copy
 from datetime import UTC, datetime
 
 import pytest
+from django.utils import timezone
 
 from customers.models import Customer
-from inbox import intake
 from inbox.models import Conversation, Message, WebhookEvent
 from tests.inbox.conftest import fixture_load
 
@@ -303,38 +303,54 @@ def test_a_malformed_message_is_ignored_with_the_reason(post):
     assert not Customer.objects.exists()
 
 
-def test_it_asks_outbound_rules_to_react_when_they_exist(
+def test_a_customer_message_leaves_one_pending_reaction_and_one_job_for_the_worker(
     post, monkeypatch, django_capture_on_commit_callbacks
 ):
-    import sys
-    import types
-
-    seen = []
-    rules = types.ModuleType("outbound.rules")
-    rules.inbound_react = seen.append
-    monkeypatch.setitem(sys.modules, "outbound.rules", rules)
-    monkeypatch.setattr(intake.importlib.util, "find_spec", lambda name: object())
-    with django_capture_on_commit_callbacks(execute=True):
-        post("messages_received_text")
-        post("messages_personal_received")  # a duplicate: no second reaction
-    assert seen == [Message.objects.get().pk]
-
-
-def test_without_outbound_rules_the_hook_is_a_no_op(db, monkeypatch):
-    monkeypatch.setattr(intake.importlib.util, "find_spec", lambda name: None)
-    monkeypatch.setattr(intake.importlib, "import_module", lambda name: pytest.fail(name))
-    intake.inbound_react(1)
-
-
-def test_the_real_rules_react_once_to_a_stored_message(post, django_capture_on_commit_callbacks):
+    from outbound import rules
     from outbound.models import InboundReaction
 
+    sent = []
+    monkeypatch.setattr(rules.inbound_react_actor, "send", sent.append)
     with django_capture_on_commit_callbacks(execute=True):
         post("messages_received_text")
-        post("messages_personal_received")
-    assert list(InboundReaction.objects.values_list("message_id", flat=True)) == [
-        Message.objects.get(direction="in").pk
+        post("messages_personal_received")  # the same message again: nothing more
+    message = Message.objects.get(direction="in")
+    assert sent == [message.pk]
+    assert list(InboundReaction.objects.values_list("message_id", "action")) == [
+        (message.pk, "")
     ]
+
+
+def test_the_worker_reacts_once_to_a_stored_message(
+    post, monkeypatch, django_capture_on_commit_callbacks
+):
+    from outbound import rules
+    from outbound.models import InboundReaction
+
+    monkeypatch.setattr(rules.inbound_react_actor, "send", lambda message_id: None)
+    with django_capture_on_commit_callbacks(execute=True):
+        post("messages_received_text")
+    message = Message.objects.get(direction="in")
+    assert rules.inbound_react_actor.fn(message.pk) is None
+    assert rules.inbound_react(message.pk) == ""  # a second worker finds it done
+    reaction = InboundReaction.objects.get()
+    assert (reaction.message_id, reaction.action != "") == (message.pk, True)
+
+
+def test_the_sweep_reacts_to_a_message_whose_job_was_lost(
+    post, monkeypatch, django_capture_on_commit_callbacks
+):
+    from outbound import rules
+    from outbound.models import InboundReaction
+
+    monkeypatch.setattr(rules.inbound_react_actor, "send", lambda message_id: None)  # lost
+    with django_capture_on_commit_callbacks(execute=True):
+        post("messages_received_text")
+    assert rules.inbound_reactions_react_due() == 0  # the worker may still be on its way
+    later = timezone.now() + rules.SWEEP_AFTER
+    assert rules.inbound_reactions_react_due(now=later) == 1
+    assert InboundReaction.objects.get().action != ""
+    assert rules.inbound_reactions_react_due(now=later) == 0
 
 
 def test_a_fuzzed_copy_does_not_change_the_fixture(post):

@@ -88,13 +88,29 @@ def test_it_accepts_a_body_at_the_cap(post, settings):
 
 
 def test_it_answers_503_when_the_database_is_down(post, monkeypatch):
-    def down(**kwargs):
+    def down(*args, **kwargs):
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr(WebhookEvent.objects, "create", down)
+    monkeypatch.setattr(WebhookEvent, "save", down)
     response = post("messages_received_text")
     assert response.status_code == 503
     assert not Message.objects.exists()
+    assert not WebhookEvent.objects.exists()
+
+
+def test_a_failure_to_apply_rolls_back_and_keeps_the_raw_event_for_a_retry(post, monkeypatch):
+    from inbox import services
+
+    def broken(**kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(services, "conversation_inbound_note", broken)
+    assert post("messages_received_text").status_code == 200
+    event = WebhookEvent.objects.get()
+    assert (event.state, event.attempts) == ("failed", 1)
+    assert event.error == "RuntimeError: boom"
+    assert event.payload["event"] == "messages.received"
+    assert not Message.objects.exists()  # the half-applied message went with the rollback
 
 
 def test_it_stores_text_the_database_cannot_hold_as_replacement_characters(post):

@@ -11,6 +11,7 @@ from django.utils import timezone
 from customers.models import Customer
 from customers.segments import segment_count
 from inbox.models import Conversation, Message
+from outbound import rules
 from outbound.models import AutomationSettings, AutoReplyRule, InboundReaction, MessageTemplate
 from outbound.rules import inbound_react, keyword_match, keyword_normalize, keywords_parse
 from tests.outbound.automations import in_memory_layer  # noqa: F401
@@ -45,9 +46,10 @@ def payload(text: str, *, wa_id: str | None = None, phone: str = PHONE, at=None)
 
 
 @pytest.fixture
-def write(client, db, django_capture_on_commit_callbacks):
+def write(client, db, django_capture_on_commit_callbacks, monkeypatch):
     """write("baja") -> the customer's message goes through the real webhook endpoint, and what
-    runs after commit (the rules) runs."""
+    runs after commit runs; the rules' job runs at once, as the worker would run it."""
+    monkeypatch.setattr(rules.inbound_react_actor, "send", rules.inbound_react_actor.fn)
 
     def send(text: str = "", *, body: dict | None = None, **kwargs):
         with django_capture_on_commit_callbacks(execute=True):
