@@ -1,6 +1,8 @@
 """The baseline for bench/webhook_to_browser.py: a bare Channels app on the same settings
 (the same channel layer), served by daphne. POST /publish group_sends its body to every
-socket on /ws/; the consumer sends it on as it is. Nothing else: no database, no template."""
+socket on /ws/; the consumer sends it on as it is. Nothing else: no database, no template.
+Beside it, the floor: POST /bench/insert-publish/ goes through Django (every middleware of
+chatdesk's settings) to a view that inserts one row and then group_sends the same way."""
 
 import os
 
@@ -13,6 +15,7 @@ django.setup()
 from channels.generic.websocket import AsyncWebsocketConsumer  # noqa: E402
 from channels.layers import get_channel_layer  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.core.asgi import get_asgi_application  # noqa: E402
 from django.urls import path  # noqa: E402
 
 GROUP = "bench-bare"
@@ -30,7 +33,12 @@ class BareConsumer(AsyncWebsocketConsumer):
         await self.send(event["text"])
 
 
+django_app = get_asgi_application()
+
+
 async def publish(scope, receive, send):
+    if scope["path"].startswith("/bench/"):
+        return await django_app(scope, receive, send)
     body = b""
     while True:
         event = await receive()

@@ -29,7 +29,7 @@ from datetime import time as clock
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import manage, record, require_services
+from bench.common import SERVER_ENV, manage, record, require_services
 
 TEMPLATE = "Hola {nombre} 👋 tu {servicio} tiene una oferta especial este mes. Responde SÍ."
 TITLE = "Bench: lanzamiento"
@@ -278,7 +278,9 @@ def main() -> None:
     _, redis_url = require_services()
     if not redis_url or redis_url.rstrip("/").endswith(("/0", ":6379")):
         sys.exit("Set REDIS_URL to a Redis database of the benchmark's own (it is flushed).")
-    env = {**os.environ, "DRAMATIQ_BROKER": "redis", "SEND_ACCOUNT_PROTECTION": "0"}
+    # Production settings (DEBUG off): with DEBUG on, Django would also keep the SQL of the
+    # last 9,000 queries, bulk inserts included, which is not what a worker does.
+    env = {**os.environ, **SERVER_ENV, "DRAMATIQ_BROKER": "redis", "SEND_ACCOUNT_PROTECTION": "0"}
     manage("migrate", "--noinput", "-v", "0", env=env)
     setup(args.customers)
     bare = spawn("bare", args.customers, env)

@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
+import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -32,22 +33,41 @@ def require_services() -> tuple[str, str]:
 
 
 def manage(*args: str, env: dict | None = None) -> None:
-    subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, check=True,
-                   env=env or os.environ.copy())
+    subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, check=True, env=env or os.environ.copy()
+    )
+
+
+SERVER_ENV = {
+    "DJANGO_SETTINGS_MODULE": "bench.settings", "DEBUG": "0", "SECRET_KEY": "bench" * 10,
+    "ALLOWED_HOSTS": "127.0.0.1,localhost", "WASENDER_WEBHOOK_SECRET": "bench-secret",
+    "SECURE_SSL_REDIRECT": "0", "SECURE_COOKIES": "0", "SECURE_HSTS_SECONDS": "0",
+}  # fmt: skip
 
 
 @contextmanager
-def daphne(port: int, *, env: dict, settings: str = "bench.settings",
-           app: str = "chatdesk.asgi:application"):
-    env = {**env, "DJANGO_SETTINGS_MODULE": settings, "DEBUG": "0", "SECRET_KEY": "bench" * 10,
-           "ALLOWED_HOSTS": "127.0.0.1,localhost", "WASENDER_WEBHOOK_SECRET": "bench-secret",
-           "SECURE_SSL_REDIRECT": "0", "SECURE_COOKIES": "0", "SECURE_HSTS_SECONDS": "0"}
+def _process(args: list[str], *, env: dict):
     proc = subprocess.Popen(
-        [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), app],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True,
-    )
+    )  # fmt: skip
     try:
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@contextmanager
+def daphne(
+    port: int,
+    *,
+    env: dict,
+    settings: str = "bench.settings",
+    app: str = "chatdesk.asgi:application",
+):
+    env = {**env, **SERVER_ENV, "DJANGO_SETTINGS_MODULE": settings}
+    with _process([str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), app], env=env) as p:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -55,10 +75,36 @@ def daphne(port: int, *, env: dict, settings: str = "bench.settings",
                 break
             except httpx.TransportError:
                 time.sleep(0.1)
-        yield proc
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        yield p
+
+
+@contextmanager
+def worker(*, env: dict, processes: int = 1, threads: int = 4):
+    """A real Dramatiq worker: it applies the webhooks a busy web process stored raw."""
+    env = {**env, **SERVER_ENV}
+    args = [str(BIN / "dramatiq"), "chatdesk.worker", "--processes", str(processes),
+            "--threads", str(threads)]  # fmt: skip
+    with _process(args, env=env) as p:
+        yield p
+
+
+def last_event_id(database_url: str) -> int:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute("SELECT coalesce(max(id), 0) FROM inbox_webhookevent").fetchone()[0]
+
+
+def drain(database_url: str, *, after_id: int, timeout: float = 600) -> tuple[float, dict]:
+    """Wait until every webhook event stored after `after_id` is applied (none pending or
+    failed); answers the seconds it took and the events by state."""
+    began = time.monotonic()
+    query = "SELECT state, count(*) FROM inbox_webhookevent WHERE id > %s GROUP BY state"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        while True:
+            states = dict(conn.execute(query, (after_id,)).fetchall())
+            waiting = states.get("pending", 0) + states.get("failed", 0)
+            if not waiting or time.monotonic() - began > timeout:
+                return time.monotonic() - began, states
+            time.sleep(0.2)
 
 
 def percentile(values: list[float], p: float) -> float:

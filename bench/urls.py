@@ -1,3 +1,5 @@
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from django.contrib.auth.decorators import login_not_required
 from django.http import JsonResponse
 from django.urls import path
@@ -15,4 +17,20 @@ def bare_insert(request):
     return JsonResponse({"ok": True})
 
 
-urlpatterns = [path("bench/bare-insert/", bare_insert), *chatdesk_urlpatterns]
+@csrf_exempt
+@login_not_required
+def bare_insert_publish(request):
+    """The floor of any push that persists first: a Django view that inserts one row, then
+    group_sends the body to bench/bare_channels.py's sockets (webhook_to_browser.py)."""
+    WebhookEvent.objects.create(event="bare", payload={"n": len(request.body)})
+    async_to_sync(get_channel_layer().group_send)(
+        "bench-bare", {"type": "bench.message", "text": request.body.decode()}
+    )
+    return JsonResponse({"ok": True})
+
+
+urlpatterns = [
+    path("bench/bare-insert/", bare_insert),
+    path("bench/insert-publish/", bare_insert_publish),
+    *chatdesk_urlpatterns,
+]

@@ -211,6 +211,19 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         if html:
             await self.send(html)
 
+    async def events_batch(self, event):
+        """Many messages at once (a campaign batch): the page re-fetches its list, and the
+        open thread gets its own lines, if it is in the batch."""
+        await self.send('<div id="list-stale" hx-swap-oob="true" hidden></div>')
+        kind = "upsert" if event.get("event_type") == "message.created" else "replace"
+        for conversation_id, message_id in event.get("items", []):
+            if conversation_id != self.watching or message_id is None:
+                continue
+            one = {"event_id": f"{event.get('event_id')}.{message_id}", "message_id": message_id}
+            html = await self._thread_line(one, kind)
+            if html:
+                await self.send(html)
+
     async def _list_update(self, event, message_id: int | None = None) -> str:
         filters = self.filters
         user = self.user

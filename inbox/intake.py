@@ -304,15 +304,18 @@ def _customer(m: WaMessage):
 def _message(m: WaMessage, envelope: Envelope, at: datetime) -> Outcome:
     if m.skip:
         return _ignored(m.skip)
-    existing = Message.objects.filter(wa_id=m.wa_id).first()
+    # Three columns, not the whole row: this runs for every message webhook.
+    existing = (
+        Message.objects.filter(wa_id=m.wa_id).values("conversation_id", "kind", "body").first()
+    )
     if existing:  # a duplicate delivery, or the echo of a send already linked
         if m.from_me:
             # The echo carries WhatsApp's time for our send: the conversation ends up the same
             # whether the echo came before message.sent (stored, then merged) or after.
             services.conversation_last_message_note(
-                conversation_id=existing.conversation_id,
+                conversation_id=existing["conversation_id"],
                 at=m.at or at,
-                preview=services.message_preview(kind=existing.kind, body=existing.body),
+                preview=services.message_preview(kind=existing["kind"], body=existing["body"]),
             )
         return _processed("ya registrado")
     customer, reason = _customer(m)

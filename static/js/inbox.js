@@ -150,8 +150,19 @@
     if (banner) banner.hidden = false;
   });
   document.addEventListener("htmx:wsAfterMessage", afterLiveMessage);
+  // Many rows changed at once (a campaign batch): re-fetch the list, at most every few seconds.
+  let staleTimer = null;
+  function listStale() {
+    if (staleTimer) return;
+    staleTimer = setTimeout(() => {
+      staleTimer = null;
+      htmx.trigger(document.body, "inbox:list-stale");
+    }, 3000);
+  }
   document.addEventListener("htmx:oobAfterSwap", (evt) => {
-    if (evt.detail && evt.detail.target && evt.detail.target.id === "live-staging") drain();
+    const id = evt.detail && evt.detail.target && evt.detail.target.id;
+    if (id === "live-staging") drain();
+    else if (id === "list-stale") listStale();
   });
   document.addEventListener("htmx:afterSettle", (evt) => {
     const target = evt.detail && evt.detail.target;

@@ -247,3 +247,36 @@ async def test_it_shares_one_render_per_audience_between_sockets(channel_layer):
     assert 'data-op="remove"' in eva_frame  # not assigned to Eva
     for communicator in (bob, ana, eva):
         await communicator.disconnect()
+
+
+async def test_a_campaign_batch_tells_the_list_once_and_each_open_thread_its_line(channel_layer):
+    from inbox.events import LIST_BATCH, events_publish
+
+    conversation = await database_sync_to_async(conversation_with)("+593968196046", "Carlos")
+    communicator = await socket()
+    assert (await communicator.connect())[0]
+    await watch(communicator, conversation.pk)
+
+    def batch():
+        with transaction.atomic():
+            messages = [
+                Message.objects.create(
+                    conversation=conversation, direction="out", author_kind="campaign",
+                    body=f"Oferta {n}", status="queued",
+                )  # fmt: skip
+                for n in range(LIST_BATCH + 1)
+            ]
+            events_publish(
+                "message.created",
+                [{"conversation_id": conversation.pk, "message_id": m.pk} for m in messages],
+            )
+        return messages
+
+    messages = await database_sync_to_async(batch)()
+    frames = [await communicator.receive_from(timeout=WAIT) for _ in range(len(messages) + 1)]
+    await communicator.receive_nothing(timeout=0.5)
+    assert sum('id="list-stale"' in frame for frame in frames) == 1
+    assert not any('data-id="conv-' in frame or "conv-row" in frame for frame in frames)
+    for message in messages:
+        assert sum(f'id="msg-{message.pk}"' in frame for frame in frames) == 1
+    await communicator.disconnect()
