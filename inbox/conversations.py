@@ -57,6 +57,14 @@ def conversation_mark_answered(*, conversation: Conversation) -> bool:
     )
 
 
+def conversation_mark_bot_answered(*, conversation: Conversation) -> bool:
+    """The bot answered a new conversation (an auto-reply, an opt-out confirmation): answered,
+    but what the customer wrote stays unread for the agents."""
+    return _update(
+        conversation, Q(status=Conversation.Status.NEW), status=Conversation.Status.ANSWERED
+    )
+
+
 def conversation_mark_urgent(*, conversation: Conversation, urgent: bool) -> bool:
     return _update(conversation, ~Q(urgent=urgent), urgent=urgent)
 

@@ -12,6 +12,10 @@ Precedence, for one inbound message:
    template, tag, assign (only a conversation nobody has), mark urgent;
 3. outside business hours, the away message, at most once per conversation per N hours.
 
+A bot reply that answers (an auto-reply rule's, an opt-out or opt-in confirmation) makes a new
+conversation "answered", as an agent's reply would; the away message does not: it answers
+nothing, and the customer is still waiting for a person.
+
 Loops are impossible by construction: only inbound customer messages react (the bot's own
 replies are outbound rows), each inbound message reacts at most once (InboundReaction's primary
 key is the message), and one rule answers a conversation at most once per RULE_COOLDOWN (a
@@ -38,7 +42,11 @@ from customers.services import (
     customer_marketing_opt_out,
     tag_get_or_create,
 )
-from inbox.conversations import conversation_assign, conversation_mark_urgent
+from inbox.conversations import (
+    conversation_assign,
+    conversation_mark_bot_answered,
+    conversation_mark_urgent,
+)
 from inbox.events import event_publish
 from inbox.models import Conversation, Message
 from outbound.models import AutomationSettings, AutoReplyRule, AwayNotice, InboundReaction
@@ -207,7 +215,7 @@ def _opt_out(message: Message, conf: AutomationSettings, now: datetime) -> list[
     reason = _("Pidió la baja por WhatsApp: %(word)s") % {"word": said}
     if not customer_marketing_opt_out(customer=customer, reason=reason, at=now):
         return ["opt_out_again"]
-    _bot_reply(message, conf.opt_out_reply)
+    _bot_reply(message, conf.opt_out_reply, answers=True)
     event_publish("conversation.updated", conversation_id=message.conversation_id)
     return ["opt_out"]
 
@@ -215,7 +223,7 @@ def _opt_out(message: Message, conf: AutomationSettings, now: datetime) -> list[
 def _opt_in(message: Message, conf: AutomationSettings) -> list[str]:
     if not customer_marketing_opt_in(customer=message.conversation.customer):
         return ["opt_in_again"]
-    _bot_reply(message, conf.opt_in_reply)
+    _bot_reply(message, conf.opt_in_reply, answers=True)
     event_publish("conversation.updated", conversation_id=message.conversation_id)
     return ["opt_in"]
 
@@ -254,7 +262,7 @@ def _rule_apply(
     except TemplateError as exc:
         reaction.note = f"sin respuesta: {exc}"[:300]
         return actions
-    _bot_reply(message, text)
+    _bot_reply(message, text, answers=True)
     return [*actions, "reply"]
 
 
@@ -271,9 +279,9 @@ def _away_claim(conversation_id: int, *, now: datetime, every: timedelta) -> boo
     return True
 
 
-def _bot_reply(message: Message, text: str) -> Message | None:
+def _bot_reply(message: Message, text: str, *, answers: bool = False) -> Message | None:
     try:
-        return message_send(
+        reply = message_send(
             customer=message.conversation.customer,
             text=text,
             author_kind=Message.Author.BOT,
@@ -282,3 +290,6 @@ def _bot_reply(message: Message, text: str) -> Message | None:
     except SendRejected as exc:  # an empty or oversize configured text
         log.warning("auto-reply to message %s not sent: %s", message.pk, exc.message)
         return None
+    if answers:
+        conversation_mark_bot_answered(conversation=message.conversation)
+    return reply

@@ -182,6 +182,17 @@ def test_it_tags_an_interested_customer_and_replies(write, open_hours, word):
     assert reply.reply_to == Message.objects.get(direction="in")
 
 
+def test_an_auto_reply_answers_the_conversation_but_leaves_it_unread(write, open_hours):
+    write("si")
+    conversation = Conversation.objects.get()
+    assert (conversation.status, conversation.unread_count) == ("answered", 1)
+
+
+def test_an_opt_out_confirmation_answers_the_conversation(write, open_hours):
+    write("baja")
+    assert Conversation.objects.get().status == "answered"
+
+
 def test_it_escalates_urgente_and_answers_with_the_support_template(write, open_hours):
     write("Por favor es URGENTE, no me funciona")
     conversation = Conversation.objects.get()
@@ -274,6 +285,12 @@ def test_it_sends_the_away_message_once_per_window(write, closed):
     InboundReaction.objects.filter(pk=message.pk).delete()
     assert inbound_react(message.pk, now=timezone.now() + timedelta(hours=13)) == "away"
     assert bot_replies() == [away_text(), away_text()]
+
+
+def test_the_away_message_leaves_the_conversation_new_for_the_agents(write, closed):
+    write("hola")
+    assert bot_replies() == [away_text()]
+    assert Conversation.objects.get().status == "new"
 
 
 def test_it_answers_a_keyword_and_says_it_is_closed(write, closed):
