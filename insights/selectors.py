@@ -21,6 +21,7 @@ Definitions (also shown as help on the pages):
   (none when yesterday had zero).
 """
 
+import hashlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -54,7 +55,7 @@ from django.db.models.functions import (
     Lag,
     TruncDate,
 )
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from customers.models import Renewal, Subscription
@@ -275,6 +276,10 @@ def session_states() -> list[dict]:
 # --- per-day rollups, cached once a day has settled ----------------------------------------------
 
 CACHE_SECONDS = 6 * 3600
+# What still changes (campaigns still running or inside their window, behaviour groups) is
+# recomputed at most this often: analytics a minute old, the panel always live.
+LIVE_SECONDS = 60
+BEHAVIOUR_SECONDS = 300
 # Statuses for a day can still arrive a little later (a read the next morning, a late webhook):
 # a day is cached only once it is this many days old.
 SETTLE_DAYS = 2
@@ -630,21 +635,12 @@ def campaign_comparison(period: Period, *, within_days: int = 7, sort: str = "-l
     - conversión: sent messages followed by a renewal of any of the customer's subscriptions
       within N days / sent;
     - bajas: recipients who opted out of marketing within N days of the send.
-    One grouped query over the campaigns not cached yet (an ended campaign is cached once its
-    N-day window, plus the settling days, has passed)."""
-    from outbound.models import Campaign, CampaignRecipient
+    One grouped query over the campaigns not cached yet: an ended campaign is cached once its
+    N-day window, plus the settling days, has passed; the others are recomputed at most every
+    LIVE_SECONDS."""
+    from outbound.models import Campaign
 
     window = timedelta(days=within_days)
-    later = ExpressionWrapper(OuterRef("message__sent_at") + window, output_field=DateTimeField())
-    replied = Message.objects.filter(
-        IN, conversation=OuterRef("message__conversation"),
-        created_at__gt=OuterRef("message__sent_at"), created_at__lte=later,
-    )  # fmt: skip
-    renewed = Renewal.objects.filter(
-        subscription__customer=OuterRef("customer"),
-        renewed_at__gte=OuterRef("message__sent_at"), renewed_at__lte=later,
-    )  # fmt: skip
-    sent = Q(message__sent_at__isnull=False)
     launched = Campaign.objects.filter(launched_at__gte=period.start, launched_at__lt=period.end)
     settled_before = timezone.now() - window - timedelta(days=SETTLE_DAYS)
     ended = (Campaign.State.COMPLETED, Campaign.State.CANCELLED)
@@ -655,24 +651,15 @@ def campaign_comparison(period: Period, *, within_days: int = 7, sort: str = "-l
     }
     cached = cache.get_many(list(keys.values()))
     done = [pk for pk, key in keys.items() if key in cached]
-    rows = (
-        CampaignRecipient.objects.filter(campaign__in=launched.exclude(pk__in=done))
-        .values("campaign_id", "campaign__title", "campaign__launched_at", "campaign__state")
-        .annotate(
-            recipients=Count("id"),
-            sent=Count("id", filter=sent),
-            read=Count("id", filter=sent & Q(message__read_at__isnull=False)),
-            replied=Count("id", filter=sent & Exists(replied)),
-            renewed=Count("id", filter=sent & Exists(renewed)),
-            failed=Count("id", filter=Q(message__status=Message.Status.FAILED)),
-            opt_outs=Count("id", filter=sent & Q(
-                customer__marketing_opt_out_at__gte=F("message__sent_at"),
-                customer__marketing_opt_out_at__lte=F("message__sent_at") + window,
-            )),
-        )
-        .order_by()
-    )  # fmt: skip
-    rows = list(rows)
+    live = sorted(set(launched.values_list("pk", flat=True)) - set(done))
+    ids = hashlib.sha1(",".join(map(str, live)).encode(), usedforsecurity=False).hexdigest()
+    live_key = f"insights:v2:campaigns-live{within_days}:{ids}"
+    rows = cache.get(live_key) if live else []
+    if rows is not None:
+        rows = list(rows)
+    else:
+        rows = _campaign_rows(live, window=window)
+        cache.set(live_key, rows, LIVE_SECONDS)
     # A campaign that ended and whose window has closed no longer changes: kept per campaign.
     cache.set_many({keys[r["campaign_id"]]: r for r in rows if r["campaign_id"] in keys},
                    CACHE_SECONDS)  # fmt: skip
@@ -695,6 +682,40 @@ def campaign_comparison(period: Period, *, within_days: int = 7, sort: str = "-l
     out.sort(key=lambda r: (r[key] is None, r[key] if r[key] is not None else 0, r["id"]),
              reverse=sort.startswith("-"))  # fmt: skip
     return out
+
+
+def _campaign_rows(campaign_ids: list[int], *, window: timedelta) -> list[dict]:
+    """The comparison's figures for these campaigns: one grouped query over their recipients."""
+    from outbound.models import CampaignRecipient
+
+    later = ExpressionWrapper(OuterRef("message__sent_at") + window, output_field=DateTimeField())
+    replied = Message.objects.filter(
+        IN, conversation=OuterRef("message__conversation"),
+        created_at__gt=OuterRef("message__sent_at"), created_at__lte=later,
+    )  # fmt: skip
+    renewed = Renewal.objects.filter(
+        subscription__customer=OuterRef("customer"),
+        renewed_at__gte=OuterRef("message__sent_at"), renewed_at__lte=later,
+    )  # fmt: skip
+    sent = Q(message__sent_at__isnull=False)
+    rows = (
+        CampaignRecipient.objects.filter(campaign_id__in=campaign_ids)
+        .values("campaign_id", "campaign__title", "campaign__launched_at", "campaign__state")
+        .annotate(
+            recipients=Count("id"),
+            sent=Count("id", filter=sent),
+            read=Count("id", filter=sent & Q(message__read_at__isnull=False)),
+            replied=Count("id", filter=sent & Exists(replied)),
+            renewed=Count("id", filter=sent & Exists(renewed)),
+            failed=Count("id", filter=Q(message__status=Message.Status.FAILED)),
+            opt_outs=Count("id", filter=sent & Q(
+                customer__marketing_opt_out_at__gte=F("message__sent_at"),
+                customer__marketing_opt_out_at__lte=F("message__sent_at") + window,
+            )),
+        )
+        .order_by()
+    )  # fmt: skip
+    return list(rows)
 
 
 def min_sample(sent_grid) -> int:
@@ -807,8 +828,14 @@ def _resolutions(period: Period) -> dict[int, list[timedelta]]:
     return out
 
 
-@_without_jit
 def agent_stats(period: Period) -> list[dict]:
+    """agent_stats_count, recomputed at most every LIVE_SECONDS for one period."""
+    key = f"insights:v2:agents:{period.first}:{period.last}"
+    return cache.get_or_set(key, lambda: agent_stats_count(period), LIVE_SECONDS)
+
+
+@_without_jit
+def agent_stats_count(period: Period) -> list[dict]:
     """Per agent (a user who wrote as an agent):
 
     - atendidas: conversations in which they wrote at least one message in the period;
@@ -858,6 +885,18 @@ def agent_stats(period: Period) -> list[dict]:
 
 
 def behaviour_groups(*, now: datetime | None = None) -> list[dict]:
+    """behaviour_groups_count, recomputed at most every few minutes (habits over 90 days move
+    slowly; counting them reads every message of the window)."""
+    if now is not None:
+        return behaviour_groups_count(now=now)
+    return cache.get_or_set(
+        f"insights:v2:behaviour:{translation.get_language()}",
+        behaviour_groups_count,
+        BEHAVIOUR_SECONDS,
+    )
+
+
+def behaviour_groups_count(*, now: datetime | None = None) -> list[dict]:
     """Customers by reply habit, as customers.segments defines it (last 90 days), opted-out
     customers included (this is a description, not an audience).
 

@@ -190,3 +190,20 @@ def test_it_gives_the_same_campaign_figures_from_the_cache(world):
     first = selectors.campaign_comparison(Period(D, D1))
     assert cache.get(f"insights:v2:campaign7:{world['promo'].pk}") is not None
     assert selectors.campaign_comparison(Period(D, D1)) == first
+
+
+def test_a_running_campaigns_figures_are_at_most_a_minute_old(world, monkeypatch):
+    from django.core.cache import cache
+
+    from inbox.models import Message
+    from outbound.models import Campaign, CampaignRecipient
+
+    Campaign.objects.filter(pk=world["promo"].pk).update(state="running")
+    period = Period(D, D1)
+    before = selectors.campaign_comparison(period)[0]["read"]
+    sent = CampaignRecipient.objects.filter(campaign=world["promo"]).values("message_id")
+    Message.objects.filter(pk__in=sent).update(read_at=at(D1, 9))
+    assert selectors.campaign_comparison(period)[0]["read"] == before  # within the minute
+    assert cache.get(f"insights:v2:campaign7:{world['promo'].pk}") is None  # not kept for long
+    cache.clear()  # the minute is over
+    assert selectors.campaign_comparison(period)[0]["read"] == 2
