@@ -316,9 +316,7 @@ def test_a_customer_message_leaves_one_pending_reaction_and_one_job_for_the_work
         post("messages_personal_received")  # the same message again: nothing more
     message = Message.objects.get(direction="in")
     assert sent == [message.pk]
-    assert list(InboundReaction.objects.values_list("message_id", "action")) == [
-        (message.pk, "")
-    ]
+    assert list(InboundReaction.objects.values_list("message_id", "action")) == [(message.pk, "")]
 
 
 def test_the_worker_reacts_once_to_a_stored_message(

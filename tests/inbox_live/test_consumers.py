@@ -259,11 +259,9 @@ async def test_a_campaign_batch_tells_the_list_once_and_each_open_thread_its_lin
 
     def batch():
         with transaction.atomic():
+            fields = {"direction": "out", "author_kind": "campaign", "status": "queued"}
             messages = [
-                Message.objects.create(
-                    conversation=conversation, direction="out", author_kind="campaign",
-                    body=f"Oferta {n}", status="queued",
-                )  # fmt: skip
+                Message.objects.create(conversation=conversation, body=f"Oferta {n}", **fields)
                 for n in range(LIST_BATCH + 1)
             ]
             events_publish(
