@@ -264,9 +264,10 @@ class RenewalForm(forms.Form):
         super().__init__(*args, **kwargs)
         subscriptions = customer.subscriptions.select_related("service").order_by("service__name")
         self.fields["subscription"].queryset = subscriptions
-        self.fields["subscription"].label_from_instance = lambda s: _(
-            "%(service)s (vence %(date)s)"
-        ) % {"service": s.service.name, "date": s.expires_on.strftime("%d/%m/%Y")}
+        self.fields["subscription"].label_from_instance = lambda s: (
+            _("%(service)s (vence %(date)s)")
+            % {"service": s.service.name, "date": s.expires_on.strftime("%d/%m/%Y")}
+        )
         first = subscriptions.first()
         if first is not None and not self.is_bound:
             self.initial.setdefault("subscription", first.pk)

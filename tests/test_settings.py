@@ -23,7 +23,11 @@ def run_check(**env_overrides) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in PROD_ENV and k != "PYTEST_VERSION"}
     env.update(env_overrides)
     return subprocess.run(
-        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True,
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=60,
     )
 
@@ -50,8 +54,10 @@ def test_it_uses_the_in_memory_channel_layer_without_redis():
 
 @pytest.mark.parametrize(
     ("kind", "backend"),
-    [("core", "channels_redis.core.RedisChannelLayer"),
-     ("pubsub", "channels_redis.pubsub.RedisPubSubChannelLayer")],
+    [
+        ("core", "channels_redis.core.RedisChannelLayer"),
+        ("pubsub", "channels_redis.pubsub.RedisPubSubChannelLayer"),
+    ],
 )
 def test_it_uses_channels_redis_with_redis_url(kind, backend):
     layer = channel_layers("redis://127.0.0.1:6379/0", kind)["default"]

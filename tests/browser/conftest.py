@@ -14,8 +14,13 @@ from tests.procs import test_redis_url as redis_test_url
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-results"
 
@@ -46,8 +51,12 @@ def live_server_url(transactional_db, tmp_path):
     # Never the environment's Redis database (a running chatdesk's): the tests' own one.
     extra = {"REDIS_URL": redis_test_url()} if os.environ.get("REDIS_URL") else {}
     env = process_env(DEBUG="1", DRAMATIQ_BROKER="stub", **extra)
-    with running(daphne_args(port), env=env, ready_url=f"http://127.0.0.1:{port}/healthz",
-                 log=tmp_path / "daphne.log"):
+    with running(
+        daphne_args(port),
+        env=env,
+        ready_url=f"http://127.0.0.1:{port}/healthz",
+        log=tmp_path / "daphne.log",
+    ):
         yield f"http://127.0.0.1:{port}"
 
 

@@ -12,8 +12,14 @@ def test_it_logs_in_and_opens_every_nav_entry_as_admin(page_for, live_server_url
     page = page_for("alice", "pass-alice")
     labels = nav_labels(page)
     assert labels == [
-        "Panel", "Conversaciones", "Campañas", "Plantillas", "Clientes", "Analítica",
-        "Automatizaciones", "Administración",
+        "Panel",
+        "Conversaciones",
+        "Campañas",
+        "Plantillas",
+        "Clientes",
+        "Analítica",
+        "Automatizaciones",
+        "Administración",
     ]
     for label in labels:
         href = page.locator("nav.mainnav a", has_text=label).first.get_attribute("href")
