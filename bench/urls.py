@@ -13,7 +13,7 @@ from inbox.models import WebhookEvent
 @login_not_required
 def bare_insert(request):
     """The baseline: a Django view on the same settings that only inserts one row."""
-    WebhookEvent.objects.create(event="bare", payload={"n": len(request.body)})
+    WebhookEvent.objects.create(event="bare", payload={"n": len(request.body)}, state="ignored")
     return JsonResponse({"ok": True})
 
 
@@ -22,7 +22,7 @@ def bare_insert(request):
 def bare_insert_publish(request):
     """The floor of any push that persists first: a Django view that inserts one row, then
     group_sends the body to bench/bare_channels.py's sockets (webhook_to_browser.py)."""
-    WebhookEvent.objects.create(event="bare", payload={"n": len(request.body)})
+    WebhookEvent.objects.create(event="bare", payload={"n": len(request.body)}, state="ignored")
     async_to_sync(get_channel_layer().group_send)(
         "bench-bare", {"type": "bench.message", "text": request.body.decode()}
     )

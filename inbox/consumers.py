@@ -27,6 +27,7 @@ from inbox.models import Conversation, Message
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 INDEX = "inbox/index.html"
+LIST_STALE = '<div id="list-stale" hx-swap-oob="true" hidden></div>'
 
 
 def _language(scope) -> str:
@@ -211,10 +212,14 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         if html:
             await self.send(html)
 
+    async def list_stale(self, event):
+        """Too many changes to send one by one (a flood): the page re-fetches its list."""
+        await self.send(LIST_STALE)
+
     async def events_batch(self, event):
         """Many messages at once (a campaign batch): the page re-fetches its list, and the
         open thread gets its own lines, if it is in the batch."""
-        await self.send('<div id="list-stale" hx-swap-oob="true" hidden></div>')
+        await self.send(LIST_STALE)
         kind = "upsert" if event.get("event_type") == "message.created" else "replace"
         for conversation_id, message_id in event.get("items", []):
             if conversation_id != self.watching or message_id is None:

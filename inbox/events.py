@@ -11,9 +11,17 @@ A batch of more than LIST_BATCH events (a campaign's) goes out as one events.bat
 inbox group instead of one event per message and group: each open list re-fetches itself (one
 request per agent, not a row render per message and agent), and a socket whose open thread is
 in the batch renders those lines. One Redis trip for the batch, not two per message.
+
+In a flood (this process has sent more than FLOOD_PER_SECOND list copies in the current
+second: a webhook storm), list copies stop: the open threads still get every line, and the
+lists are told to re-fetch themselves (list.stale) at most once a second. A page waits a few
+seconds before it re-fetches, so the events of the second it was told about are in it, and a
+later second tells it again. Unread counts and browser notifications wait for that re-fetch.
 """
 
 import asyncio
+import threading
+import time
 import uuid
 
 from asgiref.sync import async_to_sync
@@ -23,6 +31,36 @@ from django.db import transaction
 INBOX_GROUP = "inbox"
 GATHER = 100
 LIST_BATCH = 20
+FLOOD_PER_SECOND = 20
+STALE_EVERY = 1.0
+
+
+class _ListBudget:
+    """List copies this process sent in the current second, and when it last sent list.stale.
+    Shared by the threads (and their event loops) of one process."""
+
+    def __init__(self, clock=time.monotonic):
+        self.lock, self.clock = threading.Lock(), clock
+        self.second, self.count, self.stale_at = 0, 0, float("-inf")
+
+    def take(self, n: int) -> bool:
+        now = self.clock()
+        with self.lock:
+            if int(now) != self.second:
+                self.second, self.count = int(now), 0
+            self.count += n
+            return self.count <= FLOOD_PER_SECOND
+
+    def stale_due(self) -> bool:
+        now = self.clock()
+        with self.lock:
+            due = now - self.stale_at >= STALE_EVERY
+            if due:
+                self.stale_at = now
+            return due
+
+
+_budget = _ListBudget()
 
 
 def conversation_group(conversation_id: int) -> str:
@@ -56,16 +94,20 @@ async def _group_send_all(layer, event_type: str, events: list[dict]) -> None:
         batch = {"type": "events.batch", "event_type": event_type, "items": items}
         await layer.group_send(INBOX_GROUP, {**batch, "event_id": uuid.uuid4().hex})
         return
+    to_list = _budget.take(len(events))
     # Concurrently, a hundred at a time: each send is a few Redis round trips.
     for start in range(0, len(events), GATHER):
         chunk = events[start : start + GATHER]
-        await asyncio.gather(*(_group_send(layer, event_type, data) for data in chunk))
+        await asyncio.gather(*(_group_send(layer, event_type, data, to_list) for data in chunk))
+    if not to_list and _budget.stale_due():
+        await layer.group_send(INBOX_GROUP, {"type": "list.stale", "event_id": uuid.uuid4().hex})
 
 
-async def _group_send(layer, event_type: str, data: dict) -> None:
+async def _group_send(layer, event_type: str, data: dict, to_list: bool = True) -> None:
     message = {"type": event_type, "conversation_id": None, "event_id": uuid.uuid4().hex}
     message.update(data)
-    await layer.group_send(INBOX_GROUP, {**message, "group": "inbox"})
+    if to_list:
+        await layer.group_send(INBOX_GROUP, {**message, "group": "inbox"})
     if message["conversation_id"] is not None:
         await layer.group_send(
             conversation_group(message["conversation_id"]), {**message, "group": "conversation"}

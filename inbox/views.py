@@ -109,6 +109,8 @@ def conversation_list(request):
     filters = selectors.ListFilters.from_params(request.GET)
     context = _list_context(request, filters)
     template = "inbox/index.html#list_page" if request.GET.get("after") else "inbox/index.html#list"
+    # A re-fetch after a reconnect or a flood: the tab's unread count comes along (out of band).
+    context["unread_total"] = selectors.unread_conversations_count()
     if not request.htmx:
         return redirect(reverse("inbox:index") + "?" + request.GET.urlencode())
     return render(request, template, context)

@@ -167,6 +167,7 @@
   document.addEventListener("htmx:afterSettle", (evt) => {
     const target = evt.detail && evt.detail.target;
     drain();
+    updateTitle();  // a re-fetched list brings the unread count
     if (!target) return;
     if (target.id === "thread-pane") {
       const inbox = $("#inbox");

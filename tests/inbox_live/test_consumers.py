@@ -278,3 +278,38 @@ async def test_a_campaign_batch_tells_the_list_once_and_each_open_thread_its_lin
     for message in messages:
         assert sum(f'id="msg-{message.pk}"' in frame for frame in frames) == 1
     await communicator.disconnect()
+
+
+async def test_in_a_flood_the_list_is_told_to_refetch_and_the_open_thread_still_gets_lines(
+    channel_layer, monkeypatch
+):
+    from inbox import events
+
+    monkeypatch.setattr(events, "_budget", events._ListBudget(clock=lambda: 1000.5))  # one second
+    monkeypatch.setattr(events, "FLOOD_PER_SECOND", 2)
+    conversation = await database_sync_to_async(conversation_with)("+593968196046", "Carlos")
+    communicator = await socket()
+    assert (await communicator.connect())[0]
+    await watch(communicator, conversation.pk)
+
+    def storm():
+        messages = []
+        for n in range(5):
+            with transaction.atomic():
+                message = message_in(conversation, f"Hola {n}")
+                event_publish(
+                    "message.created", conversation_id=conversation.pk, message_id=message.pk
+                )
+            messages.append(message)
+        return messages
+
+    messages = await database_sync_to_async(storm)()
+    # 2 within the budget (list row + thread line each), 3 beyond (thread line), 1 list.stale.
+    frames = [await communicator.receive_from(timeout=WAIT) for _ in range(2 * 2 + 3 + 1)]
+    assert await communicator.receive_nothing(timeout=0.5)
+    for message in messages:  # every line reached the open thread
+        assert sum(f'id="msg-{message.pk}"' in frame for frame in frames) == 1
+    assert sum('id="list-stale"' in frame for frame in frames) == 1  # once for the second
+    rows = sum('data-op="upsert"' in f and 'class="conv-row' in f for f in frames)
+    assert rows == 2  # the list copies within the budget
+    await communicator.disconnect()
