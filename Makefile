@@ -32,7 +32,7 @@ fmt: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-## Benchmarks (see bench/README.md); they need PostgreSQL and Redis.
+## Every benchmark, each on a database of its own (see bench/run.py); PostgreSQL and Redis.
 bench: install
 	$(BIN)/python bench/run.py
 

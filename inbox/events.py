@@ -31,7 +31,7 @@ from django.db import transaction
 INBOX_GROUP = "inbox"
 GATHER = 100
 LIST_BATCH = 20
-FLOOD_PER_SECOND = 20
+FLOOD_PER_SECOND = 60
 STALE_EVERY = 1.0
 
 

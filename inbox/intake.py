@@ -2,9 +2,10 @@
 
 A fresh event is applied in the request that brought it, stored in the same commit
 (webhook_event_receive): the live inbox hears of a message milliseconds after WaSender sent
-it. When this process already has a webhook in hand (a burst), the raw body is committed alone
-and a worker applies it (webhook_event_accept): WaSender asks for a quick 200, and one web
-process then acknowledges bursts at close to the rate of a bare insert. From the commit on,
+it. When this process is busy (another webhook in hand, or more than INLINE_PER_SECOND this
+second), the raw body is committed alone and a worker applies it (webhook_event_accept):
+WaSender asks for a quick 200, and one web process then acknowledges bursts at close to the
+rate of a bare insert. From the commit on,
 nothing is lost. Processing is idempotent, so a retry after a crash or a failure is always
 safe. Outcomes:
 - processed: applied (or already applied: a duplicate delivery);
@@ -16,6 +17,7 @@ safe. Outcomes:
 
 import logging
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -93,29 +95,43 @@ def webhook_event_store(*, payload: dict) -> WebhookEvent:
     )
 
 
-_lock = threading.Lock()
-_in_hand = 0
+# A process that received more than this many webhooks in the current second is in a burst.
+INLINE_PER_SECOND = 20
 
 
-@contextmanager
-def _webhooks_in_hand():
-    """How many webhooks this process is handling, this one included."""
-    global _in_hand
-    with _lock:
-        _in_hand += 1
-        count = _in_hand
-    try:
-        yield count
-    finally:
-        with _lock:
-            _in_hand -= 1
+class _Load:
+    """What this web process has in hand: webhooks being handled now, and how many arrived in
+    the current second. Shared by the request threads."""
+
+    def __init__(self, clock=time.monotonic):
+        self.lock, self.clock = threading.Lock(), clock
+        self.in_hand, self.second, self.arrived = 0, 0, 0
+
+    @contextmanager
+    def enter(self):
+        """Yields True when the process is busy: another webhook in hand, or a burst."""
+        now = self.clock()
+        with self.lock:
+            self.in_hand += 1
+            if int(now) != self.second:
+                self.second, self.arrived = int(now), 0
+            self.arrived += 1
+            busy = self.in_hand > 1 or self.arrived > INLINE_PER_SECOND
+        try:
+            yield busy
+        finally:
+            with self.lock:
+                self.in_hand -= 1
+
+
+_load = _Load()
 
 
 def webhook_event_accept(*, payload: dict) -> WebhookEvent:
     """The webhook's entry: applied now when this process is free (or deferring is off),
     otherwise committed raw and handed to a worker (the sweep is the safety net)."""
-    with _webhooks_in_hand() as count:
-        if not settings.WEBHOOK_DEFER_WHEN_BUSY or count == 1:
+    with _load.enter() as busy:
+        if not settings.WEBHOOK_DEFER_WHEN_BUSY or not busy:
             return webhook_event_receive(payload=payload)
         event = webhook_event_store(payload=payload)
     _process_enqueue(event.pk)

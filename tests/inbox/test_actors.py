@@ -267,7 +267,7 @@ def test_a_webhook_that_arrives_while_another_is_in_hand_is_stored_raw_for_a_wor
     settings.WEBHOOK_DEFER_WHEN_BUSY = True
     queued = []
     monkeypatch.setattr(actors.webhook_event_process, "send", queued.append)
-    with intake._webhooks_in_hand():  # another request of this process is being handled
+    with intake._load.enter():  # another request of this process is being handled
         assert post("messages_received_text").status_code == 200
     event = WebhookEvent.objects.get()
     assert (event.state, queued) == ("pending", [event.pk])
@@ -276,6 +276,20 @@ def test_a_webhook_that_arrives_while_another_is_in_hand_is_stored_raw_for_a_wor
     event.refresh_from_db()
     assert event.state == "processed"
     assert Message.objects.count() == 1
+
+
+def test_past_the_burst_rate_even_a_lone_webhook_is_stored_raw(post, monkeypatch, settings):
+    settings.WEBHOOK_DEFER_WHEN_BUSY = True
+    monkeypatch.setattr(intake, "_load", intake._Load(clock=lambda: 1000.5))  # one second
+    queued = []
+    monkeypatch.setattr(actors.webhook_event_process, "send", queued.append)
+    body = fixture_load("messages_received_text")
+    for n in range(intake.INLINE_PER_SECOND + 1):
+        body["data"]["messages"]["key"]["id"] = f"BURST{n}"
+        assert post(body).status_code == 200
+    states = list(WebhookEvent.objects.order_by("pk").values_list("state", flat=True))
+    assert states == ["processed"] * intake.INLINE_PER_SECOND + ["pending"]
+    assert len(queued) == 1
 
 
 def test_a_lone_webhook_is_applied_in_its_request(post, monkeypatch, settings):
@@ -293,7 +307,7 @@ def test_a_burst_webhook_is_kept_when_the_broker_is_down(post, monkeypatch, sett
         raise ConnectionError("redis is restarting")
 
     monkeypatch.setattr(actors.webhook_event_process, "send", down)
-    with intake._webhooks_in_hand():
+    with intake._load.enter():
         assert post("messages_received_text").status_code == 200
     intake.webhook_events_retry_due(now=timezone.now() + intake.STALE_AFTER)  # the sweep
     assert WebhookEvent.objects.get().state == "processed"
