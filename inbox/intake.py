@@ -5,9 +5,8 @@ A fresh event is applied in the request that brought it, stored in the same comm
 it. When this process is busy (another webhook in hand, or more than INLINE_PER_SECOND this
 second), the raw body is committed alone and a worker applies it (webhook_event_accept):
 WaSender asks for a quick 200, and one web process then acknowledges bursts at close to the
-rate of a bare insert. From the commit on,
-nothing is lost. Processing is idempotent, so a retry after a crash or a failure is always
-safe. Outcomes:
+rate of a bare insert. From the commit on, nothing is lost. Processing is idempotent, so a
+retry after a crash or a failure is always safe. Outcomes:
 - processed: applied (or already applied: a duplicate delivery);
 - ignored: nothing to do, with the reason (unreadable, a group, an unknown event...);
 - pending: it names a message we do not know yet (a status before message.sent); retried with
@@ -148,18 +147,20 @@ def webhook_event_receive(*, payload: dict, now: datetime | None = None) -> Webh
     try:
         with transaction.atomic():
             _finish(event, _outcome(event), now)
-        return event
     except Exception as exc:
         log.exception("webhook event not applied; stored for a retry")
-        failure = exc
-    event.pk = None
-    attempts = 1
-    event.state, event.attempts = State.FAILED, attempts
-    event.retry_at = now + timedelta(seconds=retry_delay(attempts))
-    event.error = f"{type(failure).__name__}: {failure}"[:2000]
-    event.save()
-    _retry_enqueue(event.pk, retry_delay(attempts))
+        _store_failed(event, exc, now)
     return event
+
+
+def _store_failed(event: WebhookEvent, exc: Exception, now: datetime) -> None:
+    """The raw event alone, failed once, its retry on the way."""
+    event.pk, event.state, event.attempts, event.processed_at = None, State.FAILED, 1, None
+    delay = retry_delay(event.attempts)
+    event.retry_at = now + timedelta(seconds=delay)
+    event.error = f"{type(exc).__name__}: {exc}"[:2000]
+    event.save()
+    _retry_enqueue(event.pk, delay)
 
 
 def webhook_event_handle(event_id: int, *, now: datetime | None = None) -> str:

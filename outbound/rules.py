@@ -140,11 +140,17 @@ def inbound_reactions_sweep() -> None:
 
 
 def inbound_reactions_react_due(*, now: datetime | None = None, limit: int = 200) -> int:
-    """Pending reactions nobody took (their queue entry was lost): react to them now."""
+    """Pending reactions nobody took (their queue entry was lost): react to them now. One that
+    fails is left pending for the next sweep (after REACT_MAX_AGE it is closed unanswered)."""
     now = now or timezone.now()
     due = InboundReaction.objects.filter(action="", created_at__lte=now - SWEEP_AFTER)
-    ids = list(due.order_by("created_at").values_list("message_id", flat=True)[:limit])
-    return sum(bool(inbound_react(pk, now=now)) for pk in ids)
+    done = 0
+    for pk in due.order_by("created_at").values_list("message_id", flat=True)[:limit]:
+        try:
+            done += bool(inbound_react(pk, now=now))
+        except Exception:
+            log.exception("reaction to message %s failed; the next sweep tries again", pk)
+    return done
 
 
 def _reaction_claim(message: Message, now: datetime) -> InboundReaction | None:
