@@ -2,11 +2,11 @@
 
 A fresh event is applied in the request that brought it, stored in the same commit
 (webhook_event_receive): the live inbox hears of a message milliseconds after WaSender sent
-it. When this process is busy (another webhook in hand, or more than INLINE_PER_SECOND this
-second), the raw body is committed alone and a worker applies it (webhook_event_accept):
-WaSender asks for a quick 200, and one web process then acknowledges bursts at close to the
-rate of a bare insert. From the commit on, nothing is lost. Processing is idempotent, so a
-retry after a crash or a failure is always safe. Outcomes:
+it. When this process is busy (another webhook in hand: a burst), the raw body is committed
+alone and a worker applies it (webhook_event_accept): WaSender asks for a quick 200, and one
+web process then acknowledges bursts at close to the rate of a bare insert. From the commit
+on, nothing is lost. Processing is idempotent, so a retry after a crash or a failure is
+always safe. Outcomes:
 - processed: applied (or already applied: a duplicate delivery);
 - ignored: nothing to do, with the reason (unreadable, a group, an unknown event...);
 - pending: it names a message we do not know yet (a status before message.sent); retried with
@@ -16,7 +16,6 @@ retry after a crash or a failure is always safe. Outcomes:
 
 import logging
 import threading
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -94,28 +93,20 @@ def webhook_event_store(*, payload: dict) -> WebhookEvent:
     )
 
 
-# A process that received more than this many webhooks in the current second is in a burst.
-INLINE_PER_SECOND = 20
-
-
 class _Load:
-    """What this web process has in hand: webhooks being handled now, and how many arrived in
-    the current second. Shared by the request threads."""
+    """How many webhooks this web process is handling now. Shared by the request threads.
+    Self-regulating: when applying webhooks in their requests makes them overlap, the
+    overlapping ones are stored raw, which is cheaper, until they stop overlapping."""
 
-    def __init__(self, clock=time.monotonic):
-        self.lock, self.clock = threading.Lock(), clock
-        self.in_hand, self.second, self.arrived = 0, 0, 0
+    def __init__(self):
+        self.lock, self.in_hand = threading.Lock(), 0
 
     @contextmanager
     def enter(self):
-        """Yields True when the process is busy: another webhook in hand, or a burst."""
-        now = self.clock()
+        """Yields True when the process is busy: another webhook in hand."""
         with self.lock:
             self.in_hand += 1
-            if int(now) != self.second:
-                self.second, self.arrived = int(now), 0
-            self.arrived += 1
-            busy = self.in_hand > 1 or self.arrived > INLINE_PER_SECOND
+            busy = self.in_hand > 1
         try:
             yield busy
         finally:
