@@ -245,8 +245,7 @@ def report(n: int, real: dict, bare: dict, *, save: bool) -> None:
         "Campaign launch (issue 5)",
         [
             f"{n} customers with a subscription each, PostgreSQL, Redis broker (no worker "
-            f"consuming); each run in a fresh process. Load average at the end: {load:.1f} "
-            "(2 cores shared with other engineers' test runs: absolute times are pessimistic).",
+            f"consuming); each run in a fresh process. Load average at the end: {load:.1f}.",
             "",
             "| run | time s | detail | rows | in Redis queue | peak RSS MB |",
             "|---|---|---|---|---|---|",

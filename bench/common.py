@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -138,7 +138,8 @@ def machine() -> str:
 
 def record(title: str, lines: list[str]) -> None:
     """Append a dated section to bench/RESULTS.md and print it."""
-    stamp = datetime.now().strftime("%Y-%m-%d %H:%M")
+    # UTC: a script that set Django up runs on Guayaquil time, one that did not on the machine's.
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     text = f"\n## {title} ({stamp})\n\nMachine: {machine()}\n\n" + "\n".join(lines) + "\n"
     print(text)
     with RESULTS.open("a") as f:

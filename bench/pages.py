@@ -87,7 +87,7 @@ def cold_rows() -> list[str]:
         started = time.perf_counter()
         selectors.behaviour_groups()
         took = (time.perf_counter() - started) * 1000
-        lines.append(f"| behaviour groups (last 90 days, never cached) | {took:.0f} | | |")
+        lines.append(f"| behaviour groups (last 90 days, empty cache) | {took:.0f} | | |")
     return lines
 
 
@@ -116,9 +116,10 @@ def main():
     lines = [
         f"{Message.objects.count()} messages, {Conversation.objects.count()} conversations; "
         f"{RUNS} requests per page after one warm-up (settled days cached, as in production; "
-        "the agents' first responses are cached per settled day too, behaviour groups are "
-        "never cached). Indexes on inbox_message delivered_at, read_at, failed_at (inbox "
-        "migration 0004) must exist.",
+        "the agents' first responses are cached per settled day too; running campaigns and the "
+        "agents section are recomputed at most every minute, behaviour groups every five). "
+        "Indexes on inbox_message delivered_at, read_at, failed_at (inbox migration 0004) must "
+        "exist.",
         "",
         "| page | p50 ms | p95 ms | queries | target p95 |",
         "|---|---|---|---|---|",
