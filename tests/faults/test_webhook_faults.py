@@ -178,6 +178,7 @@ def test_final_state_equals_the_expected_one_after_2000_duplicated_and_shuffled_
 
 def test_a_dropped_agent_socket_misses_nothing_once_the_list_is_refetched(stack):
     base = stack.daphne()
+    stack.worker()  # it applies what daphne stores raw while the burst overlaps
     session = agent_session(stack)
     bodies = [(i, inbound(wa_id("SOCK", i), 7000 + i)) for i in range(150)]
 
@@ -215,6 +216,7 @@ def test_a_dropped_agent_socket_misses_nothing_once_the_list_is_refetched(stack)
         return first, second
 
     first, second = asyncio.run(scenario())
+    stack.shell(RETRY_DUE)  # the sweep's safety net, for any the worker has not applied yet
     notified = {re.search(r'data-id="(\d+)"', f)[1] for f in first + second if 'id="notify"' in f}
     listed = listed_conversations(stack, session)
     conversations = {row[0] for row in stack.sql("SELECT id FROM inbox_conversation")}
