@@ -90,6 +90,7 @@ class Sockets:
     def __init__(self):
         self.seen: dict[str, list[float]] = {}
         self.stale = 0  # "re-fetch your list" notices (a flood coalesces the list's frames)
+        self.resync = 0  # "you missed events, re-fetch list and thread" (a socket fell behind)
         self.tasks: list[asyncio.Task] = []
         self.connections = []
 
@@ -110,6 +111,8 @@ class Sockets:
                 self.seen.setdefault(found[1], []).append(now)
             elif 'id="list-stale"' in frame:
                 self.stale += 1
+            elif 'id="live-resync"' in frame:
+                self.resync += 1
 
     async def close(self) -> None:
         for socket in self.connections:
@@ -256,6 +259,7 @@ def main() -> None:
         f"| per-message list frames not received (coalesced in a flood, or dropped by the "
         f"at-most-once layer) | {missing} of {len(acked) * args.sockets} |",
         f"| list re-fetch notices received instead (all sockets) | {sockets.stale} |",
+        f"| resync notices: a socket saw it had missed events (all sockets) | {sockets.resync} |",
     ]
     if steps:
         lines += [

@@ -8,9 +8,16 @@ open conversation's group brings its thread lines, ticks and who else is looking
 Fragments that need placing (a list row in date order, a thread line) go into
 #live-staging wrapped in `.live-op` elements; static/js/inbox.js puts them in their place
 (insert in order, replace, or remove). Everything else is a plain out-of-band swap by id.
+
+The layer drops events for a socket that falls behind, without telling anyone. What goes to the
+inbox group is numbered by its publisher (inbox/events.py). When a number is still missing
+GAP_GRACE seconds after a later one arrived (numbers may arrive a little out of order: a
+process sends from several threads), the socket has the page re-fetch its list and thread
+(#live-resync), as after a reconnect.
 """
 
 import asyncio
+import time
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -28,6 +35,57 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 INDEX = "inbox/index.html"
 LIST_STALE = '<div id="list-stale" hx-swap-oob="true" hidden></div>'
+RESYNC = '<div id="live-resync" hx-swap-oob="true" hidden></div>'
+GAP_GRACE = 2.0
+MAX_SOURCES = 64
+MAX_MISSING = 1000
+
+
+class Gaps:
+    """The numbers (per source) this socket has not seen yet, each with its deadline."""
+
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock
+        self.top: dict[str, int] = {}
+        self.missing: dict[tuple[str, int], float] = {}
+        self.overflow = False
+
+    def see(self, source, seq) -> None:
+        if not isinstance(source, str) or not isinstance(seq, int):
+            return
+        top = self.top.get(source)
+        if top is None:  # the first from this source: we joined its count here
+            if len(self.top) >= MAX_SOURCES:
+                self.top.pop(next(iter(self.top)))
+            self.top[source] = seq
+        elif seq > top:
+            if seq - top - 1 > MAX_MISSING:
+                self.overflow = True
+            else:
+                deadline = self.clock() + GAP_GRACE
+                self.missing.update(((source, n), deadline) for n in range(top + 1, seq))
+            self.top[source] = seq
+        else:  # late, not lost
+            self.missing.pop((source, seq), None)
+
+    @property
+    def open(self) -> bool:
+        return self.overflow or bool(self.missing)
+
+    def wait(self) -> float:
+        """Seconds until the earliest deadline."""
+        if self.overflow or not self.missing:
+            return 0.0
+        return max(0.0, min(self.missing.values()) - self.clock())
+
+    def lost(self) -> bool:
+        """True (once: the record starts afresh) when a number is past its deadline."""
+        now = self.clock()
+        if self.overflow or any(deadline <= now for deadline in self.missing.values()):
+            self.missing.clear()
+            self.overflow = False
+            return True
+        return False
 
 
 def _language(scope) -> str:
@@ -49,6 +107,7 @@ def _staging(ops: list[str]) -> str:
 class InboxConsumer(AsyncJsonWebsocketConsumer):
     user = None
     watching: int | None = None
+    gap_watch: asyncio.Task | None = None
 
     async def connect(self):
         # Accept, then close with a code: the browser learns why, and the ws extension does
@@ -67,14 +126,31 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         self.language = _language(self.scope)
         self.filters = selectors.ListFilters()
         self.viewers: dict[int, str] = {}
+        self.gaps = Gaps()
         await self.channel_layer.group_add(INBOX_GROUP, self.channel_name)
         await self.accept()
 
     async def disconnect(self, code):
         if self.user is None:
             return
+        if self.gap_watch is not None:
+            self.gap_watch.cancel()
         await self._unwatch()
         await self.channel_layer.group_discard(INBOX_GROUP, self.channel_name)
+
+    async def dispatch(self, message):
+        if self.user is not None and "seq" in message:
+            self.gaps.see(message.get("source"), message.get("seq"))
+            if self.gaps.open and (self.gap_watch is None or self.gap_watch.done()):
+                self.gap_watch = asyncio.ensure_future(self._watch_gaps())
+        await super().dispatch(message)
+
+    async def _watch_gaps(self):
+        """Until every missing number has come or one is past its deadline: then resync."""
+        while self.gaps.open:
+            await asyncio.sleep(self.gaps.wait() + 0.01)
+            if self.gaps.lost():
+                await self.send(RESYNC)
 
     # --- from the page ---------------------------------------------------------------------
 

@@ -17,9 +17,16 @@ second: a webhook storm), list copies stop: the open threads still get every lin
 lists are told to re-fetch themselves (list.stale) at most once a second. A page waits a few
 seconds before it re-fetches, so the events of the second it was told about are in it, and a
 later second tells it again. Unread counts and browser notifications wait for that re-fetch.
+
+The layer is at most once: a socket that falls behind (its channel full) loses events without
+anyone being told. So everything sent to the inbox group carries this process's `source` and a
+`seq` counting up: a socket that sees a number go missing has the page re-fetch what it shows
+(inbox/consumers.py). Every event reaches the inbox group, as a list copy, a batch or a
+list.stale, so a socket that falls behind misses some of these numbers.
 """
 
 import asyncio
+import os
 import threading
 import time
 import uuid
@@ -63,6 +70,24 @@ class _ListBudget:
 _budget = _ListBudget()
 
 
+class _Sequence:
+    """This process's numbering of what it sends to the inbox group: (source, seq). A forked
+    process (a Dramatiq worker's) gets its own source, so two never share a count."""
+
+    def __init__(self):
+        self.lock, self.pid, self.source, self.count = threading.Lock(), None, "", 0
+
+    def stamp(self, message: dict) -> dict:
+        with self.lock:
+            if self.pid != os.getpid():
+                self.pid, self.source, self.count = os.getpid(), uuid.uuid4().hex, 0
+            self.count += 1
+            return {**message, "source": self.source, "seq": self.count}
+
+
+_sequence = _Sequence()
+
+
 def conversation_group(conversation_id: int) -> str:
     return f"conversation.{conversation_id}"
 
@@ -92,7 +117,9 @@ async def _group_send_all(layer, event_type: str, events: list[dict]) -> None:
     if len(events) > LIST_BATCH:
         items = [[data.get("conversation_id"), data.get("message_id")] for data in events]
         batch = {"type": "events.batch", "event_type": event_type, "items": items}
-        await layer.group_send(INBOX_GROUP, {**batch, "event_id": uuid.uuid4().hex})
+        await layer.group_send(
+            INBOX_GROUP, _sequence.stamp({**batch, "event_id": uuid.uuid4().hex})
+        )
         return
     to_list = _budget.take(len(events))
     # Concurrently, a hundred at a time: each send is a few Redis round trips.
@@ -100,14 +127,15 @@ async def _group_send_all(layer, event_type: str, events: list[dict]) -> None:
         chunk = events[start : start + GATHER]
         await asyncio.gather(*(_group_send(layer, event_type, data, to_list) for data in chunk))
     if not to_list and _budget.stale_due():
-        await layer.group_send(INBOX_GROUP, {"type": "list.stale", "event_id": uuid.uuid4().hex})
+        stale = {"type": "list.stale", "event_id": uuid.uuid4().hex}
+        await layer.group_send(INBOX_GROUP, _sequence.stamp(stale))
 
 
 async def _group_send(layer, event_type: str, data: dict, to_list: bool = True) -> None:
     message = {"type": event_type, "conversation_id": None, "event_id": uuid.uuid4().hex}
     message.update(data)
     if to_list:
-        await layer.group_send(INBOX_GROUP, {**message, "group": "inbox"})
+        await layer.group_send(INBOX_GROUP, _sequence.stamp({**message, "group": "inbox"}))
     if message["conversation_id"] is not None:
         await layer.group_send(
             conversation_group(message["conversation_id"]), {**message, "group": "conversation"}

@@ -159,10 +159,20 @@
       htmx.trigger(document.body, "inbox:list-stale");
     }, 3000);
   }
+  // The socket missed events (it fell behind): re-fetch list and thread, as after a reconnect.
+  let resyncTimer = null;
+  function liveResync() {
+    if (resyncTimer) return;
+    resyncTimer = setTimeout(() => {
+      resyncTimer = null;
+      htmx.trigger(document.body, "inbox:resync");
+    }, 1000);
+  }
   document.addEventListener("htmx:oobAfterSwap", (evt) => {
     const id = evt.detail && evt.detail.target && evt.detail.target.id;
     if (id === "live-staging") drain();
     else if (id === "list-stale") listStale();
+    else if (id === "live-resync") liveResync();
   });
   document.addEventListener("htmx:afterSettle", (evt) => {
     const target = evt.detail && evt.detail.target;

@@ -12,7 +12,7 @@ from django.conf import settings
 from playwright.sync_api import expect
 
 from inbox.models import Conversation
-from tests.conftest import make_user
+from tests.conftest import make_user, require
 from tests.inbox_live.conftest import HOSTILE, message_in
 from tests.procs import daphne_args, free_port, process_env, running, stop
 from tests.procs import test_redis_url as redis_test_url
@@ -220,3 +220,44 @@ def test_it_fills_the_gap_after_the_server_comes_back(browser, restartable_serve
         expect(page.locator("#thread-messages")).to_contain_text("Después del corte")
     finally:
         context.close()
+
+
+def _group_send_to_server(messages: list[dict]) -> None:
+    """Into the live server's Redis layer, from a thread of its own (Playwright's sync API
+    keeps an event loop in this one)."""
+    import asyncio
+    import threading
+
+    from channels_redis.core import RedisChannelLayer
+
+    async def send():
+        layer = RedisChannelLayer(hosts=[redis_test_url()])
+        for message in messages:
+            await layer.group_send("inbox", message)
+
+    thread = threading.Thread(target=asyncio.run, args=(send(),))
+    thread.start()
+    thread.join(timeout=30)
+
+
+def test_a_page_whose_socket_missed_events_refetches_its_list_and_thread(page_for, live_server_url):
+    require(bool(os.environ.get("REDIS_URL")), "REDIS_URL is not set (the server's layer)")
+    make_user("bob", "agent", first_name="Bob")
+    inbound(live_server_url, "Hola")
+    conversation = Conversation.objects.get()
+    page = page_for("bob", "pass-bob")
+    open_conversation(page, live_server_url, conversation.pk)
+    # A message whose events this socket lost (its channel was full, say)...
+    message = message_in(conversation, "Se perdió su evento")
+    Conversation.objects.filter(pk=conversation.pk).update(
+        last_message_at=message.created_at, last_message_preview=message.body
+    )
+    # ...and the numbers around the lost one, 2 never comes (events that by themselves change
+    # nothing on this page: a conversation that does not exist).
+    source = f"browser-test-{time.time()}"
+    _group_send_to_server(
+        [{"type": "conversation.updated", "group": "inbox", "conversation_id": 0,
+          "event_id": f"{source}-{n}", "source": source, "seq": n} for n in (1, 3)]
+    )  # fmt: skip
+    expect(page.locator("#thread-messages")).to_contain_text("Se perdió su evento")
+    expect(page.locator(f"#conv-{conversation.pk}")).to_contain_text("Se perdió su evento")

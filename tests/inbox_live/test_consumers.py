@@ -313,3 +313,81 @@ async def test_in_a_flood_the_list_is_told_to_refetch_and_the_open_thread_still_
     rows = sum('data-op="upsert"' in f and 'class="conv-row' in f for f in frames)
     assert rows == 2  # the list copies within the budget
     await communicator.disconnect()
+
+
+def numbered(seq: int, source: str = "publisher-a") -> dict:
+    return {"type": "list.stale", "event_id": f"e{seq}", "source": source, "seq": seq}
+
+
+async def test_a_socket_that_misses_a_numbered_event_has_the_page_resync(
+    channel_layer, monkeypatch
+):
+    from channels.layers import get_channel_layer
+
+    from inbox import consumers
+
+    monkeypatch.setattr(consumers, "GAP_GRACE", 0.2)
+    communicator = await socket()
+    assert (await communicator.connect())[0]
+    layer = get_channel_layer()
+    for seq in (1, 3):  # 2 never comes
+        await layer.group_send("inbox", numbered(seq))
+    frames = [await communicator.receive_from(timeout=WAIT) for _ in range(3)]
+    assert frames[:2] == [consumers.LIST_STALE] * 2
+    assert frames[2] == consumers.RESYNC
+    assert await communicator.receive_nothing(timeout=0.5)  # once, not once per check
+    await communicator.disconnect()
+
+
+async def test_numbers_that_arrive_late_or_from_another_publisher_are_not_a_gap(
+    channel_layer, monkeypatch
+):
+    from channels.layers import get_channel_layer
+
+    from inbox import consumers
+
+    monkeypatch.setattr(consumers, "GAP_GRACE", 0.3)
+    communicator = await socket()
+    assert (await communicator.connect())[0]
+    layer = get_channel_layer()
+    # Joined mid-count (first seen: 7); 9 before 8, as two threads of one process may send;
+    # another publisher counts on its own.
+    for message in (numbered(7), numbered(9), numbered(8), numbered(1, "publisher-b")):
+        await layer.group_send("inbox", message)
+    frames = [await communicator.receive_from(timeout=WAIT) for _ in range(4)]
+    assert consumers.RESYNC not in frames
+    assert await communicator.receive_nothing(timeout=0.8)
+    await communicator.disconnect()
+
+
+async def test_a_socket_that_fell_behind_and_lost_events_resyncs_at_the_next_one(
+    channel_layer, settings, monkeypatch
+):
+    """A real loss: the socket's channel holds 2 events, a burst of 12 arrives at once."""
+    from inbox import consumers
+
+    monkeypatch.setattr(consumers, "GAP_GRACE", 0.2)
+    settings.CHANNEL_LAYERS["default"].setdefault("CONFIG", {})["capacity"] = 2
+    conversation = await database_sync_to_async(conversation_with)("+593968196046", "Carlos")
+    communicator = await socket()
+    assert (await communicator.connect())[0]
+    await watch(communicator)
+
+    def publish(count: int):
+        with transaction.atomic():
+            for n in range(count):
+                message = message_in(conversation, f"Hola {n}")
+                event_publish(
+                    "message.created", conversation_id=conversation.pk, message_id=message.pk
+                )
+
+    await database_sync_to_async(publish)(12)
+    frames = []
+    while not await communicator.receive_nothing(timeout=0.5):
+        frames.append(await communicator.receive_from())
+    assert 0 < len(frames) < 12  # the layer dropped some, and said nothing
+    assert consumers.RESYNC not in frames  # no later number yet: nothing to notice
+    await database_sync_to_async(publish)(1)
+    frames = [await communicator.receive_from(timeout=WAIT) for _ in range(2)]
+    assert consumers.RESYNC in frames
+    await communicator.disconnect()
