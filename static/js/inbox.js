@@ -159,14 +159,18 @@
       htmx.trigger(document.body, "inbox:list-stale");
     }, 3000);
   }
-  // The socket missed events (it fell behind): re-fetch list and thread, as after a reconnect.
+  // The socket missed events (it fell behind): re-fetch list and thread, as after a reconnect;
+  // at most every 5 s, so a server already behind is not asked for more than it can give.
   let resyncTimer = null;
+  let resyncAt = 0;
   function liveResync() {
     if (resyncTimer) return;
+    const wait = Math.max(1000, resyncAt + 5000 - Date.now());
     resyncTimer = setTimeout(() => {
       resyncTimer = null;
+      resyncAt = Date.now();
       htmx.trigger(document.body, "inbox:resync");
-    }, 1000);
+    }, wait);
   }
   document.addEventListener("htmx:oobAfterSwap", (evt) => {
     const id = evt.detail && evt.detail.target && evt.detail.target.id;
