@@ -3,6 +3,7 @@ client logged in as an agent receives the frame holding that message. One daphne
 PostgreSQL and channels-redis, with 1 and with 50 agents connected; for 50 the figure is the
 time to the last (50th) agent. Side by side in the same run: a bare Channels app on the same
 settings that only group_sends the body of a POST (bench/bare_channels.py). Both Redis layers.
+Messages go one at a time, at most MAX_RATE a second (faster is a flood to chatdesk).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/chatdesk_bench \\
     REDIS_URL=redis://127.0.0.1:6379/0 .venv/bin/python bench/webhook_to_browser.py \
@@ -38,6 +39,7 @@ from bench.common import (
 )
 
 SECRET = "bench-secret"
+MAX_RATE = 40  # messages a second, below inbox.events.FLOOD_PER_SECOND
 counter = itertools.count(1)
 STATE: dict = {}  # the message in flight: its marker, the sockets still waiting, when answered
 
@@ -121,9 +123,13 @@ async def measure(*, post, sockets, messages: int, warmup: int = 20) -> list[flo
     readers = [asyncio.create_task(reader(i, ws)) for i, ws in enumerate(sockets)]
     latencies, answers = [], []
     try:
+        start = 0.0
         for n in range(warmup + messages):
             marker = f"m{os.getpid()}x{n:06d}q"
             state.update(marker=marker, left=set(range(len(sockets))), done=asyncio.Event())
+            # One message at a time, and never faster than MAX_RATE: past 60 list updates a
+            # second chatdesk stops sending list rows (a flood: the lists re-fetch instead).
+            await asyncio.sleep(max(0.0, start + 1 / MAX_RATE - time.perf_counter()))
             start = time.perf_counter()
             response = asyncio.create_task(post(marker))
             await asyncio.wait_for(state["done"].wait(), timeout=30)
@@ -204,7 +210,8 @@ def main() -> None:
                       answer, flush=True)  # fmt: skip
     lines = [
         f"One daphne process per app, PostgreSQL, channels-redis; {args.messages} messages one "
-        "at a time after 20 warm-up ones; latency from just before the POST until the last "
+        f"at a time (at most {MAX_RATE} a second) after 20 warm-up ones; latency from just "
+        "before the POST until the last "
         "connected agent has the frame. Bare = a Channels app on the same settings that only "
         "group_sends the POST body (bench/bare_channels.py). Floor = the least a push that "
         "persists first can do: a Django view on the same settings that inserts one row and "
