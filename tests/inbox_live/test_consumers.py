@@ -319,19 +319,27 @@ def numbered(seq: int, source: str = "publisher-a") -> dict:
     return {"type": "list.stale", "event_id": f"e{seq}", "source": source, "seq": seq}
 
 
-async def test_a_socket_that_misses_a_numbered_event_has_the_page_resync(
-    channel_layer, monkeypatch
-):
+async def socket_hearing(messages: list[dict], monkeypatch, grace: float):
+    """A connected agent socket, then `messages` sent to the inbox group as they are."""
     from channels.layers import get_channel_layer
 
     from inbox import consumers
 
-    monkeypatch.setattr(consumers, "GAP_GRACE", 0.2)
+    monkeypatch.setattr(consumers, "GAP_GRACE", grace)
     communicator = await socket()
     assert (await communicator.connect())[0]
-    layer = get_channel_layer()
-    for seq in (1, 3):  # 2 never comes
-        await layer.group_send("inbox", numbered(seq))
+    for message in messages:
+        await get_channel_layer().group_send("inbox", message)
+    return communicator
+
+
+async def test_a_socket_that_misses_a_numbered_event_has_the_page_resync(
+    channel_layer, monkeypatch
+):
+    from inbox import consumers
+
+    # 2 never comes.
+    communicator = await socket_hearing([numbered(1), numbered(3)], monkeypatch, 0.2)
     frames = [await communicator.receive_from(timeout=WAIT) for _ in range(3)]
     assert frames[:2] == [consumers.LIST_STALE] * 2
     assert frames[2] == consumers.RESYNC
@@ -342,18 +350,12 @@ async def test_a_socket_that_misses_a_numbered_event_has_the_page_resync(
 async def test_numbers_that_arrive_late_or_from_another_publisher_are_not_a_gap(
     channel_layer, monkeypatch
 ):
-    from channels.layers import get_channel_layer
-
     from inbox import consumers
 
-    monkeypatch.setattr(consumers, "GAP_GRACE", 0.3)
-    communicator = await socket()
-    assert (await communicator.connect())[0]
-    layer = get_channel_layer()
     # Joined mid-count (first seen: 7); 9 before 8, as two threads of one process may send;
     # another publisher counts on its own.
-    for message in (numbered(7), numbered(9), numbered(8), numbered(1, "publisher-b")):
-        await layer.group_send("inbox", message)
+    messages = [numbered(7), numbered(9), numbered(8), numbered(1, "publisher-b")]
+    communicator = await socket_hearing(messages, monkeypatch, 0.3)
     frames = [await communicator.receive_from(timeout=WAIT) for _ in range(4)]
     assert consumers.RESYNC not in frames
     assert await communicator.receive_nothing(timeout=0.8)
