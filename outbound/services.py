@@ -13,6 +13,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from chatdesk.broker import send_many
+from chatdesk.bulk import bulk_insert
 from customers.models import Customer
 from customers.phones import InvalidPhone
 from customers.services import customer_get_or_create
@@ -204,17 +206,20 @@ def messages_send_bulk(*, sends: list[tuple[int, str]], author_kind: str) -> lis
         return []
     with transaction.atomic():
         conversations = _conversations_for({customer_id for customer_id, _ in sends})
-        messages = Message.objects.bulk_create(
-            Message(
-                conversation_id=conversations[customer_id],
-                direction=Message.Direction.OUT,
-                author_kind=author_kind,
-                kind=Message.Kind.TEXT,
-                body=text,
-                status=Message.Status.QUEUED,
-                created_at=now,
-            )
-            for customer_id, text in sends
+        messages = bulk_insert(
+            Message,
+            [
+                Message(
+                    conversation_id=conversations[customer_id],
+                    direction=Message.Direction.OUT,
+                    author_kind=author_kind,
+                    kind=Message.Kind.TEXT,
+                    body=text,
+                    status=Message.Status.QUEUED,
+                    created_at=now,
+                )
+                for customer_id, text in sends
+            ],
         )
         _conversations_touch_bulk(messages)
         events = [{"conversation_id": m.conversation_id, "message_id": m.id} for m in messages]
@@ -225,8 +230,7 @@ def messages_send_bulk(*, sends: list[tuple[int, str]], author_kind: str) -> lis
 
 
 def messages_enqueue(message_ids: list[int]) -> None:
-    for message_id in message_ids:
-        message_deliver.send(message_id)
+    send_many(message_deliver, ((message_id,) for message_id in message_ids))
 
 
 def _attachment_fields(attachment) -> dict:

@@ -1,0 +1,60 @@
+"""Inserting many new rows of one model fast: `bulk_insert`.
+
+On PostgreSQL the rows go through COPY, with their ids taken from the table's sequence first
+(COPY returns nothing), and every column whose value is the same on all rows (most of them: a
+campaign batch differs only in conversation and text) is prepared for the database once
+instead of once per row. That is where `bulk_create` spends its time on a 100,000-row campaign.
+Elsewhere (SQLite), `bulk_create`. Either way: no signals, as with `bulk_create`, and the
+objects come back with their primary keys set, saved.
+"""
+
+from django.db import connection, models
+
+_MISSING = object()
+
+
+def bulk_insert(model: type[models.Model], objs: list[models.Model]) -> list[models.Model]:
+    """Insert `objs` (new instances of `model`, no primary key set) in one statement."""
+    if not objs:
+        return objs
+    if connection.vendor != "postgresql":
+        return model.objects.bulk_create(objs)
+    meta = model._meta
+    fields = [f for f in meta.concrete_fields if f is not meta.pk]
+    columns = [_column(f, objs) for f in fields]
+    columns_of = [f.column for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [meta.db_table, meta.pk.column, len(objs)],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+        names = ", ".join(connection.ops.quote_name(c) for c in [meta.pk.column, *columns_of])
+        sql = f"COPY {connection.ops.quote_name(meta.db_table)} ({names}) FROM STDIN"
+        with cursor.cursor.copy(sql) as copy:
+            for i, pk in enumerate(ids):
+                copy.write_row([pk, *(col if shared else col[i] for shared, col in columns)])
+    for obj, pk in zip(objs, ids, strict=True):
+        obj.pk = pk
+        obj._state.adding, obj._state.db = False, connection.alias
+    return objs
+
+
+def _column(field, objs) -> tuple[bool, object]:
+    """(True, the prepared value) when every object has the same value for `field`, else
+    (False, the prepared value of each)."""
+    name = field.attname
+    first = getattr(objs[0], name, _MISSING)
+    if all(getattr(obj, name, _MISSING) == first for obj in objs):
+        prepared = _prepared(field, objs[0])
+        value = getattr(objs[0], name)  # as pre_save left it (a default filled in)
+        for obj in objs[1:]:
+            setattr(obj, name, value)
+        return True, prepared
+    return False, [_prepared(field, obj) for obj in objs]
+
+
+def _prepared(field, obj):
+    # What SQLInsertCompiler does for each value: pre_save (defaults, auto_now, file fields),
+    # then the database's form of it.
+    return field.get_db_prep_save(field.pre_save(obj, True), connection)
