@@ -149,3 +149,32 @@ def test_it_inserts_an_emoji_at_the_cursor_from_our_own_data(page_for, live_serv
     assert any(u.endswith("/static/vendor/emoji-picker/es/data.json") for u in requests)
     foreign = [u for u in requests if not u.startswith(live_server_url) and u.startswith("http")]
     assert foreign == []
+
+
+def test_the_vendored_picker_database_defaults_to_our_own_spanish_data(page_for, live_server_url):
+    make_user("bob", "agent", first_name="Bob")
+    conversation = Conversation.objects.create(
+        customer=Customer.objects.create(phone="+593968196046", name="Carlos")
+    )
+    bob = page_for("bob", "pass-bob")
+    requests = []
+    bob.on("request", lambda request: requests.append(request.url))
+    bob.goto(f"{live_server_url}/inbox/c/{conversation.pk}/")
+    source = bob.locator("#emoji-toggle").get_attribute("data-picker")
+    database = source.replace("picker.js", "database.js")
+    # No dataSource given: the library's default decides where the data comes from.
+    names = bob.evaluate(
+        """async (url) => {
+            const { default: Database } = await import(url);
+            const db = new Database({ locale: "es-default-test" });
+            await db.ready();
+            const found = await db.getEmojiBySearchQuery("corazón");
+            await db.delete();
+            return found.map((emoji) => emoji.annotation);
+        }""",
+        database,
+    )
+    assert any("corazón" in name.lower() for name in names)
+    assert any(u.endswith("/static/vendor/emoji-picker/es/data.json") for u in requests)
+    foreign = [u for u in requests if not u.startswith(live_server_url) and u.startswith("http")]
+    assert foreign == []

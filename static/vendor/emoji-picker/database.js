@@ -30,7 +30,8 @@ const MODE_READWRITE = 'readwrite';
 const INDEX_SKIN_UNICODE = 'skinUnicodes';
 const FIELD_SKIN_UNICODE = 'skinUnicodes';
 
-const DEFAULT_DATA_SOURCE = 'https://cdn.jsdelivr.net/npm/emoji-picker-element-data@^1/en/emojibase/data.json';
+// chatdesk: the vendored Spanish data beside this file, not the library's CDN default.
+const DEFAULT_DATA_SOURCE = new URL('./es/data.json', import.meta.url).href;
 const DEFAULT_LOCALE = 'en';
 
 // like lodash's uniqBy but much smaller

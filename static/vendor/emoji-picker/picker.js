@@ -1,6 +1,6 @@
 import Database from './database.js';
 
-// via https://unpkg.com/browse/emojibase-data@6.0.0/meta/groups.json
+// from emojibase-data 6.0.0, meta/groups.json
 const allGroups = [
   [-1, '✨', 'custom'],
   [0, '😀', 'smileys-emotion'],
@@ -1646,7 +1646,8 @@ function createRoot (shadowRoot, props) {
   }
 }
 
-const DEFAULT_DATA_SOURCE = 'https://cdn.jsdelivr.net/npm/emoji-picker-element-data@^1/en/emojibase/data.json';
+// chatdesk: the vendored Spanish data beside this file, not the library's CDN default.
+const DEFAULT_DATA_SOURCE = new URL('./es/data.json', import.meta.url).href;
 const DEFAULT_LOCALE = 'en';
 
 var enI18n = {
