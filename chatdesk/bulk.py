@@ -10,11 +10,10 @@ objects come back with their primary keys set, saved.
 
 from django.db import connection, models
 
-_MISSING = object()
-
 
 def bulk_insert(model: type[models.Model], objs: list[models.Model]) -> list[models.Model]:
-    """Insert `objs` (new instances of `model`, no primary key set) in one statement."""
+    """Insert `objs` (new instances of `model`, no primary key set): on PostgreSQL one query
+    for their ids and one COPY."""
     if not objs:
         return objs
     if connection.vendor != "postgresql":
@@ -44,8 +43,8 @@ def _column(field, objs) -> tuple[bool, object]:
     """(True, the prepared value) when every object has the same value for `field`, else
     (False, the prepared value of each)."""
     name = field.attname
-    first = getattr(objs[0], name, _MISSING)
-    if all(getattr(obj, name, _MISSING) == first for obj in objs):
+    first = getattr(objs[0], name)
+    if all(getattr(obj, name) == first for obj in objs):
         prepared = _prepared(field, objs[0])
         value = getattr(objs[0], name)  # as pre_save left it (a default filled in)
         for obj in objs[1:]:
