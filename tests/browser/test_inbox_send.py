@@ -124,7 +124,8 @@ def test_it_moves_the_ticks_in_another_agents_browser(browser, live_stack):
             context.close()
 
 
-def test_it_inserts_an_emoji_at_the_cursor_from_our_own_data(page_for, live_server_url):
+def _agent_in_a_conversation(page_for, live_server_url):
+    """Bob's page on a conversation with Carlos, and the list of every URL it requests."""
     make_user("bob", "agent", first_name="Bob")
     conversation = Conversation.objects.create(
         customer=Customer.objects.create(phone="+593968196046", name="Carlos")
@@ -133,6 +134,17 @@ def test_it_inserts_an_emoji_at_the_cursor_from_our_own_data(page_for, live_serv
     requests = []
     bob.on("request", lambda request: requests.append(request.url))
     bob.goto(f"{live_server_url}/inbox/c/{conversation.pk}/")
+    return bob, requests
+
+
+def _assert_emoji_data_came_from_us(requests: list[str], live_server_url: str) -> None:
+    assert any(u.endswith("/static/vendor/emoji-picker/es/data.json") for u in requests)
+    foreign = [u for u in requests if not u.startswith(live_server_url) and u.startswith("http")]
+    assert foreign == []
+
+
+def test_it_inserts_an_emoji_at_the_cursor_from_our_own_data(page_for, live_server_url):
+    bob, requests = _agent_in_a_conversation(page_for, live_server_url)
     area = bob.locator("#composer textarea")
     area.fill("Hola  gracias")
     area.evaluate("el => el.setSelectionRange(5, 5)")
@@ -146,20 +158,11 @@ def test_it_inserts_an_emoji_at_the_cursor_from_our_own_data(page_for, live_serv
     emoji = first.inner_text().strip()
     first.click()
     expect(area).to_have_value(f"Hola {emoji} gracias")
-    assert any(u.endswith("/static/vendor/emoji-picker/es/data.json") for u in requests)
-    foreign = [u for u in requests if not u.startswith(live_server_url) and u.startswith("http")]
-    assert foreign == []
+    _assert_emoji_data_came_from_us(requests, live_server_url)
 
 
 def test_the_vendored_picker_database_defaults_to_our_own_spanish_data(page_for, live_server_url):
-    make_user("bob", "agent", first_name="Bob")
-    conversation = Conversation.objects.create(
-        customer=Customer.objects.create(phone="+593968196046", name="Carlos")
-    )
-    bob = page_for("bob", "pass-bob")
-    requests = []
-    bob.on("request", lambda request: requests.append(request.url))
-    bob.goto(f"{live_server_url}/inbox/c/{conversation.pk}/")
+    bob, requests = _agent_in_a_conversation(page_for, live_server_url)
     source = bob.locator("#emoji-toggle").get_attribute("data-picker")
     database = source.replace("picker.js", "database.js")
     # No dataSource given: the library's default decides where the data comes from.
@@ -175,6 +178,4 @@ def test_the_vendored_picker_database_defaults_to_our_own_spanish_data(page_for,
         database,
     )
     assert any("corazón" in name.lower() for name in names)
-    assert any(u.endswith("/static/vendor/emoji-picker/es/data.json") for u in requests)
-    foreign = [u for u in requests if not u.startswith(live_server_url) and u.startswith("http")]
-    assert foreign == []
+    _assert_emoji_data_came_from_us(requests, live_server_url)
