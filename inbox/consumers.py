@@ -6,8 +6,9 @@ the list filter decides whether a changed conversation belongs in this agent's l
 open conversation's group brings its thread lines, ticks and who else is looking at it.
 
 Fragments that need placing (a list row in date order, a thread line) go into
-#live-staging wrapped in `.live-op` elements; static/js/inbox.js puts them in their place
-(insert in order, replace, or remove). Everything else is a plain out-of-band swap by id.
+#live-staging wrapped in `.live-op` elements (inbox/live.py); static/js/inbox.js puts them in
+their place at once (insert in order, keep the furthest of two copies, or remove). Everything
+else is a plain out-of-band swap by id. docs/live.md is the whole protocol.
 
 The layer drops events for a socket that falls behind, without telling anyone. What goes to the
 inbox group is numbered by its publisher (inbox/events.py). When a number is still missing
@@ -24,10 +25,10 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import translation
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 
 from chatdesk.roles import SUPPORT, has_role
-from inbox import selectors
+from inbox import live, selectors
 from inbox.events import INBOX_GROUP, conversation_group
 from inbox.models import Conversation, Message
 
@@ -91,17 +92,6 @@ class Gaps:
 def _language(scope) -> str:
     chosen = scope.get("cookies", {}).get(settings.LANGUAGE_COOKIE_NAME, "")
     return chosen if chosen in dict(settings.LANGUAGES) else settings.LANGUAGE_CODE
-
-
-def _op(kind: str, html: str) -> str:
-    return format_html('<div class="live-op" data-op="{}">{}</div>', kind, html)
-
-
-def _staging(ops: list[str]) -> str:
-    return format_html(
-        '<div id="live-staging" hx-swap-oob="beforeend">{}</div>',
-        format_html_join("", "{}", ((op,) for op in ops)),
-    )
 
 
 class InboxConsumer(AsyncJsonWebsocketConsumer):
@@ -263,7 +253,7 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         if event.get("group") == "inbox":
             html = await self._list_update(event, event.get("message_id"))
         elif event.get("conversation_id") == self.watching:
-            html = await self._thread_line(event, "upsert")
+            html = await self._thread_line(event)
         else:
             return
         if html:
@@ -271,7 +261,7 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
 
     async def message_status(self, event):
         if event.get("group") == "conversation" and event.get("conversation_id") == self.watching:
-            html = await self._thread_line(event, "replace")
+            html = await self._thread_line(event)
             if html:
                 await self.send(html)
 
@@ -296,12 +286,14 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         """Many messages at once (a campaign batch): the page re-fetches its list, and the
         open thread gets its own lines, if it is in the batch."""
         await self.send(LIST_STALE)
-        kind = "upsert" if event.get("event_type") == "message.created" else "replace"
         for conversation_id, message_id in event.get("items", []):
             if conversation_id != self.watching or message_id is None:
                 continue
-            one = {"event_id": f"{event.get('event_id')}.{message_id}", "message_id": message_id}
-            html = await self._thread_line(one, kind)
+            one = {
+                "type": event.get("event_type"), "message_id": message_id,
+                "event_id": f"{event.get('event_id')}.{message_id}",
+            }  # fmt: skip
+            html = await self._thread_line(one)
             if html:
                 await self.send(html)
 
@@ -318,10 +310,10 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
             ),
         )
 
-    async def _thread_line(self, event, kind: str) -> str:
+    async def _thread_line(self, event) -> str:
         return await _shared(
-            ("line", event.get("event_id"), self.language, kind),
-            lambda: _thread_line(self.language, event["message_id"], kind),
+            ("line", event.get("event_id"), self.language),
+            lambda: _thread_line(self.language, event["message_id"], event.get("type")),
         )
 
 
@@ -356,12 +348,12 @@ def _list_update(language, user, filters, conversation_id: int, message_id: int 
     if conversation is None:
         return ""
     if selectors.conversation_matches(user=user, filters=filters, conversation_id=conversation_id):
-        op = _op("upsert", _render(language, "conv_row", {"c": conversation}))
+        op = live.op("upsert", _render(language, "conv_row", {"c": conversation}))
     else:
-        op = _op("remove", format_html('<span data-id="conv-{}"></span>', conversation_id))
+        op = live.op("remove", format_html('<span data-id="conv-{}"></span>', conversation_id))
     unread = selectors.unread_conversations_count()
     parts = [
-        _staging([op]),
+        live.staging([op]),
         format_html('<span id="unread-total" data-count="{}" hidden></span>', unread),
     ]
     if message_id is not None:
@@ -380,13 +372,17 @@ def _list_update(language, user, filters, conversation_id: int, message_id: int 
 
 
 @database_sync_to_async
-def _thread_line(language: str, message_id: int, kind: str) -> str:
+def _thread_line(language: str, message_id: int, event_type: str | None) -> str:
+    """The line as it is now, whatever the event: a page may get the copies of two events in
+    either order, and keeps the furthest (its rank). An agent's recent reply carries its
+    composer reference, so the sender's page swaps it for the line it already shows."""
     try:
         message = selectors.message_get(message_id=message_id)
     except Message.DoesNotExist:
         return ""
-    html = _staging([_op(kind, _render(language, "message_line", {"m": message}))])
-    if kind == "upsert" and message.direction == Message.Direction.IN:
+    context = {"m": message, "ref": live.reply_ref(message)}
+    html = live.staging([live.op("upsert", _render(language, "message_line", context))])
+    if event_type == "message.created" and message.direction == Message.Direction.IN:
         # An inbound message makes the conversation new again (even a resolved one).
         html += _thread_head_sync(language, message.conversation_id)
     return html

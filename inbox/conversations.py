@@ -135,11 +135,15 @@ def message_status_check(*, message: Message, provider, timeout: float = STATUS_
 def message_retry_claim(*, message: Message) -> bool:
     """Only one "Reintentar" of a failed line wins (a double click sends one copy); call it in
     the transaction that creates the copy, so a copy that fails to be made releases the claim."""
-    return bool(
-        Message.objects.filter(
-            id=message.id,
-            status=Message.Status.FAILED,
-            direction=Message.Direction.OUT,
-            retried_at__isnull=True,
-        ).update(retried_at=timezone.now())
-    )
+    claimed = Message.objects.filter(
+        id=message.id,
+        status=Message.Status.FAILED,
+        direction=Message.Direction.OUT,
+        retried_at__isnull=True,
+    ).update(retried_at=timezone.now())
+    if claimed:
+        # Every open thread drops the line's "Reintentar", not only the page that clicked it.
+        event_publish(
+            "message.status", conversation_id=message.conversation_id, message_id=message.id
+        )
+    return bool(claimed)

@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.db import transaction
 from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
@@ -16,7 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from chatdesk.roles import SUPPORT, has_role, role_required
 from customers.models import Customer
-from inbox import conversations, selectors
+from inbox import conversations, live, selectors
 from inbox.models import Conversation, Message
 from outbound import attachments, wasender
 from outbound.models import MessageTemplate
@@ -215,11 +216,24 @@ def _composer(request, conversation: Conversation, *, error: str = "", text: str
     return render(request, "inbox/index.html#composer", context, status=422 if error else 200)
 
 
+def _line_answer(request, message: Message, **extra) -> HttpResponse:
+    """A message line as the answer to an htmx request: the same placement op the socket sends
+    (docs/live.md), so whichever copy comes first, the page keeps one line, the furthest."""
+    line = render_to_string(
+        "inbox/index.html#message_line", {"m": message, **extra}, request=request
+    )
+    return HttpResponse(live.staging([live.op("upsert", line)]))
+
+
 @role_required(*SUPPORT)
 @require_POST
 def message_reply(request, conversation_id: int):
+    """The page has already shown the reply (optimistically, 🕓); the answer is its line, with
+    the page's reference so the page swaps one for the other. The composer is answered only
+    with an error: the agent may be typing the next reply."""
     conversation = _conversation_or_404(conversation_id)
     text = request.POST.get("text", "")
+    ref = live.reply_ref_clean(request.POST.get("client_ref"))
     reply_to = None
     if reply_to_id := _id_param(request.POST.get("reply_to")):
         reply_to = Message.objects.filter(pk=reply_to_id, conversation=conversation).first()
@@ -228,11 +242,14 @@ def message_reply(request, conversation_id: int):
         scheduled_for = _scheduled_for(request.POST.get("scheduled_for", ""))
         if request.FILES.get("attachment"):
             attachment = attachments.attachment_accept(upload=request.FILES["attachment"])
-        message = message_send(
-            customer=conversation.customer, text=text, author_kind=Message.Author.AGENT,
-            agent=request.user, reply_to=reply_to, scheduled_for=scheduled_for,
-            attachment=attachment,
-        )  # fmt: skip
+        with transaction.atomic():
+            message = message_send(
+                customer=conversation.customer, text=text, author_kind=Message.Author.AGENT,
+                agent=request.user, reply_to=reply_to, scheduled_for=scheduled_for,
+                attachment=attachment,
+            )  # fmt: skip
+            # Before commit: the socket's copies of the line are rendered after it.
+            live.reply_ref_note(message_id=message.pk, ref=ref)
     except SendRejected as rejected:
         attachments.attachment_discard(attachment)
         if not request.htmx:
@@ -243,13 +260,14 @@ def message_reply(request, conversation_id: int):
         conversations.conversation_mark_answered(conversation=conversation)
     if not request.htmx:
         return redirect("inbox:conversation", conversation.pk)
-    return _composer(request, conversation, sent=message)
+    return _line_answer(request, message, ref=ref)
 
 
 @role_required(*SUPPORT)
 @require_POST
 def message_retry(request, message_id: int):
-    """A failed line is sent again as a fresh copy (the failed row stays as the record)."""
+    """A failed line is sent again as a fresh copy (the failed row stays as the record, marked
+    as sent again, without its button: "Reintentar" works once, however many pages click it)."""
     failed = _message_or_404(message_id)
     try:
         with transaction.atomic():
@@ -258,7 +276,7 @@ def message_retry(request, message_id: int):
     except SendRejected as rejected:
         messages.error(request, rejected.message)
     if request.htmx:
-        return HttpResponse(status=204)
+        return _line_answer(request, _message_or_404(message_id))
     return redirect("inbox:conversation", failed.conversation_id)
 
 
@@ -298,8 +316,7 @@ def message_status_check(request, message_id: int):
         if note:
             messages.info(request, note)
         return redirect("inbox:conversation", message.conversation_id)
-    message = _message_or_404(message_id)
-    return render(request, "inbox/index.html#message_line", {"m": message, "status_note": note})
+    return _line_answer(request, _message_or_404(message_id), status_note=note)
 
 
 @role_required(*SUPPORT)
@@ -308,8 +325,7 @@ def message_cancel(request, message_id: int):
     message = _message_or_404(message_id)
     conversations.message_schedule_cancel(message=message)
     if request.htmx:
-        message.refresh_from_db()
-        return render(request, "inbox/index.html#message_line", {"m": message})
+        return _line_answer(request, _message_or_404(message_id))
     return redirect("inbox:conversation", message.conversation_id)
 
 

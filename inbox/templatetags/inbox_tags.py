@@ -3,7 +3,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from customers.templatetags import customer_tags
-from inbox import selectors
+from inbox import live, selectors
 from inbox.models import Message
 
 register = template.Library()
@@ -49,6 +49,11 @@ def tick(message: Message) -> str:
 @register.filter
 def tick_class(message: Message) -> str:
     return TICKS.get(message.status, ("", ""))[1]
+
+
+@register.filter
+def status_rank(message: Message) -> int:
+    return live.status_rank(message.status)
 
 
 @register.filter

@@ -47,43 +47,245 @@
     return true;
   }
 
+  // One rule for every line and row, whichever road it came by (the socket, or the answer to
+  // this page's own request; docs/live.md): it is placed in its container at once, and when the
+  // page already shows it, the furthest copy wins (a line's status rank, a row's key: its last
+  // message). Nothing is ever left in #live-staging.
+  const rank = (el) => parseInt(el.dataset.rank, 10) || 0;
+
+  function shownIn(container, id) {
+    return container && id ? container.querySelector(":scope > #" + CSS.escape(id)) : null;
+  }
+
+  function place(el) {
+    const isRow = el.classList.contains("conv-row");
+    if (!isRow && el.dataset.ref) settle(el.dataset.ref);
+    const container = isRow ? $("#conv-list") : $("#thread-messages");
+    if (!container) return;
+    if (!isRow && el.dataset.conversation !== openConversation()) return; // a thread left behind
+    const existing = shownIn(container, el.id);
+    if (existing) {
+      const older = isRow ? el.dataset.key < existing.dataset.key : rank(el) < rank(existing);
+      if (older) return; // a copy rendered before the one shown
+      if (existing.dataset.key === el.dataset.key) {
+        existing.replaceWith(el);
+        htmx.process(el);
+        if (isRow && el.id === "conv-" + openConversation()) el.setAttribute("aria-current", "true");
+        return;
+      }
+      existing.remove();
+    }
+    const follow = !isRow && nearBottom(container);
+    const placed = isRow
+      ? insertSorted(container, el, ".conv-row", true, ".list-more")
+      : insertSorted(container, el, ".msg", false, ".load-older");
+    if (!placed) return;
+    htmx.process(el);
+    if (isRow) {
+      const empty = container.querySelector(":scope > .empty");
+      if (empty) empty.remove();
+      if (el.id === "conv-" + openConversation()) el.setAttribute("aria-current", "true");
+    } else if (follow || el.classList.contains("msg-out")) {
+      container.scrollTop = container.scrollHeight;
+    }
+  }
+
   function drain() {
     const staging = $("#live-staging");
     if (!staging) return;
     staging.querySelectorAll(":scope > .live-op").forEach((op) => {
-      const el = op.firstElementChild;
       op.remove();
+      const el = op.firstElementChild;
       if (!el) return;
-      const kind = op.dataset.op;
-      if (kind === "remove") {
-        const gone = document.getElementById(el.dataset.id);
+      if (op.dataset.op === "remove") {
+        const gone = shownIn($("#conv-list"), el.dataset.id) || shownIn($("#thread-messages"), el.dataset.id);
         if (gone) gone.remove();
-        return;
-      }
-      const existing = document.getElementById(el.id);
-      if (kind === "replace" || (existing && existing.dataset.key === el.dataset.key)) {
-        if (existing) existing.replaceWith(el), htmx.process(el);
-        return;
-      }
-      const isRow = el.classList.contains("conv-row");
-      const container = isRow ? $("#conv-list") : $("#thread-messages");
-      if (!container) return;
-      const follow = !isRow && nearBottom(container);
-      if (existing) existing.remove();
-      const placed = isRow
-        ? insertSorted(container, el, ".conv-row", true, ".list-more")
-        : insertSorted(container, el, ".msg", false, ".load-older");
-      if (!placed) return;
-      htmx.process(el);
-      if (isRow) {
-        const empty = container.querySelector(":scope > .empty");
-        if (empty) empty.remove();
-        if (el.id === "conv-" + openConversation()) el.setAttribute("aria-current", "true");
-      } else if (follow || el.classList.contains("msg-out")) {
-        container.scrollTop = container.scrollHeight;
+      } else {
+        place(el);
       }
     });
+    if (staging.firstChild) staging.replaceChildren();
   }
+
+  // Whatever puts something in #live-staging (the socket, an htmx answer whose requesting form
+  // was itself replaced meanwhile, so that htmx's events fire on a detached element), it is
+  // placed before the browser paints again.
+  let observed = null;
+  function watchStaging() {
+    const staging = $("#live-staging");
+    if (!staging || staging === observed) return;
+    observed = staging;
+    new MutationObserver(drain).observe(staging, { childList: true });
+    drain();
+  }
+
+  // --- the sender's own reply: shown at once, then swapped for its line ------------------------
+  // Each submission gets a reference; the server gives it back on the line (in the answer, and
+  // in the socket's copies while it is recent), so the optimistic line becomes that line, once.
+  state.pending = new Map(); // reference -> { line, conversation, text }
+  state.queue = Promise.resolve();
+
+  function settle(ref) {
+    const pending = state.pending.get(ref);
+    if (!pending) return null;
+    state.pending.delete(ref);
+    pending.line.remove();
+    return pending;
+  }
+
+  // A thread re-fetched (resync, reconnect) while a reply is on its way keeps showing it.
+  function reattach() {
+    const box = $("#thread-messages");
+    if (!box) return;
+    state.pending.forEach((pending) => {
+      if (pending.conversation === openConversation() && !box.contains(pending.line)) box.append(pending.line);
+    });
+  }
+
+  function newRef() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    return Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 12);
+  }
+
+  function child(parent, tag, className, text) {
+    const el = document.createElement(tag);
+    if (className) el.className = className;
+    if (text) el.textContent = text;
+    parent.appendChild(el);
+    return el;
+  }
+
+  function clock(timeZone) {
+    try {
+      const parts = {};
+      new Intl.DateTimeFormat("en-GB", {
+        timeZone: timeZone || undefined, day: "2-digit", month: "2-digit", hour: "2-digit", minute: "2-digit", hour12: false,
+      }).formatToParts(new Date()).forEach((part) => { parts[part.type] = part.value; });
+      return parts.day + "/" + parts.month + " " + parts.hour + ":" + parts.minute;
+    } catch (e) { return ""; }
+  }
+
+  function pendingLine(form, data, ref) {
+    const later = Boolean((data.get("scheduled_for") || "").trim());
+    const line = document.createElement("div");
+    line.className = "msg msg-out author-agent msg-pending status-" + (later ? "scheduled" : "queued");
+    line.dataset.ref = ref;
+    line.dataset.key = "~" + ref; // after every line the server placed
+    child(line, "div", "msg-author", form.dataset.me);
+    const file = data.get("attachment");
+    if (file && file.name && file.size) child(child(line, "div", "msg-media"), "span", "muted", "📎 " + file.name);
+    const text = (data.get("text") || "").trim();
+    if (text) child(line, "div", "msg-body", text);
+    const meta = child(line, "div", "msg-meta");
+    child(meta, "time", "", clock(form.dataset.tz));
+    const tick = child(meta, "span", "tick " + (later ? "tick-scheduled" : "tick-queued"), later ? "🗓" : "🕓");
+    tick.dataset.status = later ? "scheduled" : "queued";
+    tick.title = later ? form.dataset.scheduled : form.dataset.queued;
+    return line;
+  }
+
+  function composerReset(form) {
+    form.querySelector("textarea[name=text]").value = "";
+    const file = form.querySelector(".attachment-input");
+    if (file && file.value) {
+      file.value = "";
+      file.dispatchEvent(new Event("change", { bubbles: true }));
+    }
+    const later = form.querySelector("input[name=scheduled_for]");
+    if (later) later.value = "";
+    const details = form.querySelector("details.later");
+    if (details) details.open = false;
+    const template = form.querySelector("select[name=template]");
+    if (template) template.value = "";
+    form.querySelector("input[name=reply_to]").value = "";
+    form.querySelector(".reply-preview").hidden = true;
+    const error = form.querySelector(":scope > .error");
+    if (error) error.remove();
+  }
+
+  // The reply could not be confirmed: take it off the thread and give its text back.
+  function unsent(ref, reason) {
+    const pending = settle(ref);
+    const form = $("#composer");
+    if (!pending || !form || pending.conversation !== openConversation()) return;
+    const area = form.querySelector("textarea[name=text]");
+    area.value = pending.text + (area.value ? "\n" + area.value : "");
+    let note = form.querySelector(":scope > .error");
+    if (!note) {
+      note = document.createElement("p");
+      note.className = "error";
+      note.setAttribute("role", "alert");
+      form.prepend(note);
+    }
+    note.textContent = reason;
+  }
+
+  // Refused (empty, a file too big, a date in the past): the server's composer says why and
+  // holds the text; anything typed since is kept after it.
+  function refused(ref, html) {
+    const pending = settle(ref);
+    const old = $("#composer");
+    const tpl = document.createElement("template");
+    tpl.innerHTML = html;
+    const fresh = tpl.content.querySelector("#composer");
+    if (!old || !fresh || !pending || pending.conversation !== openConversation()) return;
+    const typed = old.querySelector("textarea[name=text]").value;
+    old.replaceWith(fresh);
+    htmx.process(fresh);
+    const area = fresh.querySelector("textarea[name=text]");
+    if (typed) area.value = area.value ? area.value + "\n" + typed : typed;
+    area.focus();
+  }
+
+  function land(html) {
+    const staging = $("#live-staging");
+    const tpl = document.createElement("template");
+    tpl.innerHTML = html;
+    tpl.content.querySelectorAll(".live-op").forEach((op) => staging.append(op));
+    drain();
+  }
+
+  async function post(url, data, ref, offline) {
+    try {
+      const response = await fetch(url, {
+        method: "POST", body: data, credentials: "same-origin", headers: { "HX-Request": "true" },
+      });
+      const html = await response.text();
+      if (response.status === 422) refused(ref, html);
+      else if (response.ok && !response.redirected) land(html);
+    } catch (e) { /* no answer: below */ }
+    if (state.pending.has(ref)) unsent(ref, offline); // no line came back (network, login, 5xx)
+  }
+
+  // htmx would post a form once at a time and read its values when it gets round to it; every
+  // Enter is a reply of its own, so this posts each with the values it had, one after another
+  // (the thread's order is the order they were typed).
+  function send(form) {
+    const area = form.querySelector("textarea[name=text]");
+    const file = form.querySelector(".attachment-input");
+    if (!area.value.trim() && !(file && file.files.length)) return;
+    const ref = newRef();
+    form.querySelector("input[name=client_ref]").value = ref;
+    const data = new FormData(form);
+    const line = pendingLine(form, data, ref);
+    state.pending.set(ref, { line, conversation: openConversation(), text: area.value });
+    const box = $("#thread-messages");
+    if (box) {
+      box.append(line);
+      box.scrollTop = box.scrollHeight;
+    }
+    composerReset(form);
+    const url = form.action;
+    const offline = form.dataset.offline;
+    state.queue = state.queue.then(() => post(url, data, ref, offline));
+  }
+
+  document.addEventListener("submit", (evt) => {
+    const form = evt.target;
+    if (!(form instanceof HTMLFormElement) || form.id !== "composer") return;
+    evt.preventDefault();
+    send(form);
+  });
 
   // --- title, notifications, typing ----------------------------------------------------------
   function updateTitle() {
@@ -180,7 +382,9 @@
   });
   document.addEventListener("htmx:afterSettle", (evt) => {
     const target = evt.detail && evt.detail.target;
+    watchStaging();
     drain();
+    reattach();
     updateTitle();  // a re-fetched list brings the unread count
     if (!target) return;
     if (target.id === "thread-pane") {
@@ -192,7 +396,10 @@
       scrollThread();
     }
   });
-  document.addEventListener("htmx:historyRestore", watch);
+  document.addEventListener("htmx:historyRestore", () => {
+    watchStaging();
+    watch();
+  });
   // The socket filters live rows the way the list is filtered.
   let filterTimer = null;
   document.addEventListener("change", (evt) => {
@@ -327,6 +534,7 @@
   document.addEventListener("DOMContentLoaded", () => {
     const enable = $("#notify-enable");
     if (enable && "Notification" in window && Notification.permission !== "granted") enable.hidden = false;
+    watchStaging();
     scrollThread();
     updateTitle();
   });

@@ -137,7 +137,7 @@ async def test_it_sends_thread_lines_ticks_and_state_to_the_open_thread(channel_
         await communicator.receive_from(timeout=WAIT),
     ]
     line = next(frame for frame in frames if f'id="msg-{message.pk}"' in frame)
-    assert "🕓" in line
+    assert "🕓" in line and 'data-rank="1"' in line
 
     def delivered():
         with transaction.atomic():
@@ -146,7 +146,8 @@ async def test_it_sends_thread_lines_ticks_and_state_to_the_open_thread(channel_
 
     await database_sync_to_async(delivered)()
     tick = await communicator.receive_from(timeout=WAIT)
-    assert 'data-op="replace"' in tick and "✓✓" in tick
+    # Every copy of a line says where it stands; the page keeps the furthest (docs/live.md).
+    assert 'data-op="upsert"' in tick and "✓✓" in tick and 'data-rank="4"' in tick
 
     await database_sync_to_async(conversations.conversation_resolve)(conversation=conversation)
     frames = [
@@ -155,6 +156,40 @@ async def test_it_sends_thread_lines_ticks_and_state_to_the_open_thread(channel_
     ]
     head = next(frame for frame in frames if 'id="thread-head"' in frame)
     assert "Resuelto" in head and "Reabrir" in head
+    await communicator.disconnect()
+
+
+async def test_every_copy_of_an_agents_recent_reply_carries_the_composers_reference(
+    channel_layer,
+):
+    """The sender's page shows its reply before the server has it; whichever copy of the
+    line comes first (the answer or the socket's) must say which optimistic line it is."""
+    conversation = await database_sync_to_async(conversation_with)("+593968196046", "Carlos")
+    communicator = await socket()
+    assert (await communicator.connect())[0]
+    await watch(communicator, conversation.pk)
+    ref = "0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"
+
+    def reply():
+        client = Client()
+        client.force_login(make_user("ana", "agent", first_name="Ana"))
+        client.post(f"/inbox/c/{conversation.pk}/reply/", {"text": "Ya va", "client_ref": ref},
+                    HTTP_HX_REQUEST="true")  # fmt: skip
+        message = Message.objects.get(direction="out")
+        with transaction.atomic():
+            Message.objects.filter(pk=message.pk).update(status="sent")
+            event_publish("message.status", conversation_id=conversation.pk, message_id=message.pk)
+        return message
+
+    message = await database_sync_to_async(reply)()
+    lines = []
+    while len(lines) < 2:
+        frame = await communicator.receive_from(timeout=WAIT)
+        if f'id="msg-{message.pk}"' in frame:
+            lines.append(frame)
+    assert all(f'data-ref="{ref}"' in line for line in lines)
+    # Each copy is the line as it is when rendered: here both say "sent".
+    assert all('data-rank="3"' in line for line in lines)
     await communicator.disconnect()
 
 

@@ -277,6 +277,33 @@ def test_it_sends_a_reply_as_the_agent_and_marks_the_conversation_answered(clien
     assert f'id="msg-{reply.pk}"' in response.content.decode()
 
 
+def test_it_answers_a_reply_with_a_placement_op_carrying_the_pages_reference(
+    client_for, bob, carlos
+):
+    """The answer travels like the socket's copies (docs/live.md): a .live-op the page places
+    at once, never a bare line in the hidden #live-staging (where it once stayed, hidden)."""
+    ref = "3f2b8c1e-5a6d-4e7f-9a0b-1c2d3e4f5a6b"
+    response = client_for(bob).post(
+        f"/inbox/c/{carlos.pk}/reply/", {"text": "Listo", "client_ref": ref}, **HTMX
+    )
+    reply = Message.objects.get(direction="out")
+    html = response.content.decode()
+    assert html.startswith('<div id="live-staging" hx-swap-oob="beforeend">')
+    assert re.search(rf'<div class="live-op" data-op="upsert">\s*<div id="msg-{reply.pk}"', html)
+    assert f'data-ref="{ref}"' in html and 'data-rank="1"' in html
+    assert f'data-conversation="{carlos.pk}"' in html
+    # The composer is not in the answer: the agent may already be typing the next reply.
+    assert 'id="composer"' not in html
+
+
+def test_it_ignores_a_reference_that_is_not_a_plain_token(client_for, bob, carlos):
+    response = client_for(bob).post(
+        f"/inbox/c/{carlos.pk}/reply/", {"text": "Hola", "client_ref": '"><b>x</b>'}, **HTMX
+    )
+    assert response.status_code == 200
+    assert "data-ref" not in response.content.decode()
+
+
 def test_it_refuses_an_empty_reply_with_a_reason(client_for, bob, carlos):
     response = client_for(bob).post(f"/inbox/c/{carlos.pk}/reply/", {"text": "  "}, **HTMX)
     assert response.status_code == 422
@@ -327,9 +354,12 @@ def test_it_sends_one_copy_when_retry_is_clicked_twice(client_for, bob, carlos):
     failed = Message.objects.create(conversation=carlos, direction="out", author_kind="agent",
                                     agent=bob, body="¿Sigues ahí?", status="failed")  # fmt: skip
     client = client_for(bob)
-    client.post(f"/inbox/m/{failed.pk}/retry/", **HTMX)
+    first = client.post(f"/inbox/m/{failed.pk}/retry/", **HTMX).content.decode()
     client.post(f"/inbox/m/{failed.pk}/retry/", **HTMX)
     assert Message.objects.exclude(pk=failed.pk).filter(direction="out").count() == 1
+    # The failed line comes back without its button: it was sent again.
+    assert f'id="msg-{failed.pk}"' in first and "Enviado otra vez" in first
+    assert "Reintentar" not in first
 
 
 def test_it_fills_a_template_from_the_customer(client_for, bob, carlos):
