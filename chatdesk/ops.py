@@ -160,6 +160,9 @@ class OpsStatus:
     stuck_queued: int = 0
     stuck_sending: int = 0
     stuck_oldest: list[Message] = field(default_factory=list)
+    unconfirmed_count: int = 0
+    unconfirmed_oldest: list[Message] = field(default_factory=list)
+    ignored_recent: list[WebhookEvent] = field(default_factory=list)
     last_webhook: WebhookEvent | None = None
     webhook_counts: dict[str, int] = field(default_factory=dict)
     sessions: list[SessionState] = field(default_factory=list)
@@ -199,6 +202,17 @@ def ops_status(*, stuck_minutes: int = STUCK_MINUTES_DEFAULT, broker=None) -> Op
     status.stuck_sending = sending.count()
     status.stuck_oldest = list(
         (queued | sending).select_related("conversation__customer").order_by("created_at")[:10]
+    )
+    unconfirmed = Message.objects.filter(status=Message.Status.UNCONFIRMED)
+    status.unconfirmed_count = unconfirmed.count()
+    status.unconfirmed_oldest = list(
+        unconfirmed.select_related("conversation__customer").order_by("sending_at")[:10]
+    )
+    # What the intake stored but could not use (no sender, a group...), with its reason.
+    status.ignored_recent = list(
+        WebhookEvent.objects.filter(state=WebhookEvent.State.IGNORED)
+        .order_by("-received_at", "-id")
+        .only("id", "received_at", "event", "error")[:10]
     )
     status.last_webhook = WebhookEvent.objects.order_by("-received_at", "-id").first()
     status.webhook_counts = dict(

@@ -154,6 +154,9 @@ SEND_RETRY_BASE_SECONDS = env.float("SEND_RETRY_BASE_SECONDS", default=5.0)
 SEND_RETRY_MAX_SECONDS = env.float("SEND_RETRY_MAX_SECONDS", default=300.0)
 # The sweeper: rows left in "sending" or "queued" this long are looked at again.
 SEND_STUCK_SENDING_SECONDS = env.int("SEND_STUCK_SENDING_SECONDS", default=120)
+# An unconfirmed send (its answer was lost or broken) waits this long for WhatsApp's echo or
+# message info, then becomes "unknown"; either way it is never sent again by itself.
+SEND_UNCONFIRMED_SECONDS = env.int("SEND_UNCONFIRMED_SECONDS", default=600)
 SEND_STUCK_QUEUED_SECONDS = env.int("SEND_STUCK_QUEUED_SECONDS", default=900)
 SEND_SWEEP_EVERY_SECONDS = env.int("SEND_SWEEP_EVERY_SECONDS", default=30)
 # Campaigns: how often the scheduler launches due campaigns and checks running ones, and how

@@ -40,6 +40,9 @@ class Customer(models.Model):
     name = models.CharField(_("nombre"), max_length=120, blank=True)
     # E.164, normalised by customers.phones; the one identity of a customer.
     phone = models.CharField(_("teléfono"), max_length=20, unique=True)
+    # False when the phone library calls the number invalid but WhatsApp delivered a message
+    # from it (new ranges, foreign numbers): kept, and shown to be checked by a person.
+    phone_valid = models.BooleanField(_("número verificado"), default=True)
     # WhatsApp may address the same person by an opaque "...@lid" id; learnt from webhooks
     # that carry both, so a later LID-only message finds this customer.
     whatsapp_lid = models.CharField(max_length=64, unique=True, null=True, blank=True)

@@ -33,6 +33,26 @@ def phone_normalize(raw: str, *, region: str | None = None) -> str:
     raise InvalidPhone(raw)
 
 
+def phone_normalize_reported(raw: str) -> tuple[str, bool]:
+    """A number WhatsApp itself reported (a sender exists by definition): (E.164, valid).
+    The phone library's metadata lags behind new ranges and some foreign plans, so a number
+    it calls invalid is still kept when it is a possible international number, flagged for a
+    person to check. InvalidPhone only when it cannot be a phone number at all."""
+    try:
+        return phone_normalize(raw), True
+    except InvalidPhone:
+        pass
+    text = (raw or "").strip().split("@", 1)[0].split(":", 1)[0]
+    digits = "".join(ch for ch in text if ch.isdigit())
+    try:
+        number = phonenumbers.parse("+" + digits, None)
+    except phonenumbers.NumberParseException:
+        raise InvalidPhone(raw) from None
+    if not phonenumbers.is_possible_number(number):
+        raise InvalidPhone(raw)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), False
+
+
 def phone_display(e164: str) -> str:
     try:
         number = phonenumbers.parse(e164, None)

@@ -63,6 +63,10 @@ _KEYS = {
 }  # fmt: skip
 
 
+# Ids are database keys: positive and within a bigint (SQLite raises beyond it).
+ID_MAX = 2**63
+
+
 class SegmentFilterError(ValueError):
     """Bad filters: `errors` maps each offending key to a Spanish message."""
 
@@ -77,7 +81,7 @@ def _int_or_error(value, key: str, errors: dict) -> int | None:
     low, high = _INT_LIMITS[key]
     try:
         number = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         errors[key] = _("Debe ser un número entero.")
         return None
     if isinstance(value, float) and value != number:
@@ -95,10 +99,13 @@ def _id_list(value, key: str, errors: dict) -> list[int]:
     if not isinstance(value, list | tuple):
         value = [value]
     try:
-        return sorted({int(item) for item in value})
-    except (TypeError, ValueError):
+        ids = sorted({int(item) for item in value})
+    except (TypeError, ValueError, OverflowError):
+        ids = None
+    if ids is None or not all(0 < pk < ID_MAX for pk in ids):
         errors[key] = _("Debe ser una lista de identificadores.")
         return []
+    return ids
 
 
 def _text_list(value, key: str, errors: dict) -> list[str]:

@@ -4,7 +4,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from customers.models import Customer, Tag
-from customers.phones import phone_normalize
+from customers.phones import phone_normalize, phone_normalize_reported
 
 
 def customer_get_or_create(*, phone: str, name: str = "") -> tuple[Customer, bool]:
@@ -17,6 +17,24 @@ def customer_get_or_create(*, phone: str, name: str = "") -> tuple[Customer, boo
     try:
         with transaction.atomic():
             return Customer.objects.create(phone=e164, name=name.strip()[:120]), True
+    except IntegrityError:
+        return Customer.objects.get(phone=e164), False
+
+
+def customer_get_or_create_reported(*, phone: str, name: str = "") -> tuple[Customer, bool]:
+    """As customer_get_or_create, for a number WhatsApp reported (a sender, the chat of our
+    own echo): a number the phone library calls invalid is kept, flagged `phone_valid=False`
+    for a person to check, instead of dropping the customer's message."""
+    e164, valid = phone_normalize_reported(phone)
+    customer = Customer.objects.filter(phone=e164).first()
+    if customer:
+        return customer, False
+    try:
+        with transaction.atomic():
+            created = Customer.objects.create(
+                phone=e164, name=name.strip()[:120], phone_valid=valid
+            )
+            return created, True
     except IntegrityError:
         return Customer.objects.get(phone=e164), False
 

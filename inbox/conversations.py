@@ -132,12 +132,15 @@ def message_status_check(*, message: Message, provider, timeout: float = STATUS_
     return False
 
 
-def message_retry_claim(*, message: Message) -> bool:
+def message_retry_claim(*, message: Message, duplicate_ok: bool = False) -> bool:
     """Only one "Reintentar" of a failed line wins (a double click sends one copy); call it in
-    the transaction that creates the copy, so a copy that fails to be made releases the claim."""
+    the transaction that creates the copy, so a copy that fails to be made releases the claim.
+    An `unknown` line may already be on the customer's phone: only with `duplicate_ok` (the
+    agent confirmed that a second copy is acceptable)."""
+    statuses = [Message.Status.FAILED] + ([Message.Status.UNKNOWN] if duplicate_ok else [])
     claimed = Message.objects.filter(
         id=message.id,
-        status=Message.Status.FAILED,
+        status__in=statuses,
         direction=Message.Direction.OUT,
         retried_at__isnull=True,
     ).update(retried_at=timezone.now())

@@ -25,7 +25,7 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from customers.phones import InvalidPhone
-from customers.services import customer_get_or_create
+from customers.services import customer_get_or_create_reported
 from inbox import services
 from inbox.models import Message, WebhookEvent
 from inbox.services import conversation_get_or_create
@@ -294,7 +294,7 @@ def _customer(m: WaMessage):
     name = "" if m.from_me else m.push_name  # on our own messages pushName is our name
     if m.phone:
         try:
-            customer, _created = customer_get_or_create(phone=m.phone, name=name)
+            customer, _created = customer_get_or_create_reported(phone=m.phone, name=name)
         except InvalidPhone:
             customer = None
         if customer:
@@ -306,7 +306,9 @@ def _customer(m: WaMessage):
         return customer, ""
     if m.lid:
         return None, f"remitente solo con LID desconocido ({m.lid}): no se puede saber el número"
-    return None, "remitente sin número válido"
+    if m.phone:
+        return None, f"remitente con un número imposible ({m.phone[:20]})"
+    return None, "mensaje sin remitente"
 
 
 def _message(m: WaMessage, envelope: Envelope, at: datetime) -> Outcome:
@@ -339,6 +341,11 @@ def _message(m: WaMessage, envelope: Envelope, at: datetime) -> Outcome:
         "media": m.media,
     }
     if m.from_me:
+        linked = services.outbound_echo_link(
+            conversation_id=conversation.pk, wa_id=m.wa_id, kind=m.kind, body=m.body, at=m.at or at
+        )
+        if linked:
+            return _processed(f"eco de nuestro envío {linked.pk}")
         services.message_phone_create(**fields)
         return _processed()
     message, created = services.message_inbound_create(**fields, media_source=m.source)
@@ -373,7 +380,11 @@ def _status(update: StatusUpdate, at: datetime) -> Outcome:
 
 
 def _sent(sent: SentEvent) -> Outcome:
-    result = services.message_wa_id_link(provider_msg_id=sent.msg_id, wa_id=sent.wa_id)
+    result = services.message_wa_id_link(
+        provider_msg_id=sent.msg_id,
+        wa_id=sent.wa_id,
+        conversation_id=services.conversation_id_by_phone(sent.phone),
+    )
     if result == "unknown":
         return _pending(f"envío {sent.msg_id} aún desconocido")
     if result == "conflict":

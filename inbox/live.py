@@ -21,19 +21,21 @@ logger = logging.getLogger(__name__)
 Status = Message.Status
 # How far along an outbound line is, as a page may show it. Only what the server can do moves
 # up: queued and sending take turns while a send is retried (they look the same: 🕓); a send
-# the sweeper calls unknown may still turn out sent; sent may still fail (WhatsApp's error);
-# a delivered line never fails. Inbound lines keep "received" and replace each other freely.
+# whose answer was lost (unconfirmed) may become unknown, and either may still turn out sent;
+# sent may still fail (WhatsApp's error); a delivered line never fails. Inbound lines keep
+# "received" and replace each other freely.
 STATUS_RANK = {
     Status.SCHEDULED: 0,
     Status.QUEUED: 1,
     Status.SENDING: 1,
-    Status.UNKNOWN: 2,
-    Status.SENT: 3,
-    Status.FAILED: 4,
-    Status.DELIVERED: 4,
-    Status.READ: 5,
-    Status.PLAYED: 6,
-    Status.CANCELLED: 7,
+    Status.UNCONFIRMED: 2,
+    Status.UNKNOWN: 3,
+    Status.SENT: 4,
+    Status.FAILED: 5,
+    Status.DELIVERED: 5,
+    Status.READ: 6,
+    Status.PLAYED: 7,
+    Status.CANCELLED: 8,
     Status.RECEIVED: 0,
 }
 

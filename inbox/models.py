@@ -74,6 +74,9 @@ class Message(models.Model):
         SCHEDULED = "scheduled", _("Programado")
         QUEUED = "queued", _("En cola")
         SENDING = "sending", _("Enviando")
+        # The send may or may not have reached WhatsApp (a lost or broken answer): never sent
+        # again; the echo webhook or message info settles it, else it becomes unknown.
+        UNCONFIRMED = "unconfirmed", _("Sin confirmar")
         SENT = "sent", _("Enviado")
         DELIVERED = "delivered", _("Entregado")
         READ = "read", _("Leído")
@@ -118,7 +121,10 @@ class Message(models.Model):
     wa_id = models.CharField(max_length=128, unique=True, null=True, blank=True)
     # WaSender's own integer id, answered by /send-message; not the WhatsApp id.
     provider_msg_id = models.BigIntegerField(null=True, blank=True, db_index=True)
-    status = models.CharField(max_length=10, choices=Status.choices)
+    status = models.CharField(max_length=12, choices=Status.choices)
+    # Marketing (a marketing or event campaign): never sent to a customer who opted out, even
+    # when the opt-out came after it was queued (checked by the send's claim).
+    marketing = models.BooleanField(default=False)
     failure_reason = models.CharField(max_length=300, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     reply_to = models.ForeignKey(
@@ -153,7 +159,7 @@ class Message(models.Model):
             models.Index(
                 fields=["status", "created_at"],
                 name="msg_pending_idx",
-                condition=Q(status__in=["scheduled", "queued", "sending"]),
+                condition=Q(status__in=["scheduled", "queued", "sending", "unconfirmed"]),
             ),
         ]
 

@@ -2,7 +2,7 @@
 
 import mimetypes
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.core.files.base import ContentFile
@@ -29,15 +29,33 @@ def conversation_get_or_create(*, customer: Customer, session: str = "default") 
         return Conversation.objects.get(customer=customer, session=session)
 
 
+def conversation_id_by_phone(phone: str) -> int | None:
+    """The customer's conversation on this number, by the digits WhatsApp gives."""
+    if not phone:
+        return None
+    return (
+        Conversation.objects.filter(customer__phone="+" + phone, session="default")
+        .values_list("pk", flat=True)
+        .first()
+    )
+
+
 # --- the webhook intake's writers ---------------------------------------------------------------
 # Every writer here is safe to run twice and in any order: rows are deduplicated by the unique
 # wa_id, statuses move with conditional UPDATEs, so repeated or late webhooks are no-ops.
 
 STATUS_STEPS = ["sent", "delivered", "read", "played"]
-# Outbound states a status webhook may lift to a step (a row only has a wa_id once sent, but
-# the sweeper may have marked it "unknown" or a late commit left it "sending").
-BEFORE_STEPS = ["sending", "unknown"]
-FAILABLE = ["sending", "unknown", "sent"]
+# Outbound states a status webhook may lift to a step: the echo may link a row still waiting
+# for the send's answer ("sending"), or whose answer was lost ("unconfirmed"), or that the
+# sweeper gave up on ("unknown").
+BEFORE_STEPS = ["sending", "unconfirmed", "unknown"]
+FAILABLE = [*BEFORE_STEPS, "sent"]
+# Our own send's echo is matched to its row by WhatsApp's id when known, else by recipient,
+# kind and text: the row must still lack its WhatsApp id, be in one of these states, and have
+# been claimed for sending within ECHO_WINDOW of the echo's time.
+AWAITING_ECHO = [*BEFORE_STEPS, "sent"]
+ECHO_WINDOW = timedelta(minutes=30)
+ECHO_CANDIDATES = 20
 MEDIA_MAX_BYTES = {
     "image": 16 * 1024 * 1024,
     "video": 16 * 1024 * 1024,
@@ -124,6 +142,46 @@ def message_inbound_create(
         )
         event_publish("message.created", conversation_id=conversation.pk, message_id=message.pk)
     return message, created
+
+
+def _same_text(a: str, b: str) -> bool:
+    return " ".join(a.split()) == " ".join(b.split())
+
+
+def _echo_candidates(*, conversation_id: int, kind: str, at: datetime):
+    return (
+        Message.objects.filter(
+            conversation_id=conversation_id,
+            direction=Message.Direction.OUT,
+            wa_id__isnull=True,
+            status__in=AWAITING_ECHO,
+            kind=kind,
+            sending_at__gte=at - ECHO_WINDOW,
+            sending_at__lte=at + ECHO_WINDOW,
+        )
+        .exclude(author_kind=Message.Author.PHONE)
+        .order_by("sending_at", "pk")
+    )
+
+
+def outbound_echo_link(
+    *, conversation_id: int, wa_id: str, kind: str, body: str, at: datetime
+) -> Message | None:
+    """The echo of a send of ours that has no WhatsApp id yet: its answer is still on the way
+    (WaSender may echo before it answers), or was lost (unconfirmed). It is linked to the
+    oldest such row to this customer with the same kind and text (whitespace aside), and that
+    row is sent: never a second message. Two identical texts to one customer in flight at
+    once may be linked crosswise; they are the same words, so the history is still right.
+    None when no row of ours waits for it: a message typed on the phone."""
+    candidates = _echo_candidates(conversation_id=conversation_id, kind=kind, at=at)
+    for row in candidates.only("pk", "body")[:ECHO_CANDIDATES]:
+        if not _same_text(row.body, body):
+            continue
+        # One echo per row: a concurrent echo for the same text takes the next row.
+        if Message.objects.filter(pk=row.pk, wa_id__isnull=True).update(wa_id=wa_id):
+            message_status_advance(wa_id=wa_id, status="sent", at=at)
+            return row
+    return None
 
 
 def message_phone_create(
@@ -244,10 +302,16 @@ def _echo_merge(*, row: Message, echo: Message) -> None:
     event_publish("conversation.updated", conversation_id=echo.conversation_id)
 
 
-def message_wa_id_link(*, provider_msg_id: int, wa_id: str) -> str:
+def message_wa_id_link(
+    *, provider_msg_id: int, wa_id: str, conversation_id: int | None = None
+) -> str:
     """Tie WaSender's msgId to WhatsApp's key.id on our outbound row (from message.sent, or
-    message info for the sweeper). Answers "linked", "unknown" (no row with that msgId yet) or
-    "conflict" (the row or the wa_id already belong elsewhere; nothing changed)."""
+    message info for the sweeper), and mark it sent. Answers "linked", "unknown" (no row with
+    that msgId yet) or "conflict" (the row or the wa_id already belong elsewhere; nothing
+    changed). Without a row for the msgId (the send's answer was lost, or has not been
+    recorded yet), a row already linked to the wa_id by the echo learns its msgId; and when
+    `conversation_id` is given and exactly one unconfirmed row of ours waits there, that is
+    the one: message.sent only reports sends of this session's API."""
     row = (
         Message.objects.select_for_update()
         .filter(provider_msg_id=provider_msg_id, direction=Message.Direction.OUT)
@@ -255,7 +319,9 @@ def message_wa_id_link(*, provider_msg_id: int, wa_id: str) -> str:
         .first()
     )
     if row is None:
-        return "unknown"
+        return _msg_id_learn(
+            provider_msg_id=provider_msg_id, wa_id=wa_id, conversation_id=conversation_id
+        )
     if row.wa_id:
         return "linked" if row.wa_id == wa_id else "conflict"
     echo = Message.objects.filter(wa_id=wa_id).first()
@@ -264,8 +330,36 @@ def message_wa_id_link(*, provider_msg_id: int, wa_id: str) -> str:
     if echo:
         _echo_merge(row=row, echo=echo)
     Message.objects.filter(pk=row.pk, wa_id__isnull=True).update(wa_id=wa_id)
-    event_publish("message.status", conversation_id=row.conversation_id, message_id=row.pk)
+    if not message_status_advance(wa_id=wa_id, status="sent", at=timezone.now()):
+        event_publish("message.status", conversation_id=row.conversation_id, message_id=row.pk)
     return "linked"
+
+
+def _msg_id_learn(*, provider_msg_id: int, wa_id: str, conversation_id: int | None) -> str:
+    ours = Message.objects.filter(
+        direction=Message.Direction.OUT, provider_msg_id__isnull=True
+    ).exclude(author_kind=Message.Author.PHONE)
+    if ours.filter(wa_id=wa_id).update(provider_msg_id=provider_msg_id):
+        return "linked"
+    if conversation_id is None:
+        return "unknown"
+    waiting = list(
+        ours.filter(
+            conversation_id=conversation_id, wa_id__isnull=True, status="unconfirmed"
+        ).values_list("pk", flat=True)[:2]
+    )
+    if len(waiting) != 1 or Message.objects.filter(wa_id=wa_id).exists():
+        return "unknown"
+    try:
+        with transaction.atomic():
+            linked = Message.objects.filter(pk=waiting[0], wa_id__isnull=True).update(
+                wa_id=wa_id, provider_msg_id=provider_msg_id
+            )
+    except IntegrityError:  # the echo stored it meanwhile: message.sent is retried
+        return "unknown"
+    if linked:
+        message_status_advance(wa_id=wa_id, status="sent", at=timezone.now())
+    return "linked" if linked else "unknown"
 
 
 def session_state_set(*, session: str, status: str, at: datetime) -> None:

@@ -267,11 +267,13 @@ def message_reply(request, conversation_id: int):
 @require_POST
 def message_retry(request, message_id: int):
     """A failed line is sent again as a fresh copy (the failed row stays as the record, marked
-    as sent again, without its button: "Reintentar" works once, however many pages click it)."""
+    as sent again, without its button: "Reintentar" works once, however many pages click it);
+    an unknown one only when the agent confirms that the customer may get it twice."""
     failed = _message_or_404(message_id)
+    duplicate_ok = request.POST.get("confirm_duplicate") == "1"
     try:
         with transaction.atomic():
-            if conversations.message_retry_claim(message=failed):
+            if conversations.message_retry_claim(message=failed, duplicate_ok=duplicate_ok):
                 _copy_send(failed, agent=request.user)
     except SendRejected as rejected:
         messages.error(request, rejected.message)

@@ -92,6 +92,7 @@ class MessagesEvent:
 class SentEvent:
     msg_id: int
     wa_id: str
+    phone: str = ""  # digits of the recipient's number, "" when unknown
 
 
 @dataclass(frozen=True)
@@ -386,7 +387,9 @@ def _sent(data: dict) -> SentEvent:
         raise ParseError("message.sent: faltan msgId o key.id")
     if not 0 < number < 2**63:
         raise ParseError("data.msgId: fuera de rango")
-    return SentEvent(msg_id=number, wa_id=wa_id)
+    remote = _str(key, "remoteJid", "data.key")
+    phone = _jid_user(remote) if remote.endswith("@s.whatsapp.net") else ""
+    return SentEvent(msg_id=number, wa_id=wa_id, phone=phone)
 
 
 def _session(data: dict) -> SessionEvent:

@@ -55,6 +55,8 @@ class CampaignOut(Schema):
     scheduled_at: datetime | None
     launched_at: datetime | None
     completed_at: datetime | None
+    # Why a `failed` campaign could not be launched (Spanish), else "".
+    failure_reason: str
     recipients_total: int
     opted_out_excluded: int
     funnel: dict[str, float]
@@ -89,7 +91,16 @@ def invalid(errors: dict[str, str]) -> Status:
 def campaign_out(campaign: Campaign) -> dict:
     campaign.refresh_from_db()
     funnel = campaign_funnel(campaign=campaign)
-    fields = ("id", "title", "kind", "state", "scheduled_at", "launched_at", "completed_at")
+    fields = (
+        "id",
+        "title",
+        "kind",
+        "state",
+        "scheduled_at",
+        "launched_at",
+        "completed_at",
+        "failure_reason",
+    )
     return {
         **{name: getattr(campaign, name) for name in fields},
         "recipients_total": campaign.recipients_total,

@@ -49,6 +49,7 @@ BADGES = {
     "paused": "⏸️",
     "completed": "🏁",
     "cancelled": "⛔",
+    "failed": "⚠️",
 }
 
 
@@ -196,7 +197,7 @@ def campaign_new(request):
             )
         except CampaignInvalid as error:
             for field, message in error.errors.items():
-                fields = ("variant_b", "variant_c", "body", "send_at")
+                fields = ("variant_b", "variant_c", "body", "send_at", "descuento")
                 form.add_error(field if field in fields else None, message)
         else:
             messages.success(request, _("Campaña «%(title)s» creada.") % {"title": campaign.title})

@@ -1,6 +1,8 @@
 """Campaigns: one message to an audience, sent once per customer, paced, pausable.
 
-Life: draft -> scheduled -> running -> completed, with paused (and back) and cancelled.
+Life: draft -> scheduled -> running -> completed, with paused (and back) and cancelled; a
+launch that fails LAUNCH_MAX_ATTEMPTS times (a body that cannot be rendered, a segment that
+errors) ends `failed` with the reason, instead of being tried again by every tick.
 
 Launch (`campaign_launch`): one conditional update moves the campaign from draft or scheduled
 to running, and in the same transaction its recipients are written in bulk (one row per
@@ -30,7 +32,13 @@ hour), and `planned_at` is the next time that hour comes round (now, when we are
 A customer with no history is planned for the earliest moment the window allows.
 
 Completion: when no recipient is pending or queued (a queued recipient takes its outcome from
-its message: sent, failed, unknown). Checked by the fan-out and by the tick.
+its message: sent, failed, unknown, or opted_out when the customer opted out before it left;
+an unconfirmed message keeps it queued until the evidence or the sweeper settles it). Checked
+by the fan-out and by the tick.
+
+Opt-out: a marketing campaign's messages are `marketing`; the send pipeline's claim skips (and
+cancels) one whose customer opted out after it was queued, and an opt-out cancels the
+customer's waiting ones at once (outbound.services.marketing_messages_cancel).
 
 The tick (`campaigns_tick`, every CAMPAIGN_TICK_SECONDS): enqueues the launch of due scheduled
 campaigns (a worker runs it; the launch's conditional update makes one of them win) and
@@ -78,6 +86,7 @@ from outbound.templating import (
     CAMPAIGN_VARIABLES,
     MissingValue,
     TemplateError,
+    campaign_values_errors,
     template_render,
     template_validate,
     template_variables,
@@ -91,7 +100,8 @@ MStatus = Message.Status
 
 MARKETING_KINDS = (Campaign.Kind.MARKETING, Campaign.Kind.EVENT)
 LAUNCHABLE = (State.DRAFT, State.SCHEDULED)
-FINISHED = (State.COMPLETED, State.CANCELLED)
+FINISHED = (State.COMPLETED, State.CANCELLED, State.FAILED)
+LAUNCH_MAX_ATTEMPTS = 3
 VARIANT_LABELS = ("A", "B", "C")
 CHUNK = 2000
 FANOUT_AHEAD_SECONDS = 2.0
@@ -110,7 +120,10 @@ RENEWAL_DAYS = 7
 REACHED = (MStatus.SENT, MStatus.DELIVERED, MStatus.READ, MStatus.PLAYED)
 DELIVERED = (MStatus.DELIVERED, MStatus.READ, MStatus.PLAYED)
 READ = (MStatus.READ, MStatus.PLAYED)
+# Waiting for the send pipeline (what the fan-out's look-ahead counts).
 IN_FLIGHT = (MStatus.QUEUED, MStatus.SENDING)
+# Not settled yet: the recipient stays queued.
+UNSETTLED = (*IN_FLIGHT, MStatus.UNCONFIRMED)
 # Farther than this is a typo (and near year 9999, a date the database cannot hold).
 SCHEDULE_AHEAD_MAX = timedelta(days=366)
 CANCELLED_REASON = gettext_noop("cancelada")
@@ -174,6 +187,7 @@ def campaign_validate(
         errors["extra"] = _("Variables de campaña desconocidas: %(names)s") % {
             "names": ", ".join(unknown)
         }
+    errors.update(campaign_values_errors(extra))
     errors.update(_body_errors(body, extra, field="body"))
     if len(variants) > len(VARIANT_LABELS) - 1:
         errors["variants"] = _("Como máximo tres variantes del mensaje.")
@@ -591,15 +605,17 @@ def recipients_sync(*, campaign: Campaign) -> None:
     """Queued recipients take the outcome of their message once it has one."""
     queued = CampaignRecipient.objects.filter(campaign=campaign, state=RState.QUEUED)
     # One read first: while every queued message is still in flight (most runs of a large
-    # campaign), the five updates below would each scan the whole queue for nothing.
-    if not queued.exclude(message__status__in=IN_FLIGHT).exists():
+    # campaign), the updates below would each scan the whole queue for nothing.
+    if not queued.exclude(message__status__in=UNSETTLED).exists():
         return
     queued.filter(message__status__in=REACHED).update(state=RState.SENT)
     queued.filter(message__status=MStatus.FAILED).update(state=RState.FAILED)
     queued.filter(message__status=MStatus.UNKNOWN).update(state=RState.UNKNOWN)
-    queued.filter(message__status=MStatus.CANCELLED).update(
-        state=RState.SKIPPED, skip_reason=_(CANCELLED_REASON)
+    cancelled = queued.filter(message__status=MStatus.CANCELLED)
+    cancelled.filter(customer__marketing_opt_out_at__isnull=False).update(
+        state=RState.OPTED_OUT, skip_reason=_(OPTED_OUT_REASON)
     )
+    cancelled.update(state=RState.SKIPPED, skip_reason=_(CANCELLED_REASON))
     queued.filter(message__isnull=True).update(
         state=RState.SKIPPED, skip_reason=_("el mensaje fue eliminado")
     )
@@ -655,16 +671,19 @@ def recipients_queue(*, recipients: list[CampaignRecipient], now: datetime) -> i
         rows = claimable.select_for_update(skip_locked=True, of=("self",)).values_list(
             "pk", "campaign__kind", "customer__marketing_opt_out_at"
         )
-        claimed, opted_out = set(), set()
+        claimed, opted_out, marketing = set(), set(), False
         for pk, kind, opted_out_at in rows:
-            (opted_out if kind in MARKETING_KINDS and opted_out_at else claimed).add(pk)
+            marketing = kind in MARKETING_KINDS
+            (opted_out if marketing and opted_out_at else claimed).add(pk)
         CampaignRecipient.objects.filter(pk__in=opted_out, state=RState.PENDING).update(
-            state=RState.SKIPPED, skip_reason=_(OPTED_OUT_REASON)
+            state=RState.OPTED_OUT, skip_reason=_(OPTED_OUT_REASON)
         )
         CampaignRecipient.objects.filter(pk__in=claimed).update(state=RState.QUEUED, queued_at=now)
         ready = _sendable([r for r in recipients if r.pk in claimed])
         sends = [(r.customer_id, r.body) for r in ready]
-        messages = messages_send_bulk(sends=sends, author_kind=Message.Author.CAMPAIGN)
+        messages = messages_send_bulk(
+            sends=sends, author_kind=Message.Author.CAMPAIGN, marketing=marketing
+        )
         for recipient, message in zip(ready, messages, strict=True):
             recipient.message = message
         _messages_link(ready)
@@ -774,7 +793,28 @@ def campaign_fanout(campaign_id: int, token: int) -> None:
     actor_name="outbound.campaign_launch", queue_name="campaigns", max_retries=0, time_limit=600_000
 )
 def campaign_launch_task(campaign_id: int) -> None:
-    campaign_launch(campaign_id=campaign_id)
+    try:
+        campaign_launch(campaign_id=campaign_id)
+    except Exception as error:
+        logger.exception("campaign %s did not launch", campaign_id)
+        campaign_launch_failed(campaign_id=campaign_id, error=error)
+
+
+def campaign_launch_failed(*, campaign_id: int, error: Exception) -> bool:
+    """Count a failed launch (its transaction rolled back: the campaign is still scheduled);
+    at LAUNCH_MAX_ATTEMPTS it ends `failed` with a reason a person can read. True then."""
+    detail = str(error)[:200] or type(error).__name__
+    reason = _("No se pudo lanzar la campaña: %(detail)s") % {"detail": detail}
+    with transaction.atomic():
+        Campaign.objects.filter(pk=campaign_id, state__in=LAUNCHABLE).update(
+            launch_attempts=F("launch_attempts") + 1, failure_reason=reason[:300]
+        )
+        failed = Campaign.objects.filter(
+            pk=campaign_id, state__in=LAUNCHABLE, launch_attempts__gte=LAUNCH_MAX_ATTEMPTS
+        ).update(state=State.FAILED, failed_at=timezone.now(), fanout_next_at=None)
+    if failed:
+        logger.warning("campaign %s failed: %s", campaign_id, reason)
+    return bool(failed)
 
 
 def launch_enqueue_on_commit(campaign_id: int) -> None:
@@ -843,7 +883,9 @@ def _progress_counts() -> dict:
         "total": Count("pk"),
         "pending": Count("pk", filter=Q(state=RState.PENDING)),
         "queued": Count("pk", filter=Q(state=RState.QUEUED, message__status__in=IN_FLIGHT)),
+        "unconfirmed": Count("pk", filter=Q(message__status=MStatus.UNCONFIRMED)),
         "skipped": Count("pk", filter=Q(state=RState.SKIPPED)),
+        "opted_out": Count("pk", filter=Q(state=RState.OPTED_OUT)),
         "sent": Count("pk", filter=Q(message__status__in=REACHED)),
         "delivered": Count("pk", filter=Q(message__status__in=DELIVERED)),
         "read": Count("pk", filter=Q(message__status__in=READ)),
@@ -862,7 +904,7 @@ def _funnel_counts(*, reply_days: int, renewal_days: int) -> dict:
 
 
 def _done(counts: dict) -> dict:
-    done = counts["total"] - counts["pending"] - counts["queued"]
+    done = counts["total"] - counts["pending"] - counts["queued"] - counts["unconfirmed"]
     counts["done"] = done
     counts["percent_done"] = round(100 * done / counts["total"], 1) if counts["total"] else 0.0
     return counts
@@ -945,15 +987,20 @@ def campaign_failure_reasons(*, campaign: Campaign) -> list[tuple[str, str, int]
     """(outcome, reason, count), most frequent first: skipped reasons and send failures."""
     recipients = CampaignRecipient.objects.filter(campaign=campaign).order_by()
     skipped = (
-        recipients.filter(state=RState.SKIPPED).values_list("skip_reason").annotate(n=Count("pk"))
+        recipients.filter(state__in=(RState.SKIPPED, RState.OPTED_OUT))
+        .values_list("state", "skip_reason")
+        .annotate(n=Count("pk"))
     )
     failed = (
-        recipients.filter(message__status__in=(MStatus.FAILED, MStatus.UNKNOWN))
+        recipients.filter(
+            message__status__in=(MStatus.FAILED, MStatus.UNKNOWN, MStatus.UNCONFIRMED)
+        )
         .values_list("message__status", "message__failure_reason")
         .annotate(n=Count("pk"))
     )
     labels = dict(MStatus.choices)
-    rows = [(str(RState.SKIPPED.label), reason, n) for reason, n in skipped]
+    states = dict(RState.choices)
+    rows = [(str(states[state]), reason, n) for state, reason, n in skipped]
     rows += [(str(labels[status]), reason, n) for status, reason, n in failed]
     return sorted(rows, key=lambda row: -row[2])
 

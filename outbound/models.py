@@ -261,6 +261,9 @@ class Campaign(models.Model):
         PAUSED = "paused", _("Pausada")
         COMPLETED = "completed", _("Completada")
         CANCELLED = "cancelled", _("Cancelada")
+        # The launch could not be done (bad variables, a body that cannot be rendered, a
+        # segment that errors) after LAUNCH_MAX_ATTEMPTS: `failure_reason` says why.
+        FAILED = "failed", _("Fallida")
 
     class Audience(models.TextChoices):
         # Retargeting: who of the source campaign's recipients gets the follow-up.
@@ -306,6 +309,9 @@ class Campaign(models.Model):
     paused_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    failure_reason = models.CharField(_("motivo del fallo"), max_length=300, blank=True)
+    launch_attempts = models.PositiveSmallIntegerField(default=0)
     # Counted once at launch.
     recipients_total = models.PositiveIntegerField(default=0)
     opted_out_excluded = models.PositiveIntegerField(default=0)
@@ -363,6 +369,8 @@ class CampaignRecipient(models.Model):
         QUEUED = "queued", _("En cola")
         SENT = "sent", _("Enviado")
         SKIPPED = "skipped", _("Omitido")
+        # The customer opted out after the launch: their message was not sent, or cancelled.
+        OPTED_OUT = "opted_out", _("Cancelado por baja")
         FAILED = "failed", _("Fallido")
         UNKNOWN = "unknown", _("Desconocido")
 
@@ -373,7 +381,7 @@ class CampaignRecipient(models.Model):
     variant = models.ForeignKey(
         CampaignVariant, null=True, blank=True, on_delete=models.SET_NULL, related_name="recipients"
     )
-    state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.PENDING)
     skip_reason = models.CharField(max_length=300, blank=True)
     body = models.TextField(blank=True)
     planned_at = models.DateTimeField(null=True, blank=True)

@@ -1,13 +1,21 @@
-"""The send pipeline: one outbox row (a queued Message) becomes one WaSender send.
+"""The send pipeline: one outbox row (a queued Message) becomes at most one WaSender send.
 
 Order of a delivery: load -> wait for a rate-limit token -> claim (queued -> sending, a
-conditional update: one claimer wins) -> send -> record. The token comes before the claim so a
-row is `sending` only while the provider is actually being asked: a crash there is the one
-case that leaves a row whose fate we cannot know, and the sweeper (outbound/sweeper.py) marks
-it `unknown` rather than sending it again. A duplicate broker message costs at most a token.
+conditional update: one claimer wins; a marketing message whose customer has opted out is
+cancelled instead, in the same statement's check) -> send -> record. The token comes before
+the claim so a row is `sending` only while the provider is actually being asked. A duplicate
+broker message costs at most a token.
 
-Retries are ours, not Dramatiq's (max_retries=0): transient errors put the row back to
-`queued` and re-enqueue it with a delay; permanent errors and too many attempts mark it
+At most once: a send whose outcome is ambiguous (the request left and no clear answer came
+back: a read timeout, a dropped connection, a 5xx, an answer without msgId) is never sent
+again. It becomes `unconfirmed`, and the evidence settles it: the echo webhook of our own
+send (inbox.services.outbound_echo_link), message info once an id is known, or, after
+SEND_UNCONFIRMED_SECONDS without either, `unknown` (outbound/sweeper.py). A crash while
+`sending` ends the same way.
+
+Retries are ours, not Dramatiq's (max_retries=0), and only for errors that prove nothing was
+sent (the connection never opened, 429, a failed upload of our attachment): the row goes back
+to `queued` and is re-enqueued with a delay. Permanent errors and too many attempts mark it
 `failed` with a reason a person can read.
 """
 
@@ -19,9 +27,10 @@ from urllib.parse import urlsplit
 
 import dramatiq
 from django.conf import settings
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from inbox.events import event_publish
 from inbox.models import Message
@@ -38,6 +47,7 @@ TOKEN_MAX_WAIT = 2.0
 # Dramatiq takes lower numbers first from a worker's queue: sends after everything else.
 SEND_PRIORITY = 50
 REASON_MAX = 300
+OPTED_OUT_REASON = gettext_noop("Cancelado: el cliente se dio de baja de la publicidad.")
 MEDIA_ARGS = {
     "image": "image_url",
     "sticker": "image_url",
@@ -64,7 +74,8 @@ def message_enqueue(message_id: int, *, delay: float = 0.0) -> None:
 
 
 def deliver(message_id: int, *, client, bucket, sleep=time.sleep) -> str:
-    """What happened, for logs and tests: sent, retry, failed, skipped or deferred."""
+    """What happened, for logs and tests: sent, unconfirmed, retry, failed, cancelled, skipped
+    or deferred."""
     message = (
         Message.objects.select_related("conversation__customer", "reply_to")
         .filter(id=message_id, status=Status.QUEUED)
@@ -77,24 +88,48 @@ def deliver(message_id: int, *, client, bucket, sleep=time.sleep) -> str:
         message_enqueue(message_id)
         return "deferred"
     if not message_claim(message):
-        return "skipped"
+        return "cancelled" if message_opted_out_cancel(message) else "skipped"
     try:
         if message.media_file and not message.media_url:
             media_upload(message, client=client)
+    except ProviderError as error:
+        # Nothing was sent yet: an upload can always be asked for again.
+        return failure_record(message, error, bucket=bucket, sent_maybe=False)
+    try:
         result = client.send_message(**send_kwargs(message))
     except ProviderError as error:
-        return failure_record(message, error, bucket=bucket)
+        return failure_record(message, error, bucket=bucket, sent_maybe=error.ambiguous)
     sent_record(message, result)
     return "sent"
 
 
+# A marketing message is claimed only while its customer receives marketing: the opt-out is
+# read by the same UPDATE that claims the row.
+RECEIVES_MARKETING = Q(marketing=False) | Q(conversation__customer__marketing_opt_out_at=None)
+
+
 def message_claim(message: Message) -> bool:
-    claimed = Message.objects.filter(id=message.id, status=Status.QUEUED).update(
-        status=Status.SENDING, sending_at=timezone.now(), attempts=F("attempts") + 1
-    )
+    claimed = Message.objects.filter(
+        RECEIVES_MARKETING, id=message.id, status=Status.QUEUED
+    ).update(status=Status.SENDING, sending_at=timezone.now(), attempts=F("attempts") + 1)
     if claimed:
         status_publish(message, Status.SENDING)
     return bool(claimed)
+
+
+def message_opted_out_cancel(message: Message) -> bool:
+    """A queued marketing message whose customer opted out since it was queued: cancelled."""
+    if not message.marketing:
+        return False
+    cancelled = Message.objects.filter(
+        id=message.id,
+        status=Status.QUEUED,
+        marketing=True,
+        conversation__customer__marketing_opt_out_at__isnull=False,
+    ).update(status=Status.CANCELLED, failure_reason=_(OPTED_OUT_REASON))
+    if cancelled:
+        status_publish(message, Status.CANCELLED)
+    return bool(cancelled)
 
 
 def media_upload(message: Message, *, client) -> None:
@@ -132,23 +167,28 @@ def send_kwargs(message: Message) -> dict:
     return kwargs
 
 
+# States an answer from the provider may still settle (the sweeper may have given up on a
+# send that was merely slow).
+UNSETTLED = [Status.SENDING, Status.UNCONFIRMED, Status.UNKNOWN]
+
+
 def sent_record(message: Message, result: SendResult) -> None:
-    # `unknown` too: the sweeper may have given up on a send that was merely slow.
-    updated = Message.objects.filter(
-        id=message.id, status__in=[Status.SENDING, Status.UNKNOWN]
-    ).update(
+    updated = Message.objects.filter(id=message.id, status__in=UNSETTLED).update(
         status=Status.SENT, provider_msg_id=result.msg_id, sent_at=timezone.now(), failure_reason=""
     )
     if updated:
         status_publish(message, Status.SENT)
         return
-    # A status webhook got there first: keep its status, but remember the provider's id.
+    # The echo or a status webhook got there first: keep its status, remember the id.
     Message.objects.filter(id=message.id, provider_msg_id__isnull=True).update(
         provider_msg_id=result.msg_id
     )
 
 
-def failure_record(message: Message, error: ProviderError, *, bucket) -> str:
+def failure_record(message: Message, error: ProviderError, *, bucket, sent_maybe: bool) -> str:
+    if sent_maybe:
+        message_unconfirmed(message, error.reason)
+        return "unconfirmed"
     if error.permanent:
         message_fail(message, error.reason)
         return "failed"
@@ -174,12 +214,27 @@ def failure_record(message: Message, error: ProviderError, *, bucket) -> str:
 
 
 def message_fail(message: Message, reason: str) -> None:
-    # `unknown` too, as in sent_record: the provider's answer settles what the sweeper could not.
-    updated = Message.objects.filter(
-        id=message.id, status__in=[Status.SENDING, Status.UNKNOWN]
-    ).update(status=Status.FAILED, failed_at=timezone.now(), failure_reason=reason[:REASON_MAX])
+    updated = Message.objects.filter(id=message.id, status__in=UNSETTLED).update(
+        status=Status.FAILED, failed_at=timezone.now(), failure_reason=reason[:REASON_MAX]
+    )
     if updated:
         status_publish(message, Status.FAILED)
+
+
+def message_unconfirmed(message: Message, reason: str) -> bool:
+    """sending -> unconfirmed: WhatsApp may have the message; it is not sent again. The wait
+    for evidence counts from the claim (sending_at)."""
+    note = _(
+        "Sin confirmar (%(reason)s): no se reenvía para no duplicarlo; "
+        "se espera la confirmación de WhatsApp."
+    ) % {"reason": reason.rstrip(".")}
+    updated = Message.objects.filter(id=message.id, status=Status.SENDING).update(
+        status=Status.UNCONFIRMED, failure_reason=note[:REASON_MAX]
+    )
+    if updated:
+        status_publish(message, Status.UNCONFIRMED)
+        logger.info("send %s unconfirmed: %s", message.id, reason)
+    return bool(updated)
 
 
 def backoff_delay(attempts: int, retry_after: float | None = None, *, rand=random.random) -> float:

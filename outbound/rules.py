@@ -7,7 +7,10 @@ entry was lost (a Redis restart) is found again by the sweep, from its pending r
 Precedence, for one inbound message:
 1. an opt-out keyword (BAJA, STOP...) or an opt-in keyword (ALTA) as the *whole* message:
    the customer's marketing state changes and they get one confirmation, only when the state
-   really changed (writing BAJA twice confirms once); nothing else runs;
+   really changed (writing BAJA twice confirms once); nothing else runs. An opt-out also
+   cancels the customer's marketing messages still waiting to be sent. An opt-out is applied
+   however old the message is (a phone syncing a backlog, workers down for a day); only the
+   bot's confirmation is left out when the message is older than REACT_MAX_AGE;
 2. the first active auto-reply rule, by priority, whose keyword matches: reply from its
    template, tag, assign (only a conversation nobody has), mark urgent;
 3. outside business hours, the away message, at most once per conversation per N hours.
@@ -50,14 +53,14 @@ from inbox.conversations import (
 from inbox.events import event_publish
 from inbox.models import Conversation, Message
 from outbound.models import AutomationSettings, AutoReplyRule, AwayNotice, InboundReaction
-from outbound.services import SendRejected, message_send
+from outbound.services import SendRejected, marketing_messages_cancel, message_send
 from outbound.templating import TemplateError, template_render
 
 log = logging.getLogger(__name__)
 
 RULE_COOLDOWN = timedelta(minutes=10)
 # A message older than this when it reaches us (a phone that reconnects and syncs a backlog)
-# is stored for the agents but not answered by the bot.
+# is stored for the agents but not answered by the bot (an opt-out still takes effect).
 REACT_MAX_AGE = timedelta(hours=24)
 # A pending reaction the worker has not taken this long after the message is swept up.
 SWEEP_AFTER = timedelta(seconds=30)
@@ -186,7 +189,8 @@ def inbound_react(message_id: int, *, now: datetime | None = None) -> str:
             return ""
         reaction.created_at = now
         if now - message.created_at > REACT_MAX_AGE:
-            actions, reaction.note = ["none"], "mensaje antiguo: sin respuesta automática"
+            actions = _react_late(message, now)
+            reaction.note = "mensaje antiguo: sin respuesta automática"
         else:
             actions = _react(message, reaction, now)
         reaction.action = ",".join(actions)[:40] or "none"
@@ -215,13 +219,27 @@ def _react(message: Message, reaction: InboundReaction, now: datetime) -> list[s
     return actions
 
 
-def _opt_out(message: Message, conf: AutomationSettings, now: datetime) -> list[str]:
+def _react_late(message: Message, now: datetime) -> list[str]:
+    """An old message gets no bot reply, but an opt-out in it still counts."""
+    conf = automation_settings()
+    text = keyword_normalize(message.body)
+    if text and keyword_match(text, keywords_parse(conf.opt_out_keywords), exact=True):
+        return _opt_out(message, conf, now, confirm=False)
+    return ["none"]
+
+
+def _opt_out(
+    message: Message, conf: AutomationSettings, now: datetime, *, confirm: bool = True
+) -> list[str]:
     customer = message.conversation.customer
     said = " ".join(message.body.split())[:60]
     reason = _("Pidió la baja por WhatsApp: %(word)s") % {"word": said}
-    if not customer_marketing_opt_out(customer=customer, reason=reason, at=now):
+    # The customer's own time of asking, not ours: a late sync still dates it right.
+    if not customer_marketing_opt_out(customer=customer, reason=reason, at=message.created_at):
         return ["opt_out_again"]
-    _bot_reply(message, conf.opt_out_reply, answers=True)
+    marketing_messages_cancel(customer=customer)
+    if confirm:
+        _bot_reply(message, conf.opt_out_reply, answers=True)
     event_publish("conversation.updated", conversation_id=message.conversation_id)
     return ["opt_out"]
 

@@ -21,7 +21,7 @@ from customers.services import customer_get_or_create
 from inbox.events import event_publish, events_publish
 from inbox.models import Conversation, Message
 from inbox.services import conversation_get_or_create, conversation_last_message_note
-from outbound.pipeline import message_deliver
+from outbound.pipeline import OPTED_OUT_REASON, message_deliver, status_publish
 
 MEDIA_KINDS = {"image", "video", "audio", "document", "sticker"}
 EXTENSION_KINDS = {
@@ -40,6 +40,7 @@ EXTENSION_KINDS = {
     ".aac": "audio",
 }
 TEXT_MAX = 4096
+WAITING = [Message.Status.QUEUED, Message.Status.SCHEDULED]
 
 
 class SendRejected(ValueError):
@@ -121,6 +122,7 @@ def message_send(
     reply_to: Message | None = None,
     scheduled_for: datetime | None = None,
     attachment=None,
+    marketing: bool = False,
 ) -> Message:
     """Write the outbound row (queued, or scheduled when `scheduled_for` is in the future) in
     the customer's conversation; after commit the send actor takes it. Raises SendRejected.
@@ -146,6 +148,7 @@ def message_send(
             status=Message.Status.SCHEDULED if later else Message.Status.QUEUED,
             scheduled_for=scheduled_for,
             created_at=now,
+            marketing=marketing,
             **local,
         )
         _conversation_touch(conversation, message)
@@ -196,7 +199,9 @@ def _conversations_touch_bulk(messages: list[Message]) -> None:
         )
 
 
-def messages_send_bulk(*, sends: list[tuple[int, str]], author_kind: str) -> list[Message]:
+def messages_send_bulk(
+    *, sends: list[tuple[int, str]], author_kind: str, marketing: bool = False
+) -> list[Message]:
     """`message_send` of many texts at once (a campaign batch), given (customer id, text)
     with texts that passed `text_check`: the same rows, previews, events and jobs, in a few
     queries for the whole batch instead of several per message. Returned in `sends` order
@@ -217,6 +222,7 @@ def messages_send_bulk(*, sends: list[tuple[int, str]], author_kind: str) -> lis
                     body=text,
                     status=Message.Status.QUEUED,
                     created_at=now,
+                    marketing=marketing,
                 )
                 for customer_id, text in sends
             ],
@@ -246,3 +252,22 @@ def _attachment_fields(attachment) -> dict:
 
 def message_enqueue_on_commit(message_id: int) -> None:
     transaction.on_commit(lambda: message_deliver.send(message_id))
+
+
+def marketing_messages_cancel(*, customer: Customer) -> int:
+    """The customer opted out: their marketing messages not yet taken by a worker (queued,
+    retrying or scheduled) are cancelled now, each with the reason shown on its line. A
+    message being sent at this instant finishes (its claim read the opt-out before it)."""
+    waiting = Message.objects.filter(
+        conversation__customer=customer,
+        marketing=True,
+        status__in=[Message.Status.QUEUED, Message.Status.SCHEDULED],
+    )
+    cancelled = 0
+    for message in waiting.only("pk", "conversation_id"):
+        if Message.objects.filter(pk=message.pk, status__in=WAITING).update(
+            status=Message.Status.CANCELLED, failure_reason=_(OPTED_OUT_REASON)
+        ):
+            status_publish(message, Message.Status.CANCELLED)
+            cancelled += 1
+    return cancelled

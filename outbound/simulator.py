@@ -17,6 +17,7 @@ import asyncio
 import base64
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import math
@@ -88,7 +89,14 @@ class SimConfig:
     latency_ms: float = 0.0
     fail_5xx: float = 0.0  # share of API calls answered 500/502/503 (before doing anything)
     timeouts: float = 0.0  # share of API calls that hang timeout_seconds, then 504, nothing done
-    lost_answers: float = 0.0  # share of sends accepted but answered only after timeout_seconds
+    # Faults after a send was accepted (the message goes out; the answer is lost or broken):
+    lost_answers: float = 0.0  # share answered only after timeout_seconds
+    accept_then_5xx: float = 0.0  # share answered 500/502/503
+    accept_then_drop: float = 0.0  # share whose connection is cut instead of answered
+    answer_without_id: float = 0.0  # share answered 200 without msgId
+    # Share of sends whose message.sent and fromMe echo webhooks are pushed (and answered)
+    # before the HTTP answer leaves: WaSender does not promise the order.
+    echo_first: float = 0.0
     timeout_seconds: float = 20.0
     duplicates: float = 0.0  # chance each webhook is delivered twice
     out_of_order: float = 0.0  # chance a message's statuses arrive shuffled or skip delivered
@@ -180,6 +188,10 @@ def new_stats() -> dict:
         "injected_5xx": 0,
         "injected_timeouts": 0,
         "lost_answers": 0,
+        "accepted_then_5xx": 0,
+        "accepted_then_dropped": 0,
+        "answered_without_id": 0,
+        "echoes_first": 0,
         "webhooks_pushed": 0,
         "webhooks_failed": 0,
         "webhooks_duplicated": 0,
@@ -202,6 +214,10 @@ class Request:
             return json.loads(self.body or b"null")
         except ValueError:
             return None
+
+
+# An answer that is no answer: the simulator cuts the connection instead (see __call__).
+DROP = (0, b"", {})
 
 
 def reply(status: int, body, headers: dict | None = None) -> tuple:
@@ -289,6 +305,8 @@ class Simulator:
             except Exception:  # a test tool: log, answer 500, keep serving
                 log.exception("simulator failed on %s %s", request.method, request.path)
                 status, payload, extra = reply(500, {"success": False, "message": "Server Error"})
+        if (status, payload, extra) == DROP:
+            return _connection_cut(send)
         await send(
             {
                 "type": "http.response.start",
@@ -345,7 +363,8 @@ class Simulator:
         return None
 
     async def fault_inject(self) -> tuple | None:
-        """Faults strike before any work, so a retry after one never duplicates a send."""
+        """Faults that strike before any work (nothing is sent, whatever the client makes of
+        the answer); the faults after a send was accepted are in `_send_answer`."""
         cfg = self.config
         if cfg.latency_ms:
             await asyncio.sleep(cfg.latency_ms / 1000 * self.rng.uniform(0.5, 1.5))
@@ -402,17 +421,32 @@ class Simulator:
                 429, {"message": message, "retry_after": retry_after}, {"retry-after": retry_after}
             )
         message = self.send_accept(to, body)
-        answer = reply(
-            200,
-            {
-                "success": True,
-                "data": {"msgId": message["msgId"], "jid": to, "status": "in_progress"},
-            },
-        )
-        if self.rng.random() < self.config.lost_answers:
+        if self.rng.random() < self.config.echo_first:
+            self.stats["echoes_first"] += 1
+            await self._announce(message)
+            self.spawn(self._statuses(message))
+        else:
+            self.spawn(self._lifecycle(message))
+        return await self._send_answer(message, to)
+
+    async def _send_answer(self, message: dict, to: str) -> tuple:
+        """The answer to an accepted send, or one of the faults that strike after acceptance
+        (the customer gets the message whatever the client hears)."""
+        cfg, roll = self.config, self.rng.random()
+        data = {"msgId": message["msgId"], "jid": to, "status": "in_progress"}
+        if roll < cfg.lost_answers:
             self.stats["lost_answers"] += 1
-            await asyncio.sleep(self.config.timeout_seconds)
-        return answer
+            await asyncio.sleep(cfg.timeout_seconds)
+        elif (roll := roll - cfg.lost_answers) < cfg.accept_then_5xx:
+            self.stats["accepted_then_5xx"] += 1
+            return reply(self.rng.choice([500, 502, 503]), {"success": False, "message": "Error"})
+        elif (roll := roll - cfg.accept_then_5xx) < cfg.accept_then_drop:
+            self.stats["accepted_then_dropped"] += 1
+            return DROP
+        elif roll - cfg.accept_then_drop < cfg.answer_without_id:
+            self.stats["answered_without_id"] += 1
+            data.pop("msgId")
+        return reply(200, {"success": True, "data": data})
 
     def send_validate(self, body: dict) -> dict:
         errors = {}
@@ -453,7 +487,6 @@ class Simulator:
         self.stats["sends_accepted"] += 1
         by_recipient = self.stats["sends_by_recipient"]
         by_recipient[to] = by_recipient.get(to, 0) + 1
-        self.spawn(self._lifecycle(message))
         return message
 
     async def upload(self, request: Request) -> tuple:
@@ -587,17 +620,32 @@ class Simulator:
 
     async def _lifecycle(self, message: dict) -> None:
         """message.sent and the fromMe echo, then statuses 2 -> 3 -> 4 (or a shuffle of them)."""
-        cfg = self.config
-        key = {"id": message["id"], "fromMe": True, "remoteJid": message["remoteJid"]}
-        await asyncio.sleep(cfg.sent_delay)
-        await self.push("message.sent", {"msgId": message["msgId"], "key": key, "status": "sent"})
+        await asyncio.sleep(self.config.sent_delay)
+        await self._announce(message)
+        await self._statuses(message)
+
+    def _key(self, message: dict) -> dict:
+        return {"id": message["id"], "fromMe": True, "remoteJid": message["remoteJid"]}
+
+    async def _announce(self, message: dict) -> None:
+        """message.sent, then the fromMe echo (messages.upsert), in either order."""
+        key = self._key(message)
+        sent = {"msgId": message["msgId"], "key": key, "status": "sent"}
         echo = {
             "key": {**key, "addressingMode": "pn"},
             "messageTimestamp": message["timestamp"],
             "messageBody": message["text"],
             "message": self.wa_message(message),
         }
-        await self.push("messages.upsert", {"messages": [echo]})
+        pushes = [("message.sent", sent), ("messages.upsert", {"messages": [echo]})]
+        if self.rng.random() < self.config.out_of_order:
+            pushes.reverse()
+        for event, data in pushes:
+            await self.push(event, data)
+
+    async def _statuses(self, message: dict) -> None:
+        cfg = self.config
+        key = self._key(message)
         statuses = [2, 3, 4]
         if self.rng.random() < cfg.out_of_order:
             statuses = self.rng.choice([[3, 2, 4], [2, 4, 3], [2, 4], [4, 3, 2]])
@@ -713,6 +761,17 @@ class Simulator:
         if self.customers_table:
             candidates += await customers_sample()
         return self.rng.choice(candidates) if candidates else (None, None)
+
+
+def _connection_cut(send) -> None:
+    """Cut the client's connection without an answer, as a proxy timing out or a network cut
+    does. ASGI has no word for it: under daphne, `send` is a partial of its server's reply
+    handler holding the connection's request, whose transport is closed here (a test tool's
+    liberty). Elsewhere the request is left unanswered, which the client sees as a timeout."""
+    request = send.args[0] if isinstance(send, functools.partial) and send.args else None
+    transport = getattr(getattr(request, "channel", None), "transport", None)
+    if transport is not None:
+        transport.loseConnection()
 
 
 def media_node(message: dict) -> tuple[str | None, dict | None]:

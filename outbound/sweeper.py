@@ -2,7 +2,10 @@
 
 - `sending` for longer than SEND_STUCK_SENDING_SECONDS: a worker died between asking WaSender
   and recording the answer. With the provider's id we ask message info; without it nobody can
-  know whether WhatsApp got it, so the row becomes `unknown` and is never resent.
+  know yet whether WhatsApp got it, so the row becomes `unconfirmed`, never resent.
+- `unconfirmed` (an ambiguous answer, or the above): with the provider's id, message info
+  settles it; otherwise the echo webhook does (inbox.services.outbound_echo_link). After
+  SEND_UNCONFIRMED_SECONDS from the claim with no evidence, it becomes `unknown`.
 - `queued` for longer than SEND_STUCK_QUEUED_SECONDS: its broker message was lost (a Redis
   restart, an embedded process restart). Re-enqueued; the claim makes a duplicate harmless.
 - `scheduled` and due: becomes `queued` and is enqueued.
@@ -22,7 +25,7 @@ from dramatiq_crontab import interval
 from inbox.models import Message
 from inbox.services import message_wa_id_link
 from outbound import wasender
-from outbound.pipeline import message_enqueue, status_publish
+from outbound.pipeline import message_enqueue, message_unconfirmed, status_publish
 from outbound.wasender import ProviderError
 
 logger = logging.getLogger(__name__)
@@ -60,8 +63,11 @@ def outbox_sweep() -> None:
 def sweep(*, client, now=None) -> dict:
     now = now or timezone.now()
     return {
-        "unknown_or_resolved": sending_sweep(
+        "unconfirmed_or_resolved": sending_sweep(
             client=client, before=now - timedelta(seconds=settings.SEND_STUCK_SENDING_SECONDS)
+        ),
+        "unknown_or_resolved": unconfirmed_sweep(
+            client=client, before=now - timedelta(seconds=settings.SEND_UNCONFIRMED_SECONDS)
         ),
         "requeued": queued_sweep(
             before=now - timedelta(seconds=settings.SEND_STUCK_QUEUED_SECONDS)
@@ -75,7 +81,20 @@ def sending_sweep(*, client, before) -> int:
     done = 0
     for message in stuck[:BATCH]:
         known = message.provider_msg_id and sending_resolve(message, client=client)
-        done += bool(known or message_unknown(message))
+        interrupted = _("el envío se interrumpió")
+        done += bool(known or message_unconfirmed(message, interrupted))
+    return done
+
+
+def unconfirmed_sweep(*, client, before) -> int:
+    """Unconfirmed sends: settled by message info where the id is known; past the wait with
+    no evidence, unknown."""
+    waiting = Message.objects.filter(status=Status.UNCONFIRMED).order_by("sending_at")
+    done = 0
+    for message in waiting.exclude(provider_msg_id=None)[:BATCH]:
+        done += sending_resolve(message, client=client)
+    for message in waiting.filter(sending_at__lt=before)[:BATCH]:
+        done += message_unknown(message)
     return done
 
 
@@ -90,7 +109,8 @@ def sending_resolve(message: Message, *, client) -> bool:
     fields = {"status": status, STAMP[status]: timezone.now()}
     if status == Status.FAILED:
         fields["failure_reason"] = _("WhatsApp rechazó el mensaje.")
-    updated = Message.objects.filter(id=message.id, status=Status.SENDING).update(**fields)
+    unsettled = [Status.SENDING, Status.UNCONFIRMED]
+    updated = Message.objects.filter(id=message.id, status__in=unsettled).update(**fields)
     if updated and info.wa_id:
         # The intake's link merges the echo row the webhook may already have stored.
         with transaction.atomic():
@@ -101,11 +121,13 @@ def sending_resolve(message: Message, *, client) -> bool:
 
 
 def message_unknown(message: Message) -> bool:
-    updated = Message.objects.filter(id=message.id, status=Status.SENDING).update(
-        status=Status.UNKNOWN,
-        failure_reason=_(
-            "Estado desconocido: el envío se interrumpió; no se reenvió para evitar duplicados."
-        ),
+    minutes = max(round(settings.SEND_UNCONFIRMED_SECONDS / 60), 1)
+    reason = _(
+        "Estado desconocido: WhatsApp no confirmó el envío en %(minutes)s min; no se reenvió "
+        "para evitar duplicados (el cliente pudo recibirlo)."
+    ) % {"minutes": minutes}
+    updated = Message.objects.filter(id=message.id, status=Status.UNCONFIRMED).update(
+        status=Status.UNKNOWN, failure_reason=reason[:300]
     )
     if updated:
         status_publish(message, Status.UNKNOWN)

@@ -169,17 +169,32 @@ def _campaign_value(name: str, extra: dict) -> str | None:
     return str(value).strip()
 
 
+def _discount_parse(raw: str) -> Decimal | None:
+    """A percentage strictly between 0 and 100 ("50", "12.5 %"); None for anything else,
+    NaN and infinities included."""
+    try:
+        percent = Decimal(raw.rstrip("% "))
+    except InvalidOperation:
+        return None
+    return percent if percent.is_finite() and 0 < percent < 100 else None
+
+
 def _discount_percent(extra: dict) -> Decimal:
     raw = _campaign_value("descuento", extra)
     if raw is None:
         raise MissingValue("precio_descuento", _("la campaña no indica el {descuento}"))
-    try:
-        percent = Decimal(raw.rstrip("% "))
-    except InvalidOperation:
-        percent = Decimal(-1)
-    if not 0 < percent < 100:
+    percent = _discount_parse(raw)
+    if percent is None:
         raise MissingValue("precio_descuento", _("el descuento debe ser un número entre 1 y 99"))
     return percent
+
+
+def campaign_values_errors(extra: dict) -> dict[str, str]:
+    """Campaign values used as numbers must be numbers: {field: Spanish message}."""
+    raw = _campaign_value("descuento", extra)
+    if raw is not None and _discount_parse(raw) is None:
+        return {"descuento": _("El descuento debe ser un número entre 1 y 99.")}
+    return {}
 
 
 def template_render(

@@ -31,6 +31,7 @@ from outbound.templating import (
     CAMPAIGN_VARIABLES,
     CUSTOMER_VARIABLES,
     MissingValue,
+    campaign_values_errors,
     template_duplicate,
     template_render,
     template_render_sample,
@@ -92,7 +93,8 @@ def _preview(data) -> dict:
     form.is_valid()
     body = form.cleaned_data.get("body", "")
     customer_q = form.cleaned_data.get("customer_q", "")
-    preview = {"errors": template_validate(body), "customer_q": customer_q, "empty": False}
+    errors = template_validate(body) + list(campaign_values_errors(form.extra()).values())
+    preview = {"errors": errors, "customer_q": customer_q, "empty": False}
     preview["customer"] = customer = _customer_lookup(customer_q)
     preview["not_found"] = bool(customer_q.strip()) and customer is None
     if preview["errors"]:

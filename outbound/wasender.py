@@ -1,5 +1,13 @@
 """The single HTTP seam to WaSender (https://wasenderapi.com/api). Every call has a timeout and
-raises ProviderError, whose `permanent` flag says whether retrying could ever help.
+raises ProviderError, whose `permanent` flag says whether retrying could ever help and whose
+`ambiguous` flag says whether the request may have been carried out all the same.
+
+Ambiguous means the request left and no clear answer came back: a read timeout, a connection
+dropped after the request was written, a 5xx, an answer that is not JSON, a 200 without the
+id. WaSender has no idempotency key, so a send that failed ambiguously must never be repeated
+blindly (the customer may already have it): the send pipeline waits for evidence instead.
+Only errors that prove nothing was done are retried: the connection could not be opened
+(refused, DNS, connect timeout, no free connection), a 429, a 4xx answer.
 
 The shapes WaSender answers with vary between its docs and SDKs (see WASENDER.md), so the
 parsing here accepts every variant listed there instead of trusting one.
@@ -44,9 +52,12 @@ class ProviderError(Exception):
         status: int | None = None,
         retry_after: float | None = None,
         reason: str = "",
+        ambiguous: bool = False,
     ):
         super().__init__(message)
         self.permanent = permanent
+        # The provider may have done it anyway (see the module's docstring).
+        self.ambiguous = ambiguous
         self.status = status
         self.retry_after = retry_after
         # A short Spanish sentence a person can read, stored as the message's failure reason.
@@ -145,6 +156,7 @@ def error_for(response: httpx.Response, body: dict | None) -> ProviderError | No
         return ProviderError(
             message,
             permanent=False,
+            ambiguous=True,
             status=status,
             reason=_("WaSender tuvo un error temporal (HTTP %(status)s).") % {"status": status},
         )
@@ -159,6 +171,7 @@ def error_for(response: httpx.Response, body: dict | None) -> ProviderError | No
         return ProviderError(
             message,
             permanent=False,
+            ambiguous=True,
             status=status,
             reason=_("WaSender respondió algo que no es JSON."),
         )
@@ -214,17 +227,27 @@ class WaSenderClient:
         }
         try:
             response = self.http.request(method, self.base_url + path, headers=headers, **kwargs)
-        except httpx.TimeoutException as e:
-            raise ProviderError(
-                f"WaSender timeout: {e!r}",
-                permanent=False,
-                reason=_("WaSender no respondió a tiempo."),
-            ) from e
-        except httpx.HTTPError as e:
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as e:
+            # The connection never opened: nothing reached WaSender.
             raise ProviderError(
                 f"WaSender connection error: {e!r}",
                 permanent=False,
                 reason=_("No se pudo conectar con WaSender."),
+            ) from e
+        except httpx.TimeoutException as e:
+            raise ProviderError(
+                f"WaSender timeout: {e!r}",
+                permanent=False,
+                ambiguous=True,
+                reason=_("WaSender no respondió a tiempo."),
+            ) from e
+        except httpx.HTTPError as e:
+            # Written (wholly or in part) and then cut: WaSender may have acted on it.
+            raise ProviderError(
+                f"WaSender connection lost: {e!r}",
+                permanent=False,
+                ambiguous=True,
+                reason=_("Se cortó la conexión con WaSender antes de su respuesta."),
             ) from e
         self.last_rate_limit = rate_limit_parse(response.headers) or self.last_rate_limit
         try:
@@ -267,6 +290,7 @@ class WaSenderClient:
             raise ProviderError(
                 f"WaSender answered without msgId: {data!r}",
                 permanent=False,
+                ambiguous=True,
                 reason=_("WaSender no devolvió el identificador del mensaje."),
             )
         return SendResult(msg_id=msg_id, status=str(data.get("status") or "in_progress"))

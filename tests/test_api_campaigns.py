@@ -93,6 +93,17 @@ def test_it_creates_from_a_template_and_a_saved_segment_scheduled(client, alice,
         ({"title": "", "text": "Hola", "filters": {}}, "title"),
         ({"title": "x", "text": "Hola", "filters": {}, "kind": "spam"}, "kind"),
         ({"title": "x", "text": "Hola", "filters": {}, "variables": {"otra": "1"}}, "extra"),
+        (
+            {
+                "title": "x",
+                "text": "{precio_descuento}",
+                "filters": {},
+                "variables": {"descuento": "NaN"},
+            },
+            "descuento",
+        ),
+        ({"title": "x", "text": "Hola", "filters": {"services": [2**63]}}, "filters"),
+        ({"title": "x", "text": "Hola", "filters": {"services": [1e300]}}, "filters"),
     ],
 )
 def test_it_answers_422_for_bad_input(client, carla, book, body, field):

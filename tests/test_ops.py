@@ -245,6 +245,30 @@ def test_it_shows_admins_the_state_of_the_queues_and_the_webhook(client_for, ali
     assert "session.status" in html and "connected" in html
 
 
+def test_it_lists_unconfirmed_sends_with_their_age_and_ignored_events(client_for, alice, db):
+    now = timezone.now()
+    customer = Customer.objects.create(phone="+593968196046", name="Carlos")
+    Message.objects.create(
+        conversation=Conversation.objects.create(customer=customer),
+        direction="out",
+        author_kind="campaign",
+        status="unconfirmed",
+        sending_at=now - timedelta(minutes=3),
+        failure_reason="Sin confirmar (WaSender no respondió a tiempo)",
+    )
+    WebhookEvent.objects.create(
+        event="messages.received", payload={}, state="ignored", error="mensaje sin remitente"
+    )
+    html = client_for(alice).get("/ops/").content.decode()
+    assert 'data-figure="unconfirmed">1<' in html
+    unconfirmed = html[html.index('id="ops-unconfirmed"') :]
+    unconfirmed = unconfirmed[: unconfirmed.index("</table>")]
+    assert "+593968196046" in unconfirmed and "3\xa0minutos" in unconfirmed
+    assert "Sin confirmar (WaSender no respondió a tiempo)" in unconfirmed
+    ignored = html[html.index('id="ops-ignored"') :]
+    assert "mensaje sin remitente" in ignored[: ignored.index("</table>")]
+
+
 def test_it_takes_the_stuck_threshold_from_the_query(client_for, alice, trouble):
     html = client_for(alice).get("/ops/?minutes=35").content.decode()
     assert 'data-figure="stuck_queued">0<' in html

@@ -13,6 +13,7 @@ TICKS = {
     "scheduled": ("🗓", "tick-scheduled"),
     "queued": ("🕓", "tick-queued"),
     "sending": ("🕓", "tick-queued"),
+    "unconfirmed": ("🕓", "tick-unconfirmed"),
     "sent": ("✓", "tick-sent"),
     "delivered": ("✓✓", "tick-delivered"),
     "read": ("✓✓", "tick-read"),

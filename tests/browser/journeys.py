@@ -22,8 +22,9 @@ from tests.procs import PYTHON, free_port, process_env, running, wait_for_http
 
 PHONE = "+593968196046"
 # The order a visible tick may move in (inbox/live.py STATUS_RANK, as the page shows it).
-TICK_ORDER = {"scheduled": 0, "queued": 1, "sending": 1, "unknown": 2, "sent": 3,
-              "failed": 4, "delivered": 4, "read": 5, "played": 6, "cancelled": 7}  # fmt: skip
+TICK_ORDER = {"scheduled": 0, "queued": 1, "sending": 1, "unconfirmed": 2, "unknown": 3,
+              "sent": 4, "failed": 5, "delivered": 5, "read": 6, "played": 7,
+              "cancelled": 8}  # fmt: skip
 
 RECORDER = """
 (() => {

@@ -226,14 +226,38 @@ def test_it_fills_an_empty_name_but_keeps_a_given_one(post):
     assert Customer.objects.get().name == "María González"
 
 
-def test_an_invalid_phone_is_ignored_with_a_reason(post):
+def test_an_impossible_number_is_ignored_with_a_reason(post):
     body = fixture_load("messages_received_text")
     key = body["data"]["messages"]["key"]
     key["cleanedSenderPn"], key["senderLid"] = "12", ""
     post(body)
     event = WebhookEvent.objects.get()
-    assert (event.state, event.error) == ("ignored", "remitente sin número válido")
+    assert (event.state, event.error) == ("ignored", "remitente con un número imposible (12)")
     assert not Customer.objects.exists()
+
+
+def test_a_sender_the_phone_library_calls_invalid_is_still_a_customer(post):
+    """WhatsApp delivered it, so the number exists: the library's metadata lags behind."""
+    body = fixture_load("messages_received_text")
+    key = body["data"]["messages"]["key"]
+    key["cleanedSenderPn"], key["senderLid"] = "593944080003", ""
+    key["remoteJid"] = "593944080003@s.whatsapp.net"
+    post(body)
+    assert WebhookEvent.objects.get().state == "processed"
+    customer = Customer.objects.get()
+    assert (customer.phone, customer.phone_valid) == ("+593944080003", False)
+    assert Message.objects.get().conversation.customer == customer
+
+
+def test_a_message_with_no_sender_at_all_is_ignored_with_a_reason(post):
+    body = fixture_load("messages_received_text")
+    key = body["data"]["messages"]["key"]
+    for field in ("cleanedSenderPn", "senderPn", "senderLid"):
+        key.pop(field, None)
+    key["remoteJid"] = ""
+    post(body)
+    event = WebhookEvent.objects.get()
+    assert (event.state, event.error) == ("ignored", "mensaje sin remitente")
 
 
 @pytest.mark.parametrize(

@@ -117,7 +117,9 @@ def test_wrappers_nest_but_not_forever():
 def test_message_sent_accepts_a_digit_string_msg_id():
     body = fixture_load("message_sent")
     body["data"]["msgId"] = "100123"
-    assert event_parse(body).content == SentEvent(msg_id=100123, wa_id="3EB0C0FFEE0000000001")
+    assert event_parse(body).content == SentEvent(
+        msg_id=100123, wa_id="3EB0C0FFEE0000000001", phone="593968196046"
+    )
 
 
 def test_an_empty_upsert_list_is_a_parse_error():

@@ -12,6 +12,7 @@ from django.test import Client
 from chatdesk.asgi import application
 from inbox import conversations
 from inbox.events import event_publish
+from inbox.live import STATUS_RANK
 from inbox.models import Message
 from tests.conftest import make_user
 from tests.inbox_live.conftest import HOSTILE, conversation_with, message_in
@@ -137,7 +138,7 @@ async def test_it_sends_thread_lines_ticks_and_state_to_the_open_thread(channel_
         await communicator.receive_from(timeout=WAIT),
     ]
     line = next(frame for frame in frames if f'id="msg-{message.pk}"' in frame)
-    assert "🕓" in line and 'data-rank="1"' in line
+    assert "🕓" in line and f'data-rank="{STATUS_RANK["queued"]}"' in line
 
     def delivered():
         with transaction.atomic():
@@ -147,7 +148,8 @@ async def test_it_sends_thread_lines_ticks_and_state_to_the_open_thread(channel_
     await database_sync_to_async(delivered)()
     tick = await communicator.receive_from(timeout=WAIT)
     # Every copy of a line says where it stands; the page keeps the furthest (docs/live.md).
-    assert 'data-op="upsert"' in tick and "✓✓" in tick and 'data-rank="4"' in tick
+    assert 'data-op="upsert"' in tick and "✓✓" in tick
+    assert f'data-rank="{STATUS_RANK["delivered"]}"' in tick
 
     await database_sync_to_async(conversations.conversation_resolve)(conversation=conversation)
     frames = [
@@ -189,7 +191,7 @@ async def test_every_copy_of_an_agents_recent_reply_carries_the_composers_refere
             lines.append(frame)
     assert all(f'data-ref="{ref}"' in line for line in lines)
     # Each copy is the line as it is when rendered: here both say "sent".
-    assert all('data-rank="3"' in line for line in lines)
+    assert all(f'data-rank="{STATUS_RANK["sent"]}"' in line for line in lines)
     await communicator.disconnect()
 
 

@@ -7,6 +7,7 @@ import pytest
 from django.core.files.base import ContentFile
 from django.utils import timezone
 
+from inbox.live import STATUS_RANK
 from inbox.models import Conversation, Message, Note
 from outbound.models import MessageTemplate
 from tests.conftest import make_user
@@ -290,7 +291,7 @@ def test_it_answers_a_reply_with_a_placement_op_carrying_the_pages_reference(
     html = response.content.decode()
     assert html.startswith('<div id="live-staging" hx-swap-oob="beforeend">')
     assert re.search(rf'<div class="live-op" data-op="upsert">\s*<div id="msg-{reply.pk}"', html)
-    assert f'data-ref="{ref}"' in html and 'data-rank="1"' in html
+    assert f'data-ref="{ref}"' in html and f'data-rank="{STATUS_RANK["queued"]}"' in html
     assert f'data-conversation="{carlos.pk}"' in html
     # The composer is not in the answer: the agent may already be typing the next reply.
     assert 'id="composer"' not in html

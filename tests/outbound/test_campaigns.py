@@ -166,7 +166,7 @@ def test_it_skips_a_customer_who_opts_out_after_the_launch(db):
     run_fanout(campaign)
     assert list(Message.objects.values_list("conversation__customer", flat=True)) == [stays.pk]
     recipient = CampaignRecipient.objects.get(campaign=campaign, customer=leaves)
-    assert recipient.state == R.SKIPPED and recipient.message is None
+    assert recipient.state == R.OPTED_OUT and recipient.message is None
     assert recipient.skip_reason == "El cliente pidió la baja"
     campaign.refresh_from_db()
     assert campaign.state == "completed"
@@ -367,6 +367,69 @@ def test_it_records_failed_and_unknown_outcomes(db):
     ) == ["failed", "sent", "unknown"]
     reasons = campaigns.campaign_failure_reasons(campaign=campaign)
     assert ("Fallido", "No está en WA", 1) in reasons
+
+
+def test_an_unconfirmed_message_keeps_its_recipient_open_until_settled(db):
+    customers(1)
+    campaign = new()
+    campaign_launch(campaign_id=campaign.pk)
+    campaign.refresh_from_db()
+    campaign_fanout_step(campaign_id=campaign.pk, token=campaign.fanout_token)
+    Message.objects.update(status="unconfirmed")
+    campaign_fanout_step(campaign_id=campaign.pk, token=campaign.fanout_token)
+    campaign.refresh_from_db()
+    assert campaign.state == "running"
+    funnel = campaign_funnel(campaign=campaign)
+    assert (funnel["unconfirmed"], funnel["queued"], funnel["done"]) == (1, 0, 0)
+    Message.objects.update(status="delivered")
+    campaign_fanout_step(campaign_id=campaign.pk, token=campaign.fanout_token)
+    campaign.refresh_from_db()
+    assert campaign.state == "completed"
+
+
+def test_a_message_cancelled_by_an_opt_out_is_counted_as_such(db):
+    from outbound.services import marketing_messages_cancel
+
+    _stays, leaves = customers(2)
+    campaign = new()
+    campaign_launch(campaign_id=campaign.pk)
+    campaign.refresh_from_db()
+    campaign_fanout_step(campaign_id=campaign.pk, token=campaign.fanout_token)
+    assert Message.objects.filter(marketing=True).count() == 2
+    customer_marketing_opt_out(customer=leaves, reason="BAJA")
+    assert marketing_messages_cancel(customer=leaves) == 1
+    Message.objects.filter(status="queued").update(status="sent")
+    campaign_fanout_step(campaign_id=campaign.pk, token=campaign.fanout_token)
+    recipient = CampaignRecipient.objects.get(campaign=campaign, customer=leaves)
+    assert recipient.state == R.OPTED_OUT
+    funnel = campaign_funnel(campaign=campaign)
+    assert (funnel["sent"], funnel["opted_out"]) == (1, 1)
+
+
+def test_a_launch_that_keeps_failing_ends_failed_with_the_reason(db, monkeypatch):
+    customers(1)
+    campaign = new()
+    campaigns.campaign_schedule(campaign=campaign, at=timezone.now())
+
+    def broken(**kwargs):
+        raise ValueError("el segmento no se pudo leer")
+
+    monkeypatch.setattr(campaigns, "recipients_materialise", broken)
+    for _ in range(campaigns.LAUNCH_MAX_ATTEMPTS):
+        campaign.refresh_from_db()
+        assert campaign.state == "scheduled"
+        campaigns.campaign_launch_task.fn(campaign.pk)
+    campaign.refresh_from_db()
+    assert campaign.state == "failed" and campaign.failed_at is not None
+    assert campaign.failure_reason == ("No se pudo lanzar la campaña: el segmento no se pudo leer")
+    assert campaign_tick()["enqueued"] == 0
+
+
+def test_a_discount_that_is_not_a_number_is_refused_at_creation(db):
+    for bad in ("NaN", "inf", "-5", "100", "mucho"):
+        with pytest.raises(CampaignInvalid) as error:
+            new(body="Ahora a ${precio_descuento}", extra={"descuento": bad})
+        assert error.value.errors["descuento"] == "El descuento debe ser un número entre 1 y 99."
 
 
 def test_it_rekicks_a_stalled_campaign_once(db, settings):

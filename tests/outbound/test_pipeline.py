@@ -1,4 +1,5 @@
-"""The send actor: claim, send, record; retries only for transient errors, bounded."""
+"""The send actor: claim, send, record; at most once: an ambiguous outcome is never sent again
+(unconfirmed), and only errors that prove nothing was sent are retried, bounded."""
 
 import time
 
@@ -6,7 +7,9 @@ import dramatiq
 import httpx
 import pytest
 from django.test import override_settings
+from django.utils import timezone
 
+from customers.models import Customer
 from inbox.models import Message
 from outbound import pipeline
 from outbound.pipeline import backoff_delay, deliver, message_claim
@@ -139,27 +142,56 @@ def test_a_number_without_whatsapp_fails_in_spanish(queued):
     assert queued.failure_reason == "El número no tiene WhatsApp"
 
 
-def test_a_transient_error_requeues_with_a_delay(queued, events):
-    outcome, _ = run(queued, httpx.Response(503, json={"success": False, "message": "down"}))
+def test_a_connection_that_never_opened_requeues_with_a_delay(queued, events):
+    outcome, _ = run(queued, httpx.ConnectError("refused"))
     assert outcome == "retry"
     assert queued.status == "queued"
     assert queued.attempts == 1
-    assert "HTTP 503" in queued.failure_reason
+    assert queued.failure_reason == "No se pudo conectar con WaSender."
     [retry] = enqueued(delayed=True)
     assert retry.args == (queued.id,)
     assert retry.options["eta"] >= time.time() * 1000 + 4000
     assert events[-1]["status"] == "queued"
 
 
-def test_a_timeout_is_retried(queued):
-    outcome, _ = run(queued, httpx.ReadTimeout("slow"))
-    assert outcome == "retry"
-    assert queued.status == "queued"
-    assert queued.failure_reason == "WaSender no respondió a tiempo."
+@pytest.mark.parametrize(
+    "answer",
+    [
+        httpx.ReadTimeout("slow"),
+        httpx.RemoteProtocolError("Server disconnected without sending a response."),
+        httpx.ReadError("Connection reset by peer"),
+        httpx.WriteError("Broken pipe"),
+        httpx.Response(503, json={"success": False, "message": "down"}),
+        httpx.Response(502, text="<html>Bad Gateway</html>"),
+        httpx.Response(200, text="OK"),
+        httpx.Response(200, json={"success": True, "data": {"status": "in_progress"}}),
+    ],
+    ids=["read timeout", "dropped", "reset", "write error", "503", "502 html", "not json", "no id"],
+)
+def test_an_ambiguous_answer_leaves_it_unconfirmed_and_never_resends(queued, events, answer):
+    outcome, script = run(queued, answer)
+    assert outcome == "unconfirmed"
+    assert queued.status == "unconfirmed"
+    assert queued.failure_reason.startswith("Sin confirmar (")
+    assert "no se reenvía" in queued.failure_reason
+    assert enqueued() == [] and enqueued(delayed=True) == []
+    assert events[-1]["status"] == "unconfirmed"
+    again, script = run(queued, sent_ok())
+    assert again == "skipped" and script.requests == []
+
+
+def test_a_failed_upload_of_our_attachment_is_retried(db, tmp_path, settings):
+    settings.MEDIA_ROOT = tmp_path
+    (tmp_path / "a.pdf").write_bytes(b"%PDF-1.4")
+    message = message_send(phone=PHONE, text="Factura", author_kind=Message.Author.AGENT)
+    Message.objects.filter(pk=message.pk).update(kind="document", media_file="a.pdf")
+    outcome, script = run(message, httpx.Response(503, json={"success": False}))
+    assert outcome == "retry" and message.status == "queued"
+    assert [r.url.path for r in script.requests] == ["/api/upload"]
 
 
 def test_a_retry_succeeds_later(queued):
-    run(queued, httpx.Response(500, json={}))
+    run(queued, httpx.ConnectTimeout("no route"))
     outcome, _ = run(queued, sent_ok(77))
     assert outcome == "sent"
     assert queued.attempts == 2
@@ -180,13 +212,30 @@ def test_429_honours_retry_after_for_every_worker(queued):
 @override_settings(SEND_MAX_ATTEMPTS=3)
 def test_it_gives_up_after_max_attempts_with_a_reason(queued):
     Message.objects.filter(id=queued.id).update(attempts=2)
-    outcome, _ = run(queued, httpx.Response(502, json={}))
+    outcome, _ = run(queued, httpx.ConnectError("refused"))
     assert outcome == "failed"
     assert queued.status == "failed"
     assert queued.attempts == 3
     assert queued.failure_reason.startswith("No se pudo enviar tras 3 intentos: ")
-    assert "502" in queued.failure_reason
+    assert "conectar" in queued.failure_reason
     assert enqueued(delayed=True) == []
+
+
+def test_a_marketing_message_of_a_customer_who_opted_out_is_cancelled_not_sent(db, events):
+    message = message_send(phone=PHONE, text="Promo", author_kind="campaign", marketing=True)
+    Customer.objects.filter(phone=PHONE).update(marketing_opt_out_at=timezone.now())
+    outcome, script = run(message, sent_ok())
+    assert outcome == "cancelled" and script.requests == []
+    assert message.status == "cancelled"
+    assert message.failure_reason == "Cancelado: el cliente se dio de baja de la publicidad."
+    assert events[-1]["status"] == "cancelled"
+
+
+def test_a_notification_still_reaches_a_customer_who_opted_out_of_marketing(db):
+    message = message_send(phone=PHONE, text="Tu Netflix vence mañana", author_kind="reminder")
+    Customer.objects.filter(phone=PHONE).update(marketing_opt_out_at=timezone.now())
+    outcome, _ = run(message, sent_ok())
+    assert outcome == "sent"
 
 
 def test_a_missing_token_puts_the_message_back_unclaimed(queued, monkeypatch):

@@ -14,6 +14,7 @@ from inbox.models import Conversation, Message
 from outbound import rules
 from outbound.models import AutomationSettings, AutoReplyRule, InboundReaction, MessageTemplate
 from outbound.rules import inbound_react, keyword_match, keyword_normalize, keywords_parse
+from outbound.services import message_send
 from tests.outbound.automations import in_memory_layer  # noqa: F401
 
 PHONE = "593968196046"
@@ -143,6 +144,35 @@ def test_it_leaves_the_opted_out_customer_out_of_the_next_marketing_audience(wri
     assert segment_count({}) == (0, 1)
     write("ALTA")
     assert segment_count({}) == (1, 0)
+
+
+def test_an_opt_out_cancels_the_customers_waiting_marketing_at_once(write, open_hours):
+    write("hola")
+    customer = maria()
+    promo = message_send(customer=customer, text="Promo", author_kind="campaign", marketing=True)
+    later = message_send(
+        customer=customer,
+        text="Promo de mañana",
+        author_kind="campaign",
+        marketing=True,
+        scheduled_for=timezone.now() + timedelta(days=1),
+    )
+    notice = message_send(customer=customer, text="Tu Netflix vence mañana", author_kind="reminder")
+    write("BAJA")
+    statuses = {m.pk: (m.status, m.failure_reason) for m in Message.objects.all()}
+    cancelled = ("cancelled", "Cancelado: el cliente se dio de baja de la publicidad.")
+    assert statuses[promo.pk] == statuses[later.pk] == cancelled
+    assert statuses[notice.pk] == ("queued", "")
+
+
+def test_an_opt_out_from_long_ago_still_counts_without_a_reply(write, open_hours):
+    """A phone syncing a backlog, or workers down for a day: the customer asked anyway."""
+    asked = timezone.now() - timedelta(days=2)
+    write("BAJA", at=asked)
+    customer = maria()
+    assert customer.marketing_opt_out_at == asked.replace(microsecond=0)
+    assert bot_replies() == []
+    assert InboundReaction.objects.get().action == "opt_out"
 
 
 def test_it_brings_the_customer_back_with_alta(write, open_hours):

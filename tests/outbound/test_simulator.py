@@ -112,6 +112,11 @@ def sim(sim_url, receiver):
             "out_of_order": 0,
             "latency_ms": 0,
             "timeout_seconds": 20,
+            "lost_answers": 0,
+            "accept_then_5xx": 0,
+            "accept_then_drop": 0,
+            "answer_without_id": 0,
+            "echo_first": 0,
         },
     ).raise_for_status()
     httpx.post(sim_url + "/_sim/reset").raise_for_status()
@@ -271,6 +276,41 @@ def test_an_injected_5xx_on_a_send_sends_nothing(client, sim):
         client.send_message(to="+593968196046", text="Hola")
     assert caught.value.permanent is False
     assert stats(sim)["sends_accepted"] == 0
+
+
+@pytest.mark.parametrize(
+    ("knob", "counter", "reason"),
+    [
+        ("accept_then_5xx", "accepted_then_5xx", "WaSender tuvo un error temporal"),
+        ("accept_then_drop", "accepted_then_dropped", "Se cortó la conexión con WaSender"),
+        ("answer_without_id", "answered_without_id", "WaSender no devolvió el identificador"),
+        ("lost_answers", "lost_answers", "WaSender no respondió a tiempo"),
+    ],
+)
+def test_a_fault_after_acceptance_sends_the_message_and_is_ambiguous(
+    sim, receiver, knob, counter, reason
+):
+    configure(sim, **{knob: 1.0, "timeout_seconds": 2})
+    impatient = WaSenderClient(base_url=sim + "/api", api_key=KEY, timeout=1)
+    with pytest.raises(ProviderError) as caught:
+        impatient.send_message(to="+593968196046", text="Hola")
+    assert (caught.value.permanent, caught.value.ambiguous) == (False, True)
+    assert caught.value.reason.startswith(reason)
+    counts = stats(sim)
+    assert (counts[counter], counts["sends_by_recipient"]) == (1, {"+593968196046": 1})
+    # The customer gets it: WhatsApp's echo of it follows, as with any send.
+    receiver.wait_for(lambda hooks: any(h["body"]["event"] == "messages.upsert" for h in hooks))
+
+
+def test_it_can_echo_a_send_before_answering_it(client, sim, receiver):
+    configure(sim, echo_first=1.0)
+    result = client.send_message(to="+593968196046", text="Hola")
+    # By the time the answer is here, both webhooks have been delivered and answered.
+    with receiver.changed:
+        events = [h["body"]["event"] for h in receiver.hooks]
+    assert events[:2] == ["message.sent", "messages.upsert"]
+    assert receiver.events("message.sent")[0]["data"]["msgId"] == result.msg_id
+    assert stats(sim)["echoes_first"] == 1
 
 
 def test_it_injects_timeouts_past_the_client_timeout(sim):

@@ -1,4 +1,5 @@
-"""The outbox sweeper: never resends a send whose fate is unknown; re-enqueues lost ones."""
+"""The outbox sweeper: never resends a send whose fate is uncertain (unconfirmed, then unknown
+after the wait); re-enqueues lost queue entries."""
 
 from datetime import timedelta
 
@@ -38,17 +39,41 @@ def run(script=None):
 
 
 @override_settings(SEND_STUCK_SENDING_SECONDS=120)
-def test_a_stuck_send_without_provider_id_becomes_unknown(db):
+def test_a_stuck_send_without_provider_id_becomes_unconfirmed(db):
     stuck = outbox_row("sending", age=timedelta(minutes=5), sending_at=NOW - timedelta(minutes=3))
     counts, script = run()
     stuck.refresh_from_db()
-    assert stuck.status == "unknown"
-    assert stuck.failure_reason == (
-        "Estado desconocido: el envío se interrumpió; no se reenvió para evitar duplicados."
-    )
-    assert counts["unknown_or_resolved"] == 1
+    assert stuck.status == "unconfirmed"
+    assert stuck.failure_reason.startswith("Sin confirmar (el envío se interrumpió)")
+    assert counts["unconfirmed_or_resolved"] == 1
     assert script.requests == []
     assert enqueued() == [] and enqueued(delayed=True) == []
+
+
+@override_settings(SEND_UNCONFIRMED_SECONDS=600)
+def test_an_unconfirmed_send_without_evidence_becomes_unknown_after_the_wait(db):
+    old = outbox_row("unconfirmed", sending_at=NOW - timedelta(minutes=11))
+    recent = outbox_row("unconfirmed", sending_at=NOW - timedelta(minutes=9))
+    counts, script = run()
+    old.refresh_from_db()
+    recent.refresh_from_db()
+    assert (old.status, recent.status) == ("unknown", "unconfirmed")
+    assert old.failure_reason == (
+        "Estado desconocido: WhatsApp no confirmó el envío en 10 min; no se reenvió para "
+        "evitar duplicados (el cliente pudo recibirlo)."
+    )
+    assert counts["unknown_or_resolved"] == 1
+    assert script.requests == [] and enqueued() == []
+
+
+def test_an_unconfirmed_send_with_provider_id_is_settled_by_message_info(db):
+    waiting = outbox_row("unconfirmed", sending_at=NOW - timedelta(seconds=5), provider_msg_id=9)
+    info = httpx.Response(
+        200, json={"success": True, "data": {"msgId": 9, "key": {"id": "3EB0NINE"}, "status": 4}}
+    )
+    run(Script(info))
+    waiting.refresh_from_db()
+    assert (waiting.status, waiting.wa_id) == ("read", "3EB0NINE")
 
 
 @override_settings(SEND_STUCK_SENDING_SECONDS=120)
@@ -96,11 +121,11 @@ def test_a_resolved_send_absorbs_the_echo_the_webhook_stored_first(db):
 
 
 @override_settings(SEND_STUCK_SENDING_SECONDS=120)
-def test_when_message_info_fails_it_is_unknown_not_resent(db):
+def test_when_message_info_fails_it_is_unconfirmed_not_resent(db):
     stuck = outbox_row("sending", sending_at=NOW - timedelta(minutes=3), provider_msg_id=555)
     run(Script(httpx.Response(503)))
     stuck.refresh_from_db()
-    assert stuck.status == "unknown"
+    assert stuck.status == "unconfirmed"
     assert enqueued() == []
 
 
@@ -150,7 +175,7 @@ def test_a_promoted_message_is_not_mistaken_for_a_lost_one(db):
 def test_finished_rows_are_never_touched(db):
     rows = [
         outbox_row(status, age=timedelta(days=1), sending_at=NOW - timedelta(days=1))
-        for status in ("sent", "failed", "unknown", "delivered")
+        for status in ("sent", "failed", "unknown", "delivered", "cancelled")
     ]
     run()
     assert [Message.objects.get(id=r.id).status for r in rows] == [
@@ -158,5 +183,6 @@ def test_finished_rows_are_never_touched(db):
         "failed",
         "unknown",
         "delivered",
+        "cancelled",
     ]
     assert enqueued() == []

@@ -157,6 +157,13 @@ def test_it_explains_unknown_and_missing_variables_in_the_preview(client_for, ca
     assert "Falta un valor para {servicio}" in html and "no tiene suscripciones" in html
 
 
+def test_it_explains_a_discount_that_is_not_a_number(client_for, carla, maria):
+    client = client_for(carla)
+    for bad in ("NaN", "Infinity", "1e999999"):
+        html = preview(client, body="Ahora ${precio_descuento}", descuento=bad, customer_q="María")
+        assert "El descuento debe ser un número entre 1 y 99." in html
+
+
 def test_it_escapes_customer_text_in_the_preview(client_for, carla):
     Customer.objects.create(name="<script>alert(1)</script>", phone="+593990000010")
     html = preview(client_for(carla), body="Hola {nombre}", customer_q="script")

@@ -22,6 +22,7 @@ def _as_dict(status, checks) -> dict:
         "stuck_minutes": status.stuck_minutes,
         "stuck_queued": status.stuck_queued,
         "stuck_sending": status.stuck_sending,
+        "unconfirmed": status.unconfirmed_count,
         "last_webhook": last
         and {"received_at": last.received_at.isoformat(), "event": last.event, "state": last.state},
         "webhook_counts": status.webhook_counts,
@@ -76,6 +77,7 @@ class Command(BaseCommand):
             f"stuck > {data['stuck_minutes']} min: queued {data['stuck_queued']}, "
             f"sending {data['stuck_sending']}"
         )
+        out(f"unconfirmed sends (waiting for WhatsApp's echo): {data['unconfirmed']}")
         last = data["last_webhook"]
         out(
             "last webhook: "
