@@ -602,7 +602,11 @@ def campaign_cancel(*, campaign: Campaign) -> None:
 
 # --- fan-out --------------------------------------------------------------------------------
 def recipients_sync(*, campaign: Campaign) -> None:
-    """Queued recipients take the outcome of their message once it has one."""
+    """Queued recipients take the outcome of their message once it has one; an unknown one
+    whose message the echo settled after all (it came later than the wait) becomes sent."""
+    CampaignRecipient.objects.filter(
+        campaign=campaign, state=RState.UNKNOWN, message__status__in=REACHED
+    ).update(state=RState.SENT)
     queued = CampaignRecipient.objects.filter(campaign=campaign, state=RState.QUEUED)
     # One read first: while every queued message is still in flight (most runs of a large
     # campaign), the updates below would each scan the whole queue for nothing.
@@ -852,7 +856,14 @@ def campaign_tick(*, now: datetime | None = None) -> dict:
         | Q(fanout_next_at__lt=now - timedelta(seconds=settings.CAMPAIGN_STALL_SECONDS))
     )
     kicked = sum(fanout_kick(campaign=campaign, now=now) for campaign in stalled)
-    return {"enqueued": len(due), "kicked": kicked}
+    # The evidence for an unknown send may come after its campaign completed (its echo later
+    # than the wait): the recipient follows its message for a day.
+    revived = CampaignRecipient.objects.filter(
+        campaign__completed_at__gte=now - timedelta(days=1),
+        state=RState.UNKNOWN,
+        message__status__in=REACHED,
+    ).update(state=RState.SENT)
+    return {"enqueued": len(due), "kicked": kicked, "revived": revived}
 
 
 @interval(seconds=settings.CAMPAIGN_TICK_SECONDS)

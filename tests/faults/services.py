@@ -224,9 +224,17 @@ class Stack:
             self.sim_config(**knobs)
         return self.sim_url
 
-    def sim_config(self, **knobs) -> None:
+    def sim_config(self, *, reset: bool = True, **knobs) -> None:
         httpx.post(f"{self.sim_url}/_sim/config", json=knobs).raise_for_status()
-        httpx.post(f"{self.sim_url}/_sim/reset").raise_for_status()
+        if reset:
+            httpx.post(f"{self.sim_url}/_sim/reset").raise_for_status()
+
+    def sim_inbound(self, **message) -> None:
+        """A customer writes to us: {"phone", "text", "name"?, "event"?}."""
+        httpx.post(f"{self.sim_url}/_sim/inbound", json=message, timeout=30).raise_for_status()
+
+    def sim_messages(self) -> list[dict]:
+        return httpx.get(f"{self.sim_url}/_sim/messages", timeout=30).json()
 
     def sim_stats(self) -> dict:
         return httpx.get(f"{self.sim_url}/_sim/stats", timeout=10).json()

@@ -363,6 +363,29 @@ def test_it_sends_one_copy_when_retry_is_clicked_twice(client_for, bob, carlos):
     assert "Reintentar" not in first
 
 
+def test_it_resends_an_unknown_message_only_when_the_agent_accepts_a_duplicate(
+    client_for, bob, carlos
+):
+    unknown = Message.objects.create(
+        conversation=carlos,
+        direction="out",
+        author_kind="agent",
+        agent=bob,
+        body="Tu clave es 1234",
+        status="unknown",
+        failure_reason="Estado desconocido: WhatsApp no confirmó el envío en 10 min.",
+    )
+    client = client_for(bob)
+    line = client.get(f"/inbox/c/{carlos.pk}/").content.decode()
+    assert "podría recibirlo dos veces" in line and 'name="confirm_duplicate"' in line
+    client.post(f"/inbox/m/{unknown.pk}/retry/", **HTMX)
+    assert Message.objects.filter(direction="out").count() == 1
+    client.post(f"/inbox/m/{unknown.pk}/retry/", {"confirm_duplicate": "1"}, **HTMX)
+    client.post(f"/inbox/m/{unknown.pk}/retry/", {"confirm_duplicate": "1"}, **HTMX)
+    copy = Message.objects.exclude(pk=unknown.pk).get(direction="out")
+    assert (copy.body, copy.status) == ("Tu clave es 1234", "queued")
+
+
 def test_it_fills_a_template_from_the_customer(client_for, bob, carlos):
     template = MessageTemplate.objects.create(
         name="Saludo", category="support", body="Hola {nombre}, ¿en qué te ayudo?"

@@ -387,6 +387,22 @@ def test_an_unconfirmed_message_keeps_its_recipient_open_until_settled(db):
     assert campaign.state == "completed"
 
 
+def test_an_unknown_recipient_follows_its_message_when_the_echo_comes_late(db):
+    customers(1)
+    campaign = new()
+    campaign_launch(campaign_id=campaign.pk)
+    campaign.refresh_from_db()
+    campaign_fanout_step(campaign_id=campaign.pk, token=campaign.fanout_token)
+    Message.objects.update(status="unknown")
+    campaign_fanout_step(campaign_id=campaign.pk, token=campaign.fanout_token)
+    campaign.refresh_from_db()
+    assert campaign.state == "completed"
+    assert CampaignRecipient.objects.get().state == R.UNKNOWN
+    Message.objects.update(status="delivered")
+    assert campaign_tick()["revived"] == 1
+    assert CampaignRecipient.objects.get().state == R.SENT
+
+
 def test_a_message_cancelled_by_an_opt_out_is_counted_as_such(db):
     from outbound.services import marketing_messages_cancel
 
