@@ -4,7 +4,8 @@ Needs DATABASE_URL (a PostgreSQL server; the database named in it is not touched
 REDIS_URL. On that server: <name>_bench for the webhook and socket benchmarks, <name>_cbench
 for the campaign launch (its tables are emptied), <name>_large for the pages (the large data
 set, generated when it has no messages yet: a few minutes). Redis: database
-CHATDESK_BENCH_REDIS_DB (9 unless set) of REDIS_URL's server, flushed by the campaign launch.
+CHATDESK_BENCH_REDIS_DB (9 unless set) of REDIS_URL's server, flushed by the campaign launch
+and by the reply benchmark (it starts the production processes on an empty broker).
 Each benchmark appends its section to bench/RESULTS.md.
 """
 
@@ -24,6 +25,7 @@ BENCHMARKS = [
     ("webhook_to_browser.py", "bench"),
     ("idle_sockets.py", "bench"),
     ("load_webhooks.py", "bench"),
+    ("reply_to_visible.py", "bench"),
     ("campaign_launch.py", "cbench"),
     ("pages.py", "large"),
 ]

@@ -9,6 +9,8 @@ visibility assertions, in the tests).
 """
 
 import contextlib
+import importlib.util
+import os
 import re
 import socket
 import struct
@@ -191,6 +193,31 @@ class Link:
                 sock.close()
             with self.lock:
                 self.sockets -= {source, sink}
+
+
+@contextlib.contextmanager
+def production_desk(log_dir):
+    """The README's production processes, started by tests/topology.py from the README's own
+    lines (two daphnes, the worker, the scheduler, the simulator) on the tests' database and
+    Redis: agent 1 on the first daphne, agent 2 on the second; the simulator's webhooks reach
+    the first, so whatever agent 2 sees crossed Redis."""
+    from tests.conftest import require
+    from tests.procs import test_redis_url
+
+    require(
+        importlib.util.find_spec("tests.topology") is not None,
+        "tests/topology.py (issue 15: the README's processes as a fixture) is not here yet",
+    )
+    from tests.topology import database_url_for_tests, topology_run
+
+    database_url = database_url_for_tests()
+    require(database_url.startswith("postgres"), "the production topology needs PostgreSQL")
+    require(bool(os.environ.get("REDIS_URL")), "the production topology needs Redis (REDIS_URL)")
+    with topology_run(logs=log_dir, database_url=database_url, redis_url=test_redis_url()) as top:
+        try:
+            yield Desk("production", (top.web1, top.web2), top.simulator)
+        finally:
+            print(top.logs_tail())  # shown when a test of the module failed
 
 
 def login(browser, url: str, username: str, *, width: int = 1280, height: int = 800):

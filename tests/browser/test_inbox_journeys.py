@@ -26,6 +26,7 @@ from tests.browser.journeys import (
     embedded_desk,
     login,
     open_thread,
+    production_desk,
     socket_open,
     thread_log,
     tick_problems,
@@ -45,10 +46,11 @@ RECONNECT = 40_000
 TEMPLATE = "Aviso de vencimiento (prueba)"  # not one of the templates a migration makes
 
 
-@pytest.fixture(scope="module", params=["embedded"])
+@pytest.fixture(scope="module", params=["embedded", "production"])
 def desk(request, django_db_setup, tmp_path_factory):
     log_dir = tmp_path_factory.mktemp(f"desk-{request.param}")
-    with embedded_desk(log_dir) as running_desk:
+    start = embedded_desk if request.param == "embedded" else production_desk
+    with start(log_dir) as running_desk:
         yield running_desk
 
 
