@@ -30,6 +30,7 @@ from tests.browser.journeys import (
     socket_open,
     thread_log,
     tick_problems,
+    topology_module,
     wait_until,
 )
 from tests.conftest import make_user
@@ -381,3 +382,39 @@ def test_a_failed_send_shows_the_reason_on_its_line_and_reintentar_sends_it_once
     for page in agents.pages:
         assert_one_line_per_message(page, replies)
         assert tick_problems(thread_log(page)) == []
+
+
+# --- the demo ------------------------------------------------------------------------------------
+
+
+def test_in_the_demo_a_typed_reply_shows_its_ticks_moving(browser, tmp_path):
+    """`make demo` as the README says (tests/topology.py's demo_run: its own port and SQLite
+    file), the demo agent's login, a seeded conversation: the reply shows at once with the
+    clock and its tick moves on that line to blue, with the simulator's demo pace."""
+    demo_run = topology_module().demo_run
+    with demo_run(logs=tmp_path / "logs", sqlite_path=tmp_path / "demo.sqlite3") as demo:
+        context, page = login(browser, demo.url, "agente", password="chatdesk-agente")
+        try:
+            page.goto(f"{demo.url}/inbox/")
+            socket_open(page)
+            page.locator(".conv-row").first.click()
+            expect(page.locator("#composer textarea")).to_be_visible()
+            socket_open(page)
+            text = "Hola, ya reviso tu cuenta"
+            area = page.locator("#composer textarea")
+            area.press_sequentially(text)
+            area.press("Enter")
+            reply = line(page, text)
+            expect(reply).to_be_visible()
+            tick = reply.locator(".tick")
+            expect(tick).to_have_attribute("data-status", "read", timeout=TICKS)
+            expect(tick).to_have_class(re.compile(r"\btick-read\b"))
+            expect(tick).to_be_visible()
+            log = thread_log(page)
+            assert tick_problems(log) == []
+            (entry,) = [e for e in log["lines"].values() if e["text"] == text]
+            # It moved: the clock first, then at least one step before blue.
+            assert entry["statuses"][0] == "queued" and entry["statuses"][-1] == "read"
+            assert {"sent", "delivered"} & set(entry["statuses"]), entry["statuses"]
+        finally:
+            context.close()
