@@ -13,6 +13,7 @@ import base64
 import re
 from datetime import timedelta
 
+import httpx
 import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
@@ -285,7 +286,13 @@ def test_a_template_an_emoji_an_attachment_and_send_later_each_show_where_and_as
         )
     stats = desk.stats()
     assert stats["sends_by_recipient"] == {PHONE: 3}
+    # The file went to the provider's upload, then out as an image with its caption.
     assert stats["uploads"] == 1
+    sent = [m for m in httpx.get(f"{desk.sim}/_sim/messages").json() if m["media"]]
+    assert [(m["media"], m["text"]) for m in sent] == [("image", "Tu comprobante")]
+    assert httpx.get(sent[0]["mediaUrl"]).content == PNG
+    image = Message.objects.get(body="Tu comprobante")
+    assert (image.kind, image.media_mime) == ("image", "image/png")
 
     # Ana cancels the scheduled reply; both see it cancelled.
     ana_scheduled = line(ana, "Te recuerdo mañana")
