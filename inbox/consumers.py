@@ -380,8 +380,8 @@ def _thread_line(language: str, message_id: int, event_type: str | None) -> str:
         message = selectors.message_get(message_id=message_id)
     except Message.DoesNotExist:
         return ""
-    context = {"m": message, "ref": live.reply_ref(message)}
-    html = live.staging([live.op("upsert", _render(language, "message_line", context))])
+    live.reply_refs_attach([message])
+    html = live.staging([live.op("upsert", _render(language, "message_line", {"m": message}))])
     if event_type == "message.created" and message.direction == Message.Direction.IN:
         # An inbound message makes the conversation new again (even a resolved one).
         html += _thread_head_sync(language, message.conversation_id)

@@ -79,12 +79,21 @@ def reply_ref_note(*, message_id: int, ref: str) -> None:
         logger.warning("reply reference not stored for message %s", message_id, exc_info=True)
 
 
-def reply_ref(message: Message) -> str:
-    """The composer reference of an agent's recent reply, or ""."""
-    if message.direction != Message.Direction.OUT or message.author_kind != Message.Author.AGENT:
-        return ""
+def reply_refs_attach(messages) -> None:
+    """Set `live_ref` (the message line's data-ref) on agents' recent replies among
+    `messages`, in one cache call: the socket's copies of a line, and a thread re-fetched while
+    the sender's reply is on its way, then carry the reference the sender's page waits for."""
+    mine = [
+        m
+        for m in messages
+        if m.direction == Message.Direction.OUT and m.author_kind == Message.Author.AGENT
+    ]
+    if not mine:
+        return
     try:
-        return cache.get(f"live:ref:{message.pk}") or ""
+        found = cache.get_many([f"live:ref:{m.pk}" for m in mine])
     except Exception:
-        logger.warning("reply reference not read for message %s", message.pk, exc_info=True)
-        return ""
+        logger.warning("reply references not read", exc_info=True)
+        return
+    for m in mine:
+        m.live_ref = found.get(f"live:ref:{m.pk}", "")

@@ -62,6 +62,7 @@ def _list_context(request, filters: selectors.ListFilters) -> dict:
 
 def _thread_context(request, conversation: Conversation) -> dict:
     rows, before = selectors.thread_messages(conversation=conversation)
+    live.reply_refs_attach(rows)
     customer = selectors.customer_panel(customer_id=conversation.customer_id)
     return {
         "conversation": conversation,
@@ -124,6 +125,7 @@ def thread_messages(request, conversation_id: int):
     conversation = _conversation_or_404(conversation_id)
     before = request.GET.get("before")
     rows, before_cursor = selectors.thread_messages(conversation=conversation, before=before)
+    live.reply_refs_attach(rows)
     context = {"conversation": conversation, "thread_rows": rows, "before_cursor": before_cursor}
     return render(request, "inbox/index.html#messages", context)
 
@@ -260,7 +262,8 @@ def message_reply(request, conversation_id: int):
         conversations.conversation_mark_answered(conversation=conversation)
     if not request.htmx:
         return redirect("inbox:conversation", conversation.pk)
-    return _line_answer(request, message, ref=ref)
+    message.live_ref = ref
+    return _line_answer(request, message)
 
 
 @role_required(*SUPPORT)

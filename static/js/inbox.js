@@ -133,12 +133,15 @@
     return pending;
   }
 
-  // A thread re-fetched (resync, reconnect) while a reply is on its way keeps showing it.
+  // A thread re-fetched (resync, reconnect) while a reply is on its way keeps showing it, or
+  // shows the server's line for it instead when the re-fetch already has it.
   function reattach() {
     const box = $("#thread-messages");
     if (!box) return;
-    state.pending.forEach((pending) => {
-      if (pending.conversation === openConversation() && !box.contains(pending.line)) box.append(pending.line);
+    state.pending.forEach((pending, ref) => {
+      if (pending.conversation !== openConversation() || box.contains(pending.line)) return;
+      if (box.querySelector(":scope > .msg[data-ref='" + CSS.escape(ref) + "']")) settle(ref);
+      else box.append(pending.line);
     });
   }
 

@@ -297,6 +297,21 @@ def test_it_answers_a_reply_with_a_placement_op_carrying_the_pages_reference(
     assert 'id="composer"' not in html
 
 
+def test_a_thread_fetched_while_a_reply_is_recent_gives_its_line_the_reference(
+    client_for, bob, carlos
+):
+    """A resync can fetch the thread before the reply's answer reaches the sender's page: the
+    line must say which optimistic line it is, or the page would show the reply twice."""
+    ref = "7c1d2e3f-4a5b-6c7d-8e9f-0a1b2c3d4e5f"
+    client = client_for(bob)
+    client.post(f"/inbox/c/{carlos.pk}/reply/", {"text": "Ya va", "client_ref": ref}, **HTMX)
+    reply = Message.objects.get(direction="out")
+    html = client.get(f"/inbox/c/{carlos.pk}/messages/", **HTMX).content.decode()
+    assert re.search(rf'<div id="msg-{reply.pk}"[^>]*data-ref="{ref}"', html)
+    first = carlos.messages.get(direction="in")
+    assert not re.search(rf'<div id="msg-{first.pk}"[^>]*data-ref=', html)
+
+
 def test_it_ignores_a_reference_that_is_not_a_plain_token(client_for, bob, carlos):
     response = client_for(bob).post(
         f"/inbox/c/{carlos.pk}/reply/", {"text": "Hola", "client_ref": '"><b>x</b>'}, **HTMX
