@@ -56,3 +56,7 @@ def client_for(client):
         return client
 
     return login
+
+
+# The README's production processes for integration and browser tests (tests/topology.py).
+from tests.topology import production_topology  # noqa: E402, F401
