@@ -204,28 +204,27 @@ def production_desk(log_dir):
     from tests.conftest import require
     from tests.procs import test_redis_url
 
-    topology = topology_module()
-    database_url = topology.database_url_for_tests()
+    topology_run = from_topology("topology_run")
+    database_url = from_topology("database_url_for_tests")()
     require(database_url.startswith("postgres"), "the production topology needs PostgreSQL")
     require(bool(os.environ.get("REDIS_URL")), "the production topology needs Redis (REDIS_URL)")
-    with topology.topology_run(
-        logs=log_dir, database_url=database_url, redis_url=test_redis_url()
-    ) as top:
+    with topology_run(logs=log_dir, database_url=database_url, redis_url=test_redis_url()) as top:
         try:
             yield Desk("production", (top.web1, top.web2), top.simulator)
         finally:
             print(top.logs_tail())  # shown when a test of the module failed
 
 
-def topology_module():
-    """tests/topology.py (issue 15), or a skip naming it while it is not merged."""
+def from_topology(name: str):
+    """`name` from tests/topology.py (issue 15: the documented commands as fixtures), or a
+    skip that names it while it is not merged."""
     from tests.conftest import require
 
-    require(
-        importlib.util.find_spec("tests.topology") is not None,
-        "tests/topology.py (issue 15: the README's processes as a fixture) is not here yet",
-    )
-    return importlib.import_module("tests.topology")
+    module = None
+    if importlib.util.find_spec("tests.topology") is not None:
+        module = importlib.import_module("tests.topology")
+    require(hasattr(module, name), f"tests/topology.py has no {name} yet (issue 15)")
+    return getattr(module, name)
 
 
 def login(

@@ -25,13 +25,13 @@ from tests.browser.journeys import (
     Link,
     digits,
     embedded_desk,
+    from_topology,
     login,
     open_thread,
     production_desk,
     socket_open,
     thread_log,
     tick_problems,
-    topology_module,
     wait_until,
 )
 from tests.conftest import make_user
@@ -398,7 +398,7 @@ def test_in_the_demo_a_typed_reply_shows_its_ticks_moving(browser, tmp_path):
     """`make demo` as the README says (tests/topology.py's demo_run: its own port and SQLite
     file), the demo agent's login, a seeded conversation: the reply shows at once with the
     clock and its tick moves on that line to blue, with the simulator's demo pace."""
-    demo_run = topology_module().demo_run
+    demo_run = from_topology("demo_run")
     with demo_run(logs=tmp_path / "logs", sqlite_path=tmp_path / "demo.sqlite3") as demo:
         context, page = login(browser, demo.url, "agente", password="chatdesk-agente")
         try:
