@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# `make demo PORT=8080` serves the demo elsewhere (the simulator takes the port after it).
+PORT ?= 8000
 
 .PHONY: demo test install lint fmt bench messages clean
 
@@ -18,7 +20,7 @@ install: $(STAMP)
 demo: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo --if-empty
-	$(BIN)/python manage.py runembedded --port 8000
+	$(BIN)/python manage.py runembedded --port $(PORT)
 
 ## The whole test suite (with DATABASE_URL / REDIS_URL set, against those services).
 test: install
