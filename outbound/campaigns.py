@@ -935,10 +935,29 @@ def campaign_variant_funnels(
         .annotate(**_funnel_counts(reply_days=reply_days, renewal_days=renewal_days))
         .order_by("variant__label")
     )
-    return [
+    out = [
         _rates({**row, "label": row["variant__label"], "body": row["variant__body"]})
         for row in rows
     ]
+    variant_winner_mark(out)
+    return out
+
+
+def variant_winner_mark(rows: list[dict]) -> None:
+    """The variant that did best, in the order that matters to the business: renewals, then
+    replies, then reads (rates over what was sent). None on a tie or before anything was sent."""
+    for row in rows:
+        row["winner"] = False
+    ranked = sorted(
+        (r for r in rows if r["sent"]),
+        key=lambda r: (r["conversion_rate"], r["reply_rate"], r["read_rate"]),
+        reverse=True,
+    )
+    if len(ranked) >= 2:
+        best, second = ranked[0], ranked[1]
+        key = ("conversion_rate", "reply_rate", "read_rate")
+        if [best[k] for k in key] != [second[k] for k in key]:
+            best["winner"] = True
 
 
 def campaign_failure_reasons(*, campaign: Campaign) -> list[tuple[str, str, int]]:
