@@ -36,6 +36,7 @@ from outbound.campaigns import (
     campaign_resume,
     campaign_retarget,
     campaign_variant_funnels,
+    campaign_waiting,
 )
 from outbound.models import Campaign, MessageTemplate
 from outbound.templating import CAMPAIGN_VARIABLES
@@ -161,8 +162,12 @@ def campaign_list(request):
         campaigns = campaigns.filter(state=state)
     page = Paginator(campaigns, 30).get_page(request.GET.get("page"))
     still_open = campaign_open_counts(campaign_ids=[c.pk for c in page])
+    now = timezone.now()
+    closed = {"open": 0, "first_pending": None, "queued": 0}
     for campaign in page:
-        campaign.done = campaign.recipients_total - still_open.get(campaign.pk, 0)
+        counts = still_open.get(campaign.pk, closed)
+        campaign.done = campaign.recipients_total - counts["open"]
+        campaign.waiting = campaign_waiting(campaign=campaign, now=now, open_recipients=counts)
     return render(
         request,
         "outbound/campaign_list.html",
@@ -244,12 +249,13 @@ def campaign_detail(request, campaign_id: int):
         campaign=campaign, reply_days=reply_days, renewal_days=renewal_days
     )
     page = Paginator(recipients, RECIPIENTS_PAGE).get_page(request.GET.get("page"))
+    context_funnel = campaign_funnel(
+        campaign=campaign, reply_days=reply_days, renewal_days=renewal_days
+    )
     context = {
         "campaign": campaign,
         "badges": BADGES,
-        "funnel": campaign_funnel(
-            campaign=campaign, reply_days=reply_days, renewal_days=renewal_days
-        ),
+        "funnel": context_funnel,
         "variants": campaign_variant_funnels(
             campaign=campaign, reply_days=reply_days, renewal_days=renewal_days
         ),
@@ -259,6 +265,7 @@ def campaign_detail(request, campaign_id: int):
         "renewal_days": renewal_days,
         "live": campaign.state in LIVE_STATES,
         "audiences": Campaign.Audience.choices,
+        "waiting": campaign_waiting(campaign=campaign, open_recipients=context_funnel),
     }
     return render(request, "outbound/campaign_detail.html", context)
 
@@ -269,8 +276,9 @@ def campaign_progress(request, campaign_id: int):
     context = {
         "campaign": campaign,
         "badges": BADGES,
-        "funnel": campaign_progress_counts(campaign=campaign),
+        "funnel": (funnel := campaign_progress_counts(campaign=campaign)),
         "live": campaign.state in LIVE_STATES,
+        "waiting": campaign_waiting(campaign=campaign, open_recipients=funnel),
     }
     return render(request, "outbound/campaign_detail.html#progress", context)
 

@@ -44,15 +44,16 @@ import math
 import random
 from collections import Counter, defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from time import monotonic as time_monotonic
 
 import dramatiq
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Count, Exists, F, Min, OuterRef, Prefetch, Q, QuerySet
 from django.db.models.functions import ExtractHour
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 from dramatiq_crontab import interval
@@ -447,6 +448,84 @@ def best_hours(customer_ids: list[int], *, now: datetime) -> dict[int, int]:
     }
 
 
+# --- why a running campaign sends nothing right now -----------------------------------------
+# A provider hold (429 with retry_after) longer than this, or than two ordinary gaps, is told.
+HELD_MIN_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """Why a running campaign is not sending, and when it starts again."""
+
+    code: str  # "window", "best_hour" or "rate_limit"
+    until: datetime
+    label: str  # "en espera hasta las 09:00"
+    reason: str  # "fuera de la ventana de envío (de 09:00 a 20:00)"
+
+    @property
+    def text(self) -> str:
+        return f"{self.label}: {self.reason}"
+
+    def as_dict(self) -> dict:
+        return {"code": self.code, "until": self.until, "text": self.text}
+
+
+def waiting_label(until: datetime, *, now: datetime) -> str:
+    """ "en espera hasta las 09:00", "... hasta mañana a las 09:00", "... hasta el 9 de
+    diciembre a las 09:00" (Guayaquil time)."""
+    local, today = _local(until), _local(now).date()
+    clock = local.strftime("%H:%M")
+    if local.date() == today:
+        return _("en espera hasta las %(time)s") % {"time": clock}
+    if local.date() == today + timedelta(days=1):
+        return _("en espera hasta mañana a las %(time)s") % {"time": clock}
+    day = formats.date_format(local, "MONTH_DAY_FORMAT")
+    return _("en espera hasta el %(day)s a las %(time)s") % {"day": day, "time": clock}
+
+
+def campaign_waiting(
+    *, campaign: Campaign, now: datetime | None = None, open_recipients: dict | None = None
+) -> Waiting | None:
+    """For a running campaign with nothing going out now: outside its sending window, each
+    customer's best hour still to come, or the provider's rate limit holding every send.
+    `open_recipients` ({"first_pending": datetime | None, "queued": int}) when the caller
+    already counted them (the list and the progress poll, in their one query)."""
+    if campaign.state != State.RUNNING:
+        return None
+    now = now or timezone.now()
+    if open_recipients is None:
+        open_recipients = CampaignRecipient.objects.filter(campaign=campaign).aggregate(
+            **_open_counts()
+        )
+    first, queued = open_recipients["first_pending"], open_recipients["queued"]
+    window = {
+        "start": campaign.window_start.strftime("%H:%M"),
+        "end": campaign.window_end.strftime("%H:%M"),
+    }
+    if first is not None:
+        opens = window_open_at(campaign, now=now)
+        if opens > now:
+            until = window_open_at(campaign, now=max(first, opens))
+            reason = _("fuera de la ventana de envío (de %(start)s a %(end)s)") % window
+            return Waiting("window", until, waiting_label(until, now=now), reason)
+        if first > now:
+            until = window_open_at(campaign, now=first)
+            reason = (
+                _("cada cliente lo recibe a su mejor hora")
+                if campaign.best_hour
+                else _("los siguientes envíos están programados para más tarde")
+            )
+            return Waiting("best_hour", until, waiting_label(until, now=now), reason)
+    elif not queued:
+        return None
+    held = ratelimit.bucket().held_for("default")
+    if held > max(HELD_MIN_SECONDS, 2 * ratelimit.send_interval()):
+        until = now + timedelta(seconds=math.ceil(held))
+        reason = _("WhatsApp pidió una pausa (límite de envíos del proveedor)")
+        return Waiting("rate_limit", until, waiting_label(until, now=now), reason)
+    return None
+
+
 # --- launch ---------------------------------------------------------------------------------
 def campaign_launch(*, campaign_id: int, now: datetime | None = None) -> bool:
     """draft/scheduled -> running with its recipients; False when another launcher won, is
@@ -838,8 +917,17 @@ def _annotated(recipients: QuerySet, *, reply_days: int, renewal_days: int) -> Q
     )
 
 
+def _open_counts() -> dict:
+    """What campaign_waiting needs: the first pending recipient's time, the queued ones."""
+    return {
+        "first_pending": Min("planned_at", filter=Q(state=RState.PENDING)),
+        "queued": Count("pk", filter=Q(state=RState.QUEUED)),
+    }
+
+
 def _progress_counts() -> dict:
     return {
+        "first_pending": _open_counts()["first_pending"],
         "total": Count("pk"),
         "pending": Count("pk", filter=Q(state=RState.PENDING)),
         "queued": Count("pk", filter=Q(state=RState.QUEUED, message__status__in=IN_FLIGHT)),
@@ -906,19 +994,19 @@ def campaign_progress_counts(*, campaign: Campaign) -> dict:
     return _done(counts)
 
 
-def campaign_open_counts(*, campaign_ids: list[int]) -> dict[int, int]:
-    """campaign id -> its recipients still pending or queued, in one query (the rest of a
-    campaign's progress is its stored recipients_total)."""
+def campaign_open_counts(*, campaign_ids: list[int]) -> dict[int, dict]:
+    """campaign id -> its recipients still pending or queued (`open`), and what
+    campaign_waiting needs, in one query (the rest of a campaign's progress is its stored
+    recipients_total)."""
     rows = (
         CampaignRecipient.objects.filter(
             campaign_id__in=campaign_ids, state__in=(RState.PENDING, RState.QUEUED)
         )
         .order_by()
         .values("campaign_id")
-        .annotate(n=Count("pk"))
-        .values_list("campaign_id", "n")
+        .annotate(open=Count("pk"), **_open_counts())
     )
-    return dict(rows)
+    return {row.pop("campaign_id"): row for row in rows}
 
 
 def campaign_variant_funnels(

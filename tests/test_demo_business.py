@@ -11,6 +11,7 @@ today's; 15:00 is inside every sending window, whatever the hour the suite runs 
 from datetime import datetime, time, timedelta
 from io import StringIO
 
+import httpx
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
@@ -27,6 +28,7 @@ from outbound.campaigns import (
 )
 from outbound.models import Campaign, CampaignRecipient, ReminderRule
 from outbound.reminders import reminder_stats
+from tests.topology import wait_until
 
 pytestmark = pytest.mark.django_db
 TODAY = timezone.localdate()
@@ -154,3 +156,39 @@ def test_it_moves_the_story_to_today_when_run_again(client_for, alice):
     assert figures["figures"]["sent"]["value"] > 0, figures
     call_command("seed_demo", "--if-empty", "--now", NOW.isoformat(), stdout=StringIO())
     assert Message.objects.get(pk=mine.pk).created_at == moved.created_at
+
+
+def sim_sends(simulator: str) -> dict[str, int]:
+    return httpx.get(f"{simulator}/_sim/stats", timeout=5).json()["sends_by_recipient"]
+
+
+@pytest.mark.integration
+def test_it_moves_the_running_campaign_through_the_simulator_or_says_why_it_waits(
+    running_demo,
+):
+    """`make demo` as run by a person: the running campaign's recipients whose hour has come
+    reach the simulator and its progress moves; outside the sending window (or between best
+    hours) the API says until when it waits, in Spanish."""
+    demo = running_demo
+    found = demo.manage("shell", "-c", (
+        "from outbound.models import Campaign; c = Campaign.objects.get(state='running'); "
+        "print(c.pk, *c.recipients.filter(state='pending').values_list('customer__phone', "
+        "flat=True))"
+    ))  # fmt: skip
+    assert found.returncode == 0, found.stderr
+    pk, *phones = found.stdout.strip().splitlines()[-1].split()
+    token = demo.manage("create_api_token", "marketing", "prueba").stdout.strip()
+    client = httpx.Client(base_url=demo.url, headers={"Authorization": f"Bearer {token}"})
+    first = client.get(f"/api/v1/campaigns/{pk}").json()
+    assert first["state"] == "running" and phones
+    if first["waiting_reason"] is None:
+        wait_until(lambda: any(sim_sends(demo.simulator).get(p) for p in phones), timeout=60,
+                   what="the campaign's sends at the simulator", procs=[demo.started])  # fmt: skip
+        wait_until(
+            lambda: client.get(f"/api/v1/campaigns/{pk}").json()["funnel"]["sent"]
+            > first["funnel"]["sent"],
+            timeout=60, what="the campaign's progress", procs=[demo.started],
+        )  # fmt: skip
+    else:
+        assert first["waiting_reason"]["code"] in ("window", "best_hour")
+        assert first["waiting_reason"]["text"].startswith("en espera hasta")

@@ -34,7 +34,6 @@ from tests.topology import (
     compose,
     compose_commands,
     database_url_for_tests,
-    demo_run,
     dockerfile_commands,
     documented_commands,
     env_example,
@@ -388,21 +387,21 @@ def psql(url: str, query: str) -> str:
 
 
 @pytest.mark.integration
-def test_it_runs_make_demo_as_written(tmp_path):
+def test_it_runs_make_demo_as_written(running_demo):
     """`make demo` with a shell's environment only (the port and the SQLite file swapped):
     it migrates, seeds, serves, and a message sent over the API reaches its simulator. The
     Makefile's demo recipe is what the README's `manage.py runembedded` names."""
     recipe = re.search(r"^demo:.*\n((?:\t.*\n)+)", (ROOT / "Makefile").read_text(), re.M)
     assert "manage.py runembedded" in recipe.group(1)
-    with demo_run(logs=tmp_path, sqlite_path=tmp_path / "demo.sqlite3") as demo:
-        token = demo.manage("create_api_token", "admin", "prueba")
-        assert token.returncode == 0, token.stderr
-        with api(demo.url, token.stdout.strip()) as client:
-            sent = client.post("/api/v1/messages", json={"phone": "0968196046", "text": "Hola"})
-            assert sent.status_code == 201, sent.text
-        wait_until(lambda: sim_sends(demo.simulator).get("+593968196046", 0) >= 1, timeout=60,
-                   what="the demo's send at its simulator", procs=[demo.started])  # fmt: skip
-        assert "Demo data seeded" in log_text(demo.started.log)
+    demo = running_demo
+    token = demo.manage("create_api_token", "admin", "prueba")
+    assert token.returncode == 0, token.stderr
+    with api(demo.url, token.stdout.strip()) as client:
+        sent = client.post("/api/v1/messages", json={"phone": "0968196046", "text": "Hola"})
+        assert sent.status_code == 201, sent.text
+    wait_until(lambda: sim_sends(demo.simulator).get("+593968196046", 0) >= 1, timeout=60,
+               what="the demo's send at its simulator", procs=[demo.started])  # fmt: skip
+    assert "Demo data seeded" in log_text(demo.started.log)
 
 
 def test_it_runs_make_test_in_ci_as_the_readme_does():
