@@ -50,6 +50,7 @@ from time import monotonic as time_monotonic
 
 import dramatiq
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Count, Exists, F, Min, OuterRef, Prefetch, Q, QuerySet
 from django.db.models.functions import ExtractHour
@@ -1046,6 +1047,73 @@ def variant_winner_mark(rows: list[dict]) -> None:
         key = ("conversion_rate", "reply_rate", "read_rate")
         if [best[k] for k in key] != [second[k] for k in key]:
             best["winner"] = True
+
+
+# While a campaign runs its page refreshes every 2 s; replies and renewals look into every
+# recipient's conversation, so they are recounted at most this often.
+LIVE_RESULTS_SECONDS = 10
+PROGRESS_KEYS = ("total", "pending", "queued", "skipped", "sent", "delivered", "read", "failed",
+                 "unknown")  # fmt: skip
+
+
+def _reply_counts(campaign: Campaign, *, reply_days: int, renewal_days: int, live: bool) -> dict:
+    """variant id (None without variants) -> (replied, renewed); cached briefly while live."""
+    launched = campaign.launched_at.timestamp() if campaign.launched_at else 0
+    key = f"outbound:campaign-replies:{campaign.pk}:{launched}:{reply_days}:{renewal_days}"
+    cached = cache.get(key) if live else None
+    if cached is not None:
+        return cached
+    reached = Q(message__status__in=REACHED)
+    rows = (
+        _annotated(
+            CampaignRecipient.objects.filter(campaign=campaign),
+            reply_days=reply_days, renewal_days=renewal_days,
+        )
+        .order_by()
+        .values("variant_id")
+        .annotate(
+            replied=Count("pk", filter=reached & Q(has_reply=True)),
+            renewed=Count("pk", filter=reached & Q(has_renewal=True)),
+        )
+    )  # fmt: skip
+    counts = {row["variant_id"]: (row["replied"], row["renewed"]) for row in rows}
+    if live:
+        cache.set(key, counts, LIVE_RESULTS_SECONDS)
+    return counts
+
+
+def campaign_results(
+    *, campaign: Campaign, reply_days: int = REPLY_DAYS, renewal_days: int = RENEWAL_DAYS
+) -> dict:
+    """Every figure of a campaign's page from one look at its recipients, so that the progress
+    bar, the results table and the variants always tell the same story: recipient states and
+    message statuses counted now, per variant, in one query (the totals are their sums);
+    replies and renewals with them (recounted at most every LIVE_RESULTS_SECONDS while the
+    campaign is live). {"funnel": as campaign_funnel, "variants": as campaign_variant_funnels}."""
+    live = campaign.state in (State.SCHEDULED, State.RUNNING, State.PAUSED)
+    rows = list(
+        CampaignRecipient.objects.filter(campaign=campaign)
+        .order_by()
+        .values("variant_id")
+        .annotate(**_progress_counts())
+    )
+    replies = _reply_counts(campaign, reply_days=reply_days, renewal_days=renewal_days, live=live)
+    funnel = dict.fromkeys((*PROGRESS_KEYS, "replied", "renewed"), 0)
+    funnel["first_pending"] = min((r["first_pending"] for r in rows if r["first_pending"]),
+                                  default=None)  # fmt: skip
+    by_variant = {}
+    for row in rows:
+        row["replied"], row["renewed"] = replies.get(row["variant_id"], (0, 0))
+        for name in (*PROGRESS_KEYS, "replied", "renewed"):
+            funnel[name] += row[name]
+        by_variant[row["variant_id"]] = row
+    funnel["opted_out_excluded"] = campaign.opted_out_excluded
+    variants = []
+    for variant in campaign.variants.all():
+        row = by_variant.get(variant.pk) or dict.fromkeys((*PROGRESS_KEYS, "replied", "renewed"), 0)
+        variants.append(_rates({**row, "label": variant.label, "body": variant.body}))
+    variant_winner_mark(variants)
+    return {"funnel": _rates(funnel), "variants": variants}
 
 
 def campaign_failure_reasons(*, campaign: Campaign) -> list[tuple[str, str, int]]:
