@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # `make demo PORT=8080` serves the demo elsewhere (the simulator takes the port after it).
 PORT ?= 8000
 
-.PHONY: demo test install lint fmt bench messages clean
+.PHONY: demo test install lint fmt bench messages screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ fmt: install
 ## Every benchmark, each on a database of its own (see bench/run.py); PostgreSQL and Redis.
 bench: install
 	$(BIN)/python bench/run.py
+
+## Photograph the demo again for the README (docs/screenshots/): make demo's panel and inbox,
+## and the panel and analytics pages. Chromium at /usr/bin/chromium; an emoji font
+## (fonts-noto-color-emoji) draws the emoji.
+screenshots: install
+	CHATDESK_SCREENSHOTS_DIR=docs/screenshots $(BIN)/python -m pytest -p no:cacheprovider -k "photographs or screenshots" tests/browser/test_readme_screenshots.py tests/browser/test_insights_panel.py
 
 ## Refresh translation catalogues (needs GNU gettext); the compiled .mo files are committed.
 messages: install

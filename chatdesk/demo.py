@@ -24,8 +24,12 @@ from chatdesk.roles import ADMIN, AGENT, MARKETER, ROLE_LABELS
 from customers.importer import customer_import, customer_import_record
 from customers.models import Customer, CustomerImport, Renewal, Service, Subscription, Tag
 from customers.phones import InvalidPhone, phone_normalize
-from inbox.models import Conversation, Message
-from inbox.services import conversation_get_or_create, conversation_last_message_note
+from inbox.models import Conversation, Message, SessionState
+from inbox.services import (
+    conversation_get_or_create,
+    conversation_last_message_note,
+    session_state_set,
+)
 from outbound.campaigns import (
     campaign_cancel,
     campaign_create,
@@ -1063,6 +1067,7 @@ def demo_wipe() -> None:
     messages and reminders), tags, campaigns, imports and the demo clock. Services, templates,
     rules and users are upserted by name instead."""
     Campaign.objects.all().delete()
+    SessionState.objects.all().delete()
     Message.objects.all().delete()
     Conversation.objects.all().delete()
     Customer.objects.all().delete()
@@ -1148,6 +1153,9 @@ REMINDER_RULES = {  # as outbound/migrations/0004 makes them, for a database flu
 
 
 def _business(w: World) -> dict[str, int]:
+    # The WhatsApp session as WaSender last reported it (this morning's reconnection).
+    connected = min(_at(w.today, 7, 58), w.now - timedelta(minutes=30))
+    session_state_set(session="default", status="connected", at=connected)
     reminders = _reminders_record(w)
     campaigns = _campaigns_record(w)
     imported = _import_record(w)
@@ -1275,13 +1283,15 @@ def _launched(campaign: Campaign, at: datetime, created: datetime) -> Campaign:
 
 
 def _running_campaign(w: World, marketer: User) -> None:
-    """The expiry notices of the week, each at the customer's best hour: launched two hours ago,
-    those whose hour has come are sent, the current hour's go out when chatdesk runs (the
-    simulator counts them), the others wait for their hour."""
+    """The expiry notices of the week to those nobody has written to in two days (the others
+    had a reminder or a chat), each at the customer's best hour: launched two hours ago, those
+    whose hour has come are sent, the current hour's go out when chatdesk runs (the simulator
+    counts them), the others wait for their hour."""
     template = MessageTemplate.objects.filter(name="Vencimiento").first()
     campaign = campaign_create(
         title="Notificaciones vencimiento", kind=Campaign.Kind.NOTIFICATION, template=template,
-        filters={"expiring_days": 7}, best_hour=True, created_by=marketer,
+        filters={"expiring_days": 7, "contact": "older", "contact_days": 2}, best_hour=True,
+        created_by=marketer,
     )  # fmt: skip
     launched = w.now - timedelta(hours=2)
     campaign = _launched(campaign, launched, launched - timedelta(minutes=20))
@@ -1289,9 +1299,9 @@ def _running_campaign(w: World, marketer: User) -> None:
         CampaignRecipient.objects.filter(campaign=campaign, state=RState.PENDING)
         .select_related("customer").order_by("planned_at", "pk")
     )  # fmt: skip
-    due = [r for r in pending if r.planned_at <= w.now]
-    latest = max((r.planned_at for r in due), default=None)
-    _history_sends(w, campaign, [r for r in due if r.planned_at != latest])
+    # Those planned before this hour went out; this hour's wait for chatdesk's worker.
+    this_hour = w.now.replace(minute=0, second=0, microsecond=0)
+    _history_sends(w, campaign, [r for r in pending if r.planned_at < this_hour])
 
 
 def _paused_campaign(w: World, marketer: User) -> None:

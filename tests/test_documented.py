@@ -61,6 +61,7 @@ RUNNERS = {
     "manage": "test_it_runs_the_management_commands_the_docs_name",
     "make messages": "test_it_runs_make_messages",
     "docker": "test_it_builds_the_image_where_a_docker_engine_runs",
+    "suite target": "test_it_runs_the_tests_make_screenshots_names",
 }
 # Documented commands the suite does not run, and why. Each one is a gap, said out loud.
 NOT_RUN = {
@@ -114,6 +115,8 @@ def runner_for(command: Documented, written: list[Documented]) -> str:
         return "manage"
     if program == "make messages":
         return "make messages"
+    if program == "make screenshots":
+        return "suite target"
     if program.startswith("docker"):
         return "docker"
     return "none"
@@ -528,3 +531,26 @@ def test_it_reads_the_shell_blocks_only():
     blocks = [b for path in ("README.md", "docs/operations.md") for b in shell_blocks(path)]
     assert blocks and all("{" not in text.split("\n")[0] for _n, _h, text in blocks)
     assert markdown_block_commands("docs/operations.md")
+
+
+def make_recipe(target: str) -> str:
+    found = re.search(rf"^{target}:.*\n((?:\t.*\n)+)", (ROOT / "Makefile").read_text(), re.M)
+    assert found, f"no make target {target}"
+    return found.group(1)
+
+
+def test_it_runs_the_tests_make_screenshots_names():
+    """`make screenshots` only runs tests of the suite with a folder to keep their pictures in
+    (docs/screenshots/): `make test` runs the same tests (pictures into test-results/), so the
+    target's work is run by the suite; running the target itself would rewrite committed
+    files."""
+    for command in commands_for("suite target"):
+        target = command.words[1]
+        recipe = make_recipe(target)
+        assert "$(BIN)/python -m pytest" in recipe, recipe
+        paths = re.findall(r"tests/\S+\.py", recipe)
+        assert paths and all((ROOT / path).is_file() for path in paths), recipe
+        for path in paths:
+            names = re.search(r'-k "([^"]+)"', recipe).group(1).split(" or ")
+            source = (ROOT / path).read_text()
+            assert any(f"def test_it_{n}" in source or f"_{n}" in source for n in names), path
