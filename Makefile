@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# `make demo PORT=8080` serves the demo elsewhere (the simulator takes the port after it).
+PORT ?= 8000
 
-.PHONY: demo test install lint fmt bench messages clean
+.PHONY: demo test install lint fmt bench messages screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +20,7 @@ install: $(STAMP)
 demo: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo --if-empty
-	$(BIN)/python manage.py runembedded --port 8000
+	$(BIN)/python manage.py runembedded --port $(PORT)
 
 ## The whole test suite (with DATABASE_URL / REDIS_URL set, against those services).
 test: install
@@ -35,6 +37,12 @@ fmt: install
 ## Every benchmark, each on a database of its own (see bench/run.py); PostgreSQL and Redis.
 bench: install
 	$(BIN)/python bench/run.py
+
+## Photograph the demo again for the README (docs/screenshots/): make demo's panel and inbox,
+## and the panel and analytics pages. Chromium at /usr/bin/chromium; an emoji font
+## (fonts-noto-color-emoji) draws the emoji.
+screenshots: install
+	CHATDESK_SCREENSHOTS_DIR=docs/screenshots $(BIN)/python -m pytest -p no:cacheprovider -k "photographs or screenshots" tests/browser/test_readme_screenshots.py tests/browser/test_insights_panel.py
 
 ## Refresh translation catalogues (needs GNU gettext); the compiled .mo files are committed.
 messages: install

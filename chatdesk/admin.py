@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from chatdesk.models import ApiToken
+from chatdesk.models import ApiToken, DemoClock
 
 
 @admin.register(ApiToken)
@@ -15,6 +15,18 @@ class ApiTokenAdmin(admin.ModelAdmin):
     list_select_related = ["user"]
     fields = ["name", "user", "prefix", "created_at", "last_used_at", "revoked_at"]
     readonly_fields = ["user", "prefix", "created_at", "last_used_at"]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(DemoClock)
+class DemoClockAdmin(admin.ModelAdmin):
+    """Read-only: seed_demo writes it; deleting it makes `seed_demo --if-empty` leave the data's
+    dates alone from then on."""
+
+    list_display = ["anchor"]
+    readonly_fields = ["anchor"]
 
     def has_add_permission(self, request):
         return False

@@ -13,15 +13,37 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from django.apps import apps
 from django.contrib.auth.models import Group, User
 from django.db import transaction
+from django.db.models import DateField, DateTimeField, F, Max
 from django.utils import timezone
 
+from chatdesk.models import DemoClock
 from chatdesk.roles import ADMIN, AGENT, MARKETER, ROLE_LABELS
-from customers.models import Customer, Renewal, Service, Subscription, Tag
+from customers.importer import customer_import, customer_import_record
+from customers.models import Customer, CustomerImport, Renewal, Service, Subscription, Tag
 from customers.phones import InvalidPhone, phone_normalize
-from inbox.models import Conversation, Message
-from outbound.models import MessageTemplate
+from inbox.models import Conversation, Message, SessionState
+from inbox.services import (
+    conversation_get_or_create,
+    conversation_last_message_note,
+    session_state_set,
+)
+from outbound.campaigns import (
+    campaign_cancel,
+    campaign_create,
+    campaign_launch,
+    campaign_pause,
+    campaign_retarget,
+)
+from outbound.models import (
+    Campaign,
+    CampaignRecipient,
+    MessageTemplate,
+    ReminderRule,
+    ReminderSent,
+)
 
 DEFAULT_SEED = 2025
 DEMO_URL = "http://127.0.0.1:8000"
@@ -193,6 +215,9 @@ AFTER_HOURS = (
     "abramos."
 )
 RENEW_ACK = "Perfecto, te ayudo con la renovación 🙌 Un agente te escribe en unos minutos."
+# The reminder rules outbound's migration 0004 ships (the history's reminders are theirs).
+RULE_BEFORE = "3 días antes del vencimiento"
+RULE_AFTER = "Recordatorio de pago (1 día después)"
 
 
 # --- small helpers ----------------------------------------------------------------------------
@@ -296,6 +321,7 @@ class World:
     stopped: set[int] = field(default_factory=set)  # id() of people who answered BAJA
     provider_msg_id: int = 48_210_000
     reminders_per_day: Counter = field(default_factory=Counter)
+    tagged: list = field(default_factory=list)  # (Line.tag, Message) once the history is built
 
 
 def _phone_new(rng: random.Random, taken: set[str]) -> str:
@@ -457,6 +483,11 @@ class Line:
     gap: int = 0  # seconds after the previous line of the episode
     agent: User | None = None
     mark: object = None  # called with the line's time once it is laid out
+    reach: bool = False  # its send does not fail (a follow-up went to those it reached)
+    fails: bool = False  # its send fails (with one of FAILURES' reasons)
+    # ("reminder", rule name, subscription, expiry) or ("campaign", key, variant label):
+    # the message is then recorded as that reminder or that campaign's send (_business).
+    tag: tuple = ()
 
 
 @dataclass
@@ -496,11 +527,14 @@ def _payment_confirm(w: World, name: str, sub: Subscription, expiry: date) -> st
     )  # fmt: skip
 
 
-def _reminder_line(w: World, day: date, body: str) -> tuple[datetime, Line]:
+def _reminder_line(
+    w: World, day: date, body: str, *, sub: Subscription, expiry: date
+) -> tuple[datetime, Line]:
     """Reminders go out at 09:00, a few seconds apart (the pacing of the send pipeline)."""
     n = w.reminders_per_day[day]
     w.reminders_per_day[day] += 1
-    return _at(day, 9) + timedelta(seconds=n * 3 + w.rng.randint(0, 2)), Line(Author.REMINDER, body)
+    line = Line(Author.REMINDER, body, tag=("reminder", RULE_BEFORE, sub, expiry))
+    return _at(day, 9) + timedelta(seconds=n * 3 + w.rng.randint(0, 2)), line
 
 
 def _expiry_body(w: World, name: str, sub: Subscription) -> str:
@@ -529,7 +563,9 @@ def _renewal_episode(w: World, person: Person, renewal: Renewal, agent: User) ->
     lines[-1].mark = lambda t: setattr(renewal, "renewed_at", t)
     reminder_day = renewal.previous_expiry - timedelta(days=3)
     if reminder_day >= w.today - timedelta(days=HISTORY_DAYS - 1):
-        start, first = _reminder_line(w, reminder_day, _expiry_body(w, name, sub))
+        start, first = _reminder_line(
+            w, reminder_day, _expiry_body(w, name, sub), sub=sub, expiry=renewal.previous_expiry
+        )
         return Episode(start, [first, *lines], closes=True, essential=True)
     lines[0].body = f"Hola, quiero renovar mi {svc}"
     return Episode(renewal.renewed_at - timedelta(minutes=30), lines, closes=True, essential=True)
@@ -541,7 +577,9 @@ def _expiry_episode(w: World, person: Person, sub: Subscription, agent: User) ->
     day = sub.expires_on - timedelta(days=3)
     if day < w.today - timedelta(days=HISTORY_DAYS - 1) or _at(day, 9) > w.now:
         return None
-    start, reminder = _reminder_line(w, day, _expiry_body(w, name, sub))
+    start, reminder = _reminder_line(
+        w, day, _expiry_body(w, name, sub), sub=sub, expiry=sub.expires_on
+    )
     lines, closes = [reminder], False
     if sub.expires_on >= w.today:
         reply = _pick(rng, {"renew": 4, "later": 2, "none": 4})
@@ -574,7 +612,8 @@ def _expiry_episode(w: World, person: Person, sub: Subscription, agent: User) ->
             fecha_limite=_es_date(sub.expires_on + timedelta(days=5)),
         )  # fmt: skip
         gap = int((_at(sub.expires_on + timedelta(days=1), 10) - start).total_seconds())
-        lines.append(Line(Author.REMINDER, body, gap))
+        lines.append(Line(Author.REMINDER, body, gap, tag=("reminder", RULE_AFTER, sub,
+                                                           sub.expires_on)))  # fmt: skip
     return Episode(start, lines, closes=closes)
 
 
@@ -673,46 +712,141 @@ def _urgent_episode(w: World, person: Person, sub: Subscription) -> Episode:
     return Episode(start, lines, urgent=True, essential=True)
 
 
-def _campaigns(w: World, convo: list[Person], agents: dict[int, User]) -> dict[int, list]:
-    """Two campaigns of the month: a Disney+ promotion and the arrival of Paramount+."""
-    rng, out = w.rng, {}
-    promo_day = w.today - timedelta(days=12)
-    promo = _render(
-        BODIES["Promoción"], servicio="Disney+", descuento=50, precio_descuento="4.50",
-        precio_normal=w.services["Disney+"].normal_price,
-        fecha_limite=_es_date(promo_day + timedelta(days=7)),
-    )  # fmt: skip
-    news_day = w.today - timedelta(days=4)
-    news = _render(
+def promo_bodies(w: World, day: date) -> dict[str, str]:
+    """The Disney+ promotion's two variants, {nombre} left for each customer (the campaign's
+    own text: _business gives it to the campaign)."""
+    values = {
+        "servicio": "Disney+", "descuento": 50, "precio_descuento": "4.50",
+        "precio_normal": w.services["Disney+"].normal_price,
+        "fecha_limite": _es_date(day + timedelta(days=7)),
+    }  # fmt: skip
+    short = (
+        "🎬 {nombre}, Disney+ a mitad de precio: ${precio_descuento} (antes ${precio_normal}) "
+        'hasta el {fecha_limite}. Responde "SÍ" y te lo activamos hoy.'
+    )
+    return {
+        "A": _render(BODIES["Promoción"], **values),
+        "B": _render(short, **values),
+    }
+
+
+def news_body(w: World) -> str:
+    return _render(
         BODIES["Nuevo servicio"], nuevo_servicio="Paramount+",
         caracteristicas="Películas de estreno, series de Paramount y Nickelodeon para los niños",
         precio=w.services["Paramount+"].normal_price,
     )  # fmt: skip
-    for day, hour, body, share in ((promo_day, 10, promo, 0.45), (news_day, 19, news, 0.35)):
+
+
+RETARGET_BODY = (
+    "👀 {nombre}, ¿viste nuestra oferta? Disney+ a mitad de precio solo hasta el domingo. "
+    'Responde "SÍ" y te lo activamos.'
+)
+# How customers answered the promotion, per variant: the short one (B) gets more "SÍ".
+PROMO_REPLIES = {
+    "A": {"none": 78, "yes": 10, "stop": 3, "ask": 9},
+    "B": {"none": 66, "yes": 22, "stop": 3, "ask": 9},
+}
+
+
+def _campaigns(w: World, convo: list[Person], agents: dict[int, User]) -> dict[int, list]:
+    """The month's campaigns as the customers lived them: a Disney+ promotion in two
+    variants (and, two days later, a follow-up to those it reached who did not answer), and the
+    arrival of Paramount+. _business records them as campaigns with these recipients."""
+    rng, out = w.rng, {}
+    promo_day = w.today - timedelta(days=12)
+    promo = promo_bodies(w, promo_day)
+    news_day = w.today - timedelta(days=4)
+    news = news_body(w)
+    for key, day, hour, share in (("promo", promo_day, 10, 0.45), ("news", news_day, 19, 0.35)):
         start = _at(day, hour)
+        # Every campaign's funnel shows each step: one renewal and two failed sends at least.
+        quota = {"renewal": 1, "failed": 2}
         for n, person in enumerate(p for p in convo if rng.random() < share):
             c = person.customer
             if c.opted_out or c.created_at > start or id(person) in w.stopped:
                 continue
             at = start + timedelta(seconds=n * 4 + rng.randint(0, 3))
-            text = _render(body, nombre=_first(c.name))
-            line = Line(Author.CAMPAIGN, text)
-            out.setdefault(id(person), []).append(
-                _campaign_reply(w, person, line, at, agents[id(person)])
-            )
+            variant = rng.choice("AB") if key == "promo" else ""
+            body = promo[variant] if key == "promo" else news
+            line = Line(Author.CAMPAIGN, _render(body, nombre=_first(c.name)),
+                        tag=("campaign", key, variant))  # fmt: skip
+            replies = PROMO_REPLIES[variant] if key == "promo" else PROMO_REPLIES["A"]
+            if quota["renewal"] and _early_renewable(w, person):
+                quota["renewal"], replies = 0, {"yes": 1}
+            episode = _campaign_reply(w, person, line, at, agents[id(person)], replies)
+            silent = len(episode.lines) == 1
+            if silent and quota["failed"] and not person.fixed:
+                quota["failed"] -= 1
+                line.fails = True
+            elif key == "promo" and silent and rng.random() < 0.7:
+                _retarget_add(w, person, episode, _at(day + timedelta(days=2), 10), n)
+            episode.essential = episode.essential or replies == {"yes": 1} or line.fails
+            out.setdefault(id(person), []).append(episode)
     return out
 
 
-def _campaign_reply(w: World, person: Person, line: Line, at: datetime, agent: User) -> Episode:
+def _early_renewable(w: World, person: Person) -> list[Subscription]:
+    """Subscriptions an offer may renew early: not near their expiry (no reminder pending)."""
+    if person.customer.phone == MARIA:
+        return []
+    return [s for s in person.subs if s.expires_on > w.today + timedelta(days=3)]
+
+
+def _retarget_add(w: World, person: Person, episode: Episode, when: datetime, n: int) -> None:
+    """The follow-up "to those who did not reply", in the same episode (after the silence)."""
+    rng = w.rng
+    episode.lines[0].reach = True
+    follow = Line(Author.CAMPAIGN, _render(RETARGET_BODY, nombre=_first(person.customer.name)),
+                  tag=("campaign", "retarget", ""))  # fmt: skip
+    sent = when + timedelta(seconds=n * 4 + rng.randint(0, 3))
+    follow.gap = int((sent - episode.start).total_seconds())
+    episode.lines.append(follow)
+    if rng.random() < 0.18:
+        episode.lines += _lines(rng, None, [
+            _customer(rng.choice(("SÍ", "Sí, me interesa", "si porfa")), 300, 9000),
+            _bot(f"¡Genial {_first(person.customer.name)}! 🎉 Reservamos tu oferta. "
+                 "Un agente te envía el link de pago."),
+        ])  # fmt: skip
+
+
+def _early_renewal(w: World, person: Person, sub: Subscription, mark_line: Line) -> None:
+    """Who took the offer renews early: the renewal is recorded when the agent confirms the
+    payment, and the subscription runs 30 days longer."""
+    previous = sub.expires_on
+
+    def renewed(t: datetime) -> None:
+        sub.expires_on = previous + timedelta(days=30)
+        person.renewals.append(Renewal(
+            subscription=sub, renewed_at=t, previous_expiry=previous,
+            new_expiry=sub.expires_on, amount=sub.price,
+        ))  # fmt: skip
+
+    mark_line.mark = renewed
+
+
+def _campaign_reply(
+    w: World, person: Person, line: Line, at: datetime, agent: User, replies: dict
+) -> Episode:
     rng, name = w.rng, _first(person.customer.name)
-    reply = _pick(rng, {"none": 80, "yes": 12, "stop": 2, "ask": 6})
+    reply = _pick(rng, replies)
     if reply == "yes":
         steps = [
             _customer(rng.choice(("SÍ", "Sí", "si quiero")), 120, 7200),
             _bot(f"¡Genial {name}! 🎉 Reservamos tu oferta. Un agente te envía el link de pago."),
             _agent(f"Hola {name}, aquí tienes el link: {PAY_LINK}{rng.getrandbits(24):06X} 😊"),
         ]
-        return Episode(at, [line, *_lines(rng, agent, steps)])
+        lines = [line, *_lines(rng, agent, steps)]
+        later = _early_renewable(w, person)
+        if later and (replies == {"yes": 1} or rng.random() < 0.75):
+            sub = later[0]
+            confirm = _payment_confirm(w, person.customer.name, sub,
+                                       sub.expires_on + timedelta(days=30))  # fmt: skip
+            lines += _lines(rng, agent, [_customer("Listo, ya pagué ✅", 300, 3600),
+                                         _agent(confirm, 120, 1200)])  # fmt: skip
+            _early_renewal(w, person, sub, lines[-1])
+            return Episode(at, lines, closes=True)
+        return Episode(at, lines)
     if reply == "stop":
         steps = [
             _customer(rng.choice(("BAJA", "No más mensajes porfa", "STOP")), 300, 7200),
@@ -744,7 +878,8 @@ def _maria_episode(w: World, person: Person, agent: User) -> Episode:
     netflix = next(s for s in person.subs if s.service.name == "Netflix")
     w.reminders_per_day[day] += 1
     lines = [
-        Line(Author.REMINDER, _expiry_body(w, person.customer.name, netflix)),
+        Line(Author.REMINDER, _expiry_body(w, person.customer.name, netflix),
+             tag=("reminder", RULE_BEFORE, netflix, netflix.expires_on)),
         Line(Author.CUSTOMER, "Gracias, quiero renovar", 15 * 60),
         Line(Author.BOT, RENEW_ACK, 60),
         Line(Author.CUSTOMER, "¿Cuánto cuesta?", 4 * 60),
@@ -873,7 +1008,9 @@ def _messages_build(w: World, conversation: Conversation, laid: list) -> list[Me
             message.wa_id = _wa_id(w)
         else:
             message.direction = Message.Direction.OUT
-            _delivery(w, message, reply_at, silent)
+            _delivery(w, message, reply_at, silent, reach=line.reach, fails=line.fails)
+        if line.tag:
+            w.tagged.append((line.tag, message))
         messages.append(message)
     return messages
 
@@ -886,14 +1023,17 @@ def _wa_id(w: World) -> str:
             return wa_id
 
 
-def _delivery(w: World, m: Message, reply_at: datetime | None, silent: bool) -> None:
+def _delivery(
+    w: World, m: Message, reply_at: datetime | None, silent: bool, *, reach=False, fails=False
+) -> None:
     """Walk an outbound message along sent -> delivered -> read, never past `now` nor past the
     customer's reply (who answers has read)."""
     rng, s = w.rng, timedelta(seconds=1)
     automated = m.author_kind in (Author.REMINDER, Author.CAMPAIGN)
     m.attempts = 1
     m.sending_at = m.created_at + s
-    if reply_at is None and rng.random() < (0.1 if automated else 0.03):
+    failing = rng.random() < (0.1 if automated else 0.03)
+    if fails or (reply_at is None and failing and not reach):
         m.attempts, m.failure_reason = rng.choice((NO_WHATSAPP,) if silent else FAILURES)
         m.status, m.failed_at = Status.FAILED, m.sending_at + s * rng.randint(2, 600)
         m.failed_at = min(m.failed_at, w.now)
@@ -923,12 +1063,17 @@ def _delivery(w: World, m: Message, reply_at: datetime | None, silent: bool) -> 
 
 
 def demo_wipe() -> None:
-    """Delete what the seed owns: customers (with their subscriptions, renewals, conversations
-    and messages) and tags. Services, templates and users are upserted by name instead."""
+    """Delete what the seed owns: customers (with their subscriptions, renewals, conversations,
+    messages and reminders), tags, campaigns, imports and the demo clock. Services, templates,
+    rules and users are upserted by name instead."""
+    Campaign.objects.all().delete()
+    SessionState.objects.all().delete()
     Message.objects.all().delete()
     Conversation.objects.all().delete()
     Customer.objects.all().delete()
     Tag.objects.all().delete()
+    CustomerImport.objects.all().delete()
+    DemoClock.objects.all().delete()
 
 
 def _conversations_build(w: World):
@@ -986,6 +1131,308 @@ def demo_seed(*, seed: int = DEFAULT_SEED, now: datetime | None = None) -> dict[
         _people_build(w)
         built = _conversations_build(w)
         counts = _save(w, built)
+        counts.update(_business(w))
+        DemoClock.objects.update_or_create(pk=1, defaults={"anchor": now})
     counts["templates"] = len(TEMPLATES)
     counts["users"] = len(DEMO_USERS)
     return counts
+
+
+# --- the business: reminders, campaigns, an import ------------------------------------------------
+# Phase two, over the saved history: what the history's reminders and campaign messages were is
+# recorded as chatdesk records them (reminder rows, campaigns with their recipients), and the
+# campaigns that are still going on are created, launched, paused and cancelled by outbound's
+# own services, so every figure on the panel, the campaign pages and analytics is counted from
+# rows. Times the services stamp with the clock are then set to the demo's own.
+
+RState = CampaignRecipient.State
+REMINDER_RULES = {  # as outbound/migrations/0004 makes them, for a database flushed since
+    RULE_BEFORE: (-3, "Vencimiento"),
+    RULE_AFTER: (1, "Recordatorio de pago"),
+}
+
+
+def _business(w: World) -> dict[str, int]:
+    # The WhatsApp session as WaSender last reported it (this morning's reconnection).
+    connected = min(_at(w.today, 7, 58), w.now - timedelta(minutes=30))
+    session_state_set(session="default", status="connected", at=connected)
+    reminders = _reminders_record(w)
+    campaigns = _campaigns_record(w)
+    imported = _import_record(w)
+    return {"reminders": reminders, "campaigns": campaigns, "imported customers": imported}
+
+
+def _reminder_rule(name: str) -> ReminderRule:
+    days, template = REMINDER_RULES[name]
+    rule = ReminderRule.objects.filter(name=name).first()
+    if rule is None:
+        rule = ReminderRule.objects.create(
+            name=name, days_from_expiry=days, template=MessageTemplate.objects.get(name=template)
+        )
+    return rule
+
+
+def _reminders_record(w: World) -> int:
+    """Every reminder of the history as the reminder tick records it (one row per rule,
+    subscription and expiry, with its message): conversion after reminders counts these."""
+    rules = {name: _reminder_rule(name) for name in REMINDER_RULES}
+    rows = {}
+    for tag, message in w.tagged:
+        if tag[0] != "reminder":
+            continue
+        _kind, rule, sub, expiry = tag
+        rows[(rule, sub.pk, expiry)] = ReminderSent(
+            rule=rules[rule], subscription=sub, expiry_date=expiry,
+            outcome=ReminderSent.Outcome.SENT, message=message, created_at=message.created_at,
+        )  # fmt: skip
+    ReminderSent.objects.bulk_create(rows.values())
+    return len(rows)
+
+
+def _sent_by(w: World, key: str) -> list[Message]:
+    return [m for tag, m in w.tagged if tag[0] == "campaign" and tag[1] == key]
+
+
+def _recorded(campaign: Campaign, messages: list[Message], *, launched: datetime, variants=None):
+    """A campaign of the history: these sends are its recipients, and it ended with them."""
+    variants = variants or {}
+    by_message = {m.pk: label for label, ms in variants.items() for m in ms}
+    labels = {v.label: v for v in campaign.variants.all()}
+    CampaignRecipient.objects.bulk_create(
+        CampaignRecipient(
+            campaign=campaign, customer_id=m.conversation.customer_id,
+            variant=labels.get(by_message.get(m.pk, "")),
+            state=RState.FAILED if m.status == Status.FAILED else RState.SENT,
+            body=m.body, planned_at=launched, queued_at=m.created_at, message=m,
+        )
+        for m in messages
+    )  # fmt: skip
+    last = max((m.created_at for m in messages), default=launched)
+    opted_out = Customer.objects.filter(marketing_opt_out_at__lt=launched).count()
+    Campaign.objects.filter(pk=campaign.pk).update(
+        state=Campaign.State.COMPLETED, created_at=launched - timedelta(days=1, hours=3),
+        scheduled_at=launched, launched_at=launched, completed_at=last + timedelta(seconds=5),
+        recipients_total=len(messages), opted_out_excluded=opted_out, fanout_next_at=None,
+    )  # fmt: skip
+
+
+def _history_sends(w: World, campaign: Campaign, recipients: list[CampaignRecipient]) -> None:
+    """Recipients of a running or paused campaign already sent before `now`: their messages,
+    walked along their statuses like the rest of the history."""
+    messages = []
+    for n, r in enumerate(recipients):
+        at = min(max(r.planned_at, campaign.launched_at) + timedelta(seconds=n * 3 + 1), w.now)
+        conversation = conversation_get_or_create(customer=r.customer)
+        if conversation.last_message_at is None:
+            Conversation.objects.filter(pk=conversation.pk).update(
+                status=Conversation.Status.ANSWERED, created_at=at
+            )
+        m = Message(
+            conversation=conversation, direction=Message.Direction.OUT, body=r.body,
+            author_kind=Author.CAMPAIGN, created_at=at,
+        )  # fmt: skip
+        _delivery(w, m, None, silent=False)
+        messages.append(m)
+    Message.objects.bulk_create(messages)
+    for r, m in zip(recipients, messages, strict=True):
+        r.message, r.queued_at = m, m.created_at
+        r.state = RState.FAILED if m.status == Status.FAILED else RState.SENT
+        conversation_last_message_note(
+            conversation_id=m.conversation_id, at=m.created_at,
+            preview=m.body.replace("\n", " ")[:160],
+        )  # fmt: skip
+    CampaignRecipient.objects.bulk_update(recipients, ["message", "queued_at", "state"])
+
+
+def _campaigns_record(w: World) -> int:
+    marketer = w.users["marketing"]
+    promo_day, news_day = w.today - timedelta(days=12), w.today - timedelta(days=4)
+    bodies = promo_bodies(w, promo_day)
+    promo_template = MessageTemplate.objects.filter(name="Promoción").first()
+    promo = campaign_create(
+        title="Promoción Disney+ 50% OFF", template=promo_template, body=bodies["A"],
+        variants=[bodies["B"]], filters={"state": "active"}, created_by=marketer,
+    )  # fmt: skip
+    sent = _sent_by(w, "promo")
+    variants = {
+        label: [m for tag, m in w.tagged if tag[:3] == ("campaign", "promo", label)]
+        for label in "AB"
+    }
+    _recorded(promo, sent, launched=_at(promo_day, 10), variants=variants)
+    follow = campaign_retarget(
+        campaign=promo, audience=Campaign.Audience.NOT_REPLIED, body=RETARGET_BODY,
+        created_by=marketer,
+    )  # fmt: skip
+    _recorded(follow, _sent_by(w, "retarget"), launched=_at(promo_day + timedelta(days=2), 10))
+    news = campaign_create(
+        title="Llegó Paramount+", template=MessageTemplate.objects.filter(name="Nuevo servicio")
+        .first(), body=news_body(w), filters={}, created_by=marketer,
+    )  # fmt: skip
+    _recorded(news, _sent_by(w, "news"), launched=_at(news_day, 19))
+    _running_campaign(w, marketer)
+    _paused_campaign(w, marketer)
+    _later_campaigns(w, marketer)
+    return Campaign.objects.count()
+
+
+def _launched(campaign: Campaign, at: datetime, created: datetime) -> Campaign:
+    campaign_launch(campaign_id=campaign.pk, now=at)
+    Campaign.objects.filter(pk=campaign.pk).update(created_at=created, scheduled_at=at)
+    campaign.refresh_from_db()
+    return campaign
+
+
+def _running_campaign(w: World, marketer: User) -> None:
+    """The expiry notices of the week to those nobody has written to in two days (the others
+    had a reminder or a chat), each at the customer's best hour: launched two hours ago, those
+    whose hour has come are sent, the current hour's go out when chatdesk runs (the simulator
+    counts them), the others wait for their hour."""
+    template = MessageTemplate.objects.filter(name="Vencimiento").first()
+    campaign = campaign_create(
+        title="Notificaciones vencimiento", kind=Campaign.Kind.NOTIFICATION, template=template,
+        filters={"expiring_days": 7, "contact": "older", "contact_days": 2}, best_hour=True,
+        created_by=marketer,
+    )  # fmt: skip
+    launched = w.now - timedelta(hours=2)
+    campaign = _launched(campaign, launched, launched - timedelta(minutes=20))
+    pending = list(
+        CampaignRecipient.objects.filter(campaign=campaign, state=RState.PENDING)
+        .select_related("customer").order_by("planned_at", "pk")
+    )  # fmt: skip
+    # Those planned before this hour went out; this hour's wait for chatdesk's worker.
+    this_hour = w.now.replace(minute=0, second=0, microsecond=0)
+    _history_sends(w, campaign, [r for r in pending if r.planned_at < this_hour])
+
+
+def _paused_campaign(w: World, marketer: User) -> None:
+    """Black Friday: launched last night at 19:00, paused twenty minutes in."""
+    campaign = campaign_create(
+        title="Descuentos Black Friday", kind=Campaign.Kind.EVENT,
+        body="🛍️ ¡{nombre}, llegó el Black Friday! {descuento}% de descuento en todos los "
+        'servicios hasta el domingo. Responde "SÍ" y te guardamos el precio.',
+        extra={"descuento": "30"}, filters={"state": "active"}, created_by=marketer,
+    )  # fmt: skip
+    launched = _at(w.today - timedelta(days=1), 19)
+    campaign = _launched(campaign, launched, launched - timedelta(hours=5))
+    recipients = list(
+        CampaignRecipient.objects.filter(campaign=campaign, state=RState.PENDING)
+        .select_related("customer").order_by("pk")
+    )  # fmt: skip
+    _history_sends(w, campaign, recipients[: len(recipients) * 2 // 5])
+    campaign_pause(campaign=campaign)
+    Campaign.objects.filter(pk=campaign.pk).update(paused_at=launched + timedelta(minutes=20))
+
+
+def _later_campaigns(w: World, marketer: User) -> None:
+    """One scheduled for tomorrow, a draft, and one cancelled before it went out."""
+    netflix = w.services["Netflix"]
+    tomorrow = _at(w.today + timedelta(days=1), 10)
+    scheduled = campaign_create(
+        title="Promoción Netflix",
+        body="🎬 ¡Hola {nombre}! Este fin de semana Netflix con {descuento}% de descuento. "
+        'Responde "SÍ" y te lo activamos.',
+        extra={"descuento": "20"}, filters={"services": [netflix.pk]}, scheduled_at=tomorrow,
+        created_by=marketer,
+    )  # fmt: skip
+    draft = campaign_create(
+        title="Día de la Madre", kind=Campaign.Kind.EVENT,
+        body="💐 {nombre}, este Día de la Madre regala una cuenta familiar con "
+        "{descuento}% de descuento.",
+        extra={"descuento": "25"}, filters={"state": "active"}, created_by=marketer,
+    )  # fmt: skip
+    cancelled = campaign_create(
+        title="Prueba HBO Max", body="Hola {nombre}, prueba HBO Max una semana gratis.",
+        filters={"state": "expired"}, scheduled_at=w.now + timedelta(days=2), created_by=marketer,
+    )  # fmt: skip
+    campaign_cancel(campaign=cancelled)
+    stamps = {
+        scheduled.pk: {"created_at": w.now - timedelta(hours=3)},
+        draft.pk: {"created_at": w.now - timedelta(days=2, hours=4)},
+        cancelled.pk: {"created_at": w.now - timedelta(days=6), "scheduled_at": w.now
+                       - timedelta(days=3), "cancelled_at": w.now - timedelta(days=5)},
+    }  # fmt: skip
+    for pk, values in stamps.items():
+        Campaign.objects.filter(pk=pk).update(**values)
+
+
+def _import_record(w: World) -> int:
+    """A CSV from a fair in Quito, imported by the marketer five days ago through the importer:
+    new customers, two already known (a tag added), two lines rejected with their reason."""
+    taken = set(Customer.objects.values_list("phone", flat=True))
+    day = w.today - timedelta(days=5)
+    rows = ["nombre;telefono;ciudad;provincia;etiquetas;servicio;precio;inicio;vence"]
+    for _ in range(6):
+        phone = _phone_new(w.rng, taken)
+        service = _pick(w.rng, {name: weight for name, _p, weight in SERVICES})
+        rows.append(
+            f"{_name_new(w.rng)};{phone};Quito;Pichincha;Feria Quito;{service};"
+            f"{w.services[service].normal_price};{day};{day + timedelta(days=30)}"
+        )
+    known = Customer.objects.order_by("pk").exclude(phone__in=(MARIA, CARLOS))[5:7]
+    rows += [f"{c.name};{c.phone};;;Feria Quito;;;;" for c in known]
+    rows.append(f"{_name_new(w.rng)};09912345;Quito;Pichincha;;Netflix;12.99;{day};")
+    rows.append(f"{_name_new(w.rng)};{_phone_new(w.rng, taken)};Quito;Pichincha;;Star+;7.99;;")
+    at = _at(day, 16, 40)
+    before = set(Customer.objects.values_list("pk", flat=True))
+    report = customer_import(text="\n".join(rows) + "\n")
+    customer_import_record(report=report, filename="feria-quito.csv", user=w.users["marketing"],
+                           at=at)  # fmt: skip
+    new = Customer.objects.exclude(pk__in=before)
+    Subscription.objects.filter(customer__in=new).update(created_at=at)
+    return new.update(created_at=at)
+
+
+# --- coming back another day ----------------------------------------------------------------------
+# Apps whose dates belong to the demo's story (users, sessions and login attempts do not).
+STORY_APPS = ("customers", "inbox", "outbound", "chatdesk")
+
+
+def demo_refresh(*, now: datetime | None = None) -> int:
+    """On a demo database (one with a DemoClock), move every date of the story forward by the
+    whole days since its last activity, so today's figures are today's when the demo is started
+    again; nothing is deleted or rewritten otherwise. Returns the days moved (0: nothing to do,
+    or not a demo database)."""
+    clock = DemoClock.objects.first()
+    if clock is None:
+        return 0
+    now = now or timezone.now()
+    latest = Message.objects.aggregate(latest=Max("created_at"))["latest"]
+    since = max(clock.anchor, latest) if latest else clock.anchor
+    days = (now - since) // timedelta(days=1)
+    if days < 1:
+        return 0
+    delta = timedelta(days=days)
+    with transaction.atomic():
+        for label in STORY_APPS:
+            for model in apps.get_app_config(label).get_models():
+                _story_shift(model, delta)
+    _insights_cache_forget()
+    return days
+
+
+def _story_shift(model, delta: timedelta) -> None:
+    fields = [f for f in model._meta.concrete_fields if not getattr(f, "auto_now", False)]
+    moments = [f.name for f in fields if isinstance(f, DateTimeField)]
+    days = [f.name for f in fields if isinstance(f, DateField) and not isinstance(f, DateTimeField)]
+    if moments:
+        model.objects.update(**{name: F(name) + delta for name in moments})
+    for name in days:
+        # One row at a time, latest first: a unique constraint over a date (one reminder per
+        # expiry) never meets a row that has not moved yet.
+        for pk, value in model.objects.order_by(f"-{name}").values_list("pk", name):
+            if value is not None:
+                model.objects.filter(pk=pk).update(**{name: value + delta})
+
+
+def _insights_cache_forget() -> None:
+    """Figures of settled days are cached by date: after the story moved they describe other
+    days. Only insights' keys go (the same Redis holds the broker's queues)."""
+    from django.core.cache import cache
+
+    client = getattr(cache, "_cache", None)
+    if hasattr(client, "get_client"):
+        redis_client = client.get_client(write=True)
+        for key in redis_client.scan_iter(match=cache.make_key("insights:*")):
+            redis_client.delete(key)
+    else:
+        cache.clear()

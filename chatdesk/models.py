@@ -36,3 +36,18 @@ class ApiToken(models.Model):
         raw = "cd_" + secrets.token_urlsafe(32)
         token = cls.objects.create(user=user, name=name, digest=token_digest(raw), prefix=raw[:10])
         return token, raw
+
+
+class DemoClock(models.Model):
+    """Written only by `seed_demo`: the moment the demo data is dated from. Its presence marks
+    the database as a demo, so a later `seed_demo --if-empty` may move that data forward to
+    today (chatdesk.demo.demo_refresh); a real business's database has no such row."""
+
+    anchor = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("reloj de la demo")
+        verbose_name_plural = _("reloj de la demo")
+
+    def __str__(self):
+        return f"demo {self.anchor:%Y-%m-%d %H:%M}"

@@ -54,6 +54,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "channels",
+    # Its templates and static files: the API docs (Swagger UI) are served from here, not
+    # from a CDN, so they work offline and behind a strict firewall.
+    "ninja",
     "django_htmx",
     "template_partials",
     "dramatiq_crontab",

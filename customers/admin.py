@@ -1,7 +1,15 @@
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from customers.models import Customer, Renewal, Segment, Service, Subscription, Tag
+from customers.models import (
+    Customer,
+    CustomerImport,
+    Renewal,
+    Segment,
+    Service,
+    Subscription,
+    Tag,
+)
 
 
 class SubscriptionInline(admin.TabularInline):
@@ -77,3 +85,14 @@ class SegmentAdmin(admin.ModelAdmin):
     search_fields = ["name"]
     raw_id_fields = ["created_by"]
     list_select_related = ["created_by"]
+
+
+@admin.register(CustomerImport)
+class CustomerImportAdmin(admin.ModelAdmin):
+    list_display = ["filename", "created_at", "created_by", "created", "updated", "rejected"]
+    list_filter = ["created_at"]
+    readonly_fields = ["filename", "created_by", "created_at", "created", "updated",
+                       "unchanged", "rejected", "rejected_rows"]  # fmt: skip
+
+    def has_add_permission(self, request):
+        return False

@@ -27,7 +27,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from customers.models import Customer, Renewal, Service, Subscription, Tag
+from customers.models import Customer, CustomerImport, Renewal, Service, Subscription, Tag
 from customers.phones import InvalidPhone, phone_normalize
 from customers.services import tag_get_or_create
 
@@ -609,3 +609,19 @@ def customer_import(*, text: str, dry_run: bool = False) -> ImportReport:
 
 def customer_import_bytes(*, data: bytes, dry_run: bool = False) -> ImportReport:
     return customer_import(text=import_decode(data), dry_run=dry_run)
+
+
+def customer_import_record(
+    *, report: ImportReport, filename: str, user=None, at: datetime | None = None
+) -> CustomerImport:
+    """Keep what a confirmed import did (its counts and rejected lines), for the import page."""
+    counts = report.counts
+    rejected = [
+        {"line": r.line, "phone": r.phone, "name": r.name, "reason": r.reason}
+        for r in report.rejected[: CustomerImport.REJECTED_KEPT]
+    ]
+    return CustomerImport.objects.create(
+        filename=filename[:200], created_by=user, created_at=at or timezone.now(),
+        created=counts[CREATE], updated=counts[UPDATE], unchanged=counts[UNCHANGED],
+        rejected=counts[REJECTED], rejected_rows=rejected,
+    )  # fmt: skip

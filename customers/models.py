@@ -152,3 +152,35 @@ class Segment(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class CustomerImport(models.Model):
+    """What a confirmed CSV import did, kept so the import page can show the last ones: the
+    counts and every rejected line with its reason (the file itself is not kept)."""
+
+    filename = models.CharField(_("archivo"), max_length=200)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("importado por"),
+    )
+    created_at = models.DateTimeField(_("fecha"), default=timezone.now)
+    created = models.PositiveIntegerField(_("nuevos"), default=0)
+    updated = models.PositiveIntegerField(_("actualizados"), default=0)
+    unchanged = models.PositiveIntegerField(_("sin cambios"), default=0)
+    rejected = models.PositiveIntegerField(_("rechazados"), default=0)
+    # [{"line": 5, "phone": "12345", "name": "...", "reason": "..."}], at most REJECTED_KEPT.
+    rejected_rows = models.JSONField(default=list, blank=True)
+
+    REJECTED_KEPT = 200
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("importación de clientes")
+        verbose_name_plural = _("importaciones de clientes")
+
+    def __str__(self):
+        return f"{self.filename} ({self.created_at:%Y-%m-%d})"

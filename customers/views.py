@@ -12,10 +12,11 @@ from customers.importer import (
     REJECTED,
     ImportFileError,
     customer_import,
+    customer_import_record,
     import_decode,
     import_max_bytes,
 )
-from customers.models import Customer
+from customers.models import Customer, CustomerImport
 from customers.selectors import (
     CustomerFilters,
     customer_filter_choices,
@@ -29,6 +30,7 @@ PAGE_SIZE = 50
 PREVIEW_ROWS = 2000
 IMPORT_SALT = "customers.import"
 IMPORT_MAX_AGE = 60 * 60
+RECENT_IMPORTS = 10
 
 
 @role_required(*EVERYONE)
@@ -97,7 +99,11 @@ def customer_import_view(request):
     """Upload -> preview (nothing written) -> confirm. Between the two steps the file travels
     in a signed, compressed hidden field: nothing to store or clean up, and it cannot be
     altered nor replayed by another user."""
-    context = {"form": ImportUploadForm(), "max_mb": import_max_bytes() // (1024 * 1024)}
+    context = {
+        "form": ImportUploadForm(),
+        "max_mb": import_max_bytes() // (1024 * 1024),
+        "recent": CustomerImport.objects.select_related("created_by")[:RECENT_IMPORTS],
+    }
     if request.method == "POST" and "token" in request.POST:
         try:
             payload = signing.loads(request.POST["token"], salt=IMPORT_SALT, max_age=IMPORT_MAX_AGE)
@@ -112,7 +118,9 @@ def customer_import_view(request):
         except ImportFileError as exc:
             context["error"] = str(exc)
             return render(request, "customers/customer_import.html", context)
+        customer_import_record(report=report, filename=payload["name"], user=request.user)
         context.update(stage="done", report=report, counts=report.counts, filename=payload["name"])
+        context["recent"] = CustomerImport.objects.select_related("created_by")[:RECENT_IMPORTS]
         return render(request, "customers/customer_import.html", context)
 
     if request.method == "POST":

@@ -597,7 +597,9 @@ def reminder_funnel(period: Period, *, within_days: int = 7) -> dict:
 
 def campaigns_overview() -> list[dict]:
     """Running, scheduled and paused campaigns with progress: recipients whose message has
-    been queued or settled, out of the recipients counted at launch. Two queries."""
+    been queued or settled, out of the recipients counted at launch; and, for a running one
+    that sends nothing now, why and until when (outbound's campaign_waiting)."""
+    from outbound.campaigns import campaign_waiting
     from outbound.models import Campaign, CampaignRecipient
 
     live = (Campaign.State.RUNNING, Campaign.State.SCHEDULED, Campaign.State.PAUSED)
@@ -614,7 +616,12 @@ def campaigns_overview() -> list[dict]:
         .order_by()
     )
     labels = dict(Campaign.State.choices)
+    waiting = {
+        c.pk: campaign_waiting(campaign=c)
+        for c in Campaign.objects.filter(pk__in=[c["id"] for c in campaigns], state="running")
+    }
     for c in campaigns:
+        c["waiting"] = waiting.get(c["id"])
         c["done"] = done.get(c["id"], 0)
         c["progress"] = _rate(c["done"], c["recipients_total"]) or 0
         c["state_label"] = labels[c["state"]]

@@ -22,6 +22,7 @@ from outbound.campaigns import (
     campaign_launch_soon,
     campaign_pause,
     campaign_resume,
+    campaign_waiting,
 )
 from outbound.models import Campaign, MessageTemplate
 
@@ -47,6 +48,12 @@ class CampaignIn(Schema):
     best_hour: bool = False
 
 
+class WaitingOut(Schema):
+    code: str  # window, best_hour or rate_limit
+    until: datetime
+    text: str
+
+
 class CampaignOut(Schema):
     id: int
     title: str
@@ -60,6 +67,8 @@ class CampaignOut(Schema):
     recipients_total: int
     opted_out_excluded: int
     funnel: dict[str, float]
+    # A running campaign that sends nothing now: why (in Spanish) and when it starts again.
+    waiting_reason: WaitingOut | None = None
 
 
 class SegmentCountOut(Schema):
@@ -105,7 +114,10 @@ def campaign_out(campaign: Campaign) -> dict:
         **{name: getattr(campaign, name) for name in fields},
         "recipients_total": campaign.recipients_total,
         "opted_out_excluded": campaign.opted_out_excluded,
-        "funnel": funnel,
+        "funnel": {k: v for k, v in funnel.items() if k != "first_pending"},
+        "waiting_reason": (
+            (w := campaign_waiting(campaign=campaign, open_recipients=funnel)) and w.as_dict()
+        ),
     }
 
 
@@ -131,6 +143,10 @@ def campaign_create_api(request, payload: CampaignIn):
         return invalid({"filters": _("Indique un segmento guardado o unos filtros.")})
     if payload.send_now and payload.send_at is not None:
         return invalid({"send_at": _("Elija send_now o send_at, no ambos.")})
+    for name in ("window_start", "window_end"):
+        if getattr(payload, name) is not None and getattr(payload, name).tzinfo is not None:
+            # A window is a time of day in Ecuador; an offset would be compared with none.
+            return invalid({name: _("Indique la hora local de Ecuador, sin zona horaria.")})
     scheduled_at = timezone.now() if payload.send_now else payload.send_at
     try:
         campaign = campaign_create(

@@ -9,8 +9,10 @@ from datetime import datetime, time
 from django import forms
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import StreamingHttpResponse
+from django.db import connection, transaction
+from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -27,15 +29,14 @@ from outbound.campaigns import (
     campaign_create,
     campaign_duplicate,
     campaign_failure_reasons,
-    campaign_funnel,
     campaign_launch_soon,
     campaign_open_counts,
     campaign_pause,
-    campaign_progress_counts,
     campaign_recipients,
+    campaign_results,
     campaign_resume,
     campaign_retarget,
-    campaign_variant_funnels,
+    campaign_waiting,
 )
 from outbound.models import Campaign, MessageTemplate
 from outbound.templating import CAMPAIGN_VARIABLES
@@ -162,8 +163,12 @@ def campaign_list(request):
         campaigns = campaigns.filter(state=state)
     page = Paginator(campaigns, 30).get_page(request.GET.get("page"))
     still_open = campaign_open_counts(campaign_ids=[c.pk for c in page])
+    now = timezone.now()
+    closed = {"open": 0, "first_pending": None, "queued": 0}
     for campaign in page:
-        campaign.done = campaign.recipients_total - still_open.get(campaign.pk, 0)
+        counts = still_open.get(campaign.pk, closed)
+        campaign.done = campaign.recipients_total - counts["open"]
+        campaign.waiting = campaign_waiting(campaign=campaign, now=now, open_recipients=counts)
     return render(
         request,
         "outbound/campaign_list.html",
@@ -237,43 +242,66 @@ def _days(request, name: str, default: int) -> int:
         return default
 
 
-@role_required(*MARKETING)
-def campaign_detail(request, campaign_id: int):
-    campaign = _campaign(campaign_id)
+def _page_context(request, campaign: Campaign) -> dict:
+    """Everything the live part of the page shows, read in one snapshot of the database (a
+    repeatable-read transaction on PostgreSQL), so the bar, the results and the recipients
+    agree even while the workers write."""
     reply_days, renewal_days = _days(request, "reply_days", 3), _days(request, "renewal_days", 7)
-    recipients = campaign_recipients(
-        campaign=campaign, reply_days=reply_days, renewal_days=renewal_days
-    )
-    page = Paginator(recipients, RECIPIENTS_PAGE).get_page(request.GET.get("page"))
-    context = {
+    outermost = not connection.in_atomic_block  # a test's transaction already has its snapshot
+    with transaction.atomic():
+        if connection.vendor == "postgresql" and outermost:
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        campaign.refresh_from_db()
+        results = campaign_results(
+            campaign=campaign, reply_days=reply_days, renewal_days=renewal_days
+        )
+        recipients = campaign_recipients(
+            campaign=campaign, reply_days=reply_days, renewal_days=renewal_days
+        )
+        funnel = results["funnel"]
+        # The recipients count is the one just made: no second COUNT(*) that could differ.
+        paginator = Paginator(recipients, RECIPIENTS_PAGE)
+        paginator.count = funnel["total"]
+        page = paginator.get_page(request.GET.get("page"))
+        page.object_list = list(page.object_list)
+        reasons = campaign_failure_reasons(campaign=campaign)
+        waiting = campaign_waiting(campaign=campaign, open_recipients=funnel)
+    return {
         "campaign": campaign,
         "badges": BADGES,
-        "funnel": campaign_funnel(
-            campaign=campaign, reply_days=reply_days, renewal_days=renewal_days
-        ),
-        "variants": campaign_variant_funnels(
-            campaign=campaign, reply_days=reply_days, renewal_days=renewal_days
-        ),
-        "reasons": campaign_failure_reasons(campaign=campaign),
+        "funnel": funnel,
+        "variants": results["variants"],
+        "reasons": reasons,
         "page": page,
         "reply_days": reply_days,
         "renewal_days": renewal_days,
         "live": campaign.state in LIVE_STATES,
-        "audiences": Campaign.Audience.choices,
+        "waiting": waiting,
+        "query": request.GET.urlencode(),
     }
+
+
+@role_required(*MARKETING)
+def campaign_detail(request, campaign_id: int):
+    campaign = _campaign(campaign_id)
+    context = _page_context(request, campaign)
+    context["audiences"] = Campaign.Audience.choices
     return render(request, "outbound/campaign_detail.html", context)
 
 
 @role_required(*MARKETING)
 def campaign_progress(request, campaign_id: int):
+    """The page's live part, polled every 2 s while the campaign is live: the progress section
+    (swapped in place) and the results with the recipients (swapped out of band), rendered
+    from the same counts so they never disagree."""
     campaign = _campaign(campaign_id)
-    context = {
-        "campaign": campaign,
-        "badges": BADGES,
-        "funnel": campaign_progress_counts(campaign=campaign),
-        "live": campaign.state in LIVE_STATES,
-    }
-    return render(request, "outbound/campaign_detail.html#progress", context)
+    context = _page_context(request, campaign)
+    progress = render_to_string("outbound/campaign_detail.html#progress", context, request)
+    results = render_to_string(
+        "outbound/campaign_detail.html#results", {**context, "oob": True}, request
+    )
+    return HttpResponse(progress + results)
 
 
 ACTIONS = {

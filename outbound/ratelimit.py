@@ -85,6 +85,12 @@ class MemoryBucket:
             now = self.clock()
             self.tat[key] = max(self.tat.get(key, now), now + seconds)
 
+    def held_for(self, key: str) -> float:
+        """Seconds until the next token, without taking one (0: one is there)."""
+        with self.lock:
+            tat = self.tat.get(key, self.clock())
+            return max(tat - (self.burst - 1) * self.interval - self.clock(), 0.0)
+
 
 class RedisBucket:
     def __init__(
@@ -118,6 +124,15 @@ class RedisBucket:
 
     def hold(self, key: str, seconds: float) -> None:
         self._call(key, hold=seconds)
+
+    def held_for(self, key: str) -> float:
+        """Seconds until the next token, without taking one (0: one is there)."""
+        tat, (seconds, micros) = self.redis.get(KEY_PREFIX + key), self.redis.time()
+        if tat is None:
+            return 0.0
+        now = self.clock() * 1000 if self.clock is not None else seconds * 1000 + micros / 1000
+        allowed_at = int(tat) - (self.burst - 1) * self.interval * 1000
+        return max(allowed_at - now, 0.0) / 1000
 
 
 def token_wait(

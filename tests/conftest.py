@@ -59,4 +59,14 @@ def client_for(client):
 
 
 # The README's production processes for integration and browser tests (tests/topology.py).
-from tests.topology import production_topology  # noqa: E402, F401
+from tests.topology import demo_run, production_topology  # noqa: E402, F401
+
+
+@pytest.fixture(scope="session")
+def running_demo(tmp_path_factory):
+    """`make demo` exactly as the README gives it (port and SQLite file swapped), started once
+    for the session and shared: the documented-commands test, the living demo's test and the
+    README's screenshots all look at the same one."""
+    path = tmp_path_factory.mktemp("make-demo")
+    with demo_run(logs=path, sqlite_path=path / "demo.sqlite3") as demo:
+        yield demo

@@ -5,6 +5,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,7 +50,10 @@ def test_it_is_valid_for_docker_compose_where_the_plugin_exists(tmp_path):
         docker is None
         or subprocess.run([docker, "compose", "version"], capture_output=True).returncode != 0
     ):
-        return  # the YAML checks above stand in for it
+        pytest.skip(
+            "no `docker compose` here: the YAML checks above stand in for `docker compose "
+            "config`; tests/test_documented.py runs every service's command as a process"
+        )
     (tmp_path / ".env").write_text("SECRET_KEY=x\n")
     result = subprocess.run(
         [

@@ -22,6 +22,7 @@ from outbound.models import MessageTemplate
 GYE = ZoneInfo("America/Guayaquil")
 ANCHOR = datetime(2025, 3, 14, 15, 0, tzinfo=GYE)
 TODAY = ANCHOR.date()
+IMPORTED = 6  # customers the demo's CSV import adds to the 200
 
 pytestmark = pytest.mark.django_db
 
@@ -220,7 +221,7 @@ def test_it_does_nothing_with_if_empty_on_a_non_empty_database():
 
 def test_it_seeds_an_empty_database_with_if_empty():
     call_command("seed_demo", "--if-empty", stdout=StringIO())
-    assert Customer.objects.count() == 200
+    assert Customer.objects.count() == 200 + IMPORTED
     assert Message.objects.filter(created_at__lte=demo_now()).exists()
 
 
@@ -230,7 +231,7 @@ def test_it_refuses_existing_data_unless_forced():
         call_command("seed_demo", stdout=StringIO())
     assert Customer.objects.count() == 1
     call_command("seed_demo", "--force", "--now", ANCHOR.isoformat(), stdout=StringIO())
-    assert Customer.objects.count() == 200
+    assert Customer.objects.count() == 200 + IMPORTED
     assert not Customer.objects.filter(phone="+593991234567").exists()
 
 

@@ -388,10 +388,13 @@ class Started:
     log: Path
 
 
-def start(name: str, command: Documented, *, swap: Swap, logs: Path, image=False) -> Started:
-    """Start `command` as a person would type it, with its documented environment swapped."""
+def start(
+    name: str, command: Documented, *, swap: Swap, logs: Path, image=False, extra_env=None
+) -> Started:
+    """Start `command` as a person would type it, with its documented environment swapped
+    (`extra_env`: a swap that is a variable, such as SQLITE_PATH for var/chatdesk.sqlite3)."""
     text = swap.text(command.text)
-    env = {**shell_env(image=image), **swap.env(command.environ)}
+    env = {**shell_env(image=image), **swap.env(command.environ), **(extra_env or {})}
     log = logs / f"{name}.log"
     out = open(log, "ab")  # noqa: SIM115 (kept open by the child)
     proc = subprocess.Popen(
@@ -628,3 +631,66 @@ def production_topology(transactional_db, tmp_path):
         yield topology
         # Shown by pytest only when the test failed ("Captured stdout teardown").
         print(topology.logs_tail())
+
+
+# --- `make demo` --------------------------------------------------------------------------------
+
+
+@dataclass
+class Demo:
+    url: str
+    simulator: str
+    started: Started
+    sqlite_path: Path
+
+    def manage(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        """A management command on the demo's database (DEBUG=1: a tool of the test's, run
+        beside the demo, not a documented command)."""
+        env = {**shell_env(), "SQLITE_PATH": str(self.sqlite_path), "DEBUG": "1"}
+        return subprocess.run(
+            [str(BIN / "python"), "manage.py", *args], cwd=ROOT, env=env, capture_output=True,
+            text=True, timeout=timeout,
+        )  # fmt: skip
+
+
+def free_port_pair() -> int:
+    """A free port whose next one is free too (the demo serves its simulator there)."""
+    import socket
+
+    for _ in range(50):
+        port = free_port()
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no two consecutive free ports")
+
+
+def readme_command(program: str) -> Documented:
+    for command in markdown_block_commands("README.md"):
+        if command.program == program:
+            return command
+    raise LookupError(f"the README has no {program!r} line")
+
+
+@contextmanager
+def demo_run(*, logs: Path, sqlite_path: Path, timeout: float = 240):
+    """The README's `make demo`, as written, with nothing in its environment but a shell's and
+    two swaps: the port (`PORT=`, the Makefile's) and the SQLite file (`SQLITE_PATH`, instead of
+    var/chatdesk.sqlite3). Yields once /readyz answers 200."""
+    logs.mkdir(parents=True, exist_ok=True)
+    port = free_port_pair()
+    command = readme_command("make demo")
+    swapped = Documented(command.source, f"{command.text} PORT={port}", command.env)
+    process = start(
+        "make-demo", swapped, swap=Swap(), logs=logs, extra_env={"SQLITE_PATH": str(sqlite_path)}
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: http_ok(f"{url}/readyz"), timeout=timeout, what="make demo's /readyz",
+                   procs=[process])  # fmt: skip
+        yield Demo(url, f"http://127.0.0.1:{port + 1}", process, sqlite_path)
+    finally:
+        stop(process)

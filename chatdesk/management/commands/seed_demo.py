@@ -1,11 +1,21 @@
-"""Fill an empty database with a month of demo data (`make demo` runs it with --if-empty)."""
+"""Fill an empty database with a month of demo data (`make demo` runs it with --if-empty).
+
+Run again on a demo database (`--if-empty` with customers there), it keeps every row and moves
+the story's dates forward to today (chatdesk.demo.demo_refresh), so the panel shows today."""
 
 from datetime import datetime
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from chatdesk.demo import DEFAULT_SEED, GYE, demo_credentials_box, demo_seed, demo_wipe
+from chatdesk.demo import (
+    DEFAULT_SEED,
+    GYE,
+    demo_credentials_box,
+    demo_refresh,
+    demo_seed,
+    demo_wipe,
+)
 from customers.models import Customer
 
 
@@ -35,6 +45,9 @@ class Command(BaseCommand):
         existing = Customer.objects.count()
         if existing and if_empty:
             self.stdout.write(f"There are already {existing} customers: nothing seeded.")
+            days = demo_refresh(now=now)
+            if days:
+                self.stdout.write(f"Demo data moved {days} days forward, to today.")
         elif existing and not force:
             self.stdout.write(demo_credentials_box())
             raise CommandError(

@@ -9,6 +9,7 @@ from customers.importer import (
     UPDATE,
     ImportFileError,
     customer_import_bytes,
+    customer_import_record,
 )
 
 
@@ -30,6 +31,8 @@ class Command(BaseCommand):
             report = customer_import_bytes(data=data, dry_run=dry_run)
         except ImportFileError as exc:
             raise CommandError(str(exc)) from exc
+        if not dry_run:
+            customer_import_record(report=report, filename=file.name)
         counts = report.counts
         self.stdout.write(
             ("Simulación (no se guardó nada): " if dry_run else "Importación: ")
