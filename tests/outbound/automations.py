@@ -13,11 +13,15 @@ GYE = ZoneInfo("America/Guayaquil")
 
 
 @pytest.fixture(autouse=True)
-def in_memory_layer(settings):
+def in_memory_layer(settings, monkeypatch):
     """Events go to an in-memory layer of the test's own, never to a running chatdesk's
-    (autouse in every module that imports it)."""
+    (autouse in every module that imports it), with a flood budget of its own: the tests
+    before it may have published more in this second than the flood rule lets through."""
     from channels.layers import channel_layers
 
+    from inbox import events
+
+    monkeypatch.setattr(events, "_budget", events._ListBudget())
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     channel_layers.backends.clear()
     yield
