@@ -22,7 +22,10 @@ env_file = BASE_DIR / ".env"
 if env_file.exists():
     environ.Env.read_env(env_file)
 
-DEBUG = env.bool("DEBUG", default=True)
+# Off unless asked for: a deployment that forgets the variable gets production settings (and
+# refuses to start without its secrets), never the public development ones. `make demo`, the
+# tests (pyproject's pytest env) and tests/procs.py turn it on explicitly.
+DEBUG = env.bool("DEBUG", default=False)
 
 SECRET_KEY = env.str("SECRET_KEY", default="")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[])
