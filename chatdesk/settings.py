@@ -212,6 +212,13 @@ WHITENOISE_AUTOREFRESH = DEBUG
 # users through a view, never as public static files.
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "var" / "media")
 MEDIA_URL = "/media/"
+# Request bodies are capped before they are buffered (chatdesk/bodylimit.py): this much for
+# anything but the webhook (WASENDER_WEBHOOK_MAX_BYTES) and a logged-in agent's uploads (the
+# attachment and import caps plus a margin); a body must arrive within the timeout.
+REQUEST_MAX_BYTES = env.int("REQUEST_MAX_BYTES", default=1024 * 1024)
+REQUEST_BODY_TIMEOUT = env.float("REQUEST_BODY_TIMEOUT", default=30.0)
+REQUEST_UPLOAD_TIMEOUT = env.float("REQUEST_UPLOAD_TIMEOUT", default=300.0)
+CUSTOMER_IMPORT_MAX_BYTES = env.int("CUSTOMER_IMPORT_MAX_BYTES", default=5 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # What an agent may attach to a reply, per kind (WhatsApp's limits; megabytes).
