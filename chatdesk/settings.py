@@ -192,6 +192,10 @@ AXES_CLIENT_IP_CALLABLE = "chatdesk.security.client_ip"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
+# Open inbox sockets re-check their session, user and role this often (inbox/socket_access.py):
+# a logout, deactivation, role change or deleted session closes them within these seconds.
+SOCKET_RECHECK_SECONDS = env.float("SOCKET_RECHECK_SECONDS", default=3.0)
+
 # --- i18n: Spanish (Ecuador) first, English available ------------------------------------------
 LANGUAGE_CODE = "es-ec"
 LANGUAGES = [("es-ec", "Español"), ("en", "English")]
