@@ -180,12 +180,15 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
 ]
 LOGIN_URL = "login"
-# Login throttling (django-axes), for the login page and the Django admin's login alike: 5
-# failures for one username from one IP lock that pair out for 15 minutes, even with the right
-# password; another user, or the same user elsewhere, is not affected.
-AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+# Login throttling (django-axes), for the login page and the Django admin's login alike, in two
+# tiers: 5 failures for one username from one address lock that pair out for 15 minutes, even
+# with the right password (another user, or the same user elsewhere, is not affected); 20
+# failures from one address, whatever the usernames, lock the address.
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+LOGIN_ADDRESS_FAILURE_LIMIT = env.int("LOGIN_ADDRESS_FAILURE_LIMIT", default=20)
+AXES_FAILURE_LIMIT = "chatdesk.security.login_failure_limit"
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "chatdesk.views.login_lockout"
 # REMOTE_ADDR: behind a proxy, daphne --proxy-headers puts the client's address there.
