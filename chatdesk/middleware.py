@@ -37,30 +37,6 @@ class RequestIdMiddleware:
         return response
 
 
-def csp_header_value(policy: dict[str, list[str]]) -> str:
-    return "; ".join(" ".join([name, *sources]) for name, sources in policy.items())
-
-
-class ContentSecurityPolicyMiddleware:
-    """One header for every response (pages, fragments, the admin, errors). A view that needs
-    a different policy sets the header itself; it is then left alone."""
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-        self.value = csp_header_value(settings.CONTENT_SECURITY_POLICY)
-        self.header = (
-            "Content-Security-Policy-Report-Only"
-            if settings.CSP_REPORT_ONLY
-            else "Content-Security-Policy"
-        )
-
-    def __call__(self, request):
-        response = self.get_response(request)
-        if "Content-Security-Policy" not in response and self.header not in response:
-            response[self.header] = self.value
-        return response
-
-
 # What no database column takes: NUL (PostgreSQL refuses it) and lone surrogates (not UTF-8).
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 ID_MAX = 2**63 - 1

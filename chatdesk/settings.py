@@ -8,6 +8,7 @@ WaSender simulator. With them it runs as separate web / worker / scheduler proce
 import os
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -61,6 +62,7 @@ INSTALLED_APPS = [
     "template_partials",
     "dramatiq_crontab",
     "axes",
+    "csp",
     "customers",
     "inbox",
     "outbound",
@@ -70,7 +72,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "chatdesk.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "chatdesk.middleware.ContentSecurityPolicyMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "chatdesk.middleware.SpanishFirstLocaleMiddleware",
@@ -257,24 +259,33 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
-# Content Security Policy (chatdesk.middleware): no inline script, no inline style, no eval.
-# htmx's own indicator <style> is switched off in base.html (htmx-config). In production it is
-# enforced; on a laptop it is sent as Report-Only so the browser console names what would break
-# (CSP_REPORT_ONLY=0 enforces it there too, as the CSP browser test does).
-CONTENT_SECURITY_POLICY = {
-    "default-src": ["'self'"],
-    "script-src": ["'self'"],
-    "style-src": ["'self'"],
-    "img-src": ["'self'", "data:", "blob:"],
-    "media-src": ["'self'", "blob:"],
-    "font-src": ["'self'", "data:"],
-    "connect-src": ["'self'", "ws:", "wss:"],
-    "object-src": ["'none'"],
-    "base-uri": ["'self'"],
-    "frame-ancestors": ["'none'"],
-    "form-action": ["'self'"],
+# Content Security Policy (django-csp): no inline script, no inline style, no eval, and the
+# browser may connect only to us: 'self' (which CSP Level 3 browsers also read as our own ws:
+# and wss:; a browser test proves Chromium does) and, for the others, the inbox socket at
+# PUBLIC_URL's host. htmx's own indicator <style> is switched off in base.html (htmx-config).
+# In production it is enforced; on a laptop it is sent as Report-Only so the browser console
+# names what would break (CSP_REPORT_ONLY=0 enforces it there too, as the CSP browser test does).
+_public = urlsplit(PUBLIC_URL)
+INBOX_SOCKET_ORIGIN = f"{'wss' if _public.scheme == 'https' else 'ws'}://{_public.netloc}"
+_csp = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "media-src": ["'self'", "blob:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'", INBOX_SOCKET_ORIGIN],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    }
 }
-CSP_REPORT_ONLY = env.bool("CSP_REPORT_ONLY", default=DEBUG)
+# Not named CSP_REPORT_ONLY here: django-csp 4 takes CSP_* settings for its old format.
+_csp_report_only = env.bool("CSP_REPORT_ONLY", default=DEBUG)
+CONTENT_SECURITY_POLICY = None if _csp_report_only else _csp
+CONTENT_SECURITY_POLICY_REPORT_ONLY = _csp if _csp_report_only else None
 
 # --- webhook source ------------------------------------------------------------------------------
 # Optional allowlist of the addresses WaSender calls from (CIDRs, comma separated); empty = any.
