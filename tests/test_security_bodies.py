@@ -5,6 +5,7 @@ process, and on a real daphne, where 4 clients streaming 200 MB each leave its m
 was and an agent's socket connected."""
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -194,6 +195,20 @@ def test_it_refuses_a_body_that_trickles_in(daphne):
         status, body = answer(sock)  # nothing more is sent: the server gives up (3 s here)
     assert status == 408
     assert json.loads(body)["error"] == "timeout"
+
+
+def test_it_lets_a_logged_in_agent_send_past_the_small_cap(daphne):
+    """Reading pauses while the session is looked up, then goes on: 3 MB reach Django (which
+    answers 403 here: the raw request carries no CSRF token), where anonymous gets 413."""
+    port, _ = daphne
+    cookie = session_cookie(make_user("bob", "agent"))
+    body = b"x" * (3 * MB)
+    for extra, status in [({"Cookie": cookie}, 403), ({}, 413)]:
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(head("/inbox/c/1/reply/", length=len(body), **extra))
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                sock.sendall(body)
+            assert answer(sock)[0] == status
 
 
 def session_cookie(user) -> str:
