@@ -7,6 +7,7 @@ import os
 import time
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
 from tests.browser.test_inbox_live import inbound
@@ -113,6 +114,11 @@ def test_it_lets_the_inbox_socket_connect_under_the_policy(page, csp_server_url)
 def until(page, expression: str, timeout: float = 30) -> None:
     """An upper bound for something that must become true, not a timing."""
     deadline = time.monotonic() + timeout
-    while not page.evaluate(expression):
+    while True:
+        try:
+            if page.evaluate(expression):
+                return
+        except PlaywrightError:  # the page is navigating: ask the next one
+            pass
         assert time.monotonic() < deadline, expression
         time.sleep(0.1)
