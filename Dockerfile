@@ -1,6 +1,8 @@
 # One image for the web, worker and scheduler processes (see docker-compose.yml).
 FROM python:3.11-slim
-ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 STATIC_ROOT=/srv/chatdesk/static MEDIA_ROOT=/srv/chatdesk/media
+# Production settings unless told otherwise: DEBUG=0 needs SECRET_KEY, ALLOWED_HOSTS and
+# WASENDER_WEBHOOK_SECRET from the environment (.env with docker compose).
+ENV DEBUG=0 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 STATIC_ROOT=/srv/chatdesk/static MEDIA_ROOT=/srv/chatdesk/media
 WORKDIR /app
 COPY . .
 RUN pip install . \

@@ -17,10 +17,11 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 ## Set up everything and run the whole app on http://127.0.0.1:8000 (embedded mode).
+# DEBUG is off by default (production settings need secrets): the demo turns it on.
 demo: install
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py seed_demo --if-empty
-	$(BIN)/python manage.py runembedded --port $(PORT)
+	DEBUG=1 $(BIN)/python manage.py migrate --noinput
+	DEBUG=1 $(BIN)/python manage.py seed_demo --if-empty
+	DEBUG=1 $(BIN)/python manage.py runembedded --port $(PORT)
 
 ## The whole test suite (with DATABASE_URL / REDIS_URL set, against those services).
 test: install
@@ -46,8 +47,8 @@ screenshots: install
 
 ## Refresh translation catalogues (needs GNU gettext); the compiled .mo files are committed.
 messages: install
-	$(BIN)/python manage.py makemessages -l en --no-location --no-obsolete --ignore=.venv --ignore=var --ignore=bench --ignore=tests --ignore=static
-	$(BIN)/python manage.py compilemessages --ignore=.venv
+	DEBUG=1 $(BIN)/python manage.py makemessages -l en --no-location --no-obsolete --ignore=.venv --ignore=var --ignore=bench --ignore=tests --ignore=static
+	DEBUG=1 $(BIN)/python manage.py compilemessages --ignore=.venv
 
 clean:
 	rm -rf $(VENV) var

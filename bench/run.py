@@ -62,7 +62,7 @@ def main() -> None:
     for script, suffix in BENCHMARKS:
         url = database_url(base, suffix)
         database_ensure(base, url)
-        env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": redis_url}
+        env = {"DEBUG": "1", **os.environ, "DATABASE_URL": url, "REDIS_URL": redis_url}
         if suffix == "large" and not has_messages(url):
             print(f"== generating the large data set in {url}", flush=True)
             manage = [sys.executable, "manage.py"]

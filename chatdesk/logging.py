@@ -53,10 +53,29 @@ def log_context(**fields):
         fields_var.reset(token)
 
 
+# A run of 7 or more digits (with a leading + or not) is taken for a phone number: customers'
+# numbers reach log lines through paths (/api/v1/customers/<phone>/renewals, a 404's path) and
+# exception texts. Structured fields (message_id, ...) are left alone.
+PHONE_LIKE = re.compile(r"\+?(?<!\d)\d{7,}")
+REDACTED = "[phone]"
+
+
+def redact(text: str) -> str:
+    return PHONE_LIKE.sub(REDACTED, text)
+
+
 class ContextFilter(logging.Filter):
-    """Puts request_id (and the context's fields) on every record, for both formats."""
+    """Puts request_id (and the context's fields) on every record, for both formats, and takes
+    phone numbers out of its message and exception text."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if PHONE_LIKE.search(message):
+            record.msg, record.args = redact(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
         if not getattr(record, "request_id", None):
             record.request_id = request_id_var.get() or "-"
         for name, value in fields_var.get().items():
@@ -88,8 +107,8 @@ class JsonFormatter(logging.Formatter):
                 value = fields_var.get().get(name)
             if value is not None:
                 line[name] = value
-        if record.exc_info:
-            line["exc"] = self.formatException(record.exc_info)
+        if record.exc_text or record.exc_info:
+            line["exc"] = record.exc_text or self.formatException(record.exc_info)
         if record.stack_info:
             line["stack"] = self.formatStack(record.stack_info)
         return json.dumps(line, ensure_ascii=False, default=str)

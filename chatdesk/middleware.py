@@ -1,11 +1,14 @@
-"""Request id, Content Security Policy, and the webhook's source-address allowlist."""
+"""Request id, hostile input, the webhook's source-address allowlist, Spanish first."""
 
+import json
 import logging
+import re
 
 from django.conf import settings
-from django.http import JsonResponse
+from django.http import Http404, HttpResponseBadRequest, JsonResponse
 from django.middleware.locale import LocaleMiddleware
 from django.utils import translation
+from django.utils.translation import gettext as _
 
 from chatdesk.logging import request_id_from_header, request_id_var
 from chatdesk.security import client_ip, ip_allowed
@@ -34,28 +37,70 @@ class RequestIdMiddleware:
         return response
 
 
-def csp_header_value(policy: dict[str, list[str]]) -> str:
-    return "; ".join(" ".join([name, *sources]) for name, sources in policy.items())
+# What no database column takes: NUL (PostgreSQL refuses it) and lone surrogates (not UTF-8).
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+ID_MAX = 2**63 - 1
 
 
-class ContentSecurityPolicyMiddleware:
-    """One header for every response (pages, fragments, the admin, errors). A view that needs
-    a different policy sets the header itself; it is then left alone."""
+def _unstorable(value) -> bool:
+    if isinstance(value, str):
+        return bool(UNSTORABLE.search(value))
+    if isinstance(value, list):
+        return any(_unstorable(v) for v in value)
+    if isinstance(value, dict):
+        return any(_unstorable(k) or _unstorable(v) for k, v in value.items())
+    return False
+
+
+def _unstorable_input(request) -> str | None:
+    """Where the request carries text no column can store ("query" or "body"), or None. The
+    body is looked at as the view would read it: a form, or JSON (the API)."""
+    if any(_unstorable([key, *values]) for key, values in request.GET.lists()):
+        return "query"
+    if request.method not in ("POST", "PUT", "PATCH"):
+        return None
+    if request.content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        if any(_unstorable([key, *values]) for key, values in request.POST.lists()):
+            return "body"
+        if any(_unstorable(upload.name or "") for upload in request.FILES.values()):
+            return "body"
+    elif request.content_type == "application/json":
+        try:
+            data = json.loads(request.body)
+        except (ValueError, RecursionError):
+            return None  # not JSON: the API answers that itself
+        if _unstorable(data):
+            return "body"
+    return None
+
+
+class HostileInputMiddleware:
+    """Input a client can send but no database can store is refused before any view runs:
+    a NUL character or a lone surrogate in a query, a form or a JSON body answers 400 (422 in
+    the API, in its own error shape), an id in the URL past 64 bits 404. The WaSender webhook
+    is left alone: it stores what it gets, cleaned (inbox/webhooks.py)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
-        self.value = csp_header_value(settings.CONTENT_SECURITY_POLICY)
-        self.header = (
-            "Content-Security-Policy-Report-Only"
-            if settings.CSP_REPORT_ONLY
-            else "Content-Security-Policy"
-        )
 
     def __call__(self, request):
-        response = self.get_response(request)
-        if "Content-Security-Policy" not in response and self.header not in response:
-            response[self.header] = self.value
-        return response
+        return self.get_response(request)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        if any(isinstance(v, int) and not -ID_MAX - 1 <= v <= ID_MAX for v in view_kwargs.values()):
+            raise Http404
+        match = request.resolver_match
+        if match is not None and match.view_name == "wasender_webhook":
+            return None
+        where = _unstorable_input(request)
+        if where is None:
+            return None
+        message = _("El texto tiene caracteres que no se pueden guardar (NUL o sustitutos "
+                    "sueltos). Quítalos y vuelve a intentarlo.")  # fmt: skip
+        if match is not None and match.namespace == "api":
+            error = {"type": "value_error", "loc": [where], "msg": message}
+            return JsonResponse({"detail": [error]}, status=422)
+        return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
 
 
 class WebhookAllowlistMiddleware:

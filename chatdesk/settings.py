@@ -8,6 +8,7 @@ WaSender simulator. With them it runs as separate web / worker / scheduler proce
 import os
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -22,7 +23,10 @@ env_file = BASE_DIR / ".env"
 if env_file.exists():
     environ.Env.read_env(env_file)
 
-DEBUG = env.bool("DEBUG", default=True)
+# Off unless asked for: a deployment that forgets the variable gets production settings (and
+# refuses to start without its secrets), never the public development ones. `make demo`, the
+# tests (pyproject's pytest env) and tests/procs.py turn it on explicitly.
+DEBUG = env.bool("DEBUG", default=False)
 
 SECRET_KEY = env.str("SECRET_KEY", default="")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[])
@@ -61,6 +65,7 @@ INSTALLED_APPS = [
     "template_partials",
     "dramatiq_crontab",
     "axes",
+    "csp",
     "customers",
     "inbox",
     "outbound",
@@ -70,7 +75,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "chatdesk.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "chatdesk.middleware.ContentSecurityPolicyMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "chatdesk.middleware.SpanishFirstLocaleMiddleware",
@@ -82,6 +87,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "chatdesk.middleware.WebhookAllowlistMiddleware",
+    "chatdesk.middleware.HostileInputMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -182,18 +188,25 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
 ]
 LOGIN_URL = "login"
-# Login throttling (django-axes), for the login page and the Django admin's login alike: 5
-# failures for one username from one IP lock that pair out for 15 minutes, even with the right
-# password; another user, or the same user elsewhere, is not affected.
-AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+# Login throttling (django-axes), for the login page and the Django admin's login alike, in two
+# tiers: 5 failures for one username from one address lock that pair out for 15 minutes, even
+# with the right password (another user, or the same user elsewhere, is not affected); 20
+# failures from one address, whatever the usernames, lock the address.
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+LOGIN_ADDRESS_FAILURE_LIMIT = env.int("LOGIN_ADDRESS_FAILURE_LIMIT", default=20)
+AXES_FAILURE_LIMIT = "chatdesk.security.login_failure_limit"
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "chatdesk.views.login_lockout"
 # REMOTE_ADDR: behind a proxy, daphne --proxy-headers puts the client's address there.
 AXES_CLIENT_IP_CALLABLE = "chatdesk.security.client_ip"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+
+# Open inbox sockets re-check their session, user and role this often (inbox/socket_access.py):
+# a logout, deactivation, role change or deleted session closes them within these seconds.
+SOCKET_RECHECK_SECONDS = env.float("SOCKET_RECHECK_SECONDS", default=3.0)
 
 # --- i18n: Spanish (Ecuador) first, English available ------------------------------------------
 LANGUAGE_CODE = "es-ec"
@@ -215,6 +228,13 @@ WHITENOISE_AUTOREFRESH = DEBUG
 # users through a view, never as public static files.
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "var" / "media")
 MEDIA_URL = "/media/"
+# Request bodies are capped before they are buffered (chatdesk/bodylimit.py): this much for
+# anything but the webhook (WASENDER_WEBHOOK_MAX_BYTES) and a logged-in agent's uploads (the
+# attachment and import caps plus a margin); a body must arrive within the timeout.
+REQUEST_MAX_BYTES = env.int("REQUEST_MAX_BYTES", default=1024 * 1024)
+REQUEST_BODY_TIMEOUT = env.float("REQUEST_BODY_TIMEOUT", default=30.0)
+REQUEST_UPLOAD_TIMEOUT = env.float("REQUEST_UPLOAD_TIMEOUT", default=300.0)
+CUSTOMER_IMPORT_MAX_BYTES = env.int("CUSTOMER_IMPORT_MAX_BYTES", default=5 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # What an agent may attach to a reply, per kind (WhatsApp's limits; megabytes).
@@ -245,24 +265,33 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
-# Content Security Policy (chatdesk.middleware): no inline script, no inline style, no eval.
-# htmx's own indicator <style> is switched off in base.html (htmx-config). In production it is
-# enforced; on a laptop it is sent as Report-Only so the browser console names what would break
-# (CSP_REPORT_ONLY=0 enforces it there too, as the CSP browser test does).
-CONTENT_SECURITY_POLICY = {
-    "default-src": ["'self'"],
-    "script-src": ["'self'"],
-    "style-src": ["'self'"],
-    "img-src": ["'self'", "data:", "blob:"],
-    "media-src": ["'self'", "blob:"],
-    "font-src": ["'self'", "data:"],
-    "connect-src": ["'self'", "ws:", "wss:"],
-    "object-src": ["'none'"],
-    "base-uri": ["'self'"],
-    "frame-ancestors": ["'none'"],
-    "form-action": ["'self'"],
+# Content Security Policy (django-csp): no inline script, no inline style, no eval, and the
+# browser may connect only to us: 'self' (which CSP Level 3 browsers also read as our own ws:
+# and wss:; a browser test proves Chromium does) and, for the others, the inbox socket at
+# PUBLIC_URL's host. htmx's own indicator <style> is switched off in base.html (htmx-config).
+# In production it is enforced; on a laptop it is sent as Report-Only so the browser console
+# names what would break (CSP_REPORT_ONLY=0 enforces it there too, as the CSP browser test does).
+_public = urlsplit(PUBLIC_URL)
+INBOX_SOCKET_ORIGIN = f"{'wss' if _public.scheme == 'https' else 'ws'}://{_public.netloc}"
+_csp = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "media-src": ["'self'", "blob:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'", INBOX_SOCKET_ORIGIN],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    }
 }
-CSP_REPORT_ONLY = env.bool("CSP_REPORT_ONLY", default=DEBUG)
+# Not named CSP_REPORT_ONLY here: django-csp 4 takes CSP_* settings for its old format.
+_csp_report_only = env.bool("CSP_REPORT_ONLY", default=DEBUG)
+CONTENT_SECURITY_POLICY = None if _csp_report_only else _csp
+CONTENT_SECURITY_POLICY_REPORT_ONLY = _csp if _csp_report_only else None
 
 # --- webhook source ------------------------------------------------------------------------------
 # Optional allowlist of the addresses WaSender calls from (CIDRs, comma separated); empty = any.

@@ -31,6 +31,7 @@ from chatdesk.roles import SUPPORT, has_role
 from inbox import live, selectors
 from inbox.events import INBOX_GROUP, conversation_group
 from inbox.models import Conversation, Message
+from inbox.socket_access import socket_forget, socket_watch
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
@@ -96,6 +97,7 @@ def _language(scope) -> str:
 
 class InboxConsumer(AsyncJsonWebsocketConsumer):
     user = None
+    revoked = False
     watching: int | None = None
     gap_watch: asyncio.Task | None = None
 
@@ -119,16 +121,34 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         self.gaps = Gaps()
         await self.channel_layer.group_add(INBOX_GROUP, self.channel_name)
         await self.accept()
+        self._access_watch()
 
     async def disconnect(self, code):
         if self.user is None:
             return
+        socket_forget(self)
         if self.gap_watch is not None:
             self.gap_watch.cancel()
         await self._unwatch()
         await self.channel_layer.group_discard(INBOX_GROUP, self.channel_name)
 
+    # --- access: re-checked while the socket is open (inbox/socket_access.py) ------------------
+
+    def _access_watch(self):
+        session = self.scope.get("session")
+        socket_watch(self, session_key=getattr(session, "session_key", "") or "",
+                     user_id=self.user.pk)  # fmt: skip
+
+    async def access_lost(self, code: int):
+        """The user logged out, was deactivated or lost the role: leave every group, send
+        nothing more, close with the reason."""
+        await self.disconnect(code)
+        self.user, self.revoked = None, True
+        await self.close(code=code)
+
     async def dispatch(self, message):
+        if self.revoked and not message["type"].startswith("websocket."):
+            return
         if self.user is not None and "seq" in message:
             self.gaps.see(message.get("source"), message.get("seq"))
             if self.gaps.open and (self.gap_watch is None or self.gap_watch.done()):

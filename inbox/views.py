@@ -202,7 +202,10 @@ def _scheduled_for(raw: str) -> datetime | None:
     """A datetime-local value, in the agency's time zone (Guayaquil)."""
     if not raw:
         return None
-    moment = parse_datetime(raw)
+    try:
+        moment = parse_datetime(raw)  # ValueError for a well-formed impossible one (30 February)
+    except ValueError:
+        moment = None
     if moment is None:
         raise SendRejected("scheduled_for", _("La fecha y hora no son válidas."))
     if timezone.is_naive(moment):
@@ -258,6 +261,10 @@ def message_reply(request, conversation_id: int):
             messages.error(request, rejected.message)
             return redirect("inbox:conversation", conversation.pk)
         return _composer(request, conversation, error=rejected.message, text=text)
+    except BaseException:
+        # Whatever else failed, a reply that was not written leaves no file in MEDIA_ROOT.
+        attachments.attachment_discard(attachment)
+        raise
     if message.status != Message.Status.SCHEDULED:
         conversations.conversation_mark_answered(conversation=conversation)
     if not request.htmx:

@@ -184,6 +184,9 @@ def timestamp_parse(value, where: str = "timestamp") -> datetime | None:
     number = _int_like(value, where)
     if number is None:
         return None
+    # Checked as an integer first: 10**400 milliseconds cannot even become a float.
+    if not EPOCH_MIN <= number <= EPOCH_MAX * 1000:
+        raise ParseError(f"{where}: fecha fuera de rango")
     seconds = number / 1000 if number > EPOCH_MAX else number
     if not EPOCH_MIN <= seconds <= EPOCH_MAX:
         raise ParseError(f"{where}: fecha fuera de rango")

@@ -70,9 +70,17 @@ MESSAGE_COLUMNS = (
     "conversation__customer__name", "conversation__customer__phone", "status", "body",
     "sent_at", "delivered_at", "read_at", "failed_at", "failure_reason",
 )  # fmt: skip
+# What a marketer gets: how messages fared, never what a conversation said or with whom (the
+# inbox and the customer history are not theirs either). Campaign-level detail is in each
+# campaign's own export.
+MARKETING_MESSAGE_COLUMNS = (
+    "id", "created_at", "direction", "author_kind", "status",
+    "sent_at", "delivered_at", "read_at", "failed_at", "failure_reason",
+)  # fmt: skip
+LOCAL_TIMES = {"created_at", "sent_at", "delivered_at", "read_at", "failed_at"}
 
 
-def messages_rows(period, *, direction="", author_kind="", status=""):
+def messages_rows(period, *, columns=MESSAGE_COLUMNS, direction="", author_kind="", status=""):
     rows = Message.objects.filter(created_at__gte=period.start, created_at__lt=period.end)
     if direction:
         rows = rows.filter(direction=direction)
@@ -80,19 +88,29 @@ def messages_rows(period, *, direction="", author_kind="", status=""):
         rows = rows.filter(author_kind=author_kind)
     if status:
         rows = rows.filter(status=status)
-    rows = rows.order_by("created_at", "id").values_list(*MESSAGE_COLUMNS)
+    rows = rows.order_by("created_at", "id").values_list(*columns)
+    times = [i for i, name in enumerate(columns) if name in LOCAL_TIMES]
     for row in rows.iterator(chunk_size=CHUNK):
         row = list(row)
-        for i in (1, 9, 10, 11, 12):
+        for i in times:
             row[i] = _local(row[i])
         yield row
 
 
-def messages_csv(period, **filters):
-    header = [_("id"), _("fecha"), _("dirección"), _("autor"), _("agente"), _("cliente"),
-              _("teléfono"), _("estado"), _("texto"), _("enviado"), _("entregado"), _("leído"),
-              _("fallido"), _("motivo del fallo")]  # fmt: skip
-    return csv_response(_stem("mensajes", period), header, messages_rows(period, **filters))
+def messages_csv(period, *, conversations: bool = True, **filters):
+    """Every message of the period; `conversations=False` (a marketer) leaves out the text,
+    the customer's name and phone and the agent."""
+    labels = {
+        "id": _("id"), "created_at": _("fecha"), "direction": _("dirección"),
+        "author_kind": _("autor"), "agent__username": _("agente"),
+        "conversation__customer__name": _("cliente"),
+        "conversation__customer__phone": _("teléfono"), "status": _("estado"),
+        "body": _("texto"), "sent_at": _("enviado"), "delivered_at": _("entregado"),
+        "read_at": _("leído"), "failed_at": _("fallido"), "failure_reason": _("motivo del fallo"),
+    }  # fmt: skip
+    columns = MESSAGE_COLUMNS if conversations else MARKETING_MESSAGE_COLUMNS
+    rows = messages_rows(period, columns=columns, **filters)
+    return csv_response(_stem("mensajes", period), [labels[c] for c in columns], rows)
 
 
 def daily_csv(period):

@@ -118,7 +118,8 @@ def export_csv(request, kind: str):
             if value and value not in allowed:
                 return HttpResponseBadRequest(_("Filtro no válido: %(name)s") % {"name": name})
             filters[name] = value
-        return export(period, **filters)
+        # Private conversations are the support roles' (admin included), never a marketer's.
+        return export(period, conversations=has_role(request.user, *SUPPORT), **filters)
     if kind in ("reminders", "campaigns"):
         return export(period, within_days=_within_days(request))
     return export(period)

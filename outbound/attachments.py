@@ -10,6 +10,7 @@ stored name is ours (a random id and the sniffed extension), the agent's name is
 import io
 import re
 import secrets
+import struct
 import unicodedata
 import zipfile
 from dataclasses import dataclass
@@ -22,6 +23,12 @@ from django.utils.translation import gettext as _
 from outbound.services import SendRejected
 
 SNIFF_BYTES = 64
+# A zip's end record sits in its last 64 KB (22 bytes and a comment of up to 65,535). Office
+# documents have tens of entries; an archive declaring thousands is refused before its central
+# directory is read.
+ZIP_TAIL = 22 + 65535
+ZIP_MAX_ENTRIES = 5000
+ZIP_MAX_DIRECTORY = 1024 * 1024
 NAME_MAX = 120
 # OOXML and OpenDocument files are zip archives: the first entry names tell them apart.
 OOXML = {
@@ -74,17 +81,40 @@ def _mp3(head: bytes) -> bool:
     )
 
 
+def _zip_entries(upload) -> int | None:
+    """How many entries the zip's end record declares, read from its last 64 KB, before
+    zipfile reads the whole central directory into memory. None for no zip, a directory over
+    1 MB, or Zip64 (which no office document needs: more than 65,535 entries or 4 GB)."""
+    upload.seek(0, io.SEEK_END)
+    size = upload.tell()
+    upload.seek(max(0, size - ZIP_TAIL))
+    tail = upload.read(ZIP_TAIL)
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) - at < 22:
+        return None
+    entries, directory_size, directory_at = struct.unpack("<HLL", tail[at + 10 : at + 20])
+    if entries == 0xFFFF or 0xFFFFFFFF in (directory_size, directory_at):
+        return None
+    return entries if directory_size <= ZIP_MAX_DIRECTORY else None
+
+
 def _zip_document(upload) -> Sniffed | None:
-    """Which office document a zip is, from its entry names; any other zip is refused."""
+    """Which office document a zip is, from its entry names; any other zip is refused. Bounded
+    whatever the archive claims: the entry count is read first, and the mimetype entry through
+    a stream that decompresses only the bytes asked for (a zip bomb's entry is never inflated)."""
     try:
+        entries = _zip_entries(upload)
+        if entries is None or entries > ZIP_MAX_ENTRIES:
+            return None
         upload.seek(0)
         with zipfile.ZipFile(upload) as archive:
-            names = archive.namelist()[:200]
+            names = archive.namelist()
             if "mimetype" in names:
-                mime = archive.read("mimetype")[:100].decode("ascii", "replace").strip()
+                with archive.open("mimetype") as entry:
+                    mime = entry.read(100).decode("ascii", "replace").strip()
                 if mime in OPENDOCUMENT:
                     return Sniffed("document", mime, OPENDOCUMENT[mime])
-    except (zipfile.BadZipFile, OSError, RuntimeError, KeyError, ValueError):
+    except (zipfile.BadZipFile, OSError, RuntimeError, KeyError, ValueError, struct.error):
         return None
     finally:
         upload.seek(0)
@@ -142,6 +172,14 @@ def attachment_accept(*, upload) -> Attachment:
     """Check an uploaded file (Django's UploadedFile) and store it under MEDIA_ROOT.
     Raises SendRejected with a Spanish reason for a refused type or size."""
     name = attachment_name_clean(upload.name)
+    # The size first (known without reading): nothing larger than the largest cap is looked at.
+    largest = max(settings.ATTACHMENT_MAX_BYTES.values())
+    if upload.size > largest:
+        raise SendRejected(
+            "attachment",
+            _("«%(name)s» pesa %(size)s; el máximo es %(max)s.")
+            % {"name": name, "size": _megabytes(upload.size), "max": _megabytes(largest)},
+        )
     sniffed = attachment_sniff(upload)
     if sniffed is None:
         raise SendRejected(

@@ -6,6 +6,26 @@ from customers.segments import SegmentFilterError, segment_filters_clean
 from outbound.models import MessageTemplate
 from outbound.templating import CAMPAIGN_VARIABLES, template_validate
 
+ID_MAX = 2**63 - 1
+
+
+class IdsField(forms.ModelMultipleChoiceField):
+    """A choice of rows by id, where an id past 64 bits is an invalid choice like any other
+    (SQLite cannot even bind it: its `__in` lookup raised OverflowError)."""
+
+    def _check_values(self, value):
+        for pk in value:
+            try:
+                too_big = abs(int(str(pk))) > ID_MAX
+            except ValueError:
+                continue  # not a number: Django's own check refuses it
+            if too_big:
+                raise forms.ValidationError(
+                    self.error_messages["invalid_pk_value"], code="invalid_pk_value",
+                    params={"pk": str(pk)[:20]},
+                )  # fmt: skip
+        return super()._check_values(value)
+
 
 class TemplateForm(forms.ModelForm):
     class Meta:
@@ -68,7 +88,7 @@ class SegmentForm(forms.Form):
     last word on what a valid filter is."""
 
     name = forms.CharField(label=_("Nombre del segmento"), max_length=120, required=False)
-    services = forms.ModelMultipleChoiceField(
+    services = IdsField(
         label=_("Servicios"),
         queryset=Service.objects.order_by("name"),
         required=False,
@@ -113,7 +133,7 @@ class SegmentForm(forms.Form):
     )
     cities = forms.MultipleChoiceField(label=_("Ciudades"), required=False)
     provinces = forms.MultipleChoiceField(label=_("Provincias"), required=False)
-    tags = forms.ModelMultipleChoiceField(
+    tags = IdsField(
         label=_("Etiquetas (alguna de ellas)"),
         queryset=Tag.objects.order_by("name"),
         required=False,

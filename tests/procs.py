@@ -54,7 +54,11 @@ def process_env(**extra) -> dict:
         if k not in ("PYTEST_VERSION", "DJANGO_ALLOW_ASYNC_UNSAFE")
     }
     env.update(test_database_env())
-    env.update({"DJANGO_SETTINGS_MODULE": "chatdesk.settings", "PYTHONUNBUFFERED": "1"})
+    # DEBUG is off by default: processes started by tests run a laptop's settings unless a test
+    # asks for production ones (DEBUG="0" with its secrets).
+    env.update(
+        {"DJANGO_SETTINGS_MODULE": "chatdesk.settings", "PYTHONUNBUFFERED": "1", "DEBUG": "1"}
+    )
     env.update({k: str(v) for k, v in extra.items()})
     return env
 

@@ -5,6 +5,8 @@ API operation that is not in the matrix fails a test (a new page cannot be forgo
 Personas: anonymous, Alice (admin, staff), Bob (agent), Carla (marketer), Charlie (no role).
 """
 
+import csv
+import io
 import uuid
 
 import pytest
@@ -15,11 +17,15 @@ from django.shortcuts import resolve_url
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.urls.converters import IntConverter, UUIDConverter
+from django.utils import timezone
 
 from chatdesk.api import api
 from chatdesk.asgi import application
 from chatdesk.models import ApiToken
 from chatdesk.roles import ADMIN, AGENT, MARKETER
+from customers.models import Customer
+from inbox.models import Conversation, Message, Note
+from insights.exports import EXPORTS
 from tests.conftest import make_user
 
 PUBLIC = "public"  # anyone, logged in or not
@@ -275,6 +281,100 @@ def test_it_enforces_the_matrix_for_every_persona(clients, key, route, converter
         if problem:
             failures[persona] = problem
     assert not failures, f"{path}: {failures}"
+
+
+# --- what the responses hold ---------------------------------------------------------------------
+# Status codes are not enough: a page a marketer may open must not carry a private conversation.
+
+PRIVATE_TEXT = "Mi clave del banco es 1234"
+PRIVATE_NOTE = "Paga con la tarjeta 4111 1111 1111 1111"
+PRIVATE_PHONE = "+593968196046"
+EXPORT_KINDS = sorted(EXPORTS)
+# The columns of the messages export, by who asks (README, "Roles").
+MESSAGE_EXPORT_HEADER = {
+    "alice": ["id", "fecha", "dirección", "autor", "agente", "cliente", "teléfono", "estado",
+              "texto", "enviado", "entregado", "leído", "fallido", "motivo del fallo"],
+    "carla": ["id", "fecha", "dirección", "autor", "estado", "enviado", "entregado", "leído",
+              "fallido", "motivo del fallo"],
+}  # fmt: skip
+
+
+@pytest.fixture
+def private_chat(db):
+    """A customer's private conversation: what they wrote, an agent's reply and a note."""
+    customer = Customer.objects.create(phone=PRIVATE_PHONE, name="María Reservada")
+    conversation = Conversation.objects.create(
+        customer=customer, last_message_at=timezone.now(), last_message_preview=PRIVATE_TEXT
+    )
+    Message.objects.create(
+        conversation=conversation, direction="in", author_kind="customer", body=PRIVATE_TEXT,
+        status="received",
+    )  # fmt: skip
+    Message.objects.create(
+        conversation=conversation, direction="out", author_kind="agent", status="sent",
+        body="Nunca compartas tu clave",
+    )  # fmt: skip
+    Note.objects.create(customer=customer, body=PRIVATE_NOTE)
+    return {"customer_id": customer.pk, "conversation_id": conversation.pk}
+
+
+def content(response) -> str:
+    if response.streaming:
+        return b"".join(response.streaming_content).decode()
+    return response.content.decode()
+
+
+def readable_urls(persona: str, ids: dict) -> list[str]:
+    """Every page and export this persona may GET, with the private chat's ids filled in."""
+    urls = []
+    for key, _route, converters in URLS:
+        access = ACCESS[key]
+        if access in (TOKEN, SECRET, STAFF) or key in ("logout", "set_language"):
+            continue
+        if access not in (PUBLIC, LOGIN) and not PERSONA_ROLES[persona] & access:
+            continue
+        if key == "insights:export":
+            urls += [reverse(key, kwargs={"kind": kind}) for kind in EXPORT_KINDS]
+            continue
+        kwargs = {p: ids.get(p, _dummy(p, c)) for p, c in converters.items()}
+        urls.append(reverse(key, kwargs=kwargs or None))
+    return urls
+
+
+def test_it_never_shows_a_marketer_a_private_conversation(clients, private_chat):
+    leaks = {}
+    urls = readable_urls("carla", private_chat)
+    assert reverse("insights:export", kwargs={"kind": "messages"}) in urls
+    for url in urls:
+        response = clients["carla"].get(url)
+        assert response.status_code < 500, url
+        text = content(response)
+        found = [s for s in (PRIVATE_TEXT, PRIVATE_NOTE) if s in text]
+        if found:
+            leaks[url] = found
+    assert not leaks
+
+
+@pytest.mark.parametrize("persona", ["alice", "carla"])
+def test_it_decides_the_columns_of_the_messages_export_by_role(clients, private_chat, persona):
+    response = clients[persona].get(reverse("insights:export", kwargs={"kind": "messages"}))
+    text = content(response)
+    rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
+    assert rows[0] == MESSAGE_EXPORT_HEADER[persona]
+    if persona == "alice":  # the owner reads everything: the data is there to be left out
+        assert PRIVATE_TEXT in text and PRIVATE_PHONE in text and "María Reservada" in text
+    else:
+        assert PRIVATE_TEXT not in text and PRIVATE_PHONE not in text
+        assert "María Reservada" not in text
+        assert len(rows) == 3  # both messages, without what they said
+
+
+@pytest.mark.parametrize("kind", EXPORT_KINDS)
+def test_it_keeps_every_export_to_its_roles(clients, private_chat, kind):
+    url = reverse("insights:export", kwargs={"kind": kind})
+    for persona, client in clients.items():
+        problem = check_access(MARKETING, persona, client.get(url))
+        assert problem is None, (kind, persona, problem)
 
 
 # --- the API -------------------------------------------------------------------------------------

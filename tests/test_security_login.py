@@ -84,3 +84,29 @@ def test_it_shows_the_lockout_in_english_when_asked(alice):
     response = attempt(client, "alice", "pass-alice")
     assert response.status_code == 429
     assert '<html lang="en"' in response.content.decode()
+
+
+def test_it_locks_an_address_that_tries_many_usernames(alice):
+    """The address tier: 20 failures from one address, one per made-up username, lock the
+    address, even for a real user with the right password; another address still logs in."""
+    client = Client()
+    for n in range(20):
+        response = attempt(client, f"usuario{n}", "wrong-password")
+        assert response.status_code == (429 if n == 19 else 200), n
+    response = attempt(client, "alice", "pass-alice")
+    assert response.status_code == 429
+    assert not logged_in(client)
+    elsewhere = Client()
+    assert attempt(elsewhere, "alice", "pass-alice", ip="10.2.2.2").status_code == 302
+
+
+def test_it_lets_an_office_behind_one_address_mistype(alice):
+    """Below the address tier, other people at the same address are not locked by one
+    person's failures (five of them lock only that username there)."""
+    make_user("bob", "agent")
+    client = Client()
+    fail_times(client, "alice", 5)
+    for n in range(10):
+        assert attempt(client, f"otro{n}", "wrong-password").status_code == 200
+    bob = Client()
+    assert attempt(bob, "bob", "pass-bob").status_code == 302

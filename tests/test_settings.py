@@ -90,3 +90,25 @@ def test_it_refuses_to_start_without_debug_when_a_production_setting_is_missing(
 def test_it_starts_without_debug_when_production_settings_are_given():
     result = run_check(**PROD_ENV)
     assert result.returncode == 0, result.stderr
+
+
+def test_it_runs_production_settings_when_debug_is_not_set():
+    """No DEBUG in the environment is production: without its secrets chatdesk refuses to start
+    (never the public development key and webhook secret), naming the first one missing."""
+    env = {k: v for k, v in os.environ.items() if k not in (*PROD_ENV, "PYTEST_VERSION")}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True,
+        text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set when DEBUG is off" in result.stderr
+
+
+def test_it_builds_an_image_that_runs_production_settings():
+    """The Dockerfile's environment says DEBUG=0 and its command does not turn it on; only the
+    build step that collects static files runs with DEBUG=1."""
+    lines = (ROOT / "Dockerfile").read_text().splitlines()
+    env_lines = [line for line in lines if line.startswith("ENV ")]
+    assert any(" DEBUG=0 " in f"{line} " for line in env_lines)
+    cmd = next(line for line in lines if line.startswith("CMD "))
+    assert "DEBUG" not in cmd

@@ -1,11 +1,19 @@
-"""Pages under an enforced Content Security Policy, in a real browser: no page breaks a rule
-(an inline script, handler or style would be reported here), and the language select, which
-used to be an inline onchange, still works."""
+"""Pages under an enforced Content Security Policy (django-csp), in a real browser: no page
+breaks a rule (an inline script, handler or style would be reported here), the language select,
+which used to be an inline onchange, still works, and the inbox socket connects under
+connect-src 'self' while a socket to another host is refused."""
+
+import os
+import time
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import expect
 
+from tests.browser.test_inbox_live import inbound
 from tests.conftest import make_user
 from tests.procs import daphne_args, free_port, process_env, running
+from tests.procs import test_redis_url as redis_test_url
 
 VIOLATIONS = """
 window.__csp = [];
@@ -24,7 +32,9 @@ PAGES = [
 @pytest.fixture
 def csp_server_url(transactional_db, tmp_path):
     port = free_port()
-    env = process_env(DEBUG="1", DRAMATIQ_BROKER="stub", CSP_REPORT_ONLY="0")
+    # Never the environment's Redis database (a running chatdesk's): the tests' own one.
+    extra = {"REDIS_URL": redis_test_url()} if os.environ.get("REDIS_URL") else {}
+    env = process_env(DEBUG="1", DRAMATIQ_BROKER="stub", CSP_REPORT_ONLY="0", **extra)
     with running(daphne_args(port), env=env, ready_url=f"http://127.0.0.1:{port}/healthz",
                  log=tmp_path / "daphne.log"):  # fmt: skip
         yield f"http://127.0.0.1:{port}"
@@ -69,7 +79,7 @@ def test_it_switches_the_language_without_inline_script(page, csp_server_url):
     assert page.locator("button[type=submit]").inner_text() == "Entrar"
     page.select_option("select[name=language]", "en")
     page.wait_for_load_state("load")
-    page.wait_for_function("document.documentElement.lang === 'en'")
+    until(page, "document.documentElement.lang === 'en'")
     assert page.evaluate("window.__csp") == []
 
 
@@ -77,5 +87,38 @@ def test_it_would_see_a_violation(page, csp_server_url):
     """The listener is no blind spot: an inline style added to the page is reported."""
     page.goto(f"{csp_server_url}/accounts/login/")
     page.evaluate("document.body.insertAdjacentHTML('beforeend', '<p style=\"color:red\">x</p>')")
-    page.wait_for_function("window.__csp.length > 0")
+    until(page, "window.__csp.length > 0")
     assert "style-src" in page.evaluate("window.__csp")[0]
+
+
+def test_it_lets_the_inbox_socket_connect_under_the_policy(page, csp_server_url):
+    """connect-src is 'self' plus PUBLIC_URL's socket origin, which here is the default
+    (port 8000), not this server's port: only 'self' can allow this socket, as CSP Level 3 says
+    of a same-host ws: (Chromium does). A socket to any other host is refused."""
+    make_user("bob", "agent", first_name="Bob")
+    login(page, csp_server_url, "bob")
+    response = page.goto(f"{csp_server_url}/inbox/")
+    policy = response.headers["content-security-policy"]
+    assert "connect-src 'self' ws://127.0.0.1:8000;" in policy + ";"
+    assert not csp_server_url.endswith(":8000")
+    # Polled from here: the policy forbids eval, which page.wait_for_function's polling uses.
+    until(page, "window.chatdeskInbox && window.chatdeskInbox.socket !== null")
+    inbound(csp_server_url, "Hola, ¿siguen abiertos?", name="Luis Torres", phone="593991234567")
+    expect(page.locator(".conv-row", has_text="Luis Torres")).to_be_visible()
+    assert page.evaluate("window.__csp") == []
+    page.evaluate("try { new WebSocket('ws://127.0.0.2:9/ws/inbox/') } catch (e) {}")
+    until(page, "window.__csp.length > 0")
+    assert page.evaluate("window.__csp")[0].startswith("connect-src ws://127.0.0.2:9")
+
+
+def until(page, expression: str, timeout: float = 30) -> None:
+    """An upper bound for something that must become true, not a timing."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if page.evaluate(expression):
+                return
+        except PlaywrightError:  # the page is navigating: ask the next one
+            pass
+        assert time.monotonic() < deadline, expression
+        time.sleep(0.1)

@@ -153,3 +153,17 @@ def test_the_fixture_copies_match_the_shared_samples():
         pytest.skip("the shared fixtures folder is not beside this checkout")
     for shared in SHARED.glob("*.json"):
         assert (FIXTURES / shared.name).read_bytes() == shared.read_bytes(), shared.name
+
+
+@pytest.mark.parametrize("where", ["timestamp", "messageTimestamp"])
+@pytest.mark.parametrize("number", [10**400, -(10**400), 2**64])
+def test_it_ignores_a_timestamp_out_of_any_range_with_a_reason(post, where, number):
+    """Not an OverflowError stored as failed and retried: kept, ignored, and why."""
+    body = fixture_load("messages_received_text")
+    target = body if where == "timestamp" else body["data"]["messages"]
+    target[where] = number
+    assert post(json.dumps(body), raw=True).status_code == 200
+    event = WebhookEvent.objects.get()
+    assert event.state == "ignored"
+    assert "fecha fuera de rango" in event.error
+    assert not Message.objects.exists()

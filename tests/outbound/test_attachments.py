@@ -2,6 +2,7 @@
 uploads the stored copy to WaSender just before the send (never in the web request)."""
 
 import base64
+import functools
 import io
 import json
 import zipfile
@@ -170,3 +171,88 @@ def test_a_missing_file_fails_the_message_with_a_reason(db, media_root):
     assert message.failure_reason == "El archivo adjunto ya no está disponible."
     assert script.requests == []
     assert Message.objects.get(pk=message.pk).status == "failed"
+
+
+# --- hostile files: memory stays bounded whatever the file claims ---------------------------------
+
+BOMB_INFLATED = 512 * 1024 * 1024
+
+
+@functools.cache
+def zip_bomb() -> bytes:
+    """An OpenDocument-looking zip whose "mimetype" entry inflates to 512 MB of zeros (about
+    0.5 MB on the wire): reading that entry whole is what took a process past 1 GB."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        with archive.open("mimetype", "w", force_zip64=False) as entry:
+            zeros = bytes(1024 * 1024)
+            for _ in range(BOMB_INFLATED // len(zeros)):
+                entry.write(zeros)
+        archive.writestr("content.xml", "<x/>")
+    return buffer.getvalue()
+
+
+def png_bomb() -> bytes:
+    """A PNG declaring 50,000 x 50,000 pixels (7.5 GB decoded) in a few KB of zeros."""
+    import struct
+    import zlib
+
+    def part(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data)
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", 50_000, 50_000, 8, 2, 0, 0, 0)
+    pixels = zlib.compress(bytes(50_000 * 3 + 1) * 200, 9)  # the first rows; enough to inflate
+    return b"\x89PNG\r\n\x1a\n" + part(b"IHDR", header) + part(b"IDAT", pixels) + part(b"IEND", b"")
+
+
+def peak_bytes(work) -> int:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        work()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_it_refuses_a_zip_bomb_without_inflating_it(db, media_root):
+    bomb = zip_bomb()
+    upload = SimpleUploadedFile("informe.odt", bomb)
+
+    def accept():
+        with pytest.raises(SendRejected, match="no es un tipo de archivo permitido"):
+            attachment_accept(upload=upload)
+
+    peak = peak_bytes(accept)
+    assert peak < 5 * 1024 * 1024, f"{peak / 1024 / 1024:.1f} MB for a {len(bomb)} byte file"
+    assert stored_files(media_root) == []
+
+
+def test_it_refuses_a_zip_declaring_more_entries_than_a_document_has(db, media_root):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        for n in range(6000):
+            archive.writestr(f"word/{n}.xml", "")
+    with pytest.raises(SendRejected):
+        attachment_accept(upload=SimpleUploadedFile("muchos.docx", buffer.getvalue()))
+
+
+def test_it_takes_a_png_bomb_as_bytes_without_decoding_it(db, media_root):
+    """Only the magic number is read: the picture is never decoded here (WhatsApp gets the
+    file as it is), so its declared size costs nothing."""
+    bomb = png_bomb()
+    found = []
+    peak = peak_bytes(
+        lambda: found.append(attachment_accept(upload=SimpleUploadedFile("foto.png", bomb)))
+    )
+    assert found[0].kind == "image"
+    assert peak < 5 * 1024 * 1024, f"{peak / 1024 / 1024:.1f} MB"
+
+
+def test_it_refuses_a_file_over_the_largest_cap_before_looking_inside(db, media_root, settings):
+    settings.ATTACHMENT_MAX_BYTES = {"image": 10, "audio": 10, "video": 10, "document": 100}
+    with pytest.raises(SendRejected, match="el máximo es"):
+        attachment_accept(upload=SimpleUploadedFile("x.odt", b"PK\x03\x04" + b"x" * 200))

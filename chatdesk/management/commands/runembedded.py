@@ -44,6 +44,11 @@ class Command(BaseCommand):
             app = embedded_app(
                 chatdesk_app=application, chatdesk_port=port, simulator_port=sim_port
             )
+            # Daphne's body guard asks the served app: chatdesk's caps, not on the simulator's
+            # port (its uploads are attachments; it caps them itself).
+            app.body_rule = lambda path, port_: (
+                None if port_ == sim_port else application.body_rule(path)
+            )
             endpoints.append(f"tcp:port={sim_port}:interface=127.0.0.1")
             self.stdout.write(f"WaSender simulator on http://127.0.0.1:{sim_port}/api")
         self.stdout.write(self.style.SUCCESS(f"chatdesk on http://{host}:{port}/ (Ctrl-C to stop)"))
