@@ -263,7 +263,7 @@ def demo_users_ensure() -> dict[str, User]:
         user.is_superuser = spec.superuser
         user.set_password(spec.password)
         user.save()
-        user.groups.set([Group.objects.get(name=spec.role)])
+        user.groups.set([Group.objects.get_or_create(name=spec.role)[0]])
         users[spec.username] = user
     return users
 

@@ -104,6 +104,9 @@ class SimConfig:
     not_on_whatsapp: set = field(default_factory=set)  # digits
     sent_delay: float = 0.05
     status_delays: list = field(default_factory=lambda: [0.3, 1.0, 2.0])
+    # How far a message's statuses go: 4 read, 3 delivered, 2 sent only (fewer webhooks for a
+    # test about something else).
+    status_until: int = 4
     session_status: str = "connected"
     demo: bool = False
     demo_interval: float = 25.0  # mean seconds between demo customer messages
@@ -649,6 +652,7 @@ class Simulator:
         statuses = [2, 3, 4]
         if self.rng.random() < cfg.out_of_order:
             statuses = self.rng.choice([[3, 2, 4], [2, 4, 3], [2, 4], [4, 3, 2]])
+        statuses = [status for status in statuses if status <= cfg.status_until]
         delays = cfg.status_delays or [0.0]
         for i, status in enumerate(statuses):
             await asyncio.sleep(delays[min(i, len(delays) - 1)])

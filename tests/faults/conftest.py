@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -43,9 +44,10 @@ def private_postgres():
         pg.destroy()
 
 
-@pytest.fixture
-def stack(private_postgres, request):
-    name = re.sub(r"\W+", "_", request.node.name)[:40]
+@contextmanager
+def stack_made(private_postgres, name: str):
+    """A fresh copy of the template database, a private Redis server, and whatever chatdesk
+    processes the test starts on them; all of it gone afterwards, however the test ends."""
     db = f"faults_{next(_numbers)}_{os.getpid()}"
     private_postgres.sql("postgres", f"CREATE DATABASE {db} TEMPLATE {TEMPLATE}")
     redis_dir = Path(tempfile.mkdtemp(prefix="chatdesk-faults-redis-"))
@@ -65,3 +67,17 @@ def stack(private_postgres, request):
                 private_postgres.sql("postgres", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
             except Exception as exc:  # cleanup must not hide the test's own failure
                 print(f"could not drop {db}: {exc}")
+
+
+@pytest.fixture
+def stack(private_postgres, request):
+    with stack_made(private_postgres, re.sub(r"\W+", "_", request.node.name)[:40]) as made:
+        yield made
+
+
+@pytest.fixture(scope="module")
+def module_stack(private_postgres, request):
+    """One stack for a module whose tests share its processes (each test resets the simulator
+    and brings its own customers): the start-up is paid once."""
+    with stack_made(private_postgres, request.module.__name__.rsplit(".", 1)[-1]) as made:
+        yield made

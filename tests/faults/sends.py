@@ -32,15 +32,18 @@ print("IDS", ",".join(map(str, ids)))
 CAMPAIGN_CODE = """
 from datetime import time
 from django.utils import timezone
-from customers.models import Customer
+from customers.models import Customer, Tag
 from outbound.campaigns import campaign_create
 from outbound.models import Campaign
-Customer.objects.bulk_create(
-    Customer(name=f"Cliente {{i}}", phone=f"+5939870{{i:05d}}") for i in range({count})
+tag = Tag.objects.create(name="lote {start}")
+made = Customer.objects.bulk_create(
+    Customer(name=f"Cliente {{i}}", phone=f"+593987{{i:06d}}")
+    for i in range({start}, {start} + {count})
 )
+tag.customers.add(*made)
 campaign = campaign_create(
-    title="Promo fallos", body="Hola {{nombre}}, tenemos una promo para ti", filters={{}},
-    window_start=time(0, 0), window_end=time(23, 59, 59),
+    title="Promo fallos", body="Hola {{nombre}}, tenemos una promo para ti",
+    filters={{"tags": [tag.pk]}}, window_start=time(0, 0), window_end=time(23, 59, 59),
 )
 # Due now: the scheduler's tick launches it.
 Campaign.objects.filter(pk=campaign.pk).update(state="scheduled", scheduled_at=timezone.now())
@@ -79,8 +82,9 @@ def queue_messages(stack: Stack, count: int, start: int = 0) -> list[int]:
     return [int(n) for n in re.search(r"IDS ([\d,]+)", out)[1].split(",")]
 
 
-def campaign_make(stack: Stack, count: int) -> int:
-    out = stack.shell(CAMPAIGN_CODE.format(count=count))
+def campaign_make(stack: Stack, count: int, *, start: int = 0) -> int:
+    """A campaign due now to `count` new customers of its own (phones from `start` on)."""
+    out = stack.shell(CAMPAIGN_CODE.format(count=count, start=start))
     return int(re.search(r"CAMPAIGN (\d+)", out)[1])
 
 

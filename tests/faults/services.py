@@ -188,6 +188,7 @@ class Stack:
             "SEND_RETRY_MAX_SECONDS": "2",
             "SEND_MAX_ATTEMPTS": "12",
             "SEND_STUCK_SENDING_SECONDS": "4",
+            "SEND_UNCONFIRMED_SECONDS": "6",
             "SEND_STUCK_QUEUED_SECONDS": "5",
             "SEND_SWEEP_EVERY_SECONDS": "2",
             "CAMPAIGN_TICK_SECONDS": "2",
@@ -239,8 +240,10 @@ class Stack:
     def sim_stats(self) -> dict:
         return httpx.get(f"{self.sim_url}/_sim/stats", timeout=10).json()
 
-    def worker(self, label: str = "worker", threads: int = 4) -> subprocess.Popen:
-        return self._start(dramatiq_args(processes=1, threads=threads), label)
+    def worker(
+        self, label: str = "worker", threads: int = 4, processes: int = 1
+    ) -> subprocess.Popen:
+        return self._start(dramatiq_args(processes=processes, threads=threads), label)
 
     def scheduler(self, label: str = "scheduler") -> subprocess.Popen:
         return self._start([PYTHON, "manage.py", "scheduler", "--skip-checks"], label)

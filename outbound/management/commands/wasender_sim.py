@@ -29,6 +29,7 @@ KNOBS = {
     "variants": ("variants", float, "chance of list/string/ms payload variants"),
     "not_on_whatsapp": ("not_on_whatsapp", str, "comma-separated numbers without WhatsApp"),
     "status_delays": ("status_delays", str, "seconds before statuses 2,3,4, e.g. 0.3,1,2"),
+    "status_until": ("status_until", int, "last status pushed: 4 read, 3 delivered, 2 sent"),
     "demo_interval": ("demo_interval", float, "mean seconds between demo customer messages"),
     "demo_phones": ("demo_phones", str, "comma-separated phones for demo messages"),
     "seed": ("seed", int, "random seed (0: unseeded)"),
