@@ -684,7 +684,10 @@ class Simulator:
         if not url:
             return False
         if self.http is None:
-            self.http = httpx.AsyncClient(timeout=10.0)
+            # Enough connections that a burst of webhooks waits on chatdesk, not on this pool
+            # (a pool timeout here would lose webhooks the real provider would have sent).
+            limits = httpx.Limits(max_connections=300, max_keepalive_connections=50)
+            self.http = httpx.AsyncClient(timeout=30.0, limits=limits)
         headers = {"X-Webhook-Signature": self.config.webhook_secret}
         for attempt in range(attempts):
             try:

@@ -179,3 +179,26 @@ def assert_never_twice_nothing_lost(stack: Stack, campaign: int, tally: Tally) -
             assert status in REACHED and by_recipient.get(phone) == 1, (phone, status)
         if state in ("failed", "opted_out", "skipped", "unknown"):
             assert reason, (phone, state)
+
+
+def unknown_explained(stack: Stack, campaign: int, limit: int = 3) -> str:
+    """For a failing run: a few unknown messages with every webhook event that names them."""
+    rows = stack.sql(
+        "SELECT m.id, m.wa_id, m.provider_msg_id, m.sending_at, m.failure_reason, "
+        "cu.phone FROM outbound_campaignrecipient r JOIN inbox_message m ON m.id = r.message_id "
+        "JOIN inbox_conversation c ON c.id = m.conversation_id "
+        "JOIN customers_customer cu ON cu.id = c.customer_id "
+        "WHERE r.campaign_id = %s AND m.status = 'unknown' LIMIT %s",
+        campaign,
+        limit,
+    )
+    lines = []
+    for pk, wa_id, msg_id, sending_at, reason, phone in rows:
+        lines.append(f"message {pk} wa_id={wa_id} msgId={msg_id} sending_at={sending_at} {reason}")
+        events = stack.sql(
+            "SELECT id, received_at, event, state, attempts, error FROM inbox_webhookevent "
+            "WHERE payload::text LIKE %s ORDER BY id",
+            f"%{phone[1:]}%",
+        )
+        lines += [f"    event {e}" for e in events]
+    return "\n".join(lines)

@@ -20,6 +20,7 @@ from tests.faults.sends import (
     campaign_make,
     campaign_state,
     campaign_tally,
+    unknown_explained,
     wait_until,
 )
 
@@ -60,7 +61,12 @@ def running(module_stack):
     """daphne, the worker (two processes: the webhooks keep one busy), the scheduler under a
     supervisor, and the simulator, started once."""
     stack = module_stack
-    stack.settings.update(SEND_RATE_PER_MINUTE="12000", SEND_RETRY_MAX_SECONDS="3")
+    # 50 sends a second (WaSender's paid plan is 256 a minute): fast, yet slow enough that the
+    # webhooks each send brings back (up to six with statuses and duplicates) keep up on a
+    # small machine, as they must for the echo to settle an unconfirmed send in time.
+    stack.settings.update(
+        SEND_RATE_PER_MINUTE="3000", SEND_RETRY_MAX_SECONDS="3", SEND_UNCONFIRMED_SECONDS="20"
+    )
     stack.daphne()
     stack.simulator(rate_per_minute=100_000)
     stack.worker(threads=8, processes=2)
@@ -85,6 +91,8 @@ def test_a_campaign_under_faults_after_acceptance_reaches_each_customer_once(run
     tally = campaign_tally(stack, campaign)
     label = next(name for name, k in FAULTS.items() if k == knobs)
     print(tally.line(label))
+    if tally.statuses.get("unknown"):
+        print(unknown_explained(stack, campaign))
     assert tally.recipients == RECIPIENTS
     assert_never_twice_nothing_lost(stack, campaign, tally)
     # The echo settles almost every lost answer: the customer has the message, and so does
@@ -101,16 +109,17 @@ print("PHONES", ",".join(rows.values_list("conversation__customer__phone", flat=
 
 
 def test_a_customer_who_says_baja_while_their_message_is_retrying_never_gets_it(running):
-    """A 429 storm keeps the campaign's first messages retrying; some of those customers
-    write BAJA; once the storm passes, nobody who asked out receives the promotion."""
+    """A 429 storm (the provider allows 12 a minute, one at a time) keeps the campaign's first
+    messages retrying; some of those customers write BAJA; once the storm passes, nobody who
+    asked out receives the promotion."""
     stack, scheduler = running
-    stack.sim_config(**{**CALM, **QUIET, "rate_per_minute": 1, "burst": 1})
+    stack.sim_config(**{**CALM, **QUIET, "rate_per_minute": 12, "burst": 1})
     campaign = campaign_make(stack, RECIPIENTS, start=next(_batches) * RECIPIENTS)
 
     def retrying():
         out = stack.shell(RETRYING_CODE.format(n=8))
         phones = [p for p in out.split("PHONES ", 1)[1].strip().split(",") if p]
-        return phones if len(phones) >= 5 else None
+        return phones if len(phones) >= 4 else None
 
     phones = wait_until(retrying, timeout=90, what="messages retrying", tick=scheduler)
     for phone in phones:

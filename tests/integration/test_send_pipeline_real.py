@@ -136,11 +136,11 @@ def per_recipient(sim: str, ids) -> dict:
 
 
 def test_steady_pace_exactly_once_and_no_429(services, simulator):
-    # The provider allows 120/min with a bucket of 2: any burst above the pace would be a 429.
-    sim_config(simulator, rate_per_minute=120, burst=2)
+    # The provider allows 300/min with a bucket of 2: any burst above the pace would be a 429.
+    sim_config(simulator, rate_per_minute=300, burst=2)
     ids = queue_messages(200, base=0)
-    with worker(worker_env(services, simulator, 120), "steady"):
-        final = wait_final(ids, timeout=200)
+    with worker(worker_env(services, simulator, 300), "steady"):
+        final = wait_final(ids, timeout=120)
     assert set(final.values()) == {"sent"}
     counts = per_recipient(simulator, ids)
     assert all(n == 1 for _, n in counts.values()), counts
@@ -149,8 +149,8 @@ def test_steady_pace_exactly_once_and_no_429(services, simulator):
     assert stats["responses_429"] == 0
     times = sorted(Message.objects.filter(id__in=ids).values_list("sent_at", flat=True))
     rate = (len(times) - 1) * 60 / (times[-1] - times[0]).total_seconds()
-    print(f"\nsteady: 200 sent, 0 x 429, achieved {rate:.1f}/min for 120/min configured")
-    assert abs(rate - 120) / 120 <= 0.05
+    print(f"\nsteady: 200 sent, 0 x 429, achieved {rate:.1f}/min for 300/min configured")
+    assert abs(rate - 300) / 300 <= 0.05
 
 
 def test_sigkill_mid_run_sends_nothing_twice_and_loses_nothing(services, simulator):
