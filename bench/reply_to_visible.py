@@ -156,6 +156,7 @@ def main() -> None:
     if not os.path.exists(CHROMIUM):
         sys.exit(f"{CHROMIUM} is missing (apt-get install chromium).")
     from playwright.sync_api import sync_playwright
+
     from tests.topology import topology_run
 
     logs = Path(tempfile.mkdtemp(prefix="reply-bench-"))

@@ -44,16 +44,16 @@ def conversation_id_by_phone(phone: str) -> int | None:
 # Every writer here is safe to run twice and in any order: rows are deduplicated by the unique
 # wa_id, statuses move with conditional UPDATEs, so repeated or late webhooks are no-ops.
 
-STATUS_STEPS = ["sent", "delivered", "read", "played"]
+STATUS_STEPS = list(Message.STEPS)
 # Outbound states a status webhook may lift to a step: the echo may link a row still waiting
 # for the send's answer ("sending"), or whose answer was lost ("unconfirmed"), or that the
 # sweeper gave up on ("unknown").
-BEFORE_STEPS = ["sending", "unconfirmed", "unknown"]
-FAILABLE = [*BEFORE_STEPS, "sent"]
+BEFORE_STEPS = list(Message.UNSETTLED_STATUSES)
+FAILABLE = [*BEFORE_STEPS, Message.Status.SENT]
 # Our own send's echo is matched to its row by WhatsApp's id when known, else by recipient,
 # kind and text: the row must still lack its WhatsApp id, be in one of these states, and have
 # been claimed for sending within ECHO_WINDOW of the echo's time.
-AWAITING_ECHO = [*BEFORE_STEPS, "sent"]
+AWAITING_ECHO = [*BEFORE_STEPS, Message.Status.SENT]
 ECHO_WINDOW = timedelta(minutes=30)
 ECHO_CANDIDATES = 20
 MEDIA_MAX_BYTES = {

@@ -11,7 +11,6 @@ from ninja.errors import HttpError
 
 from chatdesk.roles import MARKETING, has_role
 from customers.models import Segment
-from customers.segments import SegmentFilterError, segment_count
 from outbound.campaigns import (
     MARKETING_KINDS,
     CampaignInvalid,
@@ -25,6 +24,7 @@ from outbound.campaigns import (
     campaign_waiting,
 )
 from outbound.models import Campaign, MessageTemplate
+from outbound.segments import SegmentFilterError, segment_count
 
 router = Router(tags=["campaigns"])
 

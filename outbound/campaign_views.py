@@ -20,7 +20,6 @@ from django.views.decorators.http import require_POST
 
 from chatdesk.roles import MARKETING, role_required
 from customers.models import Segment
-from customers.segments import SegmentFilterError, segment_count, segment_presets
 from outbound.campaigns import (
     MARKETING_KINDS,
     CampaignInvalid,
@@ -39,6 +38,7 @@ from outbound.campaigns import (
     campaign_waiting,
 )
 from outbound.models import Campaign, MessageTemplate
+from outbound.segments import SegmentFilterError, segment_count, segment_presets
 from outbound.templating import CAMPAIGN_VARIABLES
 
 RECIPIENTS_PAGE = 50

@@ -167,13 +167,8 @@ def send_kwargs(message: Message) -> dict:
     return kwargs
 
 
-# States an answer from the provider may still settle (the sweeper may have given up on a
-# send that was merely slow).
-UNSETTLED = [Status.SENDING, Status.UNCONFIRMED, Status.UNKNOWN]
-
-
 def sent_record(message: Message, result: SendResult) -> None:
-    updated = Message.objects.filter(id=message.id, status__in=UNSETTLED).update(
+    updated = Message.objects.filter(id=message.id, status__in=Message.UNSETTLED_STATUSES).update(
         status=Status.SENT, provider_msg_id=result.msg_id, sent_at=timezone.now(), failure_reason=""
     )
     if updated:
@@ -214,7 +209,7 @@ def failure_record(message: Message, error: ProviderError, *, bucket, sent_maybe
 
 
 def message_fail(message: Message, reason: str) -> None:
-    updated = Message.objects.filter(id=message.id, status__in=UNSETTLED).update(
+    updated = Message.objects.filter(id=message.id, status__in=Message.UNSETTLED_STATUSES).update(
         status=Status.FAILED, failed_at=timezone.now(), failure_reason=reason[:REASON_MAX]
     )
     if updated:
