@@ -8,7 +8,8 @@ import dramatiq
 from dramatiq_crontab import interval
 
 from inbox import intake, services
-from outbound import wasender
+from provider import wasender
+from provider.errors import ProviderError
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def media_download_run(message_id: int, *, attempt: int, provider) -> None:
     tries) leave a note on the message and stop."""
     try:
         services.message_media_fetch(message_id=message_id, provider=provider)
-    except wasender.ProviderError as exc:
+    except ProviderError as exc:
         if exc.permanent or attempt + 1 >= MEDIA_MAX_ATTEMPTS:
             log.warning("media of message %s not downloaded: %s", message_id, exc)
             services.message_media_failed(message_id=message_id, reason=exc.reason)

@@ -29,7 +29,7 @@ from customers.services import customer_get_or_create_reported
 from inbox import services
 from inbox.models import Message, WebhookEvent
 from inbox.services import conversation_get_or_create
-from inbox.wasender_payloads import (
+from provider.records import (
     Envelope,
     IgnoredEvent,
     MessagesEvent,
@@ -39,8 +39,8 @@ from inbox.wasender_payloads import (
     StatusEvent,
     StatusUpdate,
     WaMessage,
-    event_parse,
 )
+from provider.wasender.payloads import event_parse
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from django.utils.translation import gettext as _
 from customers.models import Customer
 from inbox.events import event_publish
 from inbox.models import Conversation, Message, SessionState
-from outbound.wasender import ProviderError
+from provider.errors import ProviderError
 
 
 def conversation_get_or_create(*, customer: Customer, session: str = "default") -> Conversation:

@@ -128,7 +128,7 @@ def _aware(moment: datetime) -> datetime:
 @router.post("/campaigns", response={201: CampaignOut, 403: Error, 422: Invalid})
 def campaign_create_api(request, payload: CampaignIn):
     """A campaign from a template or a text, to a saved segment or to filters (see
-    customers/segments.py for their keys), as a draft, scheduled (`send_at`) or sent now."""
+    outbound/segments.py for their keys), as a draft, scheduled (`send_at`) or sent now."""
     role_check(request)
     template = segment = None
     if payload.template_id is not None:

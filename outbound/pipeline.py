@@ -34,8 +34,10 @@ from django.utils.translation import gettext_noop
 
 from inbox.events import event_publish
 from inbox.models import Message
-from outbound import ratelimit, wasender
-from outbound.wasender import ProviderError, SendResult
+from outbound import ratelimit
+from provider import wasender
+from provider.errors import ProviderError
+from provider.wasender import SendResult
 
 logger = logging.getLogger(__name__)
 

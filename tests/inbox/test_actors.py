@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from inbox import actors, intake
 from inbox.models import Message, WebhookEvent
-from outbound.wasender import ProviderError
+from provider.errors import ProviderError
 from tests.inbox.conftest import fixture_load, webhook_post
 
 
@@ -119,7 +119,7 @@ def test_a_failure_is_retried_through_the_broker(client, monkeypatch):
 
 
 class FakeProvider:
-    """Stands in for outbound.wasender's client: records calls, answers or raises."""
+    """Stands in for provider.wasender's client: records calls, answers or raises."""
 
     def __init__(self, *, content=b"\xff\xd8jpeg-bytes", mime="image/jpeg", errors=()):
         self.content, self.mime, self.errors = content, mime, list(errors)
@@ -231,7 +231,7 @@ def test_the_size_cap_depends_on_the_kind(post, media_root):
 
 def test_media_download_through_the_real_client_over_http(image_message, media_root):
     """The WaSender client with only its transport replaced: decrypt-media, then the file."""
-    from outbound.wasender import WaSenderClient
+    from provider.wasender import WaSenderClient
 
     message, _ = image_message
     seen = []
