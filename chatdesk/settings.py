@@ -340,7 +340,8 @@ LOGGING = {
 ACTOR_MODULES: list[str] = [
     "outbound.pipeline",
     "outbound.sweeper",
-    "inbox.actors",
+    "inbox.intake",
+    "inbox.media",
     "outbound.reminders",
     "outbound.campaigns",
     "outbound.rules",

@@ -1,21 +1,14 @@
 """Writes to conversations and messages (the webhook intake and the send pipeline use these)."""
 
-import mimetypes
-import re
 from datetime import datetime, timedelta
-from pathlib import Path
 
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import Case, DateTimeField, F, Q, Value, When
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
 from customers.models import Customer
 from inbox.events import event_publish
 from inbox.models import Conversation, Message, SessionState
-from provider.errors import ProviderError
 
 
 def conversation_get_or_create(*, customer: Customer, session: str = "default") -> Conversation:
@@ -56,13 +49,6 @@ FAILABLE = [*BEFORE_STEPS, Message.Status.SENT]
 AWAITING_ECHO = [*BEFORE_STEPS, Message.Status.SENT]
 ECHO_WINDOW = timedelta(minutes=30)
 ECHO_CANDIDATES = 20
-MEDIA_MAX_BYTES = {
-    "image": 16 * 1024 * 1024,
-    "video": 16 * 1024 * 1024,
-    "audio": 16 * 1024 * 1024,
-    "sticker": 2 * 1024 * 1024,
-    "document": 100 * 1024 * 1024,
-}
 
 
 def message_preview(*, kind: str, body: str) -> str:
@@ -376,51 +362,3 @@ def session_state_set(*, session: str, status: str, at: datetime) -> None:
         SessionState.objects.filter(session=session, changed_at__lte=at).update(
             status=status[:20], changed_at=at
         )
-
-
-# --- media ------------------------------------------------------------------------------------
-
-
-def _media_name(message: Message, mime: str) -> str:
-    suffix = Path(message.media_filename).suffix.lower()
-    if not re.fullmatch(r"\.[a-z0-9]{1,8}", suffix):
-        suffix = mimetypes.guess_extension(mime or message.media_mime or "") or ""
-    return f"media/{timezone.now():%Y/%m}/{message.pk}{suffix}"
-
-
-def message_media_fetch(*, message_id: int, provider) -> bool:
-    """Download an inbound attachment through decrypt-media into our storage, once. Raises
-    the provider's ProviderError; the caller decides between retrying and giving up."""
-    message = Message.objects.filter(pk=message_id).first()
-    if message is None or message.media_file or not message.media_source:
-        return False
-    limit = MEDIA_MAX_BYTES.get(message.kind, MEDIA_MAX_BYTES["image"])
-    url = provider.decrypt_media(message.media_source)
-    content, mime = provider.download(url, max_bytes=limit)
-    if len(content) > limit:
-        raise ProviderError(
-            "media larger than allowed",
-            permanent=True,
-            reason=_("El archivo supera el tamaño máximo permitido."),
-        )
-    name = default_storage.save(_media_name(message, mime), ContentFile(content))
-    saved = Message.objects.filter(pk=message_id, media_file="").update(
-        media_file=name,
-        media_mime=(mime or message.media_mime)[:100],
-        media_size=len(content),
-        media_error="",
-    )
-    if not saved:  # a concurrent run got there first
-        default_storage.delete(name)
-        return False
-    event_publish("message.status", conversation_id=message.conversation_id, message_id=message_id)
-    return True
-
-
-def message_media_failed(*, message_id: int, reason: str) -> None:
-    message = Message.objects.filter(pk=message_id, media_file="").first()
-    if message is None:
-        return
-    note = _("No se pudo descargar el archivo: %(reason)s") % {"reason": reason}
-    Message.objects.filter(pk=message_id).update(media_error=note[:300])
-    event_publish("message.status", conversation_id=message.conversation_id, message_id=message_id)
