@@ -13,7 +13,7 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from inbox.events import event_publish
+from inbox.events import message_status_publish
 from inbox.models import Message
 from provider import wasender
 from provider.errors import ProviderError
@@ -65,7 +65,7 @@ def message_media_fetch(*, message_id: int, provider) -> bool:
     if not saved:  # a concurrent run got there first
         default_storage.delete(name)
         return False
-    event_publish("message.status", conversation_id=message.conversation_id, message_id=message_id)
+    message_status_publish(conversation_id=message.conversation_id, message_id=message_id)
     return True
 
 
@@ -75,7 +75,7 @@ def message_media_failed(*, message_id: int, reason: str) -> None:
         return
     note = _("No se pudo descargar el archivo: %(reason)s") % {"reason": reason}
     Message.objects.filter(pk=message_id).update(media_error=note[:300])
-    event_publish("message.status", conversation_id=message.conversation_id, message_id=message_id)
+    message_status_publish(conversation_id=message.conversation_id, message_id=message_id)
 
 
 def media_retry_delay(attempt: int, retry_after: float | None) -> float:

@@ -7,7 +7,11 @@ from django.db.models import Case, DateTimeField, F, Q, Value, When
 from django.utils import timezone
 
 from customers.models import Customer
-from inbox.events import event_publish
+from inbox.events import (
+    conversation_updated_publish,
+    message_created_publish,
+    message_status_publish,
+)
 from inbox.models import Conversation, Message, SessionState
 
 
@@ -126,7 +130,7 @@ def message_inbound_create(
             at=created_at,
             preview=message_preview(kind=kind, body=body),
         )
-        event_publish("message.created", conversation_id=conversation.pk, message_id=message.pk)
+        message_created_publish(conversation_id=conversation.pk, message_id=message.pk)
     return message, created
 
 
@@ -198,7 +202,7 @@ def message_phone_create(
             at=created_at,
             preview=message_preview(kind=kind, body=body),
         )
-        event_publish("message.created", conversation_id=conversation.pk, message_id=message.pk)
+        message_created_publish(conversation_id=conversation.pk, message_id=message.pk)
     return message, created
 
 
@@ -264,9 +268,7 @@ def message_status_fail(*, wa_id: str, at: datetime, reason: str) -> bool:
 def _status_publish(wa_id: str) -> None:
     row = Message.objects.filter(wa_id=wa_id).values("pk", "conversation_id").first()
     if row:
-        event_publish(
-            "message.status", conversation_id=row["conversation_id"], message_id=row["pk"]
-        )
+        message_status_publish(conversation_id=row["conversation_id"], message_id=row["pk"])
 
 
 def _step_rank(status: str) -> int:
@@ -285,7 +287,7 @@ def _echo_merge(*, row: Message, echo: Message) -> None:
         fields[f"{step}_at"] = min(times) if times else None
     echo.delete()
     Message.objects.filter(pk=row.pk).update(**fields)
-    event_publish("conversation.updated", conversation_id=echo.conversation_id)
+    conversation_updated_publish(conversation_id=echo.conversation_id)
 
 
 def message_wa_id_link(
@@ -317,7 +319,7 @@ def message_wa_id_link(
         _echo_merge(row=row, echo=echo)
     Message.objects.filter(pk=row.pk, wa_id__isnull=True).update(wa_id=wa_id)
     if not message_status_advance(wa_id=wa_id, status="sent", at=timezone.now()):
-        event_publish("message.status", conversation_id=row.conversation_id, message_id=row.pk)
+        message_status_publish(conversation_id=row.conversation_id, message_id=row.pk)
     return "linked"
 
 

@@ -32,7 +32,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
-from inbox.events import event_publish
+from inbox.events import message_status_publish
 from inbox.models import Message
 from outbound import ratelimit
 from provider import wasender
@@ -243,9 +243,6 @@ def backoff_delay(attempts: int, retry_after: float | None = None, *, rand=rando
 
 
 def status_publish(message: Message, status: str) -> None:
-    event_publish(
-        "message.status",
-        conversation_id=message.conversation_id,
-        message_id=message.id,
-        status=status,
+    message_status_publish(
+        conversation_id=message.conversation_id, message_id=message.id, status=status
     )
