@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from chatdesk.roles import SUPPORT
 from customers.models import Customer, Subscription
-from customers.phones import InvalidPhone, phone_normalize
+from customers.selectors import phone_search_q
 from inbox.models import Conversation, Message, Note
 
 LIST_PAGE = 30
@@ -51,23 +51,9 @@ def cursor_decode(raw: str | None) -> tuple[datetime, int] | None:
 # --- the conversation list ---------------------------------------------------------------------
 
 
-def _phone_query(q: str) -> Q | None:
-    """A phone in any spelling ('0968196046', '+593 96 819 6046') or a run of its digits."""
-    if not re.fullmatch(r"[\d\s()+.\-]+", q):
-        return None
-    try:
-        return Q(customer__phone=phone_normalize(q))
-    except InvalidPhone:
-        pass
-    digits = re.sub(r"\D", "", q)
-    if len(digits) < 3:
-        return None
-    return Q(customer__phone__contains=digits.removeprefix("0") or digits)
-
-
 def _search(conversations: QuerySet[Conversation], q: str) -> QuerySet[Conversation]:
     by_text = Exists(Message.objects.filter(conversation=OuterRef("pk"), body__icontains=q))
-    by_phone = _phone_query(q)
+    by_phone = phone_search_q(q, field="customer__phone")
     if by_phone is not None:
         return conversations.filter(by_phone | by_text)
     return conversations.filter(Q(customer__name__icontains=q) | by_text)

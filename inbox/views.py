@@ -1,12 +1,11 @@
 """The live inbox and the customer history. Every page works with a full reload; with htmx the
 same views answer with the named partial the page swaps in."""
 
-import csv
 from datetime import datetime
 
 from django.contrib import messages
 from django.db import transaction
-from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -15,6 +14,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from chatdesk.csvexport import csv_response
 from chatdesk.roles import SUPPORT, has_role, role_required
 from customers.models import Customer
 from inbox import conversations, live, selectors
@@ -352,15 +352,6 @@ def message_media(request, message_id: int):
 # --- history -------------------------------------------------------------------------------
 
 HISTORY_PAGE = 100
-CSV_DANGEROUS = ("=", "+", "-", "@", "\t", "\r", "\n")
-
-
-def csv_safe(value) -> str:
-    """A spreadsheet must not run a customer's text as a formula."""
-    text = "" if value is None else str(value)
-    if text and (text.startswith(CSV_DANGEROUS) or ord(text[0]) < 32):
-        return "'" + text
-    return text
 
 
 def _history_filters(params) -> selectors.HistoryFilters:
@@ -380,33 +371,25 @@ def _is_date(raw: str | None) -> bool:
         return False
 
 
-class _Echo:
-    def write(self, value):
-        return value
-
-
 def _history_csv(customer: Customer, rows):
-    writer = csv.writer(_Echo())
-    header = [_("Fecha"), _("Dirección"), _("Autor"), _("Agente"), _("Tipo"), _("Mensaje"),
-              _("Estado"), _("Motivo del fallo")]  # fmt: skip
-
-    def lines():
-        yield "\ufeff" + writer.writerow(header)
-        for m in rows.iterator(chunk_size=1000):
-            yield writer.writerow([
-                csv_safe(timezone.localtime(m.created_at).strftime("%Y-%m-%d %H:%M:%S")),
-                csv_safe(m.get_direction_display()),
-                csv_safe(m.get_author_kind_display()),
-                csv_safe(m.agent.get_full_name() or m.agent.get_username() if m.agent else ""),
-                csv_safe(m.get_kind_display()),
-                csv_safe(m.body),
-                csv_safe(m.get_status_display()),
-                csv_safe(m.failure_reason),
-            ])  # fmt: skip
-
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="historial-{customer.pk}.csv"'
-    return response
+    header = [
+        _("Fecha"), _("Dirección"), _("Autor"), _("Agente"), _("Tipo"), _("Mensaje"),
+        _("Estado"), _("Motivo del fallo"),
+    ]  # fmt: skip
+    lines = (
+        (
+            timezone.localtime(m.created_at).strftime("%Y-%m-%d %H:%M:%S"),
+            m.get_direction_display(),
+            m.get_author_kind_display(),
+            m.agent.get_full_name() or m.agent.get_username() if m.agent else "",
+            m.get_kind_display(),
+            m.body,
+            m.get_status_display(),
+            m.failure_reason,
+        )
+        for m in rows.iterator(chunk_size=1000)
+    )
+    return csv_response(f"historial-{customer.pk}.csv", header, lines)
 
 
 @role_required(*SUPPORT)

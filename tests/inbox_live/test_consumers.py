@@ -361,8 +361,6 @@ async def socket_hearing(messages: list[dict], monkeypatch, grace: float):
     """A connected agent socket, then `messages` sent to the inbox group as they are."""
     from channels.layers import get_channel_layer
 
-    from inbox import consumers
-
     monkeypatch.setattr(gaps_module, "GAP_GRACE", grace)
     communicator = await socket()
     assert (await communicator.connect())[0]
