@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "dramatiq_crontab",
     "axes",
     "csp",
+    "provider",
     "customers",
     "inbox",
     "outbound",
@@ -140,7 +141,7 @@ CACHES = {
 
 # --- WaSender ----------------------------------------------------------------------------------
 WASENDER_API_KEY = env.str("WASENDER_API_KEY", default="")
-# Without a real key chatdesk talks to its own simulator (outbound/simulator.py).
+# Without a real key chatdesk talks to its own simulator (provider/wasender/simulator.py).
 USE_SIMULATOR = not WASENDER_API_KEY
 WASENDER_SIMULATOR_KEY = "simulator-key"
 WASENDER_BASE_URL = env.str(
@@ -339,7 +340,8 @@ LOGGING = {
 ACTOR_MODULES: list[str] = [
     "outbound.pipeline",
     "outbound.sweeper",
-    "inbox.actors",
+    "inbox.intake",
+    "inbox.media",
     "outbound.reminders",
     "outbound.campaigns",
     "outbound.rules",

@@ -130,7 +130,7 @@ class Renewal(models.Model):
 
 
 class Segment(models.Model):
-    """A saved audience: filters over customers, evaluated when used (see customers.segments)."""
+    """A saved audience: filters over customers, evaluated when used (see outbound.segments)."""
 
     name = models.CharField(_("nombre"), max_length=120, unique=True)
     filters = models.JSONField(_("filtros"), default=dict, blank=True)

@@ -32,20 +32,22 @@ class CustomerFilters:
     sort: str = "name"
 
 
-def _phone_query(q: str) -> Q | None:
+def phone_search_q(q: str, *, field: str = "phone") -> Q | None:
     """A query that looks like a phone matches by phone: the whole number in any format, or a
-    run of its digits ("0968 19" finds +593968196046)."""
+    run of its digits ("0968 19" finds +593968196046). `field` is the path to the customer's
+    phone from the model searched ("customer__phone" from a conversation). None when the
+    query is not a phone: search by name or text instead."""
     if not re.fullmatch(r"[\d\s()+.\-]+", q):
         return None
     try:
-        return Q(phone=phone_normalize(q))
+        return Q(**{field: phone_normalize(q)})
     except InvalidPhone:
         pass
     digits = re.sub(r"\D", "", q)
     if len(digits) < 3:
         return None
     # National spelling: the trunk "0" is not part of the E.164 number.
-    return Q(phone__contains=digits.removeprefix("0") or digits)
+    return Q(**{f"{field}__contains": digits.removeprefix("0") or digits})
 
 
 def customer_search(*, filters: CustomerFilters) -> QuerySet[Customer]:
@@ -54,7 +56,7 @@ def customer_search(*, filters: CustomerFilters) -> QuerySet[Customer]:
     customers = Customer.objects.all()
     q = filters.q.strip()
     if q:
-        by_phone = _phone_query(q)
+        by_phone = phone_search_q(q)
         customers = customers.filter(by_phone if by_phone is not None else Q(name__icontains=q))
 
     # State, service and expiry all speak of the same subscriptions: "Netflix, active".

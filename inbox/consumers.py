@@ -18,7 +18,6 @@ process sends from several threads), the socket has the page re-fetch its list a
 """
 
 import asyncio
-import time
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -29,7 +28,8 @@ from django.utils.html import format_html
 
 from chatdesk.roles import SUPPORT, has_role
 from inbox import live, selectors
-from inbox.events import INBOX_GROUP, conversation_group
+from inbox.events import INBOX_GROUP, EventType, conversation_group
+from inbox.gaps import Gaps
 from inbox.models import Conversation, Message
 from inbox.socket_access import socket_forget, socket_watch
 
@@ -38,56 +38,6 @@ CLOSE_FORBIDDEN = 4403
 INDEX = "inbox/index.html"
 LIST_STALE = '<div id="list-stale" hx-swap-oob="true" hidden></div>'
 RESYNC = '<div id="live-resync" hx-swap-oob="true" hidden></div>'
-GAP_GRACE = 2.0
-MAX_SOURCES = 64
-MAX_MISSING = 1000
-
-
-class Gaps:
-    """The numbers (per source) this socket has not seen yet, each with its deadline."""
-
-    def __init__(self, clock=time.monotonic):
-        self.clock = clock
-        self.top: dict[str, int] = {}
-        self.missing: dict[tuple[str, int], float] = {}
-        self.overflow = False
-
-    def see(self, source, seq) -> None:
-        if not isinstance(source, str) or not isinstance(seq, int):
-            return
-        top = self.top.get(source)
-        if top is None:  # the first from this source: we joined its count here
-            if len(self.top) >= MAX_SOURCES:
-                self.top.pop(next(iter(self.top)))
-            self.top[source] = seq
-        elif seq > top:
-            if seq - top - 1 > MAX_MISSING:
-                self.overflow = True
-            else:
-                deadline = self.clock() + GAP_GRACE
-                self.missing.update(((source, n), deadline) for n in range(top + 1, seq))
-            self.top[source] = seq
-        else:  # late, not lost
-            self.missing.pop((source, seq), None)
-
-    @property
-    def open(self) -> bool:
-        return self.overflow or bool(self.missing)
-
-    def wait(self) -> float:
-        """Seconds until the earliest deadline."""
-        if self.overflow or not self.missing:
-            return 0.0
-        return max(0.0, min(self.missing.values()) - self.clock())
-
-    def lost(self) -> bool:
-        """True (once: the record starts afresh) when a number is past its deadline."""
-        now = self.clock()
-        if self.overflow or any(deadline <= now for deadline in self.missing.values()):
-            self.missing.clear()
-            self.overflow = False
-            return True
-        return False
 
 
 def _language(scope) -> str:
@@ -402,7 +352,7 @@ def _thread_line(language: str, message_id: int, event_type: str | None) -> str:
         return ""
     live.reply_refs_attach([message])
     html = live.staging([live.op("upsert", _render(language, "message_line", {"m": message}))])
-    if event_type == "message.created" and message.direction == Message.Direction.IN:
+    if event_type == EventType.MESSAGE_CREATED and message.direction == Message.Direction.IN:
         # An inbound message makes the conversation new again (even a resolved one).
         html += _thread_head_sync(language, message.conversation_id)
     return html

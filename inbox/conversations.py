@@ -9,7 +9,7 @@ from django.utils.translation import gettext as _
 
 from customers.models import Customer
 from inbox import services
-from inbox.events import event_publish
+from inbox.events import conversation_updated_publish, message_status_publish
 from inbox.models import Conversation, Message, Note
 
 NOTE_MAX = 2000
@@ -21,7 +21,7 @@ def _update(conversation: Conversation, condition: Q, **changes) -> bool:
         if changed:
             for field, value in changes.items():
                 setattr(conversation, field, value)
-            event_publish("conversation.updated", conversation_id=conversation.id)
+            conversation_updated_publish(conversation_id=conversation.id)
     return bool(changed)
 
 
@@ -81,7 +81,7 @@ def note_add(*, customer: Customer, author, body: str, conversation_id: int | No
     with transaction.atomic():
         note = Note.objects.create(customer=customer, author=author, body=body)
         if conversation_id is not None:
-            event_publish("conversation.updated", conversation_id=conversation_id)
+            conversation_updated_publish(conversation_id=conversation_id)
     return note
 
 
@@ -94,9 +94,7 @@ def message_schedule_cancel(*, message: Message) -> bool:
         )
         if changed:
             message.status = Message.Status.CANCELLED
-            event_publish(
-                "message.status", conversation_id=message.conversation_id, message_id=message.id
-            )
+            message_status_publish(conversation_id=message.conversation_id, message_id=message.id)
     return bool(changed)
 
 
@@ -146,7 +144,5 @@ def message_retry_claim(*, message: Message, duplicate_ok: bool = False) -> bool
     ).update(retried_at=timezone.now())
     if claimed:
         # Every open thread drops the line's "Reintentar", not only the page that clicked it.
-        event_publish(
-            "message.status", conversation_id=message.conversation_id, message_id=message.id
-        )
+        message_status_publish(conversation_id=message.conversation_id, message_id=message.id)
     return bool(claimed)

@@ -30,6 +30,7 @@ import os
 import threading
 import time
 import uuid
+from enum import StrEnum
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -88,17 +89,55 @@ class _Sequence:
 _sequence = _Sequence()
 
 
+class EventType(StrEnum):
+    """Every event type, declared once (docs/live.md). The consumer's handler for each is the
+    name with "_" for "." (Channels' convention): message_created, events_batch..."""
+
+    # Published by the services below, after commit:
+    MESSAGE_CREATED = "message.created"  # a line to add: list row and open threads
+    MESSAGE_STATUS = "message.status"  # a line to redraw (ticks, failure, media)
+    CONVERSATION_UPDATED = "conversation.updated"  # a row and a thread head to redraw
+    # Made here from those when there are many at once:
+    EVENTS_BATCH = "events.batch"  # a campaign's batch: lists re-fetch, threads get lines
+    LIST_STALE = "list.stale"  # a flood: lists re-fetch themselves
+
+
 def conversation_group(conversation_id: int) -> str:
     return f"conversation.{conversation_id}"
 
 
-def event_publish(event_type: str, *, conversation_id: int | None = None, **data) -> None:
+def message_created_publish(*, conversation_id: int, message_id: int) -> None:
+    """A new line (a customer's message, a reply, a bot's answer...)."""
+    event_publish(EventType.MESSAGE_CREATED, conversation_id=conversation_id, message_id=message_id)
+
+
+def messages_created_publish(rows: list[tuple[int, int]]) -> None:
+    """Many new lines after one commit: [(conversation_id, message_id)] (a campaign batch)."""
+    events = [{"conversation_id": c, "message_id": m} for c, m in rows]
+    events_publish(EventType.MESSAGE_CREATED, events)
+
+
+def message_status_publish(*, conversation_id: int, message_id: int, status: str = "") -> None:
+    """A line to redraw: its status moved, it failed, its media arrived."""
+    data = {"status": status} if status else {}
+    event_publish(
+        EventType.MESSAGE_STATUS, conversation_id=conversation_id, message_id=message_id, **data
+    )
+
+
+def conversation_updated_publish(*, conversation_id: int) -> None:
+    """A conversation's row and head to redraw (state, assignee, urgency, the customer)."""
+    event_publish(EventType.CONVERSATION_UPDATED, conversation_id=conversation_id)
+
+
+def event_publish(event_type: EventType, *, conversation_id: int | None = None, **data) -> None:
     """Send `{"type": event_type, ...data}` to the inbox group (and the conversation's group)
-    once the surrounding transaction commits; never for a change that rolls back."""
+    once the surrounding transaction commits; never for a change that rolls back. Callers use
+    the typed helpers above."""
     events_publish(event_type, [{"conversation_id": conversation_id, **data}])
 
 
-def events_publish(event_type: str, events: list[dict]) -> None:
+def events_publish(event_type: EventType, events: list[dict]) -> None:
     """Many events of one type after one commit (a campaign batch): one trip into the event
     loop for all of them, not two per event (each costs milliseconds)."""
 
@@ -113,10 +152,10 @@ def events_publish(event_type: str, events: list[dict]) -> None:
     transaction.on_commit(send, robust=True)
 
 
-async def _group_send_all(layer, event_type: str, events: list[dict]) -> None:
+async def _group_send_all(layer, event_type: EventType, events: list[dict]) -> None:
     if len(events) > LIST_BATCH:
         items = [[data.get("conversation_id"), data.get("message_id")] for data in events]
-        batch = {"type": "events.batch", "event_type": event_type, "items": items}
+        batch = {"type": EventType.EVENTS_BATCH, "event_type": event_type, "items": items}
         await layer.group_send(
             INBOX_GROUP, _sequence.stamp({**batch, "event_id": uuid.uuid4().hex})
         )
@@ -127,11 +166,11 @@ async def _group_send_all(layer, event_type: str, events: list[dict]) -> None:
         chunk = events[start : start + GATHER]
         await asyncio.gather(*(_group_send(layer, event_type, data, to_list) for data in chunk))
     if not to_list and _budget.stale_due():
-        stale = {"type": "list.stale", "event_id": uuid.uuid4().hex}
+        stale = {"type": EventType.LIST_STALE, "event_id": uuid.uuid4().hex}
         await layer.group_send(INBOX_GROUP, _sequence.stamp(stale))
 
 
-async def _group_send(layer, event_type: str, data: dict, to_list: bool = True) -> None:
+async def _group_send(layer, event_type: EventType, data: dict, to_list: bool = True) -> None:
     message = {"type": event_type, "conversation_id": None, "event_id": uuid.uuid4().hex}
     message.update(data)
     if to_list:

@@ -20,16 +20,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import dramatiq
 from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.utils import timezone
+from dramatiq_crontab import interval
 
 from customers.phones import InvalidPhone
 from customers.services import customer_get_or_create_reported
 from inbox import services
+from inbox.media import MEDIA_MAX_BYTES, media_download
 from inbox.models import Message, WebhookEvent
 from inbox.services import conversation_get_or_create
-from inbox.wasender_payloads import (
+from provider.records import (
     Envelope,
     IgnoredEvent,
     MessagesEvent,
@@ -39,8 +42,8 @@ from inbox.wasender_payloads import (
     StatusEvent,
     StatusUpdate,
     WaMessage,
-    event_parse,
 )
+from provider.wasender.payloads import event_parse
 
 log = logging.getLogger(__name__)
 
@@ -236,8 +239,6 @@ def _fail(event_id: int, exc: Exception, now: datetime) -> str:
 
 
 def _process_enqueue(event_id: int) -> None:
-    from inbox.actors import webhook_event_process  # late: the actors import this module
-
     try:
         webhook_event_process.send(event_id)
     except Exception:  # the broker is down: the event is committed, the sweep will find it
@@ -245,9 +246,6 @@ def _process_enqueue(event_id: int) -> None:
 
 
 def _retry_enqueue(event_id: int, delay_seconds: float) -> None:
-    # The actors import this module; importing them here, late, keeps that one-way at load.
-    from inbox.actors import webhook_event_retry_later
-
     transaction.on_commit(
         lambda: webhook_event_retry_later.send_with_options(
             args=(event_id,), delay=int(delay_seconds * 1000)
@@ -355,11 +353,10 @@ def _message(m: WaMessage, envelope: Envelope, at: datetime) -> Outcome:
 
 
 def _after_inbound(message: Message) -> None:
-    # Late imports: the actors import this module, and outbound's rules import inbox.
-    from inbox.actors import media_download
+    # Late import: outbound's rules import inbox (the one call up a floor, ARCHITECTURE.md).
     from outbound.rules import inbound_react_later
 
-    if message.media_source and message.kind in services.MEDIA_MAX_BYTES:
+    if message.media_source and message.kind in MEDIA_MAX_BYTES:
         transaction.on_commit(lambda: media_download.send(message.pk), robust=True)
     # The one call against the layers: outbound's rules (auto-replies, opt-out) react.
     inbound_react_later(message=message)
@@ -390,3 +387,25 @@ def _sent(sent: SentEvent) -> Outcome:
     if result == "conflict":
         return _ignored(f"el envío {sent.msg_id} ya está ligado a otro mensaje de WhatsApp")
     return _processed()
+
+
+# --- the intake's actors (the worker's side of this module) -----------------------------------
+
+
+@interval(seconds=30)
+@dramatiq.actor(actor_name="inbox_webhook_events_sweep", max_retries=0)
+def webhook_events_sweep() -> None:
+    """Every due pending or failed event (and any a dead process left half-done)."""
+    webhook_events_retry_due()
+
+
+@dramatiq.actor(actor_name="inbox_webhook_event_process", queue_name="intake", max_retries=0)
+def webhook_event_process(event_id: int) -> None:
+    """An event the web process stored during a burst, without applying it."""
+    webhook_event_handle(event_id)
+
+
+@dramatiq.actor(actor_name="inbox_webhook_event_retry", max_retries=0)
+def webhook_event_retry_later(event_id: int) -> None:
+    """Enqueued with a delay right after a failure; the sweep is the safety net."""
+    webhook_event_retry(event_id)

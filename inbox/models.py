@@ -86,6 +86,21 @@ class Message(models.Model):
         CANCELLED = "cancelled", _("Cancelado")
         RECEIVED = "received", _("Recibido")
 
+    # Groups of statuses, each defined here once.
+    # The steps WhatsApp reports, in order: a status only moves forward along them.
+    STEPS = (Status.SENT, Status.DELIVERED, Status.READ, Status.PLAYED)
+    # Reached the customer's phone (sent counts: WhatsApp accepted it for them).
+    REACHED_STATUSES = STEPS
+    DELIVERED_STATUSES = (Status.DELIVERED, Status.READ, Status.PLAYED)
+    READ_STATUSES = (Status.READ, Status.PLAYED)
+    # Waiting for the send pipeline.
+    IN_FLIGHT_STATUSES = (Status.QUEUED, Status.SENDING)
+    # Left the pipeline without a known outcome: the provider's answer, its echo or message
+    # info may still settle them (never a new send).
+    UNSETTLED_STATUSES = (Status.SENDING, Status.UNCONFIRMED, Status.UNKNOWN)
+    # Not at an end yet (a campaign recipient stays open while its message is one of these).
+    OPEN_STATUSES = (Status.QUEUED, Status.SENDING, Status.UNCONFIRMED)
+
     class Kind(models.TextChoices):
         TEXT = "text", _("Texto")
         IMAGE = "image", _("Imagen")

@@ -1,16 +1,17 @@
-"""Reads for the inbox: the conversation list, a thread, the customer panel, the history."""
+"""Reads for the inbox: the conversation list, a thread, the customer panel, the history, and
+how customers reply (the one place that knows what a reply is)."""
 
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from django.contrib.auth import get_user_model
-from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from chatdesk.roles import SUPPORT
 from customers.models import Customer, Subscription
-from customers.phones import InvalidPhone, phone_normalize
+from customers.selectors import phone_search_q
 from inbox.models import Conversation, Message, Note
 
 LIST_PAGE = 30
@@ -50,23 +51,9 @@ def cursor_decode(raw: str | None) -> tuple[datetime, int] | None:
 # --- the conversation list ---------------------------------------------------------------------
 
 
-def _phone_query(q: str) -> Q | None:
-    """A phone in any spelling ('0968196046', '+593 96 819 6046') or a run of its digits."""
-    if not re.fullmatch(r"[\d\s()+.\-]+", q):
-        return None
-    try:
-        return Q(customer__phone=phone_normalize(q))
-    except InvalidPhone:
-        pass
-    digits = re.sub(r"\D", "", q)
-    if len(digits) < 3:
-        return None
-    return Q(customer__phone__contains=digits.removeprefix("0") or digits)
-
-
 def _search(conversations: QuerySet[Conversation], q: str) -> QuerySet[Conversation]:
     by_text = Exists(Message.objects.filter(conversation=OuterRef("pk"), body__icontains=q))
-    by_phone = _phone_query(q)
+    by_phone = phone_search_q(q, field="customer__phone")
     if by_phone is not None:
         return conversations.filter(by_phone | by_text)
     return conversations.filter(Q(customer__name__icontains=q) | by_text)
@@ -243,3 +230,68 @@ def history_page(
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, (cursor_encode(rows[-1].created_at, rows[-1].pk) if more else None)
+
+
+# --- how customers reply (read by outbound's segments and insights' behaviour groups) ------------
+
+HABITS = ("fast", "slow", "never")
+HABIT_WINDOW = timedelta(days=90)
+FAST_REPLY = timedelta(hours=1)
+
+
+def replies_since(since: datetime) -> QuerySet[Message]:
+    """Customers' replies: inbound messages whose previous message in the conversation is one
+    of ours that reached the phone (a failed or unsent one asks nothing), annotated with that
+    message's time (`previous_at`): the reply's delay is the time since."""
+    previous = (
+        Message.objects.filter(
+            conversation=OuterRef("conversation"), created_at__lt=OuterRef("created_at")
+        )
+        .filter(Q(direction=Message.Direction.IN) | Q(status__in=Message.REACHED_STATUSES))
+        .order_by("-created_at", "-id")
+    )
+    return (
+        Message.objects.filter(direction=Message.Direction.IN, created_at__gte=since)
+        .annotate(
+            previous_direction=Subquery(previous.values("direction")[:1]),
+            previous_at=Subquery(previous.values("created_at")[:1]),
+        )
+        .filter(previous_direction=Message.Direction.OUT)
+    )
+
+
+def reply_habit_condition(habit: str, *, now: datetime) -> Q:
+    """Customers (a condition on Customer) by how they replied over HABIT_WINDOW:
+    "fast"  the median reply delay is under FAST_REPLY: more than half of their replies came
+            within the hour (for an even count, the upper of the two middle delays decides);
+    "slow"  they replied, and the median delay is FAST_REPLY or more;
+    "never" our messages reached them and they replied to none."""
+    since = now - HABIT_WINDOW
+    replies = replies_since(since)
+    if habit == "never":
+        reached = Message.objects.filter(
+            conversation__customer=OuterRef("pk"),
+            direction=Message.Direction.OUT,
+            status__in=Message.REACHED_STATUSES,
+            created_at__gte=since,
+        )
+        return Exists(reached) & ~Exists(replies.filter(conversation__customer=OuterRef("pk")))
+    quick = Q(created_at__lt=F("previous_at") + FAST_REPLY)
+    per_customer = (
+        replies.order_by()
+        .values("conversation__customer_id")
+        .annotate(replies=Count("pk"), fast=Count("pk", filter=quick))
+    )
+    # The median is under the hour when more than half of the replies are.
+    if habit == "fast":
+        per_customer = per_customer.filter(fast__gt=F("replies") / 2.0)
+    else:
+        per_customer = per_customer.filter(fast__lte=F("replies") / 2.0)
+    return Q(pk__in=per_customer.values("conversation__customer_id"))
+
+
+def contacted_condition(*, since: datetime) -> Exists:
+    """Customers (a condition on Customer) with a message either way since `since`."""
+    return Exists(
+        Message.objects.filter(conversation__customer=OuterRef("pk"), created_at__gte=since)
+    )

@@ -1,21 +1,18 @@
 """Writes to conversations and messages (the webhook intake and the send pipeline use these)."""
 
-import mimetypes
-import re
 from datetime import datetime, timedelta
-from pathlib import Path
 
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import Case, DateTimeField, F, Q, Value, When
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
 from customers.models import Customer
-from inbox.events import event_publish
+from inbox.events import (
+    conversation_updated_publish,
+    message_created_publish,
+    message_status_publish,
+)
 from inbox.models import Conversation, Message, SessionState
-from outbound.wasender import ProviderError
 
 
 def conversation_get_or_create(*, customer: Customer, session: str = "default") -> Conversation:
@@ -44,25 +41,18 @@ def conversation_id_by_phone(phone: str) -> int | None:
 # Every writer here is safe to run twice and in any order: rows are deduplicated by the unique
 # wa_id, statuses move with conditional UPDATEs, so repeated or late webhooks are no-ops.
 
-STATUS_STEPS = ["sent", "delivered", "read", "played"]
+STATUS_STEPS = list(Message.STEPS)
 # Outbound states a status webhook may lift to a step: the echo may link a row still waiting
 # for the send's answer ("sending"), or whose answer was lost ("unconfirmed"), or that the
 # sweeper gave up on ("unknown").
-BEFORE_STEPS = ["sending", "unconfirmed", "unknown"]
-FAILABLE = [*BEFORE_STEPS, "sent"]
+BEFORE_STEPS = list(Message.UNSETTLED_STATUSES)
+FAILABLE = [*BEFORE_STEPS, Message.Status.SENT]
 # Our own send's echo is matched to its row by WhatsApp's id when known, else by recipient,
 # kind and text: the row must still lack its WhatsApp id, be in one of these states, and have
 # been claimed for sending within ECHO_WINDOW of the echo's time.
-AWAITING_ECHO = [*BEFORE_STEPS, "sent"]
+AWAITING_ECHO = [*BEFORE_STEPS, Message.Status.SENT]
 ECHO_WINDOW = timedelta(minutes=30)
 ECHO_CANDIDATES = 20
-MEDIA_MAX_BYTES = {
-    "image": 16 * 1024 * 1024,
-    "video": 16 * 1024 * 1024,
-    "audio": 16 * 1024 * 1024,
-    "sticker": 2 * 1024 * 1024,
-    "document": 100 * 1024 * 1024,
-}
 
 
 def message_preview(*, kind: str, body: str) -> str:
@@ -140,7 +130,7 @@ def message_inbound_create(
             at=created_at,
             preview=message_preview(kind=kind, body=body),
         )
-        event_publish("message.created", conversation_id=conversation.pk, message_id=message.pk)
+        message_created_publish(conversation_id=conversation.pk, message_id=message.pk)
     return message, created
 
 
@@ -212,7 +202,7 @@ def message_phone_create(
             at=created_at,
             preview=message_preview(kind=kind, body=body),
         )
-        event_publish("message.created", conversation_id=conversation.pk, message_id=message.pk)
+        message_created_publish(conversation_id=conversation.pk, message_id=message.pk)
     return message, created
 
 
@@ -278,9 +268,7 @@ def message_status_fail(*, wa_id: str, at: datetime, reason: str) -> bool:
 def _status_publish(wa_id: str) -> None:
     row = Message.objects.filter(wa_id=wa_id).values("pk", "conversation_id").first()
     if row:
-        event_publish(
-            "message.status", conversation_id=row["conversation_id"], message_id=row["pk"]
-        )
+        message_status_publish(conversation_id=row["conversation_id"], message_id=row["pk"])
 
 
 def _step_rank(status: str) -> int:
@@ -299,7 +287,7 @@ def _echo_merge(*, row: Message, echo: Message) -> None:
         fields[f"{step}_at"] = min(times) if times else None
     echo.delete()
     Message.objects.filter(pk=row.pk).update(**fields)
-    event_publish("conversation.updated", conversation_id=echo.conversation_id)
+    conversation_updated_publish(conversation_id=echo.conversation_id)
 
 
 def message_wa_id_link(
@@ -331,7 +319,7 @@ def message_wa_id_link(
         _echo_merge(row=row, echo=echo)
     Message.objects.filter(pk=row.pk, wa_id__isnull=True).update(wa_id=wa_id)
     if not message_status_advance(wa_id=wa_id, status="sent", at=timezone.now()):
-        event_publish("message.status", conversation_id=row.conversation_id, message_id=row.pk)
+        message_status_publish(conversation_id=row.conversation_id, message_id=row.pk)
     return "linked"
 
 
@@ -376,51 +364,3 @@ def session_state_set(*, session: str, status: str, at: datetime) -> None:
         SessionState.objects.filter(session=session, changed_at__lte=at).update(
             status=status[:20], changed_at=at
         )
-
-
-# --- media ------------------------------------------------------------------------------------
-
-
-def _media_name(message: Message, mime: str) -> str:
-    suffix = Path(message.media_filename).suffix.lower()
-    if not re.fullmatch(r"\.[a-z0-9]{1,8}", suffix):
-        suffix = mimetypes.guess_extension(mime or message.media_mime or "") or ""
-    return f"media/{timezone.now():%Y/%m}/{message.pk}{suffix}"
-
-
-def message_media_fetch(*, message_id: int, provider) -> bool:
-    """Download an inbound attachment through decrypt-media into our storage, once. Raises
-    the provider's ProviderError; the caller decides between retrying and giving up."""
-    message = Message.objects.filter(pk=message_id).first()
-    if message is None or message.media_file or not message.media_source:
-        return False
-    limit = MEDIA_MAX_BYTES.get(message.kind, MEDIA_MAX_BYTES["image"])
-    url = provider.decrypt_media(message.media_source)
-    content, mime = provider.download(url, max_bytes=limit)
-    if len(content) > limit:
-        raise ProviderError(
-            "media larger than allowed",
-            permanent=True,
-            reason=_("El archivo supera el tamaño máximo permitido."),
-        )
-    name = default_storage.save(_media_name(message, mime), ContentFile(content))
-    saved = Message.objects.filter(pk=message_id, media_file="").update(
-        media_file=name,
-        media_mime=(mime or message.media_mime)[:100],
-        media_size=len(content),
-        media_error="",
-    )
-    if not saved:  # a concurrent run got there first
-        default_storage.delete(name)
-        return False
-    event_publish("message.status", conversation_id=message.conversation_id, message_id=message_id)
-    return True
-
-
-def message_media_failed(*, message_id: int, reason: str) -> None:
-    message = Message.objects.filter(pk=message_id, media_file="").first()
-    if message is None:
-        return
-    note = _("No se pudo descargar el archivo: %(reason)s") % {"reason": reason}
-    Message.objects.filter(pk=message_id).update(media_error=note[:300])
-    event_publish("message.status", conversation_id=message.conversation_id, message_id=message_id)

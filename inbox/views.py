@@ -1,12 +1,11 @@
 """The live inbox and the customer history. Every page works with a full reload; with htmx the
 same views answer with the named partial the page swaps in."""
 
-import csv
 from datetime import datetime
 
 from django.contrib import messages
 from django.db import transaction
-from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -15,15 +14,14 @@ from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from chatdesk.csvexport import csv_response
 from chatdesk.roles import SUPPORT, has_role, role_required
 from customers.models import Customer
 from inbox import conversations, live, selectors
 from inbox.models import Conversation, Message
-from outbound import attachments, wasender
-from outbound.models import MessageTemplate
-from outbound.services import SendRejected, message_send
-from outbound.templating import TemplateError, template_render
-from outbound.wasender import ProviderError
+from outbound import composer
+from provider import wasender
+from provider.errors import ProviderError
 
 INLINE_IMAGES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
 INLINE_AUDIO = {"audio/ogg", "audio/mpeg", "audio/mp4", "audio/aac", "audio/opus"}
@@ -71,7 +69,7 @@ def _thread_context(request, conversation: Conversation) -> dict:
         "customer": customer,
         "campaign_messages": selectors.campaign_messages_received(customer=customer),
         "agents": selectors.agents(),
-        "templates": MessageTemplate.objects.filter(archived=False),
+        "templates": composer.composer_templates(),
     }
 
 
@@ -207,17 +205,17 @@ def _scheduled_for(raw: str) -> datetime | None:
     except ValueError:
         moment = None
     if moment is None:
-        raise SendRejected("scheduled_for", _("La fecha y hora no son válidas."))
+        raise composer.SendRejected("scheduled_for", _("La fecha y hora no son válidas."))
     if timezone.is_naive(moment):
         moment = timezone.make_aware(moment)
     if moment <= timezone.now():
-        raise SendRejected("scheduled_for", _("Elige una fecha y hora en el futuro."))
+        raise composer.SendRejected("scheduled_for", _("Elige una fecha y hora en el futuro."))
     return moment
 
 
 def _composer(request, conversation: Conversation, *, error: str = "", text: str = "", **extra):
     context = {"conversation": conversation, "error": error, "text": text, **extra}
-    context["templates"] = MessageTemplate.objects.filter(archived=False)
+    context["templates"] = composer.composer_templates()
     return render(request, "inbox/index.html#composer", context, status=422 if error else 200)
 
 
@@ -242,29 +240,24 @@ def message_reply(request, conversation_id: int):
     reply_to = None
     if reply_to_id := _id_param(request.POST.get("reply_to")):
         reply_to = Message.objects.filter(pk=reply_to_id, conversation=conversation).first()
-    attachment = None
     try:
         scheduled_for = _scheduled_for(request.POST.get("scheduled_for", ""))
-        if request.FILES.get("attachment"):
-            attachment = attachments.attachment_accept(upload=request.FILES["attachment"])
         with transaction.atomic():
-            message = message_send(
-                customer=conversation.customer, text=text, author_kind=Message.Author.AGENT,
-                agent=request.user, reply_to=reply_to, scheduled_for=scheduled_for,
-                attachment=attachment,
-            )  # fmt: skip
+            message = composer.reply_send(
+                conversation=conversation,
+                agent=request.user,
+                text=text,
+                reply_to=reply_to,
+                scheduled_for=scheduled_for,
+                upload=request.FILES.get("attachment"),
+            )
             # Before commit: the socket's copies of the line are rendered after it.
             live.reply_ref_note(message_id=message.pk, ref=ref)
-    except SendRejected as rejected:
-        attachments.attachment_discard(attachment)
+    except composer.SendRejected as rejected:
         if not request.htmx:
             messages.error(request, rejected.message)
             return redirect("inbox:conversation", conversation.pk)
         return _composer(request, conversation, error=rejected.message, text=text)
-    except BaseException:
-        # Whatever else failed, a reply that was not written leaves no file in MEDIA_ROOT.
-        attachments.attachment_discard(attachment)
-        raise
     if message.status != Message.Status.SCHEDULED:
         conversations.conversation_mark_answered(conversation=conversation)
     if not request.htmx:
@@ -284,32 +277,12 @@ def message_retry(request, message_id: int):
     try:
         with transaction.atomic():
             if conversations.message_retry_claim(message=failed, duplicate_ok=duplicate_ok):
-                _copy_send(failed, agent=request.user)
-    except SendRejected as rejected:
+                composer.reply_copy_send(failed=failed, agent=request.user)
+    except composer.SendRejected as rejected:
         messages.error(request, rejected.message)
     if request.htmx:
         return _line_answer(request, _message_or_404(message_id))
     return redirect("inbox:conversation", failed.conversation_id)
-
-
-def _copy_send(failed: Message, *, agent) -> None:
-    # Our own file is uploaded afresh (the provider's URL of the first try may be expired).
-    attachment = _attachment_of(failed)
-    media_url = None if attachment else failed.media_url or None
-    message_send(
-        customer=failed.conversation.customer, text=failed.body, media_url=media_url,
-        media_kind=failed.kind if media_url else None, attachment=attachment,
-        author_kind=Message.Author.AGENT, agent=agent, reply_to=failed.reply_to,
-    )  # fmt: skip
-
-
-def _attachment_of(message: Message) -> attachments.Attachment | None:
-    if not message.media_file:
-        return None
-    return attachments.Attachment(
-        kind=message.kind, mime=message.media_mime, name=message.media_filename,
-        path=message.media_file.name, size=message.media_size or 0,
-    )  # fmt: skip
 
 
 @role_required(*SUPPORT)
@@ -346,16 +319,9 @@ def message_cancel(request, message_id: int):
 def template_fill(request, conversation_id: int):
     """The composer's text with a template filled from the customer, to edit before sending."""
     conversation = _conversation_or_404(conversation_id)
-    template = MessageTemplate.objects.filter(
-        pk=_id_param(request.GET.get("template")) or 0, archived=False
-    ).first()
-    text, error = "", ""
-    if template is not None:
-        try:
-            text = template_render(template.body, customer=conversation.customer)
-        except TemplateError as problem:
-            text = template.body
-            error = _("Completa a mano: %(problem)s") % {"problem": problem}
+    text, error = composer.template_fill(
+        template_id=_id_param(request.GET.get("template")), conversation=conversation
+    )
     return render(
         request, "inbox/index.html#composer_text",
         {"conversation": conversation, "text": text, "template_error": error},
@@ -386,15 +352,6 @@ def message_media(request, message_id: int):
 # --- history -------------------------------------------------------------------------------
 
 HISTORY_PAGE = 100
-CSV_DANGEROUS = ("=", "+", "-", "@", "\t", "\r", "\n")
-
-
-def csv_safe(value) -> str:
-    """A spreadsheet must not run a customer's text as a formula."""
-    text = "" if value is None else str(value)
-    if text and (text.startswith(CSV_DANGEROUS) or ord(text[0]) < 32):
-        return "'" + text
-    return text
 
 
 def _history_filters(params) -> selectors.HistoryFilters:
@@ -414,33 +371,25 @@ def _is_date(raw: str | None) -> bool:
         return False
 
 
-class _Echo:
-    def write(self, value):
-        return value
-
-
 def _history_csv(customer: Customer, rows):
-    writer = csv.writer(_Echo())
-    header = [_("Fecha"), _("Dirección"), _("Autor"), _("Agente"), _("Tipo"), _("Mensaje"),
-              _("Estado"), _("Motivo del fallo")]  # fmt: skip
-
-    def lines():
-        yield "\ufeff" + writer.writerow(header)
-        for m in rows.iterator(chunk_size=1000):
-            yield writer.writerow([
-                csv_safe(timezone.localtime(m.created_at).strftime("%Y-%m-%d %H:%M:%S")),
-                csv_safe(m.get_direction_display()),
-                csv_safe(m.get_author_kind_display()),
-                csv_safe(m.agent.get_full_name() or m.agent.get_username() if m.agent else ""),
-                csv_safe(m.get_kind_display()),
-                csv_safe(m.body),
-                csv_safe(m.get_status_display()),
-                csv_safe(m.failure_reason),
-            ])  # fmt: skip
-
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="historial-{customer.pk}.csv"'
-    return response
+    header = [
+        _("Fecha"), _("Dirección"), _("Autor"), _("Agente"), _("Tipo"), _("Mensaje"),
+        _("Estado"), _("Motivo del fallo"),
+    ]  # fmt: skip
+    lines = (
+        (
+            timezone.localtime(m.created_at).strftime("%Y-%m-%d %H:%M:%S"),
+            m.get_direction_display(),
+            m.get_author_kind_display(),
+            m.agent.get_full_name() or m.agent.get_username() if m.agent else "",
+            m.get_kind_display(),
+            m.body,
+            m.get_status_display(),
+            m.failure_reason,
+        )
+        for m in rows.iterator(chunk_size=1000)
+    )
+    return csv_response(f"historial-{customer.pk}.csv", header, lines)
 
 
 @role_required(*SUPPORT)

@@ -4,7 +4,7 @@ Verify the shared secret, then store the raw body (with what it means, or alone 
 during a burst: inbox.intake) and answer 200 once it is committed: from then on nothing is
 lost. What we merely do not understand still gets 200 (stored, marked ignored), so the sender
 does not retry it forever; if applying it fails, the raw body is stored alone and
-inbox.actors retries it. WaSender documents no redelivery, so a 5xx (the database is down) is
+inbox.intake retries it. WaSender documents no redelivery, so a 5xx (the database is down) is
 the only answer that leaves the event with the sender.
 """
 

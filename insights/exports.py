@@ -5,50 +5,18 @@ UTF-8 with a BOM (Excel opens it as UTF-8). Text cells that start with = + - @ o
 character are prefixed with ' so a spreadsheet never runs them as formulas (CSV injection).
 """
 
-import csv
 from urllib.parse import urlencode
 
 from django.db.models import Count, Q
-from django.http import StreamingHttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from chatdesk.csvexport import csv_response
 from customers.models import Customer
 from inbox.models import Message
 from insights import selectors
 
 CHUNK = 2000
-BOM = "\ufeff"
-DANGEROUS = ("=", "+", "-", "@")
-
-
-def cell_safe(value):
-    """Neutralise a text cell a spreadsheet would run; numbers and dates pass unchanged."""
-    if value is None:
-        return ""
-    if isinstance(value, str) and value and (value[0] in DANGEROUS or ord(value[0]) < 32):
-        return "'" + value
-    return value
-
-
-class _Echo:
-    def write(self, value):
-        return value
-
-
-def csv_stream(header, rows):
-    writer = csv.writer(_Echo())
-    yield BOM + writer.writerow([cell_safe(h) for h in header])
-    for row in rows:
-        yield writer.writerow([cell_safe(v) for v in row])
-
-
-def csv_response(filename: str, header, rows) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(
-        csv_stream(header, rows), content_type="text/csv; charset=utf-8"
-    )
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
 
 
 def period_query(period: selectors.Period) -> str:

@@ -60,6 +60,7 @@ from django.utils.translation import gettext as _
 
 from customers.models import Renewal, Subscription
 from inbox.models import Conversation, Message, SessionState
+from inbox.selectors import FAST_REPLY, HABIT_WINDOW
 
 GYE = ZoneInfo(settings.TIME_ZONE)
 MAX_RANGE_DAYS = 400
@@ -904,7 +905,7 @@ def behaviour_groups(*, now: datetime | None = None) -> list[dict]:
 
 
 def behaviour_groups_count(*, now: datetime | None = None) -> list[dict]:
-    """Customers by reply habit, as customers.segments defines it (last 90 days), opted-out
+    """Customers by reply habit, as inbox.selectors defines it (last 90 days), opted-out
     customers included (this is a description, not an audience).
 
     The same definitions as the segment filter, counted in one pass instead of a correlated
@@ -912,10 +913,9 @@ def behaviour_groups_count(*, now: datetime | None = None) -> list[dict]:
     that reached the phone) gives each reply the message before it; only the first message of
     each conversation in the window looks further back. Messages within the same second are
     ordered by id (the segment filter takes the previous one strictly earlier)."""
-    from customers.segments import BEHAVIOUR_WINDOW, FAST_REPLY, REACHED
-
-    since = (now or timezone.now()) - BEHAVIOUR_WINDOW
-    counted = Q(direction=Message.Direction.IN) | Q(status__in=REACHED)
+    reached_statuses = Message.REACHED_STATUSES
+    since = (now or timezone.now()) - HABIT_WINDOW
+    counted = Q(direction=Message.Direction.IN) | Q(status__in=reached_statuses)
     seq = (
         Message.objects.filter(counted, created_at__gte=since)
         .annotate(
@@ -926,7 +926,7 @@ def behaviour_groups_count(*, now: datetime | None = None) -> list[dict]:
         .order_by()
     )
     inner, params = seq.query.sql_with_params()
-    reached = ", ".join(["%s"] * len(REACHED))
+    reached = ", ".join(["%s"] * len(reached_statuses))
     also = f" AND (p.direction = 'in' OR p.status IN ({reached}))"
 
     def previous(column: str) -> str:
@@ -956,8 +956,12 @@ def behaviour_groups_count(*, now: datetime | None = None) -> list[dict]:
              WHERE m.direction = 'out' AND m.status IN ({reached}) AND m.created_at >= %s
                 AND c.customer_id NOT IN (SELECT customer_id FROM per))
     """  # noqa: S608
-    args = [*params, FAST_REPLY.total_seconds(), *REACHED, *REACHED, *REACHED,
-            connection.ops.adapt_datetimefield_value(since)]  # fmt: skip
+    args = [
+        *params,
+        FAST_REPLY.total_seconds(),
+        *reached_statuses * 3,
+        connection.ops.adapt_datetimefield_value(since),
+    ]
     with _analytic_cursor() as cursor:
         cursor.execute(sql, args)
         fast, slow, never = cursor.fetchone()

@@ -11,7 +11,6 @@ from ninja.errors import HttpError
 
 from chatdesk.roles import MARKETING, has_role
 from customers.models import Segment
-from customers.segments import SegmentFilterError, segment_count
 from outbound.campaigns import (
     MARKETING_KINDS,
     CampaignInvalid,
@@ -25,6 +24,7 @@ from outbound.campaigns import (
     campaign_waiting,
 )
 from outbound.models import Campaign, MessageTemplate
+from outbound.segments import SegmentFilterError, segment_count
 
 router = Router(tags=["campaigns"])
 
@@ -128,7 +128,7 @@ def _aware(moment: datetime) -> datetime:
 @router.post("/campaigns", response={201: CampaignOut, 403: Error, 422: Invalid})
 def campaign_create_api(request, payload: CampaignIn):
     """A campaign from a template or a text, to a saved segment or to filters (see
-    customers/segments.py for their keys), as a draft, scheduled (`send_at`) or sent now."""
+    outbound/segments.py for their keys), as a draft, scheduled (`send_at`) or sent now."""
     role_check(request)
     template = segment = None
     if payload.template_id is not None:

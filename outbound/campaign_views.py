@@ -3,14 +3,13 @@ form with the audience's live count, and the detail page: live progress (htmx po
 2 s), pause / resume / cancel, results (funnel, failure reasons, per variant, per recipient),
 CSV export, retarget and duplicate."""
 
-import csv
 from datetime import datetime, time
 
 from django import forms
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db import connection, transaction
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -18,9 +17,9 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
+from chatdesk.csvexport import csv_response
 from chatdesk.roles import MARKETING, role_required
 from customers.models import Segment
-from customers.segments import SegmentFilterError, segment_count, segment_presets
 from outbound.campaigns import (
     MARKETING_KINDS,
     CampaignInvalid,
@@ -39,6 +38,7 @@ from outbound.campaigns import (
     campaign_waiting,
 )
 from outbound.models import Campaign, MessageTemplate
+from outbound.segments import SegmentFilterError, segment_count, segment_presets
 from outbound.templating import CAMPAIGN_VARIABLES
 
 RECIPIENTS_PAGE = 50
@@ -358,22 +358,6 @@ def campaign_retarget_view(request, campaign_id: int):
 
 
 # --- export ---------------------------------------------------------------------------------
-CSV_DANGEROUS = ("=", "+", "-", "@")
-
-
-def csv_safe(value) -> str:
-    """A spreadsheet must not run a customer's text as a formula."""
-    text = "" if value is None else str(value)
-    if text and (text.startswith(CSV_DANGEROUS) or ord(text[0]) < 32):
-        return "'" + text
-    return text
-
-
-class _Echo:
-    def write(self, value):
-        return value
-
-
 def _when(moment: datetime | None) -> str:
     return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S") if moment else ""
 
@@ -386,26 +370,29 @@ def campaign_export(request, campaign_id: int):
         reply_days=_days(request, "reply_days", 3),
         renewal_days=_days(request, "renewal_days", 7),
     )
-    writer = csv.writer(_Echo())
-    header = [_("Teléfono"), _("Nombre"), _("Variante"), _("Destinatario"), _("Motivo"),
-              _("Estado del mensaje"), _("Enviado"), _("Entregado"), _("Leído"),
-              _("Motivo del fallo"), _("Respondió"), _("Renovó"), _("Mensaje")]  # fmt: skip
+    header = [
+        _("Teléfono"), _("Nombre"), _("Variante"), _("Destinatario"), _("Motivo"),
+        _("Estado del mensaje"), _("Enviado"), _("Entregado"), _("Leído"),
+        _("Motivo del fallo"), _("Respondió"), _("Renovó"), _("Mensaje"),
+    ]  # fmt: skip
 
-    def lines():
-        yield "\ufeff" + writer.writerow(header)
-        for r in rows.iterator(chunk_size=1000):
-            message = r.message
-            yield writer.writerow([csv_safe(value) for value in (
-                r.customer.phone, r.customer.name, r.variant.label if r.variant else "",
-                r.get_state_display(), r.skip_reason,
-                message.get_status_display() if message else "",
-                _when(message.sent_at if message else None),
-                _when(message.delivered_at if message else None),
-                _when(message.read_at if message else None),
-                message.failure_reason if message else "",
-                _("sí") if r.has_reply else "", _("sí") if r.has_renewal else "", r.body,
-            )])  # fmt: skip
+    def line(r) -> tuple:
+        message = r.message
+        return (
+            r.customer.phone,
+            r.customer.name,
+            r.variant.label if r.variant else "",
+            r.get_state_display(),
+            r.skip_reason,
+            message.get_status_display() if message else "",
+            _when(message.sent_at if message else None),
+            _when(message.delivered_at if message else None),
+            _when(message.read_at if message else None),
+            message.failure_reason if message else "",
+            _("sí") if r.has_reply else "",
+            _("sí") if r.has_renewal else "",
+            r.body,
+        )
 
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="campana-{campaign.pk}.csv"'
-    return response
+    lines = (line(r) for r in rows.iterator(chunk_size=1000))
+    return csv_response(f"campana-{campaign.pk}.csv", header, lines)

@@ -68,12 +68,6 @@ from django.utils.translation import gettext_noop
 from dramatiq_crontab import interval
 
 from customers.models import Customer, Renewal, Segment, Subscription
-from customers.segments import (
-    SegmentFilterError,
-    segment_count,
-    segment_filters_clean,
-    segment_queryset,
-)
 from inbox.models import Message
 from outbound import ratelimit
 from outbound.models import (
@@ -83,6 +77,12 @@ from outbound.models import (
     MessageTemplate,
 )
 from outbound.pipeline import status_publish
+from outbound.segments import (
+    SegmentFilterError,
+    segment_count,
+    segment_filters_clean,
+    segment_queryset,
+)
 from outbound.services import TEXT_MAX, SendRejected, messages_send_bulk, text_check
 from outbound.templating import (
     CAMPAIGN_VARIABLES,

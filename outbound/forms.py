@@ -2,8 +2,8 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from customers.models import Customer, Segment, Service, Tag
-from customers.segments import SegmentFilterError, segment_filters_clean
 from outbound.models import MessageTemplate
+from outbound.segments import SegmentFilterError, segment_filters_clean
 from outbound.templating import CAMPAIGN_VARIABLES, template_validate
 
 ID_MAX = 2**63 - 1
@@ -84,7 +84,7 @@ def _place_choices(field: str) -> list[tuple[str, str]]:
 
 
 class SegmentForm(forms.Form):
-    """The builder. Its fields become the JSON filters of customers.segments, which has the
+    """The builder. Its fields become the JSON filters of outbound.segments, which has the
     last word on what a valid filter is."""
 
     name = forms.CharField(label=_("Nombre del segmento"), max_length=120, required=False)

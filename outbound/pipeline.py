@@ -32,10 +32,12 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
-from inbox.events import event_publish
+from inbox.events import message_status_publish
 from inbox.models import Message
-from outbound import ratelimit, wasender
-from outbound.wasender import ProviderError, SendResult
+from outbound import ratelimit
+from provider import wasender
+from provider.errors import ProviderError
+from provider.wasender import SendResult
 
 logger = logging.getLogger(__name__)
 
@@ -167,13 +169,8 @@ def send_kwargs(message: Message) -> dict:
     return kwargs
 
 
-# States an answer from the provider may still settle (the sweeper may have given up on a
-# send that was merely slow).
-UNSETTLED = [Status.SENDING, Status.UNCONFIRMED, Status.UNKNOWN]
-
-
 def sent_record(message: Message, result: SendResult) -> None:
-    updated = Message.objects.filter(id=message.id, status__in=UNSETTLED).update(
+    updated = Message.objects.filter(id=message.id, status__in=Message.UNSETTLED_STATUSES).update(
         status=Status.SENT, provider_msg_id=result.msg_id, sent_at=timezone.now(), failure_reason=""
     )
     if updated:
@@ -214,7 +211,7 @@ def failure_record(message: Message, error: ProviderError, *, bucket, sent_maybe
 
 
 def message_fail(message: Message, reason: str) -> None:
-    updated = Message.objects.filter(id=message.id, status__in=UNSETTLED).update(
+    updated = Message.objects.filter(id=message.id, status__in=Message.UNSETTLED_STATUSES).update(
         status=Status.FAILED, failed_at=timezone.now(), failure_reason=reason[:REASON_MAX]
     )
     if updated:
@@ -246,9 +243,6 @@ def backoff_delay(attempts: int, retry_after: float | None = None, *, rand=rando
 
 
 def status_publish(message: Message, status: str) -> None:
-    event_publish(
-        "message.status",
-        conversation_id=message.conversation_id,
-        message_id=message.id,
-        status=status,
+    message_status_publish(
+        conversation_id=message.conversation_id, message_id=message.id, status=status
     )

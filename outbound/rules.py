@@ -50,7 +50,7 @@ from inbox.conversations import (
     conversation_mark_bot_answered,
     conversation_mark_urgent,
 )
-from inbox.events import event_publish
+from inbox.events import conversation_updated_publish
 from inbox.models import Conversation, Message
 from outbound.models import AutomationSettings, AutoReplyRule, AwayNotice, InboundReaction
 from outbound.services import SendRejected, marketing_messages_cancel, message_send
@@ -240,7 +240,7 @@ def _opt_out(
     marketing_messages_cancel(customer=customer)
     if confirm:
         _bot_reply(message, conf.opt_out_reply, answers=True)
-    event_publish("conversation.updated", conversation_id=message.conversation_id)
+    conversation_updated_publish(conversation_id=message.conversation_id)
     return ["opt_out"]
 
 
@@ -248,7 +248,7 @@ def _opt_in(message: Message, conf: AutomationSettings) -> list[str]:
     if not customer_marketing_opt_in(customer=message.conversation.customer):
         return ["opt_in_again"]
     _bot_reply(message, conf.opt_in_reply, answers=True)
-    event_publish("conversation.updated", conversation_id=message.conversation_id)
+    conversation_updated_publish(conversation_id=message.conversation_id)
     return ["opt_in"]
 
 
@@ -260,7 +260,7 @@ def _rule_apply(
     actions = ["rule"]
     if rule.tag.strip():
         customer.tags.add(tag_get_or_create(name=rule.tag))
-        event_publish("conversation.updated", conversation_id=conversation.id)
+        conversation_updated_publish(conversation_id=conversation.id)
         actions.append("tag")
     if rule.assign_to_id and conversation.assignee_id is None and rule.assign_to.is_active:
         conversation_assign(conversation=conversation, assignee=rule.assign_to)

@@ -18,7 +18,7 @@ from chatdesk.bulk import bulk_insert
 from customers.models import Customer
 from customers.phones import InvalidPhone
 from customers.services import customer_get_or_create
-from inbox.events import event_publish, events_publish
+from inbox.events import message_created_publish, messages_created_publish
 from inbox.models import Conversation, Message
 from inbox.services import conversation_get_or_create, conversation_last_message_note
 from outbound.pipeline import OPTED_OUT_REASON, message_deliver, status_publish
@@ -152,7 +152,7 @@ def message_send(
             **local,
         )
         _conversation_touch(conversation, message)
-        event_publish("message.created", conversation_id=conversation.id, message_id=message.id)
+        message_created_publish(conversation_id=conversation.id, message_id=message.id)
         if not later:
             message_enqueue_on_commit(message.id)
     return message
@@ -228,8 +228,7 @@ def messages_send_bulk(
             ],
         )
         _conversations_touch_bulk(messages)
-        events = [{"conversation_id": m.conversation_id, "message_id": m.id} for m in messages]
-        events_publish("message.created", events)
+        messages_created_publish([(m.conversation_id, m.id) for m in messages])
         ids = [m.id for m in messages]
         transaction.on_commit(lambda: messages_enqueue(ids))
     return messages

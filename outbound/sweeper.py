@@ -24,9 +24,9 @@ from dramatiq_crontab import interval
 
 from inbox.models import Message
 from inbox.services import message_wa_id_link
-from outbound import wasender
 from outbound.pipeline import message_enqueue, message_unconfirmed, status_publish
-from outbound.wasender import ProviderError
+from provider import wasender
+from provider.errors import ProviderError
 
 logger = logging.getLogger(__name__)
 

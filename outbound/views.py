@@ -16,7 +16,9 @@ from django.views.decorators.http import require_POST
 
 from chatdesk.roles import EVERYONE, MARKETING, has_role, role_required
 from customers.models import Customer, Segment, Subscription
-from customers.segments import (
+from outbound.forms import PreviewForm, SegmentForm, TemplateFilterForm, TemplateForm
+from outbound.models import MessageTemplate
+from outbound.segments import (
     SegmentFilterError,
     segment_count,
     segment_create,
@@ -25,8 +27,6 @@ from customers.segments import (
     segment_queryset,
     segment_update,
 )
-from outbound.forms import PreviewForm, SegmentForm, TemplateFilterForm, TemplateForm
-from outbound.models import MessageTemplate
 from outbound.templating import (
     CAMPAIGN_VARIABLES,
     CUSTOMER_VARIABLES,

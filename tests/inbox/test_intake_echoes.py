@@ -15,7 +15,7 @@ from customers.models import Customer
 from inbox.models import Message, WebhookEvent
 from outbound.pipeline import message_claim, message_unconfirmed, sent_record
 from outbound.services import message_send, messages_send_bulk
-from outbound.wasender import SendResult
+from provider.wasender import SendResult
 from tests.inbox.conftest import fixture_load
 
 PHONE = "+593968196046"

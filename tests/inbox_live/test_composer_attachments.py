@@ -8,7 +8,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from inbox.models import Message
-from outbound import wasender
+from provider import wasender
 from tests.inbox_live.conftest import HOSTILE
 from tests.outbound.helpers import Script, client_for
 

@@ -11,6 +11,7 @@ from django.test import Client
 
 from chatdesk.asgi import application
 from inbox import conversations
+from inbox import gaps as gaps_module
 from inbox.events import event_publish
 from inbox.live import STATUS_RANK
 from inbox.models import Message
@@ -360,9 +361,7 @@ async def socket_hearing(messages: list[dict], monkeypatch, grace: float):
     """A connected agent socket, then `messages` sent to the inbox group as they are."""
     from channels.layers import get_channel_layer
 
-    from inbox import consumers
-
-    monkeypatch.setattr(consumers, "GAP_GRACE", grace)
+    monkeypatch.setattr(gaps_module, "GAP_GRACE", grace)
     communicator = await socket()
     assert (await communicator.connect())[0]
     for message in messages:
@@ -405,7 +404,7 @@ async def test_a_socket_that_fell_behind_and_lost_events_resyncs_at_the_next_one
     """A real loss: the socket's channel holds 2 events, a burst of 12 arrives at once."""
     from inbox import consumers
 
-    monkeypatch.setattr(consumers, "GAP_GRACE", 0.2)
+    monkeypatch.setattr(gaps_module, "GAP_GRACE", 0.2)
     settings.CHANNEL_LAYERS["default"].setdefault("CONFIG", {})["capacity"] = 2
     conversation = await database_sync_to_async(conversation_with)("+593968196046", "Carlos")
     communicator = await socket()

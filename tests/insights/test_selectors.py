@@ -3,10 +3,10 @@
 from datetime import timedelta
 
 from customers.models import Customer
-from customers.segments import segment_count
 from inbox.models import Conversation
 from insights import selectors
 from insights.selectors import Period
+from outbound.segments import segment_count
 from tests.insights.conftest import D1, D, at, days_ago, inbound, out
 
 
@@ -118,7 +118,7 @@ def test_it_counts_waiting_conversations_and_the_oldest_wait(world):
 
 
 def test_it_leaves_old_data_out_of_the_reply_habits(world):
-    # customers.segments decides; the data set is older than its 90 days: nobody is counted.
+    # outbound.segments decides; the data set is older than its 90 days: nobody is counted.
     assert [g["customers"] for g in selectors.behaviour_groups()] == [0, 0, 0]
 
 

@@ -6,7 +6,7 @@ import dramatiq
 import httpx
 from dramatiq.common import dq_name
 
-from outbound.wasender import WaSenderClient
+from provider.wasender import WaSenderClient
 
 
 class Script:

@@ -29,7 +29,7 @@ def broker_empty():
 @pytest.fixture
 def events(monkeypatch):
     seen = []
-    monkeypatch.setattr(pipeline, "event_publish", lambda kind, **data: seen.append(data))
+    monkeypatch.setattr(pipeline, "message_status_publish", lambda **data: seen.append(data))
     return seen
 
 

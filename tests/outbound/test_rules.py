@@ -9,11 +9,11 @@ from channels.layers import get_channel_layer
 from django.utils import timezone
 
 from customers.models import Customer
-from customers.segments import segment_count
 from inbox.models import Conversation, Message
 from outbound import rules
 from outbound.models import AutomationSettings, AutoReplyRule, InboundReaction, MessageTemplate
 from outbound.rules import inbound_react, keyword_match, keyword_normalize, keywords_parse
+from outbound.segments import segment_count
 from outbound.services import message_send
 from tests.outbound.automations import in_memory_layer  # noqa: F401
 

@@ -40,11 +40,9 @@ def test_it_enqueues_only_after_commit(db, django_capture_on_commit_callbacks):
 
 def test_it_publishes_message_created(db, monkeypatch):
     seen = []
-    monkeypatch.setattr(services, "event_publish", lambda kind, **data: seen.append((kind, data)))
+    monkeypatch.setattr(services, "message_created_publish", lambda **data: seen.append(data))
     message = message_send(phone="+593968196046", text="Hola", author_kind="api")
-    assert seen == [
-        ("message.created", {"conversation_id": message.conversation_id, "message_id": message.id})
-    ]
+    assert seen == [{"conversation_id": message.conversation_id, "message_id": message.id}]
 
 
 def test_it_never_moves_the_last_message_time_backward(db):

@@ -36,13 +36,16 @@ class Command(BaseCommand):
         endpoints = [f"tcp:port={port}:interface={host}"]
         app = application
         if settings.USE_SIMULATOR:
-            from outbound.simulator import embedded_app
+            from provider.wasender.simulator import embedded_app
 
             sim_port = port + 1
             # The client talks to the simulator this process serves, whatever port was chosen.
             settings.WASENDER_BASE_URL = f"http://127.0.0.1:{sim_port}/api"
             app = embedded_app(
-                chatdesk_app=application, chatdesk_port=port, simulator_port=sim_port
+                chatdesk_app=application,
+                chatdesk_port=port,
+                simulator_port=sim_port,
+                phones_sample=customers_sample,
             )
             # Daphne's body guard asks the served app: chatdesk's caps, not on the simulator's
             # port (its uploads are attachments; it caps them itself).
@@ -58,3 +61,15 @@ class Command(BaseCommand):
             worker.stop(timeout=5000)
             if scheduler.running:
                 scheduler.shutdown(wait=False)
+
+
+async def customers_sample() -> list[tuple[str, str]]:
+    """Who the demo's simulated customers are: some of the book's, at random."""
+    from asgiref.sync import sync_to_async
+
+    from customers.models import Customer
+
+    def load():
+        return list(Customer.objects.order_by("?").values_list("phone", "name")[:20])
+
+    return await sync_to_async(load, thread_sensitive=False)()

@@ -7,8 +7,9 @@ import time
 import httpx
 import pytest
 
-from outbound import wasender
-from outbound.wasender import ProviderError, WaSenderClient
+from provider.errors import ProviderError
+from provider.wasender import WaSenderClient
+from provider.wasender import api as wasender
 
 BASE = "https://www.wasenderapi.com/api"
 VALIDATION_ERROR = {

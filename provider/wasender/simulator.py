@@ -231,14 +231,15 @@ def reply(status: int, body, headers: dict | None = None) -> tuple:
 
 
 class Simulator:
-    """The ASGI app. `customers_table` lets demo mode pick phones from chatdesk's customers
-    (embedded mode only, where the database is ours to read)."""
+    """The ASGI app. `phones_sample`, an async callable answering [(phone, name)], lets demo
+    mode pick among the business's customers (embedded mode passes one that reads chatdesk's
+    book: the simulator itself knows no app)."""
 
     MAX_BODY = 64 * 1024 * 1024
 
-    def __init__(self, config: SimConfig | None = None, *, customers_table: bool = False):
+    def __init__(self, config: SimConfig | None = None, *, phones_sample=None):
         self.config = config or SimConfig()
-        self.customers_table = customers_table
+        self.phones_sample = phones_sample
         self.rng = random.Random(self.config.seed or None)
         self.http: httpx.AsyncClient | None = None
         self.tasks: set[asyncio.Task] = set()
@@ -765,8 +766,8 @@ class Simulator:
     async def _demo_pick(self) -> tuple[str | None, str | None]:
         candidates = [(p, None) for p in self.config.demo_phones]
         candidates += [(p, None) for p in self.stats["sends_by_recipient"] if "@" not in p]
-        if self.customers_table:
-            candidates += await customers_sample()
+        if self.phones_sample is not None:
+            candidates += await self.phones_sample()
         return self.rng.choice(candidates) if candidates else (None, None)
 
 
@@ -794,18 +795,7 @@ def media_node(message: dict) -> tuple[str | None, dict | None]:
     return None, None
 
 
-async def customers_sample() -> list[tuple[str, str]]:
-    from asgiref.sync import sync_to_async
-
-    from customers.models import Customer
-
-    def load():
-        return list(Customer.objects.order_by("?").values_list("phone", "name")[:20])
-
-    return await sync_to_async(load, thread_sensitive=False)()
-
-
-def embedded_app(*, chatdesk_app, chatdesk_port, simulator_port):
+def embedded_app(*, chatdesk_app, chatdesk_port, simulator_port, phones_sample=None):
     """One ASGI app for one daphne process: requests reaching `simulator_port` go to the
     simulator, everything else (and lifespan) to chatdesk. Demo replies are on by default."""
     from django.conf import settings
@@ -817,7 +807,7 @@ def embedded_app(*, chatdesk_app, chatdesk_port, simulator_port):
             webhook_url=f"http://127.0.0.1:{chatdesk_port}/webhooks/wasender/",
             demo=True,
         ),
-        customers_table=True,
+        phones_sample=phones_sample,
     )
 
     async def app(scope, receive, send):

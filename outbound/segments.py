@@ -12,14 +12,9 @@ A segment's `filters` is a JSON object; every key is optional and the filters co
     new_days       1..3650 (default 30)
     expiring_days  0..366: an active subscription expires within N days (of the chosen
                    services, when services are given)
-    behaviour      over the last 90 days (BEHAVIOUR_WINDOW). A *reply* is an inbound message
-                   whose previous message in the conversation is one of ours that reached the
-                   phone; its delay is the time since that message of ours.
-                   "fast"  the median reply delay is under 1 hour (FAST_REPLY): more than half
-                           of their replies came within the hour (for an even count, the upper
-                           of the two middle delays decides)
-                   "slow"  they replied, and the median delay is 1 hour or more
-                   "never" received messages from us and did not reply to any
+    behaviour      "fast", "slow" or "never": how the customer replies to us over the last 90
+                   days, as inbox.selectors.reply_habit_condition defines it (the knowledge of
+                   messages lives with the messages)
     cities, provinces  [names], case-insensitive, any of them
     tags           [tag ids], any of them
     contact        "within" / "older": a message in either direction within the last
@@ -31,26 +26,25 @@ among active customers means Netflix is the only service they currently pay for.
 
 Marketing audiences never include opted-out customers; `segment_count` says how many were left
 out. Every filter is an EXISTS or an IN over an indexed subquery: one query per count.
+
+The saved Segment lives in the customer book (customers.models); what it means is read here,
+in outbound, the one that sends to audiences.
 """
 
 from datetime import timedelta
 
-from django.apps import apps
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from customers.models import Customer, Segment, Service, Subscription
+from inbox.selectors import HABITS, contacted_condition, reply_habit_condition
 
 SERVICE_MODES = ("any", "all", "only")
 STATES = ("active", "expired", "new")
-BEHAVIOURS = ("fast", "slow", "never")
+BEHAVIOURS = HABITS
 CONTACTS = ("within", "older")
-BEHAVIOUR_WINDOW = timedelta(days=90)
-FAST_REPLY = timedelta(hours=1)
-# Our messages that reached the customer's phone (a failed or unsent one asks nothing).
-REACHED = ("sent", "delivered", "read", "played")
 
 _INT_LIMITS = {
     "new_days": (1, 3650),
@@ -172,12 +166,6 @@ def segment_filters_clean(raw: dict) -> dict:
     return clean
 
 
-def _message_model():
-    # customers sits below inbox and must not import it; the behaviour and last-contact
-    # filters still read the message record, looked up by name at call time.
-    return apps.get_model("inbox", "Message")
-
-
 def _service_condition(subs: QuerySet, services: list[int], mode: str) -> Q:
     chosen = subs.filter(service_id__in=services)
     if mode == "all":
@@ -188,51 +176,6 @@ def _service_condition(subs: QuerySet, services: list[int], mode: str) -> Q:
     if mode == "only":
         return Exists(chosen) & ~Exists(subs.exclude(service_id__in=services))
     return Exists(chosen)
-
-
-def _replies(since):
-    """Inbound messages answering one of ours, annotated with when ours was sent."""
-    message = _message_model()
-    previous = (
-        message.objects.filter(
-            conversation=OuterRef("conversation"), created_at__lt=OuterRef("created_at")
-        )
-        .filter(Q(direction="in") | Q(status__in=REACHED))
-        .order_by("-created_at", "-id")
-    )
-    return (
-        message.objects.filter(direction="in", created_at__gte=since)
-        .annotate(
-            previous_direction=Subquery(previous.values("direction")[:1]),
-            previous_at=Subquery(previous.values("created_at")[:1]),
-        )
-        .filter(previous_direction="out")
-    )
-
-
-def _behaviour_condition(behaviour: str, now) -> Q:
-    since = now - BEHAVIOUR_WINDOW
-    replies = _replies(since)
-    if behaviour == "never":
-        reached = _message_model().objects.filter(
-            conversation__customer=OuterRef("pk"),
-            direction="out",
-            status__in=REACHED,
-            created_at__gte=since,
-        )
-        return Exists(reached) & ~Exists(replies.filter(conversation__customer=OuterRef("pk")))
-    quick = Q(created_at__lt=F("previous_at") + FAST_REPLY)
-    per_customer = (
-        replies.order_by()
-        .values("conversation__customer_id")
-        .annotate(replies=Count("pk"), fast=Count("pk", filter=quick))
-    )
-    # The median is under the hour when more than half of the replies are.
-    if behaviour == "fast":
-        per_customer = per_customer.filter(fast__gt=F("replies") / 2.0)
-    else:
-        per_customer = per_customer.filter(fast__lte=F("replies") / 2.0)
-    return Q(pk__in=per_customer.values("conversation__customer_id"))
 
 
 def segment_queryset(filters: dict, *, marketing: bool = True) -> QuerySet[Customer]:
@@ -270,7 +213,7 @@ def segment_queryset(filters: dict, *, marketing: bool = True) -> QuerySet[Custo
         customers = customers.filter(Exists(expiring))
 
     if "behaviour" in filters:
-        customers = customers.filter(_behaviour_condition(filters["behaviour"], now))
+        customers = customers.filter(reply_habit_condition(filters["behaviour"], now=now))
 
     for key, field in (("cities", "city"), ("provinces", "province")):
         if key in filters:
@@ -286,13 +229,8 @@ def segment_queryset(filters: dict, *, marketing: bool = True) -> QuerySet[Custo
         customers = customers.filter(Exists(tagged))
 
     if "contact" in filters:
-        since = now - timedelta(days=filters["contact_days"])
-        recent = _message_model().objects.filter(
-            conversation__customer=OuterRef("pk"), created_at__gte=since
-        )
-        customers = customers.filter(
-            Exists(recent) if filters["contact"] == "within" else ~Exists(recent)
-        )
+        recent = contacted_condition(since=now - timedelta(days=filters["contact_days"]))
+        customers = customers.filter(recent if filters["contact"] == "within" else ~recent)
     return customers
 
 

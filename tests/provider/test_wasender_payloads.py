@@ -4,17 +4,15 @@ from datetime import UTC, datetime
 
 import pytest
 
-from inbox.wasender_payloads import (
+from provider.records import (
     IgnoredEvent,
     MessagesEvent,
     ParseError,
     SentEvent,
     SessionEvent,
     StatusEvent,
-    event_parse,
-    status_word,
-    timestamp_parse,
 )
+from provider.wasender.payloads import event_parse, status_word, timestamp_parse
 from tests.inbox.conftest import fixture_load
 
 

@@ -8,9 +8,9 @@ import httpx
 import pytest
 from django.utils import timezone
 
-from inbox import actors, intake
+from inbox import intake, media
 from inbox.models import Message, WebhookEvent
-from outbound.wasender import ProviderError
+from provider.errors import ProviderError
 from tests.inbox.conftest import fixture_load, webhook_post
 
 
@@ -49,7 +49,7 @@ def test_the_retry_actor_processes_a_failed_event(post, monkeypatch):
     post("messages_received_text")
     event = WebhookEvent.objects.get()
     WebhookEvent.objects.update(retry_at=timezone.now() - timedelta(seconds=1))  # backoff over
-    actors.webhook_event_retry_later.fn(event.pk)
+    intake.webhook_event_retry_later.fn(event.pk)
     event.refresh_from_db()
     assert event.state == "processed"
     assert Message.objects.count() == 1
@@ -58,7 +58,7 @@ def test_the_retry_actor_processes_a_failed_event(post, monkeypatch):
 def test_the_sweep_retries_only_due_events(post, monkeypatch):
     break_processing_once(monkeypatch)
     post("messages_received_text")
-    actors.webhook_events_sweep.fn()
+    intake.webhook_events_sweep.fn()
     assert WebhookEvent.objects.get().state == "failed"  # not due yet
     assert intake.webhook_events_retry_due(now=timezone.now() + timedelta(minutes=1)) == 1
     assert WebhookEvent.objects.get().state == "processed"
@@ -107,7 +107,7 @@ def test_a_failure_is_retried_through_the_broker(client, monkeypatch):
     worker.start()
     try:
         assert webhook_post(client, fixture_load("messages_received_text")).status_code == 200
-        broker.join(actors.webhook_event_retry_later.queue_name, timeout=10_000)
+        broker.join(intake.webhook_event_retry_later.queue_name, timeout=10_000)
         worker.join()
     finally:
         worker.stop()
@@ -119,7 +119,7 @@ def test_a_failure_is_retried_through_the_broker(client, monkeypatch):
 
 
 class FakeProvider:
-    """Stands in for outbound.wasender's client: records calls, answers or raises."""
+    """Stands in for provider.wasender's client: records calls, answers or raises."""
 
     def __init__(self, *, content=b"\xff\xd8jpeg-bytes", mime="image/jpeg", errors=()):
         self.content, self.mime, self.errors = content, mime, list(errors)
@@ -147,7 +147,7 @@ def image_message(post, django_capture_on_commit_callbacks):
 def test_an_inbound_image_enqueues_its_download_after_commit(image_message, monkeypatch):
     message, callbacks = image_message
     sent = []
-    monkeypatch.setattr(actors.media_download, "send", lambda *args: sent.append(args))
+    monkeypatch.setattr(media.media_download, "send", lambda *args: sent.append(args))
     for callback in callbacks:
         callback()
     assert sent == [(message.pk,)]
@@ -156,7 +156,7 @@ def test_an_inbound_image_enqueues_its_download_after_commit(image_message, monk
 def test_media_download_saves_the_file(image_message, media_root):
     message, _ = image_message
     provider = FakeProvider()
-    actors.media_download_run(message.pk, attempt=0, provider=provider)
+    media.media_download_run(message.pk, attempt=0, provider=provider)
     message.refresh_from_db()
     assert provider.decrypted == [message.media_source]
     assert provider.downloads == [
@@ -171,17 +171,17 @@ def test_media_download_saves_the_file(image_message, media_root):
 def test_media_download_is_done_once(image_message, media_root):
     message, _ = image_message
     provider = FakeProvider()
-    actors.media_download_run(message.pk, attempt=0, provider=provider)
-    actors.media_download_run(message.pk, attempt=0, provider=provider)
+    media.media_download_run(message.pk, attempt=0, provider=provider)
+    media.media_download_run(message.pk, attempt=0, provider=provider)
     assert len(provider.downloads) == 1
 
 
 def test_a_transient_error_retries_with_backoff(image_message, monkeypatch):
     message, _ = image_message
     sent = []
-    monkeypatch.setattr(actors.media_download, "send_with_options", lambda **kw: sent.append(kw))
+    monkeypatch.setattr(media.media_download, "send_with_options", lambda **kw: sent.append(kw))
     provider = FakeProvider(errors=[ProviderError("503", permanent=False)])
-    actors.media_download_run(message.pk, attempt=2, provider=provider)
+    media.media_download_run(message.pk, attempt=2, provider=provider)
     assert sent == [{"args": (message.pk, 3), "delay": 40_000}]
     message.refresh_from_db()
     assert not message.media_file and not message.media_error
@@ -190,19 +190,19 @@ def test_a_transient_error_retries_with_backoff(image_message, monkeypatch):
 def test_a_transient_error_honours_retry_after(image_message, monkeypatch):
     message, _ = image_message
     sent = []
-    monkeypatch.setattr(actors.media_download, "send_with_options", lambda **kw: sent.append(kw))
+    monkeypatch.setattr(media.media_download, "send_with_options", lambda **kw: sent.append(kw))
     error = ProviderError("429", permanent=False, retry_after=90)
-    actors.media_download_run(message.pk, attempt=0, provider=FakeProvider(errors=[error]))
+    media.media_download_run(message.pk, attempt=0, provider=FakeProvider(errors=[error]))
     assert sent[0]["delay"] == 90_000
 
 
 def test_a_permanent_error_leaves_a_note_and_stops(image_message, monkeypatch):
     message, _ = image_message
     monkeypatch.setattr(
-        actors.media_download, "send_with_options", lambda **kw: pytest.fail("must not retry")
+        media.media_download, "send_with_options", lambda **kw: pytest.fail("must not retry")
     )
     error = ProviderError("404", permanent=True, reason="El archivo ya no existe.")
-    actors.media_download_run(message.pk, attempt=0, provider=FakeProvider(errors=[error]))
+    media.media_download_run(message.pk, attempt=0, provider=FakeProvider(errors=[error]))
     message.refresh_from_db()
     assert message.media_error == "No se pudo descargar el archivo: El archivo ya no existe."
 
@@ -210,11 +210,11 @@ def test_a_permanent_error_leaves_a_note_and_stops(image_message, monkeypatch):
 def test_too_many_transient_errors_give_up_with_a_note(image_message, monkeypatch):
     message, _ = image_message
     monkeypatch.setattr(
-        actors.media_download, "send_with_options", lambda **kw: pytest.fail("must not retry")
+        media.media_download, "send_with_options", lambda **kw: pytest.fail("must not retry")
     )
     error = ProviderError("timeout", permanent=False, reason="WaSender no respondió a tiempo.")
-    actors.media_download_run(
-        message.pk, attempt=actors.MEDIA_MAX_ATTEMPTS - 1, provider=FakeProvider(errors=[error])
+    media.media_download_run(
+        message.pk, attempt=media.MEDIA_MAX_ATTEMPTS - 1, provider=FakeProvider(errors=[error])
     )
     message.refresh_from_db()
     assert message.media_error.endswith("WaSender no respondió a tiempo.")
@@ -225,13 +225,13 @@ def test_the_size_cap_depends_on_the_kind(post, media_root):
     body["data"]["message"] = {"documentMessage": body["data"]["message"]["imageMessage"]}
     post(body)
     provider = FakeProvider(mime="application/pdf")
-    actors.media_download_run(Message.objects.get().pk, attempt=0, provider=provider)
+    media.media_download_run(Message.objects.get().pk, attempt=0, provider=provider)
     assert provider.downloads[0][1] == 100 * 1024 * 1024
 
 
 def test_media_download_through_the_real_client_over_http(image_message, media_root):
     """The WaSender client with only its transport replaced: decrypt-media, then the file."""
-    from outbound.wasender import WaSenderClient
+    from provider.wasender import WaSenderClient
 
     message, _ = image_message
     seen = []
@@ -249,7 +249,7 @@ def test_media_download_through_the_real_client_over_http(image_message, media_r
         api_key="k",
         transport=httpx.MockTransport(handler),
     )
-    actors.media_download_run(message.pk, attempt=0, provider=provider)
+    media.media_download_run(message.pk, attempt=0, provider=provider)
     message.refresh_from_db()
     assert seen == [
         ("POST", "https://www.wasenderapi.com/api/decrypt-media"),
@@ -266,13 +266,13 @@ def test_a_webhook_that_arrives_while_another_is_in_hand_is_stored_raw_for_a_wor
 ):
     settings.WEBHOOK_DEFER_WHEN_BUSY = True
     queued = []
-    monkeypatch.setattr(actors.webhook_event_process, "send", queued.append)
+    monkeypatch.setattr(intake.webhook_event_process, "send", queued.append)
     with intake._load.enter():  # another request of this process is being handled
         assert post("messages_received_text").status_code == 200
     event = WebhookEvent.objects.get()
     assert (event.state, queued) == ("pending", [event.pk])
     assert not Message.objects.exists()
-    actors.webhook_event_process.fn(event.pk)
+    intake.webhook_event_process.fn(event.pk)
     event.refresh_from_db()
     assert event.state == "processed"
     assert Message.objects.count() == 1
@@ -280,7 +280,7 @@ def test_a_webhook_that_arrives_while_another_is_in_hand_is_stored_raw_for_a_wor
 
 def test_a_lone_webhook_is_applied_in_its_request(post, monkeypatch, settings):
     settings.WEBHOOK_DEFER_WHEN_BUSY = True
-    monkeypatch.setattr(actors.webhook_event_process, "send", lambda pk: pytest.fail("queued"))
+    monkeypatch.setattr(intake.webhook_event_process, "send", lambda pk: pytest.fail("queued"))
     post("messages_received_text")
     assert WebhookEvent.objects.get().state == "processed"
     assert Message.objects.count() == 1
@@ -292,7 +292,7 @@ def test_a_burst_webhook_is_kept_when_the_broker_is_down(post, monkeypatch, sett
     def down(event_id):
         raise ConnectionError("redis is restarting")
 
-    monkeypatch.setattr(actors.webhook_event_process, "send", down)
+    monkeypatch.setattr(intake.webhook_event_process, "send", down)
     with intake._load.enter():
         assert post("messages_received_text").status_code == 200
     intake.webhook_events_retry_due(now=timezone.now() + intake.STALE_AFTER)  # the sweep

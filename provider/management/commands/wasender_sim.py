@@ -6,7 +6,7 @@ import ipaddress
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from outbound.simulator import SimConfig, Simulator
+from provider.wasender.simulator import SimConfig, Simulator
 
 KNOBS = {
     # option: (SimConfig field, type, help)

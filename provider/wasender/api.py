@@ -24,6 +24,8 @@ import httpx
 from django.conf import settings
 from django.utils.translation import gettext as _
 
+from provider.errors import ProviderError
+
 STATUS_CODES = {
     "error": 0,
     "pending": 1,
@@ -41,27 +43,6 @@ NOT_ON_WHATSAPP = re.compile(
     re.I,
 )
 PROVIDER_DOMAINS = ("wasenderapi.com", "whatsapp.net")
-
-
-class ProviderError(Exception):
-    def __init__(
-        self,
-        message: str,
-        *,
-        permanent: bool,
-        status: int | None = None,
-        retry_after: float | None = None,
-        reason: str = "",
-        ambiguous: bool = False,
-    ):
-        super().__init__(message)
-        self.permanent = permanent
-        # The provider may have done it anyway (see the module's docstring).
-        self.ambiguous = ambiguous
-        self.status = status
-        self.retry_after = retry_after
-        # A short Spanish sentence a person can read, stored as the message's failure reason.
-        self.reason = reason or message
 
 
 @dataclass(frozen=True)

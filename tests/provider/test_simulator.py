@@ -12,8 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from outbound.simulator import SimConfig, Simulator, embedded_app
-from outbound.wasender import ProviderError, WaSenderClient
+from provider.errors import ProviderError
+from provider.wasender import WaSenderClient
+from provider.wasender.simulator import SimConfig, Simulator, embedded_app
 from tests.procs import PYTHON, free_port, process_env, running
 
 SECRET = "sim-test-secret"

@@ -1,13 +1,26 @@
-"""WaSender webhook bodies parsed into small typed shapes, strictly: what we read must have the
-type we expect, or the whole event is a ParseError (stored, marked ignored, answered 200).
+"""WaSender webhook bodies parsed into provider.records' typed shapes, strictly: what we read
+must have the type we expect, or the whole event is a ParseError (stored, marked ignored,
+answered 200).
 
 Every variant in WASENDER.md is accepted: `data.messages` as one object, as a list, or the old
 flat `data.key` / `data.message`; statuses as 0-5 or words in any case; timestamps as numbers
 or strings, in seconds or milliseconds (or Baileys' {low, high} longs).
 """
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
+
+from provider.records import (
+    Envelope,
+    IgnoredEvent,
+    Media,
+    MessagesEvent,
+    ParseError,
+    SentEvent,
+    SessionEvent,
+    StatusEvent,
+    StatusUpdate,
+    WaMessage,
+)
 
 INBOUND_EVENTS = {
     "messages.received",
@@ -51,78 +64,6 @@ GROUP_KEYS = ("participant", "participantPn", "cleanedParticipantPn", "participa
 WA_ID_MAX = 128
 # 2000-01-01 .. 2100-01-01: anything outside is not a WhatsApp time.
 EPOCH_MIN, EPOCH_MAX = 946_684_800, 4_102_444_800
-
-
-class ParseError(ValueError):
-    """A body we cannot read. The message is Spanish: it is shown on the stored event."""
-
-
-@dataclass(frozen=True)
-class Media:
-    kind: str
-    mimetype: str
-    caption: str
-    file_name: str
-    file_length: int | None
-    url: str
-
-
-@dataclass(frozen=True)
-class WaMessage:
-    wa_id: str
-    from_me: bool
-    phone: str  # digits of the other party's number, "" when unknown
-    lid: str  # "<id>@lid", "" when unknown
-    is_group: bool
-    kind: str
-    body: str
-    media: Media | None
-    push_name: str
-    at: datetime | None
-    source: dict  # {"key", "message"} as received: what decrypt-media wants
-    skip: str = ""  # why this message is not one to store ("" when it is)
-
-
-@dataclass(frozen=True)
-class MessagesEvent:
-    messages: tuple[WaMessage, ...]
-
-
-@dataclass(frozen=True)
-class SentEvent:
-    msg_id: int
-    wa_id: str
-    phone: str = ""  # digits of the recipient's number, "" when unknown
-
-
-@dataclass(frozen=True)
-class StatusUpdate:
-    wa_id: str
-    from_me: bool
-    status: str  # error / pending / sent / delivered / read / played
-
-
-@dataclass(frozen=True)
-class StatusEvent:
-    updates: tuple[StatusUpdate, ...]
-
-
-@dataclass(frozen=True)
-class SessionEvent:
-    status: str
-
-
-@dataclass(frozen=True)
-class IgnoredEvent:
-    reason: str
-
-
-@dataclass(frozen=True)
-class Envelope:
-    event: str
-    session: str
-    at: datetime | None
-    content: MessagesEvent | SentEvent | StatusEvent | SessionEvent | IgnoredEvent
 
 
 # --- small typed readers ----------------------------------------------------------------------

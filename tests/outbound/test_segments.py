@@ -7,7 +7,8 @@ import pytest
 from django.utils import timezone
 
 from customers.models import Customer, Segment, Service, Subscription, Tag
-from customers.segments import (
+from inbox.models import Conversation, Message
+from outbound.segments import (
     SegmentFilterError,
     segment_count,
     segment_create,
@@ -16,7 +17,6 @@ from customers.segments import (
     segment_presets,
     segment_queryset,
 )
-from inbox.models import Conversation, Message
 
 
 def names(filters, *, marketing=False) -> list[str]:

@@ -1,0 +1,80 @@
+"""What a provider tells us, whichever provider it is: WhatsApp messages (a customer's, or the
+echo of our own send), status updates, the report that a send of ours was accepted, the
+session's state. Each provider's payload module (provider/wasender/payloads.py, ...) parses
+its webhook bodies into these; the inbox's intake applies them, knowing no provider's shapes.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+class ParseError(ValueError):
+    """A body we cannot read. The message is Spanish: it is shown on the stored event."""
+
+
+@dataclass(frozen=True)
+class Media:
+    kind: str
+    mimetype: str
+    caption: str
+    file_name: str
+    file_length: int | None
+    url: str
+
+
+@dataclass(frozen=True)
+class WaMessage:
+    wa_id: str
+    from_me: bool
+    phone: str  # digits of the other party's number, "" when unknown
+    lid: str  # "<id>@lid", "" when unknown
+    is_group: bool
+    kind: str
+    body: str
+    media: Media | None
+    push_name: str
+    at: datetime | None
+    source: dict  # {"key", "message"} as received: what decrypt-media wants
+    skip: str = ""  # why this message is not one to store ("" when it is)
+
+
+@dataclass(frozen=True)
+class MessagesEvent:
+    messages: tuple[WaMessage, ...]
+
+
+@dataclass(frozen=True)
+class SentEvent:
+    msg_id: int
+    wa_id: str
+    phone: str = ""  # digits of the recipient's number, "" when unknown
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    wa_id: str
+    from_me: bool
+    status: str  # error / pending / sent / delivered / read / played
+
+
+@dataclass(frozen=True)
+class StatusEvent:
+    updates: tuple[StatusUpdate, ...]
+
+
+@dataclass(frozen=True)
+class SessionEvent:
+    status: str
+
+
+@dataclass(frozen=True)
+class IgnoredEvent:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Envelope:
+    event: str
+    session: str
+    at: datetime | None
+    content: MessagesEvent | SentEvent | StatusEvent | SessionEvent | IgnoredEvent
