@@ -22,8 +22,6 @@ to `queued` and is re-enqueued with a delay. Permanent errors and too many attem
 import logging
 import random
 import time
-from pathlib import PurePosixPath
-from urllib.parse import urlsplit
 
 import dramatiq
 from django.conf import settings
@@ -37,7 +35,7 @@ from inbox.models import Message
 from outbound import ratelimit
 from provider import wasender
 from provider.errors import ProviderError
-from provider.wasender import SendResult
+from provider.sending import Quote, SendRequest, SendResult
 
 logger = logging.getLogger(__name__)
 
@@ -50,13 +48,6 @@ TOKEN_MAX_WAIT = 2.0
 SEND_PRIORITY = 50
 REASON_MAX = 300
 OPTED_OUT_REASON = gettext_noop("Cancelado: el cliente se dio de baja de la publicidad.")
-MEDIA_ARGS = {
-    "image": "image_url",
-    "sticker": "image_url",
-    "video": "video_url",
-    "audio": "audio_url",
-    "document": "document_url",
-}
 
 
 @dramatiq.actor(
@@ -98,7 +89,7 @@ def deliver(message_id: int, *, client, bucket, sleep=time.sleep) -> str:
         # Nothing was sent yet: an upload can always be asked for again.
         return failure_record(message, error, bucket=bucket, sent_maybe=False)
     try:
-        result = client.send_message(**send_kwargs(message))
+        result = client.send(send_request(message))
     except ProviderError as error:
         return failure_record(message, error, bucket=bucket, sent_maybe=error.ambiguous)
     sent_record(message, result)
@@ -153,33 +144,47 @@ def media_upload(message: Message, *, client) -> None:
     message.media_url = url[:1000]
 
 
-def send_kwargs(message: Message) -> dict:
-    kwargs = {"to": message.conversation.customer.phone, "text": message.body}
-    arg = MEDIA_ARGS.get(message.kind)
-    if arg and message.media_url:
-        kwargs[arg] = message.media_url
-        if arg == "document_url":
-            kwargs["file_name"] = (
-                message.media_filename
-                or PurePosixPath(urlsplit(message.media_url).path).name
-                or None
-            )
-    if message.reply_to and message.reply_to.provider_msg_id:
-        kwargs["reply_to"] = message.reply_to.provider_msg_id
-    return kwargs
+def send_request(message: Message) -> SendRequest:
+    """The outbox row as any provider's client takes it."""
+    quote = None
+    if message.reply_to:
+        provider_id = message.reply_to.provider_msg_id
+        quote = Quote(provider_id=str(provider_id or ""), wa_id=message.reply_to.wa_id or "")
+    media = message.kind != Message.Kind.TEXT and bool(message.media_url)
+    return SendRequest(
+        to=message.conversation.customer.phone,
+        text=message.body,
+        media_kind=message.kind if media else "",
+        media_ref=message.media_url if media else "",
+        file_name=message.media_filename,
+        quote=quote,
+    )
+
+
+def _ids(result: SendResult) -> dict:
+    """WaSender answers its integer msgId (WhatsApp's id comes later, by webhook); Meta
+    answers WhatsApp's id itself."""
+    ids = {}
+    if result.provider_id.isdigit():
+        ids["provider_msg_id"] = int(result.provider_id)
+    if result.wa_id:
+        ids["wa_id"] = result.wa_id
+    return ids
 
 
 def sent_record(message: Message, result: SendResult) -> None:
+    ids = _ids(result)
     updated = Message.objects.filter(id=message.id, status__in=Message.UNSETTLED_STATUSES).update(
-        status=Status.SENT, provider_msg_id=result.msg_id, sent_at=timezone.now(), failure_reason=""
+        status=Status.SENT, sent_at=timezone.now(), failure_reason="", **ids
     )
     if updated:
         status_publish(message, Status.SENT)
         return
     # The echo or a status webhook got there first: keep its status, remember the id.
-    Message.objects.filter(id=message.id, provider_msg_id__isnull=True).update(
-        provider_msg_id=result.msg_id
-    )
+    if "provider_msg_id" in ids:
+        Message.objects.filter(id=message.id, provider_msg_id__isnull=True).update(
+            provider_msg_id=ids["provider_msg_id"]
+        )
 
 
 def failure_record(message: Message, error: ProviderError, *, bucket, sent_maybe: bool) -> str:

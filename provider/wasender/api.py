@@ -18,6 +18,7 @@ import functools
 import re
 import time
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -25,6 +26,7 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 
 from provider.errors import ProviderError
+from provider.sending import SendRequest, SendResult
 
 STATUS_CODES = {
     "error": 0,
@@ -43,12 +45,14 @@ NOT_ON_WHATSAPP = re.compile(
     re.I,
 )
 PROVIDER_DOMAINS = ("wasenderapi.com", "whatsapp.net")
-
-
-@dataclass(frozen=True)
-class SendResult:
-    msg_id: int
-    status: str
+# WaSender takes every kind of media as a URL under its own key (a sticker as an image).
+MEDIA_ARGS = {
+    "image": "image_url",
+    "sticker": "image_url",
+    "video": "video_url",
+    "audio": "audio_url",
+    "document": "document_url",
+}
 
 
 @dataclass(frozen=True)
@@ -274,7 +278,31 @@ class WaSenderClient:
                 ambiguous=True,
                 reason=_("WaSender no devolvió el identificador del mensaje."),
             )
-        return SendResult(msg_id=msg_id, status=str(data.get("status") or "in_progress"))
+        return SendResult(provider_id=str(msg_id), status=str(data.get("status") or "in_progress"))
+
+    def send(self, request: SendRequest) -> SendResult:
+        """The neutral request as WaSender's one endpoint takes it: the media as a URL it
+        downloads (a sticker goes as an image), the quote by its integer msgId."""
+        if request.template is not None:
+            raise ProviderError(
+                "WaSender sends no Meta templates",
+                permanent=True,
+                reason=_("WaSender no envía plantillas de Meta."),
+            )
+        media = {}
+        if request.media_kind and request.media_ref:
+            arg = MEDIA_ARGS[request.media_kind]
+            media[arg] = request.media_ref
+            if arg == "document_url":
+                name = request.file_name or PurePosixPath(urlsplit(request.media_ref).path).name
+                media["file_name"] = name or None
+        quote = request.quote.provider_id if request.quote else ""
+        return self.send_message(
+            to=request.to,
+            text=request.text,
+            reply_to=int(quote) if quote.isdigit() else None,
+            **media,
+        )
 
     def upload(self, *, content: bytes, content_type: str) -> str:
         body = self._request(

@@ -15,7 +15,7 @@ from customers.models import Customer
 from inbox.models import Message, WebhookEvent
 from outbound.pipeline import message_claim, message_unconfirmed, sent_record
 from outbound.services import message_send, messages_send_bulk
-from provider.wasender import SendResult
+from provider.sending import SendResult
 from tests.inbox.conftest import fixture_load
 
 PHONE = "+593968196046"
@@ -59,7 +59,7 @@ def test_an_echo_before_the_answer_is_linked_to_the_row_being_sent(post, db):
     post(echo())
     assert outbound() == [("agent", "sent", "3EB0C0FFEE0000000001", None)]
     assert WebhookEvent.objects.get().error == f"eco de nuestro envío {row.pk}"
-    sent_record(row, SendResult(msg_id=100123, status="in_progress"))
+    sent_record(row, SendResult(provider_id="100123", status="in_progress"))
     assert outbound() == [("agent", "sent", "3EB0C0FFEE0000000001", 100123)]
     post(message_sent(msg_id=100123))
     assert outbound() == [("agent", "sent", "3EB0C0FFEE0000000001", 100123)]

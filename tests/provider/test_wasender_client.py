@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from provider.errors import ProviderError
+from provider.sending import SendResult
 from provider.wasender import WaSenderClient
 from provider.wasender import api as wasender
 
@@ -68,7 +69,7 @@ def test_it_sends_text_with_the_key_and_returns_the_msg_id():
     }
     client, seen = client_with(answer(200, ok))
     result = client.send_message(to="+593968196046", text="Hola María")
-    assert result == wasender.SendResult(msg_id=100123, status="in_progress")
+    assert result == SendResult(provider_id="100123", status="in_progress")
     assert seen[0].method == "POST"
     assert str(seen[0].url) == BASE + "/send-message"
     assert seen[0].headers["authorization"] == "Bearer k-123"
