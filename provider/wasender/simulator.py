@@ -6,7 +6,8 @@ State lives in memory in one asyncio loop: every counter is updated without an `
 read and write, so counts are exact however many requests run at once.
 
 Control endpoints (no key; the simulator only listens on loopback):
-  GET  /_sim/stats     counters (sends per recipient, 429s, injected faults, webhooks)
+  GET  /_sim/stats     counters (sends per recipient, 429s, injected faults, webhooks), and
+                       `in_flight`: webhooks still to push (0 once every lifecycle is done)
   GET  /_sim/messages  the accepted sends
   GET|POST /_sim/config  read or change knobs (JSON object with SimConfig field names)
   POST /_sim/reset     forget messages, media and counters, refill the rate bucket
@@ -252,7 +253,7 @@ class Simulator:
             ("GET", r"/api/status", self.status),
             ("POST", r"/api/decrypt-media", self.decrypt_media),
             ("GET", r"/media/(?P<media_id>[\w-]+)", self.media_get),
-            ("GET", r"/_sim/stats", lambda r: reply(200, self.stats)),
+            ("GET", r"/_sim/stats", lambda r: reply(200, self.stats_now())),
             ("GET", r"/_sim/messages", lambda r: reply(200, list(self.messages.values()))),
             ("GET", r"/_sim/config", lambda r: reply(200, self.config.as_dict())),
             ("POST", r"/_sim/config", self.config_post),
@@ -273,6 +274,10 @@ class Simulator:
         self.wa_media: dict[str, tuple[bytes, str]] = {}  # encrypted URL -> what it decrypts to
         self.next_msg_id = 100000
         self.bucket = TokenBucket(self.config.rate_per_minute, self.config.burst)
+
+    def stats_now(self) -> dict:
+        """The counters, and how many lifecycles (webhooks still to push) are in flight."""
+        return {**self.stats, "in_flight": len(self.tasks)}
 
     # --- ASGI -----------------------------------------------------------------------------------
 

@@ -225,20 +225,27 @@ class Stack:
             self.sim_config(**knobs)
         return self.sim_url
 
+    # The simulator answers its control endpoints between pushes: under a storm of webhooks on
+    # two cores that may take a while.
+    CONTROL_TIMEOUT = 60
+
     def sim_config(self, *, reset: bool = True, **knobs) -> None:
-        httpx.post(f"{self.sim_url}/_sim/config", json=knobs).raise_for_status()
+        url, timeout = self.sim_url, self.CONTROL_TIMEOUT
+        httpx.post(f"{url}/_sim/config", json=knobs, timeout=timeout).raise_for_status()
         if reset:
-            httpx.post(f"{self.sim_url}/_sim/reset").raise_for_status()
+            httpx.post(f"{url}/_sim/reset", timeout=timeout).raise_for_status()
 
     def sim_inbound(self, **message) -> None:
         """A customer writes to us: {"phone", "text", "name"?, "event"?}."""
-        httpx.post(f"{self.sim_url}/_sim/inbound", json=message, timeout=30).raise_for_status()
+        httpx.post(
+            f"{self.sim_url}/_sim/inbound", json=message, timeout=self.CONTROL_TIMEOUT
+        ).raise_for_status()
 
     def sim_messages(self) -> list[dict]:
-        return httpx.get(f"{self.sim_url}/_sim/messages", timeout=30).json()
+        return httpx.get(f"{self.sim_url}/_sim/messages", timeout=self.CONTROL_TIMEOUT).json()
 
     def sim_stats(self) -> dict:
-        return httpx.get(f"{self.sim_url}/_sim/stats", timeout=10).json()
+        return httpx.get(f"{self.sim_url}/_sim/stats", timeout=self.CONTROL_TIMEOUT).json()
 
     def worker(
         self, label: str = "worker", threads: int = 4, processes: int = 1

@@ -81,6 +81,12 @@ def campaign_run(running, knobs: dict) -> int:
     wait_until(lambda: campaign_state(stack, campaign) == "completed", timeout=240,
                what="the campaign to complete", tick=scheduler)  # fmt: skip
     print(f"\ncompleted in {time.monotonic() - started:.1f}s")
+    # Count once every webhook of the campaign's messages has been pushed and applied.
+    wait_until(lambda: stack.sim_stats()["in_flight"] == 0, timeout=120,
+               what="the simulator's last webhooks", tick=scheduler)  # fmt: skip
+    unapplied = "SELECT count(*) FROM inbox_webhookevent WHERE state IN ('pending', 'failed')"
+    wait_until(lambda: stack.sql(unapplied)[0][0] == 0, timeout=120,
+               what="every webhook applied", tick=scheduler)  # fmt: skip
     return campaign
 
 
