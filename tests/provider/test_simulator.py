@@ -163,7 +163,7 @@ pytestmark = pytest.mark.integration
 
 def test_it_accepts_a_send_and_pushes_its_lifecycle(client, receiver):
     result = client.send_message(to="+593968196046", text="Hola María")
-    assert result.msg_id >= 100000
+    assert int(result.provider_id) >= 100000
     assert result.status == "in_progress"
     hooks = receiver.wait_for(
         lambda hooks: sum(h["body"]["event"] == "messages.update" for h in hooks) == 3
@@ -171,7 +171,7 @@ def test_it_accepts_a_send_and_pushes_its_lifecycle(client, receiver):
     assert {h["headers"]["X-Webhook-Signature"] for h in hooks} == {SECRET}
     assert {h["path"] for h in hooks} == {"/webhooks/wasender/"}
     [sent] = receiver.events("message.sent")
-    assert sent["data"]["msgId"] == result.msg_id
+    assert str(sent["data"]["msgId"]) == result.provider_id
     assert sent["data"]["status"] == "sent"
     key = sent["data"]["key"]
     assert re.fullmatch(r"3EB0[0-9A-F]{16}", key["id"])
@@ -181,12 +181,12 @@ def test_it_accepts_a_send_and_pushes_its_lifecycle(client, receiver):
     assert echo["data"]["messages"][0]["key"]["fromMe"] is True
     assert echo["data"]["messages"][0]["messageBody"] == "Hola María"
     assert statuses_for(receiver, key["id"]) == [2, 3, 4]
-    info = client.message_info(result.msg_id)
-    assert (info.msg_id, info.wa_id, info.status) == (result.msg_id, key["id"], 4)
+    info = client.message_info(int(result.provider_id))
+    assert (str(info.msg_id), info.wa_id, info.status) == (result.provider_id, key["id"], 4)
 
 
 def test_it_gives_increasing_msg_ids(client):
-    ids = [client.send_message(to="+593968196046", text=f"n{i}").msg_id for i in range(3)]
+    ids = [int(client.send_message(to="+593968196046", text=f"n{i}").provider_id) for i in range(3)]
     assert ids == sorted(ids)
     assert len(set(ids)) == 3
 
@@ -310,7 +310,7 @@ def test_it_can_echo_a_send_before_answering_it(client, sim, receiver):
     with receiver.changed:
         events = [h["body"]["event"] for h in receiver.hooks]
     assert events[:2] == ["message.sent", "messages.upsert"]
-    assert receiver.events("message.sent")[0]["data"]["msgId"] == result.msg_id
+    assert str(receiver.events("message.sent")[0]["data"]["msgId"]) == result.provider_id
     assert stats(sim)["echoes_first"] == 1
 
 
@@ -344,7 +344,7 @@ def test_it_counts_sends_per_recipient_exactly_under_concurrency(client, sim):
         results = list(
             pool.map(lambda n: client.send_message(to=phones[n % 4], text=str(n)), range(40))
         )
-    assert len({r.msg_id for r in results}) == 40
+    assert len({r.provider_id for r in results}) == 40
     counts = stats(sim)
     assert counts["sends_accepted"] == 40
     assert counts["sends_by_recipient"] == dict.fromkeys(phones, 10)
