@@ -76,7 +76,7 @@ def deliver(message_id: int, *, client, bucket, sleep=time.sleep) -> str:
     )
     if message is None:
         return "skipped"  # sent, cancelled, or another worker has it
-    key = message.conversation.session
+    key = message.conversation.channel_id
     if not ratelimit.token_wait(bucket, key, max_wait=TOKEN_MAX_WAIT, sleep=sleep):
         message_enqueue(message_id)
         return "deferred"
@@ -204,7 +204,7 @@ def failure_record(message: Message, error: ProviderError, *, bucket, sent_maybe
         return "failed"
     if error.retry_after:
         # The provider's limit is per session: every worker pauses, not only this one.
-        bucket.hold(message.conversation.session, error.retry_after)
+        bucket.hold(message.conversation.channel_id, error.retry_after)
     requeued = Message.objects.filter(id=message.id, status=Status.SENDING).update(
         status=Status.QUEUED, failure_reason=error.reason[:REASON_MAX]
     )

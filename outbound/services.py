@@ -19,7 +19,7 @@ from customers.models import Customer
 from customers.phones import InvalidPhone
 from customers.services import customer_get_or_create
 from inbox.events import message_created_publish, messages_created_publish
-from inbox.models import Conversation, Message
+from inbox.models import DEFAULT_CHANNEL, Conversation, Message
 from inbox.services import conversation_get_or_create, conversation_last_message_note
 from outbound.pipeline import OPTED_OUT_REASON, message_deliver, status_publish
 
@@ -165,18 +165,18 @@ def text_check(text: str) -> str:
     return text
 
 
-def _conversations_for(customer_ids: set[int], session: str = "default") -> dict[int, int]:
-    """customer id -> conversation id, creating the missing ones (a concurrent creator wins
-    through the unique constraint; its row is read back)."""
-    rows = Conversation.objects.filter(customer_id__in=customer_ids, session=session)
+def _conversations_for(customer_ids: set[int], channel: str = DEFAULT_CHANNEL) -> dict[int, int]:
+    """customer id -> conversation id on the channel, creating the missing ones (a concurrent
+    creator wins through the unique constraint; its row is read back)."""
+    rows = Conversation.objects.filter(customer_id__in=customer_ids, channel_id=channel)
     found = dict(rows.values_list("customer_id", "id"))
     missing = customer_ids - found.keys()
     if missing:
         Conversation.objects.bulk_create(
-            [Conversation(customer_id=pk, session=session) for pk in missing],
+            [Conversation(customer_id=pk, channel_id=channel) for pk in missing],
             ignore_conflicts=True,
         )
-        rows = Conversation.objects.filter(customer_id__in=missing, session=session)
+        rows = Conversation.objects.filter(customer_id__in=missing, channel_id=channel)
         found.update(rows.values_list("customer_id", "id"))
     return found
 
