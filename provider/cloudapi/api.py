@@ -47,7 +47,7 @@ class Template:
         return len({part.split("}}", 1)[0] for part in text.split("{{")[1:]})
 
     def header_format(self) -> str:
-        """"image" / "video" / "document" / "text" / "" (no header)."""
+        """ "image" / "video" / "document" / "text" / "" (no header)."""
         header = next((c for c in self.components if c.get("type", "").upper() == "HEADER"), {})
         return str(header.get("format") or "").lower()
 

@@ -237,7 +237,7 @@ def message_parse(raw, contacts: dict[str, str], where: str) -> WaMessage:
 
 def _contact_names(value: dict, where: str) -> dict[str, str]:
     names = {}
-    for i, raw in enumerate(_list(value, "contacts", where)):
+    for raw in _list(value, "contacts", where):
         if not isinstance(raw, dict):
             continue
         profile = raw.get("profile") if isinstance(raw.get("profile"), dict) else {}
