@@ -11,6 +11,8 @@ class ProviderError(Exception):
         retry_after: float | None = None,
         reason: str = "",
         ambiguous: bool = False,
+        code: str = "",
+        per_recipient: bool = False,
     ):
         super().__init__(message)
         self.permanent = permanent
@@ -20,3 +22,8 @@ class ProviderError(Exception):
         self.retry_after = retry_after
         # A short Spanish sentence a person can read, stored as the message's failure reason.
         self.reason = reason or message
+        # The provider's own error code ("131047"), "" when it gave none (WaSender never does).
+        self.code = code
+        # The limit concerns this recipient only (Meta's pair rate, its marketing cap): wait
+        # before writing to them again, but keep sending to everyone else from the number.
+        self.per_recipient = per_recipient

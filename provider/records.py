@@ -20,6 +20,8 @@ class Media:
     file_name: str
     file_length: int | None
     url: str
+    media_id: str = ""  # Meta's media id: fetched with the access token (Cloud API)
+    sha256: str = ""
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class WaMessage:
     at: datetime | None
     source: dict  # {"key", "message"} as received: what decrypt-media wants
     skip: str = ""  # why this message is not one to store ("" when it is)
+    reply_to: str = ""  # WhatsApp id of the message it quotes or reacts to (Cloud API)
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,11 @@ class StatusUpdate:
     wa_id: str
     from_me: bool
     status: str  # error / pending / sent / delivered / read / played
+    # What the provider said about a failure (Cloud API): its code and a Spanish sentence.
+    error_code: str = ""
+    error_reason: str = ""
+    at: datetime | None = None
+    recipient: str = ""  # digits of the recipient, "" when unknown
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,18 @@ class SessionEvent:
 
 
 @dataclass(frozen=True)
+class TemplateStatusEvent:
+    """Meta reviewed a message template: approved, rejected, paused, disabled..."""
+
+    waba_id: str
+    template_id: str
+    name: str
+    language: str
+    status: str  # lower case, as Meta names it: approved / rejected / paused / ...
+    reason: str = ""  # Meta's reason ("" or "NONE" when there is none), as given
+
+
+@dataclass(frozen=True)
 class IgnoredEvent:
     reason: str
 
@@ -77,4 +97,10 @@ class Envelope:
     event: str
     session: str
     at: datetime | None
-    content: MessagesEvent | SentEvent | StatusEvent | SessionEvent | IgnoredEvent
+    content: (
+        MessagesEvent | SentEvent | StatusEvent | SessionEvent | TemplateStatusEvent | IgnoredEvent
+    )
+    provider: str = "wasender"  # wasender / cloudapi
+    # The WhatsApp number the event belongs to, for routing it to its channel: Cloud API's
+    # metadata.phone_number_id ("" for WaSender, whose session is named in `session`).
+    account: str = ""
