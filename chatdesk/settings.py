@@ -343,6 +343,6 @@ ACTOR_MODULES: list[str] = [
     "inbox.intake",
     "inbox.media",
     "outbound.reminders",
-    "outbound.campaigns",
+    "outbound.campaigns.launch",
     "outbound.rules",
 ]

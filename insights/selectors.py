@@ -600,7 +600,7 @@ def campaigns_overview() -> list[dict]:
     """Running, scheduled and paused campaigns with progress: recipients whose message has
     been queued or settled, out of the recipients counted at launch; and, for a running one
     that sends nothing now, why and until when (outbound's campaign_waiting)."""
-    from outbound.campaigns import campaign_waiting
+    from outbound.campaigns.results import campaign_waiting
     from outbound.models import Campaign, CampaignRecipient
 
     live = (Campaign.State.RUNNING, Campaign.State.SCHEDULED, Campaign.State.PAUSED)
