@@ -71,6 +71,8 @@ INSTALLED_APPS = [
     "inbox",
     "outbound",
     "insights",
+    # Data generators (seed_demo, generate_large_data); no runtime app imports it.
+    "devdata",
 ]
 
 MIDDLEWARE = [

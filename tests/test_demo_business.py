@@ -16,8 +16,8 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from chatdesk.demo import GYE, demo_seed
 from customers.models import Customer, CustomerImport
+from devdata.demo import GYE, demo_seed
 from inbox.models import Message
 from insights.selectors import campaigns_overview, period_make, reminder_funnel, today_figures
 from outbound.campaigns import (
