@@ -19,4 +19,5 @@ urlpatterns = [
     path("m/<int:message_id>/cancel/", views.message_cancel, name="cancel"),
     path("m/<int:message_id>/status/", views.message_status_check, name="status_check"),
     path("m/<int:message_id>/media/", views.message_media, name="media"),
+    path("customers/<int:customer_id>/history/", views.customer_history, name="customer_history"),
 ]
