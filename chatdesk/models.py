@@ -41,7 +41,7 @@ class ApiToken(models.Model):
 class DemoClock(models.Model):
     """Written only by `seed_demo`: the moment the demo data is dated from. Its presence marks
     the database as a demo, so a later `seed_demo --if-empty` may move that data forward to
-    today (chatdesk.demo.demo_refresh); a real business's database has no such row."""
+    today (devdata.demo.demo_refresh); a real business's database has no such row."""
 
     anchor = models.DateTimeField()
 

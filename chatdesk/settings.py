@@ -71,6 +71,8 @@ INSTALLED_APPS = [
     "inbox",
     "outbound",
     "insights",
+    # Data generators (seed_demo, generate_large_data); no runtime app imports it.
+    "devdata",
 ]
 
 MIDDLEWARE = [
@@ -382,6 +384,6 @@ ACTOR_MODULES: list[str] = [
     "inbox.intake",
     "inbox.media",
     "outbound.reminders",
-    "outbound.campaigns",
+    "outbound.campaigns.launch",
     "outbound.rules",
 ]

@@ -2,12 +2,12 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
+from django.views.generic import RedirectView
 from django.views.i18n import set_language
 
 from chatdesk import views
 from chatdesk.api import api_urls
 from inbox import meta_webhooks
-from inbox import views as inbox_views
 from inbox import webhooks as inbox_webhooks
 from insights import views as insights_views
 
@@ -24,10 +24,13 @@ urlpatterns = [
     path("account/tokens/", views.token_list, name="token_list"),
     path("account/tokens/<int:token_id>/revoke/", views.token_revoke, name="token_revoke"),
     path("admin/", admin.site.urls),
+    # The history is the inbox's page (inbox:customer_history); its first address stays valid.
     path(
         "customers/<int:customer_id>/history/",
-        inbox_views.customer_history,
-        name="customer_history",
+        RedirectView.as_view(
+            pattern_name="inbox:customer_history", permanent=True, query_string=True
+        ),
+        name="customer_history_moved",
     ),
     path("customers/", include("customers.urls")),
     path("inbox/", include("inbox.urls")),

@@ -1,8 +1,6 @@
 """The channel settings form: a number, its provider, who works on it, its secrets (asked for,
 never shown back)."""
 
-import re
-
 from django import forms
 from django.contrib.auth import get_user_model
 from django.utils.translation import gettext as _
@@ -43,10 +41,7 @@ class ChannelForm(forms.ModelForm):
             "agents",
             "active",
         ]
-        widgets = {
-            "colour": forms.TextInput(attrs={"type": "color"}),
-            "agents": forms.CheckboxSelectMultiple,
-        }
+        widgets = {"agents": forms.CheckboxSelectMultiple}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -83,12 +78,6 @@ class ChannelForm(forms.ModelForm):
             for name in ("account", "waba_id", "display_phone", "provider", *SECRET_LABELS):
                 self.fields[name].disabled = True
                 self.fields[name].help_text = _("Configurado por variables de entorno.")
-
-    def clean_colour(self):
-        colour = self.cleaned_data["colour"]
-        if not re.fullmatch(r"#[0-9a-fA-F]{6}", colour or ""):
-            raise forms.ValidationError(_("Elige un color válido (#rrggbb)."))
-        return colour
 
     def clean(self):
         data = super().clean()

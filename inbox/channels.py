@@ -106,7 +106,7 @@ def channels_env_sync() -> None:
     Channel.objects.update_or_create(
         key=META_ENV_KEY,
         defaults=fields,
-        create_defaults=fields | {"name": settings.META_CHANNEL_NAME, "colour": "#1877f2"},
+        create_defaults=fields | {"name": settings.META_CHANNEL_NAME, "colour": "blue"},
     )
 
 
@@ -213,3 +213,16 @@ def labels() -> dict[str, tuple[str, str]]:
 
 def labels_forget() -> None:
     _labels["at"] = -LABELS_TTL
+
+
+_cached: dict = {}
+
+
+def channel_cached(key: str) -> Channel:
+    """channel_get for the send path: each worker reads a channel at most every LABELS_TTL."""
+    now = time.monotonic()
+    hit = _cached.get(key)
+    if hit is None or now - hit[0] > LABELS_TTL:
+        hit = (now, channel_get(key))
+        _cached[key] = hit
+    return hit[1]

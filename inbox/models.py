@@ -26,7 +26,19 @@ class Channel(models.Model):
 
     key = models.SlugField(_("clave"), max_length=64, unique=True)
     name = models.CharField(_("nombre"), max_length=60)
-    colour = models.CharField(_("color"), max_length=7, default="#128c7e")
+
+    class Colour(models.TextChoices):
+        # A palette, not any colour: the chip's colour is a CSS class (no inline styles
+        # under the Content-Security-Policy).
+        GREEN = "green", _("Verde")
+        BLUE = "blue", _("Azul")
+        PURPLE = "purple", _("Morado")
+        ORANGE = "orange", _("Naranja")
+        RED = "red", _("Rojo")
+        TEAL = "teal", _("Turquesa")
+        GREY = "grey", _("Gris")
+
+    colour = models.CharField(_("color"), max_length=7, choices=Colour.choices, default="green")
     provider = models.CharField(
         _("proveedor"), max_length=10, choices=Provider.choices, default=Provider.WASENDER
     )

@@ -22,4 +22,5 @@ urlpatterns = [
     path("channels/", channel_views.channel_list, name="channels"),
     path("channels/new/", channel_views.channel_edit, name="channel_new"),
     path("channels/<slug:key>/", channel_views.channel_edit, name="channel_edit"),
+    path("customers/<int:customer_id>/history/", views.customer_history, name="customer_history"),
 ]

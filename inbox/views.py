@@ -77,6 +77,7 @@ def _thread_context(request, conversation: Conversation) -> dict:
         "campaign_messages": selectors.campaign_messages_received(customer=customer),
         "agents": selectors.agents(),
         "templates": composer.composer_templates(),
+        "window": composer.window_state(conversation),
     }
 
 
@@ -223,6 +224,7 @@ def _scheduled_for(raw: str) -> datetime | None:
 def _composer(request, conversation: Conversation, *, error: str = "", text: str = "", **extra):
     context = {"conversation": conversation, "error": error, "text": text, **extra}
     context["templates"] = composer.composer_templates()
+    context["window"] = composer.window_state(conversation)
     return render(request, "inbox/index.html#composer", context, status=422 if error else 200)
 
 

@@ -62,7 +62,7 @@ def _level(value, top: int, shade_of) -> int:
 def heat_tables(grids: dict) -> dict:
     """Rows of cells for the two heatmap tables, with a 0-4 shade level (the number is always
     printed in the cell; the shade only helps)."""
-    from insights.selectors import weekday_names
+    from insights.selectors.daily import weekday_names
 
     def table(grid, shade_of):
         top = max((v or 0 for row in grid for v in row), default=0)

@@ -11,18 +11,15 @@ from ninja.errors import HttpError
 
 from chatdesk.roles import MARKETING, has_role
 from customers.models import Segment
-from outbound.campaigns import (
-    MARKETING_KINDS,
+from outbound.campaigns.audience import MARKETING_KINDS
+from outbound.campaigns.control import campaign_cancel, campaign_pause, campaign_resume
+from outbound.campaigns.create import (
     CampaignInvalid,
     CampaignStateError,
-    campaign_cancel,
     campaign_create,
-    campaign_funnel,
     campaign_launch_soon,
-    campaign_pause,
-    campaign_resume,
-    campaign_waiting,
 )
+from outbound.campaigns.results import campaign_funnel, campaign_waiting
 from outbound.models import Campaign, MessageTemplate
 from outbound.segments import SegmentFilterError, segment_count
 

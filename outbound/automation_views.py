@@ -1,6 +1,5 @@
 """/automations/: reminder rules, auto-reply rules, opt-out keywords, business hours and away
-message (admins and marketers). And the renewal form linked from the customer page (admins
-and agents, who take payments)."""
+message (admins and marketers). The renewal form is in renewal_views.py."""
 
 from datetime import timedelta
 
@@ -12,18 +11,15 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
-from chatdesk.roles import MARKETING, SUPPORT, role_required
-from customers.models import Customer
+from chatdesk.roles import MARKETING, role_required
 from outbound.automation_forms import (
     WEEKDAY_NAMES,
     AutomationSettingsForm,
     AutoReplyRuleForm,
     ReminderRuleForm,
-    RenewalForm,
 )
 from outbound.models import AutoReplyRule, ReminderRule
 from outbound.reminders import reminder_stats
-from outbound.renewals import RenewalRejected, renewal_record
 from outbound.rules import automation_settings, business_hours_parse
 
 STATS_DAYS = 30
@@ -114,40 +110,3 @@ def automation_settings_edit(request):
         messages.success(request, _("Ajustes guardados."))
         return redirect("outbound:automation_index")
     return render(request, "outbound/automation_settings.html", {"form": form})
-
-
-@role_required(*SUPPORT)
-def renewal_create(request, customer_id: int):
-    customer = get_object_or_404(Customer, pk=customer_id)
-    form = RenewalForm(request.POST or None, customer=customer)
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        try:
-            result = renewal_record(
-                subscription=data["subscription"],
-                months=data["months"],
-                new_expiry=data["new_expiry"],
-                amount=data["amount"],
-                send_confirmation=data["send_confirmation"],
-            )
-        except RenewalRejected as exc:
-            field = exc.field if exc.field in form.fields else None
-            form.add_error(field, exc.message)
-        else:
-            renewal = result.renewal
-            messages.success(
-                request,
-                _("Renovación registrada: %(service)s hasta el %(date)s.")
-                % {
-                    "service": renewal.subscription.service.name,
-                    "date": renewal.new_expiry.strftime("%d/%m/%Y"),
-                },
-            )
-            if result.confirmation_skipped:
-                messages.warning(
-                    request,
-                    _("No se envió la confirmación: %(reason)s")
-                    % {"reason": result.confirmation_skipped},
-                )
-            return redirect("customers:detail", customer_id=customer.pk)
-    return render(request, "outbound/renewal_form.html", {"form": form, "customer": customer})

@@ -20,21 +20,21 @@ from django.views.decorators.http import require_POST
 from chatdesk.csvexport import csv_response
 from chatdesk.roles import MARKETING, role_required
 from customers.models import Segment
-from outbound.campaigns import (
-    MARKETING_KINDS,
+from outbound.campaigns.audience import MARKETING_KINDS
+from outbound.campaigns.control import campaign_cancel, campaign_pause, campaign_resume
+from outbound.campaigns.create import (
     CampaignInvalid,
     CampaignStateError,
-    campaign_cancel,
     campaign_create,
     campaign_duplicate,
-    campaign_failure_reasons,
     campaign_launch_soon,
+    campaign_retarget,
+)
+from outbound.campaigns.results import (
+    campaign_failure_reasons,
     campaign_open_counts,
-    campaign_pause,
     campaign_recipients,
     campaign_results,
-    campaign_resume,
-    campaign_retarget,
     campaign_waiting,
 )
 from outbound.models import Campaign, MessageTemplate

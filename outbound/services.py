@@ -123,9 +123,11 @@ def message_send(
     scheduled_for: datetime | None = None,
     attachment=None,
     marketing: bool = False,
+    channel: str = DEFAULT_CHANNEL,
 ) -> Message:
     """Write the outbound row (queued, or scheduled when `scheduled_for` is in the future) in
-    the customer's conversation; after commit the send actor takes it. Raises SendRejected.
+    the customer's conversation on `channel` (a channel's key: the WhatsApp number it goes
+    out from); after commit the send actor takes it. Raises SendRejected.
     `attachment` (outbound.attachments.Attachment) is a file of ours: the pipeline uploads it
     to the provider just before sending."""
     text = (text or "").strip()
@@ -135,7 +137,9 @@ def message_send(
     now = timezone.now()
     later = scheduled_for is not None and scheduled_for > now
     with transaction.atomic():
-        conversation = conversation_get_or_create(customer=_customer(customer, phone))
+        conversation = conversation_get_or_create(
+            customer=_customer(customer, phone), channel=channel
+        )
         message = Message.objects.create(
             conversation=conversation,
             direction=Message.Direction.OUT,

@@ -1,6 +1,12 @@
 from django.urls import path
 
-from outbound import automation_views, campaign_views, views
+from outbound import (
+    automation_views,
+    campaign_views,
+    renewal_views,
+    segment_views,
+    template_views,
+)
 
 app_name = "outbound"
 urlpatterns = [
@@ -33,21 +39,29 @@ urlpatterns = [
         campaign_views.campaign_action,
         name="campaign_action",
     ),
-    path("templates/", views.template_list, name="template_list"),
-    path("templates/new/", views.template_create, name="template_create"),
-    path("templates/preview/", views.template_preview, name="template_preview"),
-    path("templates/<int:template_id>/", views.template_edit, name="template_edit"),
+    path("templates/", template_views.template_list, name="template_list"),
+    path("templates/new/", template_views.template_create, name="template_create"),
+    path("templates/preview/", template_views.template_preview, name="template_preview"),
+    path("templates/<int:template_id>/", template_views.template_edit, name="template_edit"),
     path(
         "templates/<int:template_id>/duplicate/",
-        views.template_duplicate_view,
+        template_views.template_duplicate_view,
         name="template_duplicate",
     ),
-    path("templates/<int:template_id>/archive/", views.template_archive, name="template_archive"),
-    path("segments/", views.segment_list, name="segment_list"),
-    path("segments/new/", views.segment_create_view, name="segment_create"),
-    path("segments/preview/", views.segment_preview, name="segment_preview"),
-    path("segments/<int:segment_id>/", views.segment_edit, name="segment_edit"),
-    path("segments/<int:segment_id>/delete/", views.segment_delete_view, name="segment_delete"),
+    path(
+        "templates/<int:template_id>/archive/",
+        template_views.template_archive,
+        name="template_archive",
+    ),
+    path("segments/", segment_views.segment_list, name="segment_list"),
+    path("segments/new/", segment_views.segment_create_view, name="segment_create"),
+    path("segments/preview/", segment_views.segment_preview, name="segment_preview"),
+    path("segments/<int:segment_id>/", segment_views.segment_edit, name="segment_edit"),
+    path(
+        "segments/<int:segment_id>/delete/",
+        segment_views.segment_delete_view,
+        name="segment_delete",
+    ),
     path("automations/", automation_views.automation_index, name="automation_index"),
     path(
         "automations/reminders/new/",
@@ -81,7 +95,7 @@ urlpatterns = [
     ),
     path(
         "renewals/new/<int:customer_id>/",
-        automation_views.renewal_create,
+        renewal_views.renewal_create,
         name="renewal_create",
     ),
 ]

@@ -77,7 +77,8 @@ ACCESS: dict[str, str | frozenset[str]] = {
     "customers:import_example": MARKETING,
     "customers:detail": EVERYONE,
     "customers:edit": MARKETING,
-    "customer_history": SUPPORT,
+    # a permanent redirect to inbox:customer_history, which decides
+    "customer_history_moved": LOGIN,
     # inbox
     "inbox:index": SUPPORT,
     "inbox:list": SUPPORT,
@@ -97,6 +98,7 @@ ACCESS: dict[str, str | frozenset[str]] = {
     "inbox:cancel": SUPPORT,
     "inbox:media": SUPPORT,
     "inbox:status_check": SUPPORT,
+    "inbox:customer_history": SUPPORT,
     # outbound
     "outbound:campaign_list": MARKETING,
     "outbound:campaign_new": MARKETING,

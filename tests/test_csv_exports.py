@@ -62,7 +62,7 @@ def export_urls(world) -> list[str]:
     today = timezone.localdate()
     period = f"from={today - timedelta(days=1)}&to={today}"
     urls = [f"/insights/export/{kind}.csv?{period}" for kind in EXPORTS]
-    urls.append(f"/customers/{world['customer'].pk}/history/?format=csv")
+    urls.append(f"/inbox/customers/{world['customer'].pk}/history/?format=csv")
     urls.append(f"/campaigns/{world['campaign'].pk}/export.csv")
     return urls
 

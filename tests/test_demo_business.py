@@ -16,12 +16,11 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from chatdesk.demo import GYE, demo_seed
 from customers.models import Customer, CustomerImport
+from devdata.demo import GYE, demo_seed
 from inbox.models import Message
 from insights.selectors import campaigns_overview, period_make, reminder_funnel, today_figures
 from outbound.campaigns import (
-    REACHED,
     campaign_failure_reasons,
     campaign_funnel,
     campaign_variant_funnels,
@@ -103,7 +102,8 @@ def test_it_follows_up_on_who_did_not_reply(demo):
     follow = Campaign.objects.get(retarget_of__isnull=False)
     assert follow.state == "completed" and follow.retarget_audience == "not_replied"
     source = CampaignRecipient.objects.filter(campaign=follow.retarget_of)
-    reached = set(source.filter(message__status__in=REACHED).values_list("customer_id", flat=True))
+    reached = source.filter(message__status__in=Message.REACHED_STATUSES)
+    reached = set(reached.values_list("customer_id", flat=True))
     customers = set(
         CampaignRecipient.objects.filter(campaign=follow).values_list("customer_id", flat=True)
     )

@@ -1,4 +1,4 @@
-"""`manage.py seed_demo` and chatdesk.demo: deterministic, believable, safe to re-run."""
+"""`manage.py seed_demo` and devdata.demo: deterministic, believable, safe to re-run."""
 
 import hashlib
 import re
@@ -12,10 +12,10 @@ from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.db.models import Count
 
-from chatdesk.demo import DEMO_URL, DEMO_USERS, demo_now, demo_seed, demo_wipe
 from chatdesk.roles import has_role
 from customers.models import Customer, Renewal, Subscription
 from customers.phones import phone_normalize
+from devdata.demo import DEMO_URL, DEMO_USERS, demo_now, demo_seed, demo_wipe
 from inbox.models import Conversation, Message
 from outbound.models import MessageTemplate
 

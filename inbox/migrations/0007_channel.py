@@ -48,7 +48,7 @@ class Migration(migrations.Migration):
                 ),
                 ("key", models.SlugField(max_length=64, unique=True, verbose_name="clave")),
                 ("name", models.CharField(max_length=60, verbose_name="nombre")),
-                ("colour", models.CharField(default="#128c7e", max_length=7, verbose_name="color")),
+                ("colour", models.CharField(choices=[("green", "Verde"), ("blue", "Azul"), ("purple", "Morado"), ("orange", "Naranja"), ("red", "Rojo"), ("teal", "Turquesa"), ("grey", "Gris")], default="green", max_length=7, verbose_name="color")),
                 (
                     "provider",
                     models.CharField(

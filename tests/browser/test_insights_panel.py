@@ -22,9 +22,9 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from chatdesk.demo import demo_seed
 from chatdesk.roles import ADMIN, AGENT, MARKETER
-from insights.largedata import large_data_generate
+from devdata.demo import demo_seed
+from devdata.largedata import large_data_generate
 from tests.browser.conftest import ARTIFACTS
 from tests.conftest import make_user
 from tests.procs import daphne_args, free_port, process_env, running

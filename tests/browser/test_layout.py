@@ -6,7 +6,7 @@ behind a sideways scroll)."""
 import pytest
 from playwright.sync_api import expect
 
-from chatdesk.demo import DEMO_USERS
+from devdata.demo import DEMO_USERS
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 WIDTHS = ((1280, 800), (390, 844))

@@ -12,7 +12,7 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 from playwright.sync_api import expect
 
-from chatdesk.demo import DEMO_USERS
+from devdata.demo import DEMO_USERS
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 ADMIN = next(u for u in DEMO_USERS if u.username == "admin")

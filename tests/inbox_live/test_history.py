@@ -1,4 +1,4 @@
-"""/customers/<id>/history/: a customer's whole record, filtered, searched, exported."""
+"""/inbox/customers/<id>/history/: a customer's whole record, filtered, searched, exported."""
 
 import csv
 import io
@@ -43,20 +43,26 @@ def test_it_shows_the_history_to_support_but_not_to_marketing_or_charlie(
 ):
     # Chats are private support records: marketers see analytics, not transcripts.
     for user in (carla, charlie):
-        assert client_for(user).get(f"/customers/{record.pk}/history/").status_code == 403
+        assert client_for(user).get(f"/inbox/customers/{record.pk}/history/").status_code == 403
     for user in (alice, bob):
-        response = client_for(user).get(f"/customers/{record.pk}/history/")
+        response = client_for(user).get(f"/inbox/customers/{record.pk}/history/")
         assert response.status_code == 200
         assert "Black Friday" in response.content.decode()
 
 
+def test_its_first_address_redirects_for_good_with_the_filters(client_for, bob, record):
+    response = client_for(bob).get(f"/customers/{record.pk}/history/", {"author": "agent"})
+    assert response.status_code == 301
+    assert response["Location"] == f"/inbox/customers/{record.pk}/history/?author=agent"
+
+
 def test_it_survives_a_date_at_the_end_of_the_calendar(client_for, bob, record):
-    response = client_for(bob).get(f"/customers/{record.pk}/history/", {"to": "9999-12-31"})
+    response = client_for(bob).get(f"/inbox/customers/{record.pk}/history/", {"to": "9999-12-31"})
     assert response.status_code == 200
 
 
 def test_it_shows_every_line_newest_first_with_author_and_escapes_text(client_for, bob, record):
-    html = client_for(bob).get(f"/customers/{record.pk}/history/").content.decode()
+    html = client_for(bob).get(f"/inbox/customers/{record.pk}/history/").content.decode()
     assert html.index("Gracias por escribir") < html.index("Black Friday") < html.index(">Hola<")
     assert "Bob" in html and "Campaña" in html
     assert HOSTILE not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
@@ -64,7 +70,7 @@ def test_it_shows_every_line_newest_first_with_author_and_escapes_text(client_fo
 
 def test_it_filters_by_dates_author_and_text(client_for, bob, record):
     client = client_for(bob)
-    url = f"/customers/{record.pk}/history/"
+    url = f"/inbox/customers/{record.pk}/history/"
     today = timezone.localdate()
     html = client.get(url, {"author": "campaign"}).content.decode()
     assert "Black Friday" in html and "Gracias por escribir" not in html
@@ -81,7 +87,7 @@ def test_it_filters_by_dates_author_and_text(client_for, bob, record):
 def test_it_pages_with_a_keyset_cursor(client_for, bob, record, monkeypatch):
     monkeypatch.setattr("inbox.views.HISTORY_PAGE", 2)
     client = client_for(bob)
-    url = f"/customers/{record.pk}/history/"
+    url = f"/inbox/customers/{record.pk}/history/"
     html = client.get(url).content.decode()
     assert html.count('id="h-') == 2
     before = html.split("before=", 1)[1].split('"', 1)[0]
@@ -90,7 +96,7 @@ def test_it_pages_with_a_keyset_cursor(client_for, bob, record, monkeypatch):
 
 
 def test_it_exports_a_filtered_csv_with_formulas_neutralised(client_for, bob, record):
-    response = client_for(bob).get(f"/customers/{record.pk}/history/", {"format": "csv"})
+    response = client_for(bob).get(f"/inbox/customers/{record.pk}/history/", {"format": "csv"})
     assert response["Content-Type"].startswith("text/csv")
     assert response["Content-Disposition"].startswith("attachment")
     exported = bodies(response)
@@ -98,7 +104,7 @@ def test_it_exports_a_filtered_csv_with_formulas_neutralised(client_for, bob, re
     assert HOSTILE in exported  # plain text in a CSV: escaped for a spreadsheet, not for HTML
     assert '\'=HYPERLINK("http://evil")' in exported
     only_agent = client_for(bob).get(
-        f"/customers/{record.pk}/history/", {"format": "csv", "author": "agent"}
+        f"/inbox/customers/{record.pk}/history/", {"format": "csv", "author": "agent"}
     )
     assert bodies(only_agent) == ['\'=HYPERLINK("http://evil")']
 

@@ -430,7 +430,7 @@ def test_a_launch_that_keeps_failing_ends_failed_with_the_reason(db, monkeypatch
     def broken(**kwargs):
         raise ValueError("el segmento no se pudo leer")
 
-    monkeypatch.setattr(campaigns, "recipients_materialise", broken)
+    monkeypatch.setattr(campaigns.launch, "recipients_materialise", broken)
     for _ in range(campaigns.LAUNCH_MAX_ATTEMPTS):
         campaign.refresh_from_db()
         assert campaign.state == "scheduled"

@@ -1,7 +1,7 @@
 """A large, realistic, deterministic data set for benchmarks (`manage.py generate_large_data`).
 
-The one place in insights that writes: test data for an empty (benchmark) database, never for
-production. Everything comes from one `random.Random(seed)` and one `now` anchor.
+Test data for an empty (benchmark) database, never for production. Everything comes from one
+`random.Random(seed)` and one `now` anchor.
 
 Shape: customers with one or two subscriptions renewed month after month; before each expiry
 a reminder (3 days before, 09:00) from one ReminderRule, each with its ReminderSent row; a few
@@ -26,7 +26,8 @@ from decimal import Decimal
 from django.db import connection, transaction
 from django.utils import timezone
 
-from chatdesk.demo import (
+from customers.models import Customer, Renewal, Subscription
+from devdata.demo import (
     CITIES,
     FAILURES,
     FEMALE_NAMES,
@@ -39,7 +40,6 @@ from chatdesk.demo import (
     demo_services_ensure,
     demo_users_ensure,
 )
-from customers.models import Customer, Renewal, Subscription
 from inbox.models import Conversation, Message
 from outbound.models import (
     Campaign,

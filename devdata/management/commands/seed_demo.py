@@ -1,14 +1,15 @@
 """Fill an empty database with a month of demo data (`make demo` runs it with --if-empty).
 
 Run again on a demo database (`--if-empty` with customers there), it keeps every row and moves
-the story's dates forward to today (chatdesk.demo.demo_refresh), so the panel shows today."""
+the story's dates forward to today (devdata.demo.demo_refresh), so the panel shows today."""
 
 from datetime import datetime
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from chatdesk.demo import (
+from customers.models import Customer
+from devdata.demo import (
     DEFAULT_SEED,
     GYE,
     demo_credentials_box,
@@ -16,7 +17,6 @@ from chatdesk.demo import (
     demo_seed,
     demo_wipe,
 )
-from customers.models import Customer
 
 
 def anchor(value: str) -> datetime:

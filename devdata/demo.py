@@ -30,13 +30,9 @@ from inbox.services import (
     conversation_last_message_note,
     session_state_set,
 )
-from outbound.campaigns import (
-    campaign_cancel,
-    campaign_create,
-    campaign_launch,
-    campaign_pause,
-    campaign_retarget,
-)
+from outbound.campaigns.control import campaign_cancel, campaign_pause
+from outbound.campaigns.create import campaign_create, campaign_retarget
+from outbound.campaigns.launch import campaign_launch
 from outbound.models import (
     Campaign,
     CampaignRecipient,

@@ -1,16 +1,16 @@
-"""Fill a benchmark database with a year of realistic data (see insights.largedata).
+"""Fill a benchmark database with a year of realistic data (see devdata.largedata).
 
-This command writes test data into the other apps' tables: it is the one writer in insights,
-meant for an empty, throwaway database (e.g. DATABASE_URL=.../chatdesk_large), never production.
+This command writes test data into the other apps' tables, meant for an empty, throwaway
+database (e.g. DATABASE_URL=.../chatdesk_large), never production.
 """
 
 import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from chatdesk.management.commands.seed_demo import anchor
 from customers.models import Customer
-from insights.largedata import large_data_generate
+from devdata.largedata import large_data_generate
+from devdata.management.commands.seed_demo import anchor
 
 
 class Command(BaseCommand):

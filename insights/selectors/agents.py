@@ -1,0 +1,143 @@
+"""Per agent over a period: conversations handled, time to the first answer, time to resolve."""
+
+from datetime import date, timedelta
+from statistics import median
+
+from django.core.cache import cache
+from django.db import connection
+from django.db.models import Case, Count, Min, Q, Sum, When
+from django.db.models.functions import Lag, TruncDate
+
+from inbox.models import Conversation, Message
+from insights.selectors.common import (
+    OUT,
+    _analytic_cursor,
+    _as_date,
+    _previous_before,
+    _seconds_between,
+    _thread_window,
+    _without_jit,
+)
+from insights.selectors.period import GYE, LIVE_SECONDS, Period, days_cached
+
+# An agent's answer: a message a person wrote from the inbox (not a bot, reminder or campaign).
+ANSWER = Q(author_kind=Message.Author.AGENT, agent__isnull=False)
+# Both directions, so PostgreSQL reads the (direction, created_at) index for a date range.
+BOTH = Q(direction__in=(Message.Direction.IN, Message.Direction.OUT))
+
+
+def _turns_compute(period: Period) -> dict[date, dict]:
+    """{turn day: {agent id: [seconds to the first answer, ...]}} in one pass over the
+    messages since the period's start. LAG gives each customer message the direction of the
+    one before it (a turn starts when that was not the customer's); a running count of answers
+    splits each conversation into runs that end with an answer, so a turn's answer is the one
+    answer in its run."""
+    start, end = period.start, period.end
+    seq = (
+        Message.objects.filter(BOTH, created_at__gte=start)
+        .filter(Q(created_at__lt=end) | ANSWER)
+        .annotate(
+            prev_dir=_thread_window(Lag("direction")),
+            answers=_thread_window(Sum(Case(When(ANSWER, then=1), default=0))),
+            is_answer=Case(When(ANSWER, then=1), default=0),
+            day=TruncDate("created_at", tzinfo=GYE),
+        )
+        .values("id", "conversation_id", "direction", "created_at", "agent_id",
+                "prev_dir", "answers", "is_answer", "day")
+        .order_by()
+    )  # fmt: skip
+    inner, params = seq.query.sql_with_params()
+    # Built from this module's constants and the ORM's own SQL; every value is a parameter.
+    sql = f"""
+        WITH seq AS ({inner}),
+        runs AS (
+            SELECT s.*,
+                MAX(CASE WHEN s.is_answer = 1 THEN s.created_at END) OVER run AS answered_at,
+                MAX(CASE WHEN s.is_answer = 1 THEN s.agent_id END) OVER run AS answered_by
+            FROM seq s
+            WINDOW run AS (PARTITION BY s.conversation_id, s.answers - s.is_answer)
+        )
+        SELECT t.answered_by, t.day, {_seconds_between("t.answered_at", "t.created_at")}
+        FROM runs t
+        WHERE t.direction = 'in' AND t.created_at < %s AND t.answered_at IS NOT NULL
+            AND COALESCE(t.prev_dir, {_previous_before("direction", "t")}, '') <> 'in'
+    """  # noqa: S608
+    out: dict = {}
+    with _analytic_cursor() as cursor:
+        cursor.execute(sql, [*params, connection.ops.adapt_datetimefield_value(end)])
+        for agent_id, day, seconds in cursor.fetchall():
+            out.setdefault(_as_date(day), {}).setdefault(agent_id, []).append(round(seconds))
+    return out
+
+
+@_without_jit
+def _resolutions(period: Period) -> dict[int, list[timedelta]]:
+    """{assignee id: [durations]} for resolved conversations whose last message is in the
+    period: from their first customer message since the period's start to the last message."""
+    rows = (
+        Conversation.objects.filter(
+            status=Conversation.Status.RESOLVED, assignee__isnull=False,
+            last_message_at__gte=period.start, last_message_at__lt=period.end,
+            messages__direction=Message.Direction.IN, messages__created_at__gte=period.start,
+        )
+        .values("id", "assignee_id", "last_message_at")
+        .annotate(first_in=Min("messages__created_at"))
+        .order_by()
+    )  # fmt: skip
+    out: dict[int, list[timedelta]] = {}
+    for row in rows:
+        out.setdefault(row["assignee_id"], []).append(row["last_message_at"] - row["first_in"])
+    return out
+
+
+def agent_stats(period: Period) -> list[dict]:
+    """agent_stats_count, recomputed at most every LIVE_SECONDS for one period."""
+    key = f"insights:v2:agents:{period.first}:{period.last}"
+    return cache.get_or_set(key, lambda: agent_stats_count(period), LIVE_SECONDS)
+
+
+@_without_jit
+def agent_stats_count(period: Period) -> list[dict]:
+    """Per agent (a user who wrote as an agent):
+
+    - atendidas: conversations in which they wrote at least one message in the period;
+    - primera respuesta (mediana): for each customer turn that started in the period (a customer
+      message whose previous message in the conversation is not the customer's), the time to
+      the next agent message, credited to the agent who wrote it (per-day lists, cached once
+      the day has settled: a turn still unanswered two days later stays unanswered);
+    - resolución (mediana): for conversations now resolved whose last message is in the period,
+      from the first customer message in the period to the last message, credited to the
+      assignee. (Approximate: conversations keep no "resolved at" time.)
+    """
+    from django.contrib.auth import get_user_model
+
+    handled = dict(
+        Message.objects.filter(OUT, ANSWER, created_at__gte=period.start, created_at__lt=period.end)
+        .values_list("agent_id")
+        .annotate(n=Count("conversation_id", distinct=True))
+        .order_by()
+    )
+    turns: dict[int, list[int]] = {}
+    for per_agent in days_cached("turns", period, _turns_compute, empty={}).values():
+        for agent_id, seconds in per_agent.items():
+            turns.setdefault(agent_id, []).extend(seconds)
+    resolutions = _resolutions(period)
+    ids = set(handled) | set(turns) | set(resolutions)
+    users = {u.pk: u for u in get_user_model().objects.filter(pk__in=ids)}
+    rows = []
+    for pk in sorted(ids, key=lambda pk: (-handled.get(pk, 0), pk)):
+        user = users.get(pk)
+        if user is None:
+            continue
+        waits, durations = turns.get(pk, []), resolutions.get(pk, [])
+        rows.append(
+            {
+                "agent": user.get_full_name() or user.get_username(),
+                "handled": handled.get(pk, 0),
+                "turns": len(waits),
+                "first_response": timedelta(seconds=median(waits)) if waits else None,
+                "resolved": len(durations),
+                "resolution": median(durations) if durations else None,
+            }
+        )
+    return rows

@@ -1,0 +1,93 @@
+"""What the figures share: PostgreSQL's JIT switched off, the direction filters, date ranges,
+rates, and window functions over a conversation's thread."""
+
+from contextlib import contextmanager
+from datetime import date, datetime
+from functools import wraps
+
+from django.db import connection, transaction
+from django.db.models import F, Q, RowRange, Window
+
+from inbox.models import Message
+
+OUT = Q(direction=Message.Direction.OUT)
+IN = Q(direction=Message.Direction.IN)
+FIGURES = ("sent", "delivered", "read", "replies", "failed", "new_conversations")
+
+
+@contextmanager
+def _no_jit():
+    """PostgreSQL compiles these grouped and windowed queries with its JIT (their estimated
+    cost is high) and spends longer compiling than running them: 1.2 s against 0.24 s for the
+    campaign comparison on the large data set. Off for the transaction."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with transaction.atomic(savepoint=False):
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL jit = off")
+        yield
+
+
+def _without_jit(compute):
+    @wraps(compute)
+    def wrapper(*args, **kwargs):
+        with _no_jit():
+            return compute(*args, **kwargs)
+
+    return wrapper
+
+
+@contextmanager
+def _analytic_cursor():
+    with _no_jit(), connection.cursor() as cursor:
+        yield cursor
+
+
+def _between(field: str, start: datetime, end: datetime) -> Q:
+    return Q(**{f"{field}__gte": start, f"{field}__lt": end})
+
+
+def _delivered(start, end) -> Q:
+    return OUT & (
+        _between("delivered_at", start, end)
+        | Q(delivered_at__isnull=True) & _between("read_at", start, end)
+    )
+
+
+def _rate(part: int, whole: int) -> int | None:
+    return round(100 * part / whole) if whole else None
+
+
+# --- a conversation's thread, in SQL -------------------------------------------------------------
+
+
+def _thread_window(expression) -> Window:
+    """`expression` over each conversation's messages in order (created_at, then id)."""
+    return Window(
+        expression,
+        partition_by=[F("conversation_id")],
+        order_by=[F("created_at").asc(), F("id").asc()],
+        frame=RowRange(start=None, end=0),
+    )
+
+
+def _seconds_between(later: str, earlier: str) -> str:
+    if connection.vendor == "postgresql":
+        return f"EXTRACT(EPOCH FROM ({later} - {earlier}))"
+    return f"((julianday({later}) - julianday({earlier})) * 86400.0)"
+
+
+def _as_date(value) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+def _previous_before(column: str, alias: str, *, condition: str = "") -> str:
+    """The column of the message before `alias` in its conversation, looked up only for the
+    first message of a scan (whose LAG is null): at most one index probe per conversation."""
+    # column, alias and condition are constants of this module, never request data.
+    where = f"p.conversation_id = {alias}.conversation_id AND p.created_at < {alias}.created_at"
+    return (
+        f"(SELECT p.{column} FROM inbox_message p WHERE {where}{condition}"  # noqa: S608
+        " ORDER BY p.created_at DESC, p.id DESC LIMIT 1)"
+    )

@@ -1,0 +1,449 @@
+"""Campaigns: launch, fan-out and the scheduler tick, with their Dramatiq actors.
+
+Launch (`campaign_launch`): one conditional update moves the campaign from draft or scheduled
+to running, and in the same transaction its recipients are written in bulk (one row per
+customer, unique per campaign: `bulk_create(ignore_conflicts=True)` in chunks), each with its
+variant (random, seeded by the campaign id, so a relaunch of the same data assigns the same
+variants), its rendered body, and when it may be sent (`planned_at`). A customer the body
+cannot be filled for (MissingValue) is written `skipped` with the reason. Two launch tasks
+racing both try the update; the loser sees the state already moved and does nothing.
+
+Fan-out (`campaign_fanout`, a Dramatiq actor re-enqueued by itself): each run takes the next
+pending recipients whose planned time has come, and for each, in one transaction, moves it
+pending -> queued (a conditional update that also requires the campaign to be running) and
+writes its Message as `message_send(author_kind="campaign")` would (`messages_send_bulk`: the
+same rows, events and jobs, a few queries per batch). It only fans out what the
+shared rate limiter can send in about FANOUT_AHEAD_SECONDS, counting the campaign messages
+already waiting: the queued backlog stays small, so a pause (which the send pipeline cannot
+see) lets at most that much go out after it. Runs carry a token: resume and the tick's re-kick
+bump it, so an old chain stops instead of running twice as fast.
+
+Completion: when no recipient is pending or queued (a queued recipient takes its outcome from
+its message: sent, failed, unknown, or opted_out when the customer opted out before it left;
+an unconfirmed message keeps it queued until the evidence or the sweeper settles it). Checked
+by the fan-out and by the tick.
+
+The tick (`campaigns_tick`, every CAMPAIGN_TICK_SECONDS): enqueues the launch of due scheduled
+campaigns (a worker runs it; the launch's conditional update makes one of them win) and
+re-kicks running ones whose chain missed its promised time by CAMPAIGN_STALL_SECONDS (a worker
+killed mid-run, a lost broker message): a kick is a conditional update of the token, so two
+ticks kick once.
+"""
+
+import logging
+import math
+import random
+from datetime import datetime, timedelta
+from time import monotonic as time_monotonic
+
+import dramatiq
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, Prefetch, Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
+from dramatiq_crontab import interval
+
+from customers.models import Customer, Subscription
+from inbox.models import Message
+from outbound import ratelimit
+from outbound.campaigns.audience import (
+    MARKETING_KINDS,
+    _local,
+    _single_service,
+    best_hours,
+    campaign_audience,
+    planned_at,
+    window_open_at,
+)
+from outbound.models import Campaign, CampaignRecipient
+from outbound.services import TEXT_MAX, SendRejected, messages_send_bulk, text_check
+from outbound.templating import MissingValue, TemplateError, template_render
+
+logger = logging.getLogger(__name__)
+
+State = Campaign.State
+RState = CampaignRecipient.State
+MStatus = Message.Status
+
+LAUNCHABLE = (State.DRAFT, State.SCHEDULED)
+LAUNCH_MAX_ATTEMPTS = 3
+CHUNK = 2000
+FANOUT_AHEAD_SECONDS = 2.0
+FANOUT_MAX_BATCH = 500
+# Recipients written per transaction, and how long one run may keep writing before it hands
+# over to the next run (the tick's stall check must allow well more than that).
+FANOUT_TRANSACTION = 250
+FANOUT_RAMP = 10
+THROUGHPUT_SECONDS = 5
+FANOUT_STEP_SECONDS = 1.5
+# A chain waits at most this long in the broker; a longer wait sleeps and the tick wakes it.
+CHAIN_MAX_DELAY = 30.0
+CANCELLED_REASON = gettext_noop("cancelada")
+OPTED_OUT_REASON = gettext_noop("El cliente pidió la baja")
+
+
+# --- launch ---------------------------------------------------------------------------------
+def campaign_launch(*, campaign_id: int, now: datetime | None = None) -> bool:
+    """draft/scheduled -> running with its recipients; False when another launcher won, is
+    still materialising, or the campaign is in another state. The fan-out starts after
+    commit."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        # PostgreSQL: a launch in progress holds the row; a second launcher (the tick enqueues
+        # one every round until the first commits) gives up instead of waiting minutes for it.
+        launchable = Campaign.objects.filter(pk=campaign_id, state__in=LAUNCHABLE)
+        campaign = launchable.select_for_update(skip_locked=True).first()
+        if campaign is None:
+            return False
+        won = launchable.update(
+            state=State.RUNNING,
+            launched_at=now,
+            fanout_token=F("fanout_token") + 1,
+            fanout_next_at=now,
+        )
+        if not won:
+            return False
+        campaign.state, campaign.launched_at = State.RUNNING, now
+        campaign.fanout_token, campaign.fanout_next_at = campaign.fanout_token + 1, now
+        total, excluded = recipients_materialise(campaign=campaign, now=now)
+        Campaign.objects.filter(pk=campaign.pk).update(
+            recipients_total=total, opted_out_excluded=excluded
+        )
+        fanout_enqueue_on_commit(campaign.pk, campaign.fanout_token)
+    logger.info("campaign %s launched: %s recipients, %s opted out", campaign_id, total, excluded)
+    return True
+
+
+def _render(campaign: Campaign, body: str, customer: Customer, service, today) -> tuple[str, str]:
+    """(text, skip reason)."""
+    try:
+        text = template_render(
+            body, customer=customer, extra=campaign.extra, service=service, today=today
+        )
+    except MissingValue as missing:
+        return "", f"{{{missing.variable}}}: {missing.reason}"[:300]
+    except TemplateError as error:
+        return "", str(error)[:300]
+    if len(text) > TEXT_MAX:
+        return "", _("El mensaje supera los %(max)s caracteres.") % {"max": TEXT_MAX}
+    return text, ""
+
+
+def recipients_materialise(*, campaign: Campaign, now: datetime) -> tuple[int, int]:
+    """Write every recipient (idempotent: existing rows are kept). (recipients, opted out)."""
+    customers, excluded = campaign_audience(campaign)
+    variants = list(campaign.variants.all())
+    rng = random.Random(campaign.pk)
+    service = _single_service(campaign.filters)
+    today = _local(now).date()
+    subscriptions = Subscription.objects.select_related("service")
+    customers = customers.order_by("pk").prefetch_related(
+        Prefetch("subscriptions", queryset=subscriptions)
+    )
+    last = 0
+    while True:
+        chunk = list(customers.filter(pk__gt=last)[:CHUNK])
+        if not chunk:
+            break
+        last = chunk[-1].pk
+        hours = best_hours([c.pk for c in chunk], now=now) if campaign.best_hour else {}
+        rows = []
+        for customer in chunk:
+            variant = rng.choice(variants) if variants else None
+            text, reason = _render(
+                campaign, variant.body if variant else campaign.body, customer, service, today
+            )
+            rows.append(
+                CampaignRecipient(
+                    campaign=campaign,
+                    customer=customer,
+                    variant=variant,
+                    state=RState.SKIPPED if reason else RState.PENDING,
+                    skip_reason=reason,
+                    body=text,
+                    planned_at=planned_at(campaign, hour=hours.get(customer.pk), now=now),
+                )
+            )
+        CampaignRecipient.objects.bulk_create(rows, ignore_conflicts=True, batch_size=CHUNK)
+    total = CampaignRecipient.objects.filter(campaign=campaign).count()
+    return total, excluded
+
+
+# --- fan-out --------------------------------------------------------------------------------
+def recipients_sync(*, campaign: Campaign) -> None:
+    """Queued recipients take the outcome of their message once it has one; an unknown one
+    whose message the echo settled after all (it came later than the wait) becomes sent."""
+    CampaignRecipient.objects.filter(
+        campaign=campaign, state=RState.UNKNOWN, message__status__in=Message.REACHED_STATUSES
+    ).update(state=RState.SENT)
+    queued = CampaignRecipient.objects.filter(campaign=campaign, state=RState.QUEUED)
+    # One read first: while every queued message is still in flight (most runs of a large
+    # campaign), the updates below would each scan the whole queue for nothing.
+    if not queued.exclude(message__status__in=Message.OPEN_STATUSES).exists():
+        return
+    queued.filter(message__status__in=Message.REACHED_STATUSES).update(state=RState.SENT)
+    queued.filter(message__status=MStatus.FAILED).update(state=RState.FAILED)
+    queued.filter(message__status=MStatus.UNKNOWN).update(state=RState.UNKNOWN)
+    cancelled = queued.filter(message__status=MStatus.CANCELLED)
+    cancelled.filter(customer__marketing_opt_out_at__isnull=False).update(
+        state=RState.OPTED_OUT, skip_reason=_(OPTED_OUT_REASON)
+    )
+    cancelled.update(state=RState.SKIPPED, skip_reason=_(CANCELLED_REASON))
+    queued.filter(message__isnull=True).update(
+        state=RState.SKIPPED, skip_reason=_("el mensaje fue eliminado")
+    )
+
+
+def campaign_complete_if_done(*, campaign: Campaign, now: datetime | None = None) -> bool:
+    open_states = (RState.PENDING, RState.QUEUED)
+    if CampaignRecipient.objects.filter(campaign=campaign, state__in=open_states).exists():
+        return False
+    done = Campaign.objects.filter(pk=campaign.pk, state=State.RUNNING).update(
+        state=State.COMPLETED, completed_at=now or timezone.now(), fanout_next_at=None
+    )
+    if done:
+        logger.info("campaign %s completed", campaign.pk)
+    return bool(done)
+
+
+def fanout_lookahead(*, now: datetime) -> int:
+    """How many campaign sends may wait for the pipeline: what it sent over the last
+    THROUGHPUT_SECONDS, scaled to FANOUT_AHEAD_SECONDS, plus FANOUT_RAMP to grow from; never
+    more than the limiter allows in that time. Sized by what really goes out (a slow
+    provider or a busy worker sends less than the limit), so a pause drains within seconds."""
+    per_second = 1.0 / ratelimit.send_interval()
+    limit = math.ceil(per_second * FANOUT_AHEAD_SECONDS)
+    recent = Message.objects.filter(
+        direction=Message.Direction.OUT,
+        author_kind=Message.Author.CAMPAIGN,
+        sent_at__gte=now - timedelta(seconds=THROUGHPUT_SECONDS),
+    ).count()
+    observed = math.ceil(recent * FANOUT_AHEAD_SECONDS / THROUGHPUT_SECONDS)
+    return max(1, min(limit, FANOUT_MAX_BATCH, observed + FANOUT_RAMP))
+
+
+def campaign_backlog() -> int:
+    """Campaign messages waiting for the send pipeline, every campaign together (they share
+    the limiter, so they are all ahead of the next one)."""
+    return Message.objects.filter(
+        direction=Message.Direction.OUT,
+        author_kind=Message.Author.CAMPAIGN,
+        status__in=Message.IN_FLIGHT_STATUSES,
+    ).count()
+
+
+def recipients_queue(*, recipients: list[CampaignRecipient], now: datetime) -> int:
+    """pending -> queued, each with its message, in one transaction (a crash writes none of
+    them). Recipients another chain holds or took, or of a campaign no longer running, are
+    left alone. A marketing campaign runs for days: who opted out since the launch is
+    skipped here, not sent to. Returns how many were queued."""
+    with transaction.atomic():
+        claimable = CampaignRecipient.objects.filter(
+            pk__in=[r.pk for r in recipients], state=RState.PENDING, campaign__state=State.RUNNING
+        )
+        # PostgreSQL: rows locked by a concurrent chain are skipped, not waited for. SQLite
+        # ignores this and serialises the writers instead.
+        rows = claimable.select_for_update(skip_locked=True, of=("self",)).values_list(
+            "pk", "campaign__kind", "customer__marketing_opt_out_at"
+        )
+        claimed, opted_out, marketing = set(), set(), False
+        for pk, kind, opted_out_at in rows:
+            marketing = kind in MARKETING_KINDS
+            (opted_out if marketing and opted_out_at else claimed).add(pk)
+        CampaignRecipient.objects.filter(pk__in=opted_out, state=RState.PENDING).update(
+            state=RState.OPTED_OUT, skip_reason=_(OPTED_OUT_REASON)
+        )
+        CampaignRecipient.objects.filter(pk__in=claimed).update(state=RState.QUEUED, queued_at=now)
+        ready = _sendable([r for r in recipients if r.pk in claimed])
+        sends = [(r.customer_id, r.body) for r in ready]
+        messages = messages_send_bulk(
+            sends=sends, author_kind=Message.Author.CAMPAIGN, marketing=marketing
+        )
+        for recipient, message in zip(ready, messages, strict=True):
+            recipient.message = message
+        _messages_link(ready)
+    return len(ready)
+
+
+def _messages_link(recipients: list[CampaignRecipient]) -> None:
+    """One UPDATE for the batch (bulk_update's CASE costs about a millisecond a row)."""
+    if not recipients:
+        return
+    table = CampaignRecipient._meta.db_table
+    values = ", ".join(["(%s, %s)"] * len(recipients))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET message_id = v.column2 FROM (VALUES {values}) AS v "  # noqa: S608
+            f"WHERE {table}.id = v.column1",
+            [x for r in recipients for x in (r.pk, r.message_id)],
+        )
+
+
+def _sendable(recipients: list[CampaignRecipient]) -> list[CampaignRecipient]:
+    """Those whose body message_send would take; the others are skipped with its reason."""
+    ready = []
+    for recipient in recipients:
+        try:
+            recipient.body = text_check(recipient.body)
+        except SendRejected as rejected:
+            CampaignRecipient.objects.filter(pk=recipient.pk).update(
+                state=RState.SKIPPED, skip_reason=rejected.message[:300]
+            )
+            continue
+        ready.append(recipient)
+    return ready
+
+
+def campaign_fanout_step(
+    *, campaign_id: int, token: int, now: datetime | None = None, paced: bool = True
+):
+    """One batch. Returns the seconds until the next run, or None when the chain ends.
+    `paced=False` lifts the look-ahead (CHUNK recipients every run, whatever the backlog):
+    only for the benchmark, which measures how fast sends can be enqueued."""
+    now = now or timezone.now()
+    campaign = Campaign.objects.filter(pk=campaign_id, fanout_token=token).first()
+    if campaign is None or campaign.state != State.RUNNING:
+        return None
+    # A heartbeat: the tick leaves a chain alone while it is working.
+    Campaign.objects.filter(pk=campaign.pk, fanout_token=token).update(
+        fanout_next_at=timezone.now() + timedelta(seconds=FANOUT_STEP_SECONDS)
+    )
+    recipients_sync(campaign=campaign)
+    if campaign_complete_if_done(campaign=campaign, now=now):
+        return None
+    opens = window_open_at(campaign, now=now)
+    if opens > now:
+        return (opens - now).total_seconds()
+    room = fanout_lookahead(now=now) - campaign_backlog() if paced else CHUNK
+    interval_s = ratelimit.send_interval()
+    if room <= 0:
+        return min(max(interval_s * (1 - room), 0.2), 2.0)
+    pending = CampaignRecipient.objects.filter(campaign=campaign, state=RState.PENDING)
+    due = list(pending.filter(planned_at__lte=now).order_by("planned_at", "pk")[:room])
+    if not due:
+        next_planned = pending.order_by("planned_at").values_list("planned_at", flat=True).first()
+        if next_planned is None:  # only queued ones left: wait for their outcome
+            return 1.0
+        return max((window_open_at(campaign, now=next_planned) - now).total_seconds(), 0.5)
+    started = time_monotonic()
+    for start in range(0, len(due), FANOUT_TRANSACTION):
+        recipients_queue(recipients=due[start : start + FANOUT_TRANSACTION], now=now)
+        if time_monotonic() - started > FANOUT_STEP_SECONDS:
+            return 0.0
+    return min(max(interval_s * len(due) / 2, 0.2), 2.0)
+
+
+def fanout_enqueue_on_commit(campaign_id: int, token: int) -> None:
+    transaction.on_commit(lambda: campaign_fanout.send(campaign_id, token))
+
+
+def fanout_continue(*, campaign_id: int, token: int, delay: float | None) -> None:
+    """Promise the next run (for the tick's stall check) and enqueue it, or let a long wait
+    sleep: the promise is then set so that the tick wakes the chain when the wait is over."""
+    if delay is None:
+        return
+    delay = max(delay, 0.0)
+    now = timezone.now()
+    stall = timedelta(seconds=settings.CAMPAIGN_STALL_SECONDS)
+    if delay > CHAIN_MAX_DELAY:
+        Campaign.objects.filter(pk=campaign_id, fanout_token=token).update(
+            fanout_next_at=now + timedelta(seconds=delay) - stall
+        )
+        return
+    Campaign.objects.filter(pk=campaign_id, fanout_token=token).update(
+        fanout_next_at=now + timedelta(seconds=delay)
+    )
+    campaign_fanout.send_with_options(args=(campaign_id, token), delay=int(delay * 1000))
+
+
+@dramatiq.actor(
+    actor_name="outbound.campaign_fanout", queue_name="campaigns", max_retries=0, time_limit=120_000
+)
+def campaign_fanout(campaign_id: int, token: int) -> None:
+    delay = campaign_fanout_step(campaign_id=campaign_id, token=token)
+    fanout_continue(campaign_id=campaign_id, token=token, delay=delay)
+
+
+@dramatiq.actor(
+    actor_name="outbound.campaign_launch", queue_name="campaigns", max_retries=0, time_limit=600_000
+)
+def campaign_launch_task(campaign_id: int) -> None:
+    try:
+        campaign_launch(campaign_id=campaign_id)
+    except Exception as error:
+        logger.exception("campaign %s did not launch", campaign_id)
+        campaign_launch_failed(campaign_id=campaign_id, error=error)
+
+
+def campaign_launch_failed(*, campaign_id: int, error: Exception) -> bool:
+    """Count a failed launch (its transaction rolled back: the campaign is still scheduled);
+    at LAUNCH_MAX_ATTEMPTS it ends `failed` with a reason a person can read. True then."""
+    detail = str(error)[:200] or type(error).__name__
+    reason = _("No se pudo lanzar la campaña: %(detail)s") % {"detail": detail}
+    with transaction.atomic():
+        Campaign.objects.filter(pk=campaign_id, state__in=LAUNCHABLE).update(
+            launch_attempts=F("launch_attempts") + 1, failure_reason=reason[:300]
+        )
+        failed = Campaign.objects.filter(
+            pk=campaign_id, state__in=LAUNCHABLE, launch_attempts__gte=LAUNCH_MAX_ATTEMPTS
+        ).update(state=State.FAILED, failed_at=timezone.now(), fanout_next_at=None)
+    if failed:
+        logger.warning("campaign %s failed: %s", campaign_id, reason)
+    return bool(failed)
+
+
+def launch_enqueue_on_commit(campaign_id: int) -> None:
+    transaction.on_commit(lambda: campaign_launch_task.send(campaign_id))
+
+
+# --- the scheduler tick -------------------------------------------------------------------------
+def fanout_kick(*, campaign: Campaign, now: datetime) -> bool:
+    """Start a new chain for a running campaign whose chain broke its promise; one kicker
+    wins (the token moves only from the value this kicker read)."""
+    kicked = Campaign.objects.filter(
+        pk=campaign.pk, state=State.RUNNING, fanout_token=campaign.fanout_token
+    ).update(fanout_token=F("fanout_token") + 1, fanout_next_at=now)
+    if kicked:
+        token = campaign.fanout_token + 1
+        transaction.on_commit(lambda: campaign_fanout.send(campaign.pk, token))
+    return bool(kicked)
+
+
+def campaign_tick(*, now: datetime | None = None) -> dict:
+    """Enqueues the launch of due campaigns rather than launching them here: materialising a
+    large audience takes minutes, and the other campaigns' stall checks must not wait for it.
+    A launch still in progress is enqueued again on every tick; those extra tasks return at
+    once (see campaign_launch)."""
+    now = now or timezone.now()
+    due = list(
+        Campaign.objects.filter(state=State.SCHEDULED, scheduled_at__lte=now).values_list(
+            "pk", flat=True
+        )
+    )
+    for campaign_id in due:
+        launch_enqueue_on_commit(campaign_id)
+    stalled = Campaign.objects.filter(state=State.RUNNING).filter(
+        Q(fanout_next_at__isnull=True)
+        | Q(fanout_next_at__lt=now - timedelta(seconds=settings.CAMPAIGN_STALL_SECONDS))
+    )
+    kicked = sum(fanout_kick(campaign=campaign, now=now) for campaign in stalled)
+    # The evidence for an unknown send may come after its campaign completed (its echo later
+    # than the wait): the recipient follows its message for a day.
+    revived = CampaignRecipient.objects.filter(
+        campaign__completed_at__gte=now - timedelta(days=1),
+        state=RState.UNKNOWN,
+        message__status__in=Message.REACHED_STATUSES,
+    ).update(state=RState.SENT)
+    return {"enqueued": len(due), "kicked": kicked, "revived": revived}
+
+
+@interval(seconds=settings.CAMPAIGN_TICK_SECONDS)
+@dramatiq.actor(
+    actor_name="outbound.campaigns_tick", queue_name="campaigns", max_retries=0, time_limit=600_000
+)
+def campaigns_tick() -> None:
+    counts = campaign_tick()
+    if any(counts.values()):
+        logger.info("campaigns tick: %s", counts)

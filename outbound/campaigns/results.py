@@ -1,0 +1,351 @@
+"""Campaigns: what a campaign did (progress, funnel, variants, failures, recipients) and why
+a running one sends nothing right now. Reads only."""
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.core.cache import cache
+from django.db.models import Count, Exists, Min, OuterRef, Q, QuerySet
+from django.utils import formats, timezone
+from django.utils.translation import gettext as _
+
+from customers.models import Renewal
+from inbox.models import Message
+from outbound import ratelimit
+from outbound.campaigns.audience import _local, _reply_after, window_open_at
+from outbound.models import Campaign, CampaignRecipient
+
+State = Campaign.State
+RState = CampaignRecipient.State
+MStatus = Message.Status
+
+REPLY_DAYS = 3
+RENEWAL_DAYS = 7
+
+
+# --- results --------------------------------------------------------------------------------
+def _annotated(recipients: QuerySet, *, reply_days: int, renewal_days: int) -> QuerySet:
+    renewals = Renewal.objects.filter(
+        subscription__customer_id=OuterRef("customer_id"),
+        renewed_at__gte=OuterRef("message__created_at"),
+        renewed_at__lte=OuterRef("message__created_at") + timedelta(days=renewal_days),
+    )
+    return recipients.annotate(
+        has_reply=Exists(_reply_after("message", days=reply_days)),
+        has_renewal=Exists(renewals),
+    )
+
+
+def _open_counts() -> dict:
+    """What campaign_waiting needs: the first pending recipient's time, the queued ones."""
+    return {
+        "first_pending": Min("planned_at", filter=Q(state=RState.PENDING)),
+        "queued": Count("pk", filter=Q(state=RState.QUEUED)),
+    }
+
+
+def _progress_counts() -> dict:
+    return {
+        "first_pending": _open_counts()["first_pending"],
+        "total": Count("pk"),
+        "pending": Count("pk", filter=Q(state=RState.PENDING)),
+        "queued": Count(
+            "pk", filter=Q(state=RState.QUEUED, message__status__in=Message.IN_FLIGHT_STATUSES)
+        ),
+        "unconfirmed": Count("pk", filter=Q(message__status=MStatus.UNCONFIRMED)),
+        "skipped": Count("pk", filter=Q(state=RState.SKIPPED)),
+        "opted_out": Count("pk", filter=Q(state=RState.OPTED_OUT)),
+        "sent": Count("pk", filter=Q(message__status__in=Message.REACHED_STATUSES)),
+        "delivered": Count("pk", filter=Q(message__status__in=Message.DELIVERED_STATUSES)),
+        "read": Count("pk", filter=Q(message__status__in=Message.READ_STATUSES)),
+        "failed": Count("pk", filter=Q(message__status=MStatus.FAILED)),
+        "unknown": Count("pk", filter=Q(message__status=MStatus.UNKNOWN)),
+    }
+
+
+def _funnel_counts(*, reply_days: int, renewal_days: int) -> dict:
+    reached = Q(message__status__in=Message.REACHED_STATUSES)
+    return {
+        **_progress_counts(),
+        "replied": Count("pk", filter=reached & Q(has_reply=True)),
+        "renewed": Count("pk", filter=reached & Q(has_renewal=True)),
+    }
+
+
+def _done(counts: dict) -> dict:
+    done = counts["total"] - counts["pending"] - counts["queued"] - counts["unconfirmed"]
+    counts["done"] = done
+    counts["percent_done"] = round(100 * done / counts["total"], 1) if counts["total"] else 0.0
+    return counts
+
+
+def _rates(counts: dict) -> dict:
+    sent = counts["sent"]
+
+    def rate(n):
+        return round(100 * n / sent, 1) if sent else 0.0
+
+    _done(counts)
+    counts["read_rate"] = rate(counts["read"])
+    counts["reply_rate"] = rate(counts["replied"])
+    counts["conversion_rate"] = rate(counts["renewed"])
+    return counts
+
+
+def campaign_funnel(
+    *, campaign: Campaign, reply_days: int = REPLY_DAYS, renewal_days: int = RENEWAL_DAYS
+) -> dict:
+    """Counts of the campaign's recipients: total, pending, queued, skipped, sent (reached the
+    phone), delivered, read, replied (a message from them within reply_days), renewed (a
+    renewal within renewal_days: the conversion), failed, unknown; and rates over sent."""
+    recipients = _annotated(
+        CampaignRecipient.objects.filter(campaign=campaign),
+        reply_days=reply_days,
+        renewal_days=renewal_days,
+    )
+    counts = recipients.aggregate(
+        **_funnel_counts(reply_days=reply_days, renewal_days=renewal_days)
+    )
+    counts["opted_out_excluded"] = campaign.opted_out_excluded
+    return _rates(counts)
+
+
+def campaign_progress_counts(*, campaign: Campaign) -> dict:
+    """The live part of the funnel (polled every 2 s): recipient states and their messages'
+    statuses in one aggregate, without campaign_funnel's reply and renewal subqueries."""
+    counts = CampaignRecipient.objects.filter(campaign=campaign).aggregate(**_progress_counts())
+    return _done(counts)
+
+
+def campaign_open_counts(*, campaign_ids: list[int]) -> dict[int, dict]:
+    """campaign id -> its recipients still pending or queued (`open`), and what
+    campaign_waiting needs, in one query (the rest of a campaign's progress is its stored
+    recipients_total)."""
+    rows = (
+        CampaignRecipient.objects.filter(
+            campaign_id__in=campaign_ids, state__in=(RState.PENDING, RState.QUEUED)
+        )
+        .order_by()
+        .values("campaign_id")
+        .annotate(open=Count("pk"), **_open_counts())
+    )
+    return {row.pop("campaign_id"): row for row in rows}
+
+
+def campaign_variant_funnels(
+    *, campaign: Campaign, reply_days: int = REPLY_DAYS, renewal_days: int = RENEWAL_DAYS
+) -> list[dict]:
+    recipients = _annotated(
+        CampaignRecipient.objects.filter(campaign=campaign, variant__isnull=False),
+        reply_days=reply_days,
+        renewal_days=renewal_days,
+    )
+    rows = (
+        recipients.order_by()
+        .values("variant__label", "variant__body")
+        .annotate(**_funnel_counts(reply_days=reply_days, renewal_days=renewal_days))
+        .order_by("variant__label")
+    )
+    out = [
+        _rates({**row, "label": row["variant__label"], "body": row["variant__body"]})
+        for row in rows
+    ]
+    variant_winner_mark(out)
+    return out
+
+
+def variant_winner_mark(rows: list[dict]) -> None:
+    """The variant that did best, in the order that matters to the business: renewals, then
+    replies, then reads (rates over what was sent). None on a tie or before anything was sent."""
+    for row in rows:
+        row["winner"] = False
+    ranked = sorted(
+        (r for r in rows if r["sent"]),
+        key=lambda r: (r["conversion_rate"], r["reply_rate"], r["read_rate"]),
+        reverse=True,
+    )
+    if len(ranked) >= 2:
+        best, second = ranked[0], ranked[1]
+        key = ("conversion_rate", "reply_rate", "read_rate")
+        if [best[k] for k in key] != [second[k] for k in key]:
+            best["winner"] = True
+
+
+# While a campaign runs its page refreshes every 2 s; replies and renewals look into every
+# recipient's conversation, so they are recounted at most this often.
+LIVE_RESULTS_SECONDS = 10
+PROGRESS_KEYS = (
+    "total", "pending", "queued", "unconfirmed", "skipped", "opted_out", "sent", "delivered",
+    "read", "failed", "unknown",
+)  # fmt: skip
+
+
+def _reply_counts(campaign: Campaign, *, reply_days: int, renewal_days: int, live: bool) -> dict:
+    """variant id (None without variants) -> (replied, renewed); cached briefly while live."""
+    launched = campaign.launched_at.timestamp() if campaign.launched_at else 0
+    key = f"outbound:campaign-replies:{campaign.pk}:{launched}:{reply_days}:{renewal_days}"
+    cached = cache.get(key) if live else None
+    if cached is not None:
+        return cached
+    reached = Q(message__status__in=Message.REACHED_STATUSES)
+    rows = (
+        _annotated(
+            CampaignRecipient.objects.filter(campaign=campaign),
+            reply_days=reply_days, renewal_days=renewal_days,
+        )
+        .order_by()
+        .values("variant_id")
+        .annotate(
+            replied=Count("pk", filter=reached & Q(has_reply=True)),
+            renewed=Count("pk", filter=reached & Q(has_renewal=True)),
+        )
+    )  # fmt: skip
+    counts = {row["variant_id"]: (row["replied"], row["renewed"]) for row in rows}
+    if live:
+        cache.set(key, counts, LIVE_RESULTS_SECONDS)
+    return counts
+
+
+def campaign_results(
+    *, campaign: Campaign, reply_days: int = REPLY_DAYS, renewal_days: int = RENEWAL_DAYS
+) -> dict:
+    """Every figure of a campaign's page from one look at its recipients, so that the progress
+    bar, the results table and the variants always tell the same story: recipient states and
+    message statuses counted now, per variant, in one query (the totals are their sums);
+    replies and renewals with them (recounted at most every LIVE_RESULTS_SECONDS while the
+    campaign is live). {"funnel": as campaign_funnel, "variants": as campaign_variant_funnels}."""
+    live = campaign.state in (State.SCHEDULED, State.RUNNING, State.PAUSED)
+    rows = list(
+        CampaignRecipient.objects.filter(campaign=campaign)
+        .order_by()
+        .values("variant_id")
+        .annotate(**_progress_counts())
+    )
+    replies = _reply_counts(campaign, reply_days=reply_days, renewal_days=renewal_days, live=live)
+    funnel = dict.fromkeys((*PROGRESS_KEYS, "replied", "renewed"), 0)
+    funnel["first_pending"] = min((r["first_pending"] for r in rows if r["first_pending"]),
+                                  default=None)  # fmt: skip
+    by_variant = {}
+    for row in rows:
+        row["replied"], row["renewed"] = replies.get(row["variant_id"], (0, 0))
+        for name in (*PROGRESS_KEYS, "replied", "renewed"):
+            funnel[name] += row[name]
+        by_variant[row["variant_id"]] = row
+    funnel["opted_out_excluded"] = campaign.opted_out_excluded
+    variants = []
+    for variant in campaign.variants.all():
+        row = by_variant.get(variant.pk) or dict.fromkeys((*PROGRESS_KEYS, "replied", "renewed"), 0)
+        variants.append(_rates({**row, "label": variant.label, "body": variant.body}))
+    variant_winner_mark(variants)
+    return {"funnel": _rates(funnel), "variants": variants}
+
+
+def campaign_failure_reasons(*, campaign: Campaign) -> list[tuple[str, str, int]]:
+    """(outcome, reason, count), most frequent first: skipped reasons and send failures."""
+    recipients = CampaignRecipient.objects.filter(campaign=campaign).order_by()
+    skipped = (
+        recipients.filter(state__in=(RState.SKIPPED, RState.OPTED_OUT))
+        .values_list("state", "skip_reason")
+        .annotate(n=Count("pk"))
+    )
+    failed = (
+        recipients.filter(
+            message__status__in=(MStatus.FAILED, MStatus.UNKNOWN, MStatus.UNCONFIRMED)
+        )
+        .values_list("message__status", "message__failure_reason")
+        .annotate(n=Count("pk"))
+    )
+    labels = dict(MStatus.choices)
+    states = dict(RState.choices)
+    rows = [(str(states[state]), reason, n) for state, reason, n in skipped]
+    rows += [(str(labels[status]), reason, n) for status, reason, n in failed]
+    return sorted(rows, key=lambda row: -row[2])
+
+
+def campaign_recipients(
+    *, campaign: Campaign, reply_days: int = REPLY_DAYS, renewal_days: int = RENEWAL_DAYS
+) -> QuerySet[CampaignRecipient]:
+    """Per-recipient rows for the results page and the CSV export."""
+    recipients = CampaignRecipient.objects.filter(campaign=campaign).select_related(
+        "customer", "variant", "message"
+    )
+    return _annotated(recipients, reply_days=reply_days, renewal_days=renewal_days).order_by("pk")
+
+
+# --- why a running campaign sends nothing right now -----------------------------------------
+# A provider hold (429 with retry_after) longer than this, or than two ordinary gaps, is told.
+HELD_MIN_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """Why a running campaign is not sending, and when it starts again."""
+
+    code: str  # "window", "best_hour" or "rate_limit"
+    until: datetime
+    label: str  # "en espera hasta las 09:00"
+    reason: str  # "fuera de la ventana de envío (de 09:00 a 20:00)"
+
+    @property
+    def text(self) -> str:
+        return f"{self.label}: {self.reason}"
+
+    def as_dict(self) -> dict:
+        return {"code": self.code, "until": self.until, "text": self.text}
+
+
+def waiting_label(until: datetime, *, now: datetime) -> str:
+    """ "en espera hasta las 09:00", "... hasta mañana a las 09:00", "... hasta el 9 de
+    diciembre a las 09:00" (Guayaquil time)."""
+    local, today = _local(until), _local(now).date()
+    clock = local.strftime("%H:%M")
+    if local.date() == today:
+        return _("en espera hasta las %(time)s") % {"time": clock}
+    if local.date() == today + timedelta(days=1):
+        return _("en espera hasta mañana a las %(time)s") % {"time": clock}
+    day = formats.date_format(local, "MONTH_DAY_FORMAT")
+    return _("en espera hasta el %(day)s a las %(time)s") % {"day": day, "time": clock}
+
+
+def campaign_waiting(
+    *, campaign: Campaign, now: datetime | None = None, open_recipients: dict | None = None
+) -> Waiting | None:
+    """For a running campaign with nothing going out now: outside its sending window, each
+    customer's best hour still to come, or the provider's rate limit holding every send.
+    `open_recipients` ({"first_pending": datetime | None, "queued": int}) when the caller
+    already counted them (the list and the progress poll, in their one query)."""
+    if campaign.state != State.RUNNING:
+        return None
+    now = now or timezone.now()
+    if open_recipients is None:
+        open_recipients = CampaignRecipient.objects.filter(campaign=campaign).aggregate(
+            **_open_counts()
+        )
+    first, queued = open_recipients["first_pending"], open_recipients["queued"]
+    window = {
+        "start": campaign.window_start.strftime("%H:%M"),
+        "end": campaign.window_end.strftime("%H:%M"),
+    }
+    if first is not None:
+        opens = window_open_at(campaign, now=now)
+        if opens > now:
+            until = window_open_at(campaign, now=max(first, opens))
+            reason = _("fuera de la ventana de envío (de %(start)s a %(end)s)") % window
+            return Waiting("window", until, waiting_label(until, now=now), reason)
+        if first > now:
+            until = window_open_at(campaign, now=first)
+            reason = (
+                _("cada cliente lo recibe a su mejor hora")
+                if campaign.best_hour
+                else _("los siguientes envíos están programados para más tarde")
+            )
+            return Waiting("best_hour", until, waiting_label(until, now=now), reason)
+    elif not queued:
+        return None
+    held = ratelimit.bucket().held_for("default")
+    if held > max(HELD_MIN_SECONDS, 2 * ratelimit.send_interval()):
+        until = now + timedelta(seconds=math.ceil(held))
+        reason = _("WhatsApp pidió una pausa (límite de envíos del proveedor)")
+        return Waiting("rate_limit", until, waiting_label(until, now=now), reason)
+    return None
