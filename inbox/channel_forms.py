@@ -52,7 +52,8 @@ class ChannelForm(forms.ModelForm):
             .order_by("username")
         )
         self.fields["agents"].help_text = _(
-            "Nadie marcado: todos los agentes ven este número. Los administradores ven todos."
+            "Un agente marcado en algún número solo ve los números donde está marcado; "
+            "nadie marcado: lo ven los demás agentes. Los administradores ven todos."
         )
         self.fields["key"].help_text = _("Letras, números y guiones; no cambia después.")
         self.fields["account"].help_text = _(

@@ -17,7 +17,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
 from chatdesk.roles import ADMIN, has_role
 from inbox.models import DEFAULT_CHANNEL, Channel
@@ -134,12 +134,15 @@ def channel_get(key: str) -> Channel:
 
 
 def channels_for(user) -> QuerySet[Channel]:
-    """The channels this user works on: admins every one; others those that list nobody or
-    list them."""
+    """The channels this user works on: admins every one; an agent listed on some channels
+    only those (ticking Bob on "Soporte" limits Bob to it); anyone else the channels that
+    list nobody."""
     channels = Channel.objects.all()
     if has_role(user, ADMIN):
         return channels
-    return channels.filter(Q(agents=None) | Q(agents=user)).distinct()
+    if channels.filter(agents=user).exists():
+        return channels.filter(agents=user)
+    return channels.filter(agents=None)
 
 
 def channel_keys_for(user) -> set[str] | None:
