@@ -21,7 +21,7 @@ install: $(STAMP)
 demo: install
 	DEBUG=1 $(BIN)/python manage.py migrate --noinput
 	DEBUG=1 $(BIN)/python manage.py seed_demo --if-empty
-	DEBUG=1 $(BIN)/python manage.py runembedded --port $(PORT)
+	DEBUG=1 $(BIN)/python manage.py runembedded --port $(PORT) --cloudapi-number
 
 ## The whole test suite (with DATABASE_URL / REDIS_URL set, against those services).
 test: install

@@ -96,6 +96,16 @@ def wasender_signature(headers: Headers) -> Refusal | None:
     return None if expected and hmac.compare_digest(given, expected) else UNAUTHORIZED
 
 
+def meta_signature_header(headers: Headers) -> Refusal | None:
+    """Meta signs the body (X-Hub-Signature-256: sha256=<hex HMAC>): only its form can be
+    checked before the body arrives; the view checks the HMAC itself. A request without a
+    body (Meta's GET handshake) is the view's to answer."""
+    if b"content-length" not in headers and b"transfer-encoding" not in headers:
+        return None
+    given = headers.get(b"x-hub-signature-256", b"")
+    return None if re.fullmatch(rb"sha256=[0-9a-f]{64}", given) else UNAUTHORIZED
+
+
 def rules() -> list[Rule]:
     """Built from the settings on each call (a handful of objects), so tests can change them."""
     small = settings.REQUEST_MAX_BYTES
@@ -104,6 +114,8 @@ def rules() -> list[Rule]:
     return [
         Rule("wasender", r"/webhooks/wasender/", settings.WASENDER_WEBHOOK_MAX_BYTES, timeout,
              refuse=wasender_signature),
+        Rule("meta", r"/webhooks/meta/", settings.WASENDER_WEBHOOK_MAX_BYTES, timeout,
+             refuse=meta_signature_header),
         Rule("reply", r"/inbox/c/\d+/reply/", small, upload_timeout,
              login_cap=max(settings.ATTACHMENT_MAX_BYTES.values()) + UPLOAD_MARGIN),
         Rule("import", r"/customers/import/", small, upload_timeout,

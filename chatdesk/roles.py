@@ -62,6 +62,7 @@ NAV = [
     ("customers:list", _("Clientes"), EVERYONE, "customers:"),
     ("insights:index", _("Analítica"), MARKETING, "insights:"),
     ("outbound:automation_index", _("Automatizaciones"), MARKETING, "outbound:automation"),
+    ("inbox:channels", _("Números"), (ADMIN,), "inbox:channel"),
 ]
 
 

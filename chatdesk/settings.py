@@ -156,6 +156,45 @@ WASENDER_WEBHOOK_MAX_BYTES = env.int("WASENDER_WEBHOOK_MAX_BYTES", default=1024 
 # by a worker (inbox/intake.py). Only where workers consume a real broker: embedded mode has
 # them too, but needs no such throughput.
 WEBHOOK_DEFER_WHEN_BUSY = env.bool("WEBHOOK_DEFER_WHEN_BUSY", default=DRAMATIQ_BROKER == "redis")
+# --- Meta's WhatsApp Cloud API: one number configured from the environment -------------------
+# With META_PHONE_NUMBER_ID set, that number is a channel (key "meta") beside WaSender's; more
+# numbers are added on /inbox/channels/. Without META_ACCESS_TOKEN it talks to the Cloud API
+# simulator (provider/cloudapi/simulator.py), as WaSender's number does without its key.
+META_PHONE_NUMBER_ID = env.str("META_PHONE_NUMBER_ID", default="")
+META_WABA_ID = env.str("META_WABA_ID", default="")
+META_DISPLAY_PHONE = env.str("META_DISPLAY_PHONE", default="")
+META_CHANNEL_NAME = env.str("META_CHANNEL_NAME", default="WhatsApp Cloud API")
+META_ACCESS_TOKEN = env.str("META_ACCESS_TOKEN", default="")
+META_APP_SECRET = env.str("META_APP_SECRET", default="")
+META_VERIFY_TOKEN = env.str("META_VERIFY_TOKEN", default="")
+META_SIMULATOR_TOKEN = "simulator-token"  # noqa: S105 (the local simulator's, public)
+META_SIMULATOR_APP_SECRET = "simulator-app-secret"  # noqa: S105
+META_GRAPH_URL = env.str(
+    "META_GRAPH_URL",
+    default="https://graph.facebook.com" if META_ACCESS_TOKEN else "http://127.0.0.1:8002",
+)
+META_GRAPH_VERSION = env.str("META_GRAPH_VERSION", default="v21.0")
+META_TIMEOUT = env.float("META_TIMEOUT", default=15.0)
+# Meta's default throughput for a number; its messaging limit (distinct customers reached by
+# business-initiated messages in 24 h: 250, 1000, 10000, 100000), empty when unlimited/unknown.
+META_SENDS_PER_SECOND = env.int("META_SENDS_PER_SECOND", default=80)
+META_DAILY_CUSTOMER_LIMIT = env.int("META_DAILY_CUSTOMER_LIMIT", default=None)
+# Error 131049 (Meta's marketing cap per customer): retried later with growing delays for
+# this many days, then failed.
+META_MARKETING_RETRY_DAYS = env.int("META_MARKETING_RETRY_DAYS", default=3)
+# Key for the credentials stored with a channel (Fernet, 32 url-safe base64 bytes); derived
+# from SECRET_KEY when unset. Changing it (or SECRET_KEY) makes stored credentials unreadable.
+CHANNEL_CREDENTIALS_KEY = env.str("CHANNEL_CREDENTIALS_KEY", default="")
+if META_PHONE_NUMBER_ID and META_ACCESS_TOKEN and not DEBUG:
+    for name, value in [
+        ("META_APP_SECRET", META_APP_SECRET),
+        ("META_VERIFY_TOKEN", META_VERIFY_TOKEN),
+    ]:
+        if not value:
+            raise ImproperlyConfigured(
+                f"{name} must be set with META_ACCESS_TOKEN (see .env.example)."
+            )
+
 # Sending pace shared by every worker (messages per minute); the paid plan allows 256/min.
 SEND_RATE_PER_MINUTE = env.int("SEND_RATE_PER_MINUTE", default=256)
 SEND_ACCOUNT_PROTECTION = env.bool("SEND_ACCOUNT_PROTECTION", default=False)

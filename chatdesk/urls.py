@@ -7,6 +7,7 @@ from django.views.i18n import set_language
 
 from chatdesk import views
 from chatdesk.api import api_urls
+from inbox import meta_webhooks
 from inbox import webhooks as inbox_webhooks
 from insights import views as insights_views
 
@@ -34,5 +35,6 @@ urlpatterns = [
     path("customers/", include("customers.urls")),
     path("inbox/", include("inbox.urls")),
     path("webhooks/wasender/", inbox_webhooks.wasender_webhook, name="wasender_webhook"),
+    path("webhooks/meta/", meta_webhooks.meta_webhook, name="meta_webhook"),
     path("", include("outbound.urls")),
 ]

@@ -1,21 +1,21 @@
 from django.contrib import admin
 from django.db import models
 
-from inbox.models import Conversation, Message, Note, SessionState, WebhookEvent
+from inbox.models import Channel, Conversation, Message, Note, SessionState, WebhookEvent
 
 
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
     list_display = [
         "customer",
-        "session",
+        "channel",
         "status",
         "assignee",
         "urgent",
         "unread_count",
         "last_message_at",
     ]
-    list_filter = ["status", "urgent", "session", "assignee"]
+    list_filter = ["status", "urgent", "channel", "assignee"]
     search_fields = ["customer__name", "customer__phone", "last_message_preview"]
     raw_id_fields = ["customer"]
     list_select_related = ["customer", "assignee"]
@@ -80,3 +80,13 @@ class NoteAdmin(admin.ModelAdmin):
     raw_id_fields = ["customer", "author"]
     list_select_related = ["customer", "author"]
     date_hierarchy = "created_at"
+
+
+@admin.register(Channel)
+class ChannelAdmin(admin.ModelAdmin):
+    """Read-mostly: channels are edited on /inbox/channels/ (credentials never shown here)."""
+
+    list_display = ["name", "key", "provider", "account", "display_phone", "active"]
+    list_filter = ["provider", "active"]
+    exclude = ["credentials"]
+    filter_horizontal = ["agents"]

@@ -28,9 +28,9 @@ from dramatiq_crontab import interval
 
 from customers.phones import InvalidPhone
 from customers.services import customer_get_or_create_reported
-from inbox import services
+from inbox import channels, services
 from inbox.media import MEDIA_MAX_BYTES, media_download
-from inbox.models import Message, WebhookEvent
+from inbox.models import DEFAULT_CHANNEL, Channel, Message, WebhookEvent
 from inbox.services import conversation_get_or_create
 from provider.records import (
     Envelope,
@@ -43,7 +43,7 @@ from provider.records import (
     StatusUpdate,
     WaMessage,
 )
-from provider.wasender.payloads import event_parse
+from provider.wasender import payloads as wasender_payloads
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +89,15 @@ def _event_name(payload: dict) -> str:
     return name[:64] if isinstance(name, str) else ""
 
 
-def webhook_event_store(*, payload: dict) -> WebhookEvent:
+def webhook_event_store(
+    *, payload: dict, provider: str = Channel.Provider.WASENDER
+) -> WebhookEvent:
     """The raw event alone, pending: due for the sweep after STALE_AFTER if nobody finishes it."""
     return WebhookEvent.objects.create(
-        event=_event_name(payload), payload=payload, retry_at=timezone.now() + STALE_AFTER
+        event=_event_name(payload),
+        provider=provider,
+        payload=payload,
+        retry_at=timezone.now() + STALE_AFTER,
     )
 
 
@@ -120,24 +125,30 @@ class _Load:
 _load = _Load()
 
 
-def webhook_event_accept(*, payload: dict) -> WebhookEvent:
+def webhook_event_accept(
+    *, payload: dict, provider: str = Channel.Provider.WASENDER
+) -> WebhookEvent:
     """The webhook's entry: applied now when this process is free (or deferring is off),
     otherwise committed raw and handed to a worker (the sweep is the safety net)."""
     with _load.enter() as busy:
         if not settings.WEBHOOK_DEFER_WHEN_BUSY or not busy:
-            return webhook_event_receive(payload=payload)
-        event = webhook_event_store(payload=payload)
+            return webhook_event_receive(payload=payload, provider=provider)
+        event = webhook_event_store(payload=payload, provider=provider)
     _process_enqueue(event.pk)
     return event
 
 
-def webhook_event_receive(*, payload: dict, now: datetime | None = None) -> WebhookEvent:
+def webhook_event_receive(
+    *, payload: dict, now: datetime | None = None, provider: str = Channel.Provider.WASENDER
+) -> WebhookEvent:
     """A fresh event, applied and stored in one transaction: one commit before the 200. If
     applying it fails, that transaction is rolled back and the raw event is stored alone,
     failed, for a retry: what reached us is kept either way. Raises only when even that cannot
     be stored (the database is down: the sender gets a 5xx)."""
     now = now or timezone.now()
-    event = WebhookEvent(event=_event_name(payload), payload=payload, received_at=now)
+    event = WebhookEvent(
+        event=_event_name(payload), provider=provider, payload=payload, received_at=now
+    )
     try:
         with transaction.atomic():
             _finish(event, _outcome(event), now)
@@ -257,15 +268,49 @@ def _retry_enqueue(event_id: int, delay_seconds: float) -> None:
 # --- what an event means ----------------------------------------------------------------------
 
 
+def _envelopes(event: WebhookEvent) -> list[Envelope]:
+    """What the event says, in its provider's shape: WaSender sends one thing per webhook,
+    Meta batches several (entries, changes, messages and statuses)."""
+    if event.provider == Channel.Provider.CLOUDAPI:
+        from provider.cloudapi import payloads as cloudapi_payloads
+
+        return list(cloudapi_payloads.event_parse(event.payload))
+    return [wasender_payloads.event_parse(event.payload)]
+
+
 def _outcome(event: WebhookEvent) -> Outcome:
     try:
-        envelope = event_parse(event.payload)
+        envelopes = _envelopes(event)
     except ParseError as exc:
         return _ignored(f"No se pudo leer el evento: {exc}")
+    if not envelopes:
+        return _ignored("evento sin contenido")
+    return _combine([_envelope_outcome(event, envelope) for envelope in envelopes])
+
+
+def _channel_key(provider: str, envelope: Envelope) -> str | None:
+    """The channel the envelope belongs to: Meta names its number (phone_number_id); a
+    WaSender webhook is the default number's unless a WaSender channel names its session."""
+    account = getattr(envelope, "account", "") or ""
+    if provider == Channel.Provider.CLOUDAPI:
+        channel = channels.channel_by_account(provider, account)
+        return channel.key if channel else None
+    if envelope.session and envelope.session != DEFAULT_CHANNEL:
+        channel = channels.channel_by_account(provider, envelope.session)
+        if channel:
+            return channel.key
+    return DEFAULT_CHANNEL
+
+
+def _envelope_outcome(event: WebhookEvent, envelope: Envelope) -> Outcome:
     at = envelope.at or event.received_at
     content = envelope.content
     if isinstance(content, MessagesEvent):
-        return _combine([_message(m, envelope, at) for m in content.messages])
+        channel = _channel_key(event.provider, envelope)
+        if channel is None:
+            account = getattr(envelope, "account", "")
+            return _ignored(f"número de WhatsApp sin canal configurado ({account[:40]})")
+        return _combine([_message(m, envelope, at, channel) for m in content.messages])
     if isinstance(content, StatusEvent):
         return _combine([_status(u, at) for u in content.updates])
     if isinstance(content, SentEvent):
@@ -309,7 +354,9 @@ def _customer(m: WaMessage):
     return None, "mensaje sin remitente"
 
 
-def _message(m: WaMessage, envelope: Envelope, at: datetime) -> Outcome:
+def _message(
+    m: WaMessage, envelope: Envelope, at: datetime, channel: str = DEFAULT_CHANNEL
+) -> Outcome:
     if m.skip:
         return _ignored(m.skip)
     # Three columns, not the whole row: this runs for every message webhook.
@@ -329,7 +376,7 @@ def _message(m: WaMessage, envelope: Envelope, at: datetime) -> Outcome:
     customer, reason = _customer(m)
     if customer is None:
         return _ignored(reason)
-    conversation = conversation_get_or_create(customer=customer)
+    conversation = conversation_get_or_create(customer=customer, channel=channel)
     fields = {
         "conversation": conversation,
         "wa_id": m.wa_id,
@@ -369,8 +416,9 @@ def _status(update: StatusUpdate, at: datetime) -> Outcome:
         if not update.from_me:
             return _ignored(f"estado de un mensaje ajeno desconocido ({update.wa_id})")
         return _pending(f"mensaje {update.wa_id} aún desconocido")
-    if update.status == "error":
-        services.message_status_fail(wa_id=update.wa_id, at=at, reason=ERROR_REASON)
+    if update.status in ("error", "failed"):
+        reason = getattr(update, "error_reason", "") or ERROR_REASON
+        services.message_status_fail(wa_id=update.wa_id, at=at, reason=reason)
     else:
         services.message_status_advance(wa_id=update.wa_id, status=update.status, at=at)
     return _processed()

@@ -6,6 +6,83 @@ from django.utils.translation import gettext_lazy as _
 
 from customers.models import Customer
 
+# The first WhatsApp number: what every install had before channels, configured from the
+# environment (WASENDER_*), and where a one-number install's conversations stay.
+DEFAULT_CHANNEL = "default"
+
+
+class Channel(models.Model):
+    """One WhatsApp number on one provider: a WaSender session, or a Cloud API phone number
+    (its phone_number_id, under a WhatsApp Business Account). Conversations belong to one.
+
+    Credentials come from the environment (`from_env`: WASENDER_* for the default channel,
+    META_* for the Cloud API number configured there), or are stored encrypted
+    (inbox/channels.py); they are never rendered back.
+    """
+
+    class Provider(models.TextChoices):
+        WASENDER = "wasender", "WaSender"
+        CLOUDAPI = "cloudapi", _("WhatsApp Cloud API (Meta)")
+
+    key = models.SlugField(_("clave"), max_length=64, unique=True)
+    name = models.CharField(_("nombre"), max_length=60)
+
+    class Colour(models.TextChoices):
+        # A palette, not any colour: the chip's colour is a CSS class (no inline styles
+        # under the Content-Security-Policy).
+        GREEN = "green", _("Verde")
+        BLUE = "blue", _("Azul")
+        PURPLE = "purple", _("Morado")
+        ORANGE = "orange", _("Naranja")
+        RED = "red", _("Rojo")
+        TEAL = "teal", _("Turquesa")
+        GREY = "grey", _("Gris")
+
+    colour = models.CharField(_("color"), max_length=7, choices=Colour.choices, default="green")
+    provider = models.CharField(
+        _("proveedor"), max_length=10, choices=Provider.choices, default=Provider.WASENDER
+    )
+    # Cloud API: the phone_number_id Meta routes events by; WaSender: blank (one session per
+    # API key) or the session's id as its webhooks name it.
+    account = models.CharField(_("identificador del número"), max_length=64, blank=True)
+    waba_id = models.CharField(_("cuenta de WhatsApp Business (WABA)"), max_length=64, blank=True)
+    display_phone = models.CharField(_("número"), max_length=32, blank=True)
+    # A Fernet token of a JSON object (access token, app secret, verify token, API key, ...).
+    credentials = models.TextField(blank=True, editable=False)
+    from_env = models.BooleanField(_("configurado por el entorno"), default=False)
+    # The provider's pace for this number (Meta: 80 messages a second by default).
+    sends_per_second = models.PositiveIntegerField(_("envíos por segundo"), null=True, blank=True)
+    # Meta's messaging limit: distinct customers a business-initiated message may reach in a
+    # rolling 24 h (250, 1,000, 10,000, 100,000; empty: no limit known).
+    daily_customer_limit = models.PositiveIntegerField(
+        _("límite de clientes en 24 h"), null=True, blank=True
+    )
+    # Agents limited to some numbers see only these; nobody listed: every agent sees it.
+    agents = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="channels", verbose_name=_("agentes")
+    )
+    active = models.BooleanField(_("activo"), default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = _("canal")
+        verbose_name_plural = _("canales")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "account"],
+                condition=~Q(account=""),
+                name="one_channel_per_number",
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def is_cloudapi(self) -> bool:
+        return self.provider == self.Provider.CLOUDAPI
+
 
 class Conversation(models.Model):
     class Status(models.TextChoices):
@@ -14,8 +91,18 @@ class Conversation(models.Model):
         RESOLVED = "resolved", _("Resuelto")
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="conversations")
-    # The WhatsApp number (WaSender session) the customer wrote to.
-    session = models.CharField(max_length=64, default="default")
+    # The WhatsApp number the customer wrote to (or was written from).
+    channel = models.ForeignKey(
+        Channel,
+        to_field="key",
+        on_delete=models.PROTECT,
+        default=DEFAULT_CHANNEL,
+        related_name="conversations",
+        verbose_name=_("canal"),
+        # The default channel is implicit (WASENDER_* in the environment): its row may be
+        # missing (a flushed test database) without breaking a conversation.
+        db_constraint=False,
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.NEW)
     assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -37,7 +124,7 @@ class Conversation(models.Model):
         verbose_name_plural = _("conversaciones")
         constraints = [
             models.UniqueConstraint(
-                fields=["customer", "session"], name="one_conversation_per_number"
+                fields=["customer", "channel"], name="one_conversation_per_channel"
             ),
         ]
         indexes = [
@@ -192,6 +279,10 @@ class WebhookEvent(models.Model):
         FAILED = "failed", _("Fallido, se reintentará")
 
     received_at = models.DateTimeField(default=timezone.now)
+    # Whose shape the payload has: which parser reads it (provider/<name>/payloads.py).
+    provider = models.CharField(
+        max_length=10, choices=Channel.Provider.choices, default=Channel.Provider.WASENDER
+    )
     event = models.CharField(max_length=64, blank=True)
     payload = models.JSONField()
     state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)

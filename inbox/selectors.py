@@ -12,6 +12,7 @@ from django.utils import timezone
 from chatdesk.roles import SUPPORT
 from customers.models import Customer, Subscription
 from customers.selectors import phone_search_q
+from inbox import channels
 from inbox.models import Conversation, Message, Note
 
 LIST_PAGE = 30
@@ -24,11 +25,17 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 class ListFilters:
     view: str = "all"
     q: str = ""
+    channel: str = ""  # a channel's key; blank: every channel the user works on
 
     @classmethod
     def from_params(cls, params) -> "ListFilters":
         view = params.get("view", "all")
-        return cls(view=view if view in VIEWS else "all", q=(params.get("q") or "").strip()[:100])
+        channel = params.get("channel") or ""
+        return cls(
+            view=view if view in VIEWS else "all",
+            q=(params.get("q") or "").strip()[:100],
+            channel=channel if re.fullmatch(r"[-\w]{1,64}", channel) else "",
+        )
 
 
 # --- keyset cursors: "<microseconds since epoch>_<id>", stable and URL-safe ---------------------
@@ -70,7 +77,20 @@ def conversations_filtered(*, user, filters: ListFilters) -> QuerySet[Conversati
         conversations = conversations.filter(assignee__isnull=True)
     if filters.q:
         conversations = _search(conversations, filters.q)
-    return conversations
+    if filters.channel:
+        conversations = conversations.filter(channel_id=filters.channel)
+    return conversations_visible(conversations, user)
+
+
+def conversations_visible(conversations: QuerySet[Conversation], user) -> QuerySet[Conversation]:
+    """Only the conversations on channels this user works on (agents may be limited)."""
+    keys = channels.channel_keys_for(user)
+    return conversations if keys is None else conversations.filter(channel_id__in=keys)
+
+
+def conversation_visible(*, user, conversation: Conversation) -> bool:
+    keys = channels.channel_keys_for(user)
+    return keys is None or conversation.channel_id in keys
 
 
 def conversation_list(

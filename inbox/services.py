@@ -12,26 +12,29 @@ from inbox.events import (
     message_created_publish,
     message_status_publish,
 )
-from inbox.models import Conversation, Message, SessionState
+from inbox.models import DEFAULT_CHANNEL, Conversation, Message, SessionState
 
 
-def conversation_get_or_create(*, customer: Customer, session: str = "default") -> Conversation:
-    conversation = Conversation.objects.filter(customer=customer, session=session).first()
+def conversation_get_or_create(
+    *, customer: Customer, channel: str = DEFAULT_CHANNEL
+) -> Conversation:
+    """The customer's conversation on this channel (by its key)."""
+    conversation = Conversation.objects.filter(customer=customer, channel_id=channel).first()
     if conversation:
         return conversation
     try:
         with transaction.atomic():
-            return Conversation.objects.create(customer=customer, session=session)
+            return Conversation.objects.create(customer=customer, channel_id=channel)
     except IntegrityError:
-        return Conversation.objects.get(customer=customer, session=session)
+        return Conversation.objects.get(customer=customer, channel_id=channel)
 
 
-def conversation_id_by_phone(phone: str) -> int | None:
+def conversation_id_by_phone(phone: str, channel: str = DEFAULT_CHANNEL) -> int | None:
     """The customer's conversation on this number, by the digits WhatsApp gives."""
     if not phone:
         return None
     return (
-        Conversation.objects.filter(customer__phone="+" + phone, session="default")
+        Conversation.objects.filter(customer__phone="+" + phone, channel_id=channel)
         .values_list("pk", flat=True)
         .first()
     )

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from inbox import views
+from inbox import channel_views, views
 
 app_name = "inbox"
 urlpatterns = [
@@ -19,5 +19,8 @@ urlpatterns = [
     path("m/<int:message_id>/cancel/", views.message_cancel, name="cancel"),
     path("m/<int:message_id>/status/", views.message_status_check, name="status_check"),
     path("m/<int:message_id>/media/", views.message_media, name="media"),
+    path("channels/", channel_views.channel_list, name="channels"),
+    path("channels/new/", channel_views.channel_edit, name="channel_new"),
+    path("channels/<slug:key>/", channel_views.channel_edit, name="channel_edit"),
     path("customers/<int:customer_id>/history/", views.customer_history, name="customer_history"),
 ]

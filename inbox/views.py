@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 from chatdesk.csvexport import csv_response
 from chatdesk.roles import SUPPORT, has_role, role_required
 from customers.models import Customer
-from inbox import conversations, live, selectors
+from inbox import channels, conversations, live, selectors
 from inbox.models import Conversation, Message
 from outbound import composer
 from provider import wasender
@@ -27,18 +27,25 @@ INLINE_IMAGES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
 INLINE_AUDIO = {"audio/ogg", "audio/mpeg", "audio/mp4", "audio/aac", "audio/opus"}
 
 
-def _conversation_or_404(conversation_id: int) -> Conversation:
+def _conversation_or_404(request, conversation_id: int) -> Conversation:
+    """The conversation, if it exists on a channel this user works on."""
     try:
-        return selectors.conversation_get(conversation_id=conversation_id)
+        conversation = selectors.conversation_get(conversation_id=conversation_id)
     except Conversation.DoesNotExist:
         raise Http404 from None
+    if not selectors.conversation_visible(user=request.user, conversation=conversation):
+        raise Http404
+    return conversation
 
 
-def _message_or_404(message_id: int) -> Message:
+def _message_or_404(request, message_id: int) -> Message:
     try:
-        return selectors.message_get(message_id=message_id)
+        message = selectors.message_get(message_id=message_id)
     except Message.DoesNotExist:
         raise Http404 from None
+    if not selectors.conversation_visible(user=request.user, conversation=message.conversation):
+        raise Http404
+    return message
 
 
 def _view_choices() -> list[tuple[str, str]]:
@@ -54,7 +61,7 @@ def _list_context(request, filters: selectors.ListFilters) -> dict:
     )
     return {
         "rows": rows, "next_cursor": next_cursor, "filters": filters,
-        "view_choices": _view_choices(),
+        "view_choices": _view_choices(), "channel_choices": channels.channels_for(request.user),
     }  # fmt: skip
 
 
@@ -70,6 +77,7 @@ def _thread_context(request, conversation: Conversation) -> dict:
         "campaign_messages": selectors.campaign_messages_received(customer=customer),
         "agents": selectors.agents(),
         "templates": composer.composer_templates(),
+        "window": composer.window_state(conversation),
     }
 
 
@@ -90,7 +98,7 @@ def inbox_index(request, conversation_id: int | None = None):
     filters = selectors.ListFilters.from_params(request.GET)
     conversation = None
     if conversation_id:
-        conversation = _conversation_or_404(conversation_id)
+        conversation = _conversation_or_404(request, conversation_id)
         _open(conversation)
     if request.htmx and conversation is not None:
         return render(
@@ -120,7 +128,7 @@ def conversation_list(request):
 @require_GET
 def thread_messages(request, conversation_id: int):
     """Older lines ("cargar anteriores", with `before`) or the newest page (resync)."""
-    conversation = _conversation_or_404(conversation_id)
+    conversation = _conversation_or_404(request, conversation_id)
     before = request.GET.get("before")
     rows, before_cursor = selectors.thread_messages(conversation=conversation, before=before)
     live.reply_refs_attach(rows)
@@ -139,7 +147,7 @@ def _after_action(request, conversation: Conversation):
 @role_required(*SUPPORT)
 @require_POST
 def conversation_assign(request, conversation_id: int):
-    conversation = _conversation_or_404(conversation_id)
+    conversation = _conversation_or_404(request, conversation_id)
     choice = request.POST.get("assignee", "")
     if choice == "me":
         assignee = request.user
@@ -154,7 +162,7 @@ def conversation_assign(request, conversation_id: int):
 @role_required(*SUPPORT)
 @require_POST
 def conversation_resolve(request, conversation_id: int):
-    conversation = _conversation_or_404(conversation_id)
+    conversation = _conversation_or_404(request, conversation_id)
     conversations.conversation_resolve(conversation=conversation)
     return _after_action(request, conversation)
 
@@ -162,7 +170,7 @@ def conversation_resolve(request, conversation_id: int):
 @role_required(*SUPPORT)
 @require_POST
 def conversation_reopen(request, conversation_id: int):
-    conversation = _conversation_or_404(conversation_id)
+    conversation = _conversation_or_404(request, conversation_id)
     conversations.conversation_reopen(conversation=conversation)
     return _after_action(request, conversation)
 
@@ -170,7 +178,7 @@ def conversation_reopen(request, conversation_id: int):
 @role_required(*SUPPORT)
 @require_POST
 def conversation_urgent(request, conversation_id: int):
-    conversation = _conversation_or_404(conversation_id)
+    conversation = _conversation_or_404(request, conversation_id)
     urgent = request.POST.get("urgent") == "1"
     conversations.conversation_mark_urgent(conversation=conversation, urgent=urgent)
     return _after_action(request, conversation)
@@ -179,7 +187,7 @@ def conversation_urgent(request, conversation_id: int):
 @role_required(*SUPPORT)
 @require_POST
 def note_add(request, conversation_id: int):
-    conversation = _conversation_or_404(conversation_id)
+    conversation = _conversation_or_404(request, conversation_id)
     try:
         conversations.note_add(
             customer=conversation.customer, author=request.user,
@@ -216,6 +224,7 @@ def _scheduled_for(raw: str) -> datetime | None:
 def _composer(request, conversation: Conversation, *, error: str = "", text: str = "", **extra):
     context = {"conversation": conversation, "error": error, "text": text, **extra}
     context["templates"] = composer.composer_templates()
+    context["window"] = composer.window_state(conversation)
     return render(request, "inbox/index.html#composer", context, status=422 if error else 200)
 
 
@@ -234,7 +243,7 @@ def message_reply(request, conversation_id: int):
     """The page has already shown the reply (optimistically, 🕓); the answer is its line, with
     the page's reference so the page swaps one for the other. The composer is answered only
     with an error: the agent may be typing the next reply."""
-    conversation = _conversation_or_404(conversation_id)
+    conversation = _conversation_or_404(request, conversation_id)
     text = request.POST.get("text", "")
     ref = live.reply_ref_clean(request.POST.get("client_ref"))
     reply_to = None
@@ -272,7 +281,7 @@ def message_retry(request, message_id: int):
     """A failed line is sent again as a fresh copy (the failed row stays as the record, marked
     as sent again, without its button: "Reintentar" works once, however many pages click it);
     an unknown one only when the agent confirms that the customer may get it twice."""
-    failed = _message_or_404(message_id)
+    failed = _message_or_404(request, message_id)
     duplicate_ok = request.POST.get("confirm_duplicate") == "1"
     try:
         with transaction.atomic():
@@ -281,7 +290,7 @@ def message_retry(request, message_id: int):
     except composer.SendRejected as rejected:
         messages.error(request, rejected.message)
     if request.htmx:
-        return _line_answer(request, _message_or_404(message_id))
+        return _line_answer(request, _message_or_404(request, message_id))
     return redirect("inbox:conversation", failed.conversation_id)
 
 
@@ -289,7 +298,7 @@ def message_retry(request, message_id: int):
 @require_POST
 def message_status_check(request, message_id: int):
     """ "Consultar estado": ask WaSender about a line stuck in "sent"; forward only."""
-    message = _message_or_404(message_id)
+    message = _message_or_404(request, message_id)
     note = ""
     try:
         moved = conversations.message_status_check(message=message, provider=wasender.client())
@@ -301,16 +310,16 @@ def message_status_check(request, message_id: int):
         if note:
             messages.info(request, note)
         return redirect("inbox:conversation", message.conversation_id)
-    return _line_answer(request, _message_or_404(message_id), status_note=note)
+    return _line_answer(request, _message_or_404(request, message_id), status_note=note)
 
 
 @role_required(*SUPPORT)
 @require_POST
 def message_cancel(request, message_id: int):
-    message = _message_or_404(message_id)
+    message = _message_or_404(request, message_id)
     conversations.message_schedule_cancel(message=message)
     if request.htmx:
-        return _line_answer(request, _message_or_404(message_id))
+        return _line_answer(request, _message_or_404(request, message_id))
     return redirect("inbox:conversation", message.conversation_id)
 
 
@@ -318,7 +327,7 @@ def message_cancel(request, message_id: int):
 @require_GET
 def template_fill(request, conversation_id: int):
     """The composer's text with a template filled from the customer, to edit before sending."""
-    conversation = _conversation_or_404(conversation_id)
+    conversation = _conversation_or_404(request, conversation_id)
     text, error = composer.template_fill(
         template_id=_id_param(request.GET.get("template")), conversation=conversation
     )
@@ -333,7 +342,7 @@ def template_fill(request, conversation_id: int):
 def message_media(request, message_id: int):
     """Our copy of a message's media, to logged-in agents only. Only plain raster images and
     audio are shown inline; anything else downloads, so no uploaded file runs in our origin."""
-    message = _message_or_404(message_id)
+    message = _message_or_404(request, message_id)
     if not message.media_file:
         raise Http404
     mime = message.media_mime.split(";")[0].strip().lower()

@@ -6,15 +6,25 @@ pyproject.toml allows these two and nothing else)."""
 from datetime import datetime
 
 from django.db.models import QuerySet
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from inbox import channels
 from inbox.models import Conversation, Message
 from outbound.attachments import Attachment, attachment_accept, attachment_discard
 from outbound.models import MessageTemplate
 from outbound.services import SendRejected, message_send
 from outbound.templating import TemplateError, template_render
+from provider.cloudapi.api import window_closes_at
 
-__all__ = ["SendRejected", "composer_templates", "reply_copy_send", "reply_send", "template_fill"]
+__all__ = [
+    "SendRejected",
+    "composer_templates",
+    "reply_copy_send",
+    "reply_send",
+    "template_fill",
+    "window_state",
+]
 
 
 def reply_send(
@@ -29,11 +39,13 @@ def reply_send(
     """An agent's reply: its uploaded file checked and stored, then the outbox row. Raises
     SendRejected; whatever fails, a reply that was not written leaves no file behind."""
     attachment = None
+    window_check(conversation)
     try:
         if upload is not None:
             attachment = attachment_accept(upload=upload)
         return message_send(
             customer=conversation.customer,
+            channel=conversation.channel_id,
             text=text,
             author_kind=Message.Author.AGENT,
             agent=agent,
@@ -59,8 +71,10 @@ def reply_copy_send(*, failed: Message, agent) -> Message:
             size=failed.media_size or 0,
         )
     media_url = None if attachment else failed.media_url or None
+    window_check(failed.conversation)
     return message_send(
         customer=failed.conversation.customer,
+        channel=failed.conversation.channel_id,
         text=failed.body,
         media_url=media_url,
         media_kind=failed.kind if media_url else None,
@@ -69,6 +83,35 @@ def reply_copy_send(*, failed: Message, agent) -> Message:
         agent=agent,
         reply_to=failed.reply_to,
     )
+
+
+def window_check(conversation: Conversation) -> None:
+    """Meta lets a business write freely only within 24 hours of the customer's last message;
+    after that only an approved template goes out (WaSender has no such rule)."""
+    state = window_state(conversation)
+    if state is not None and not state["open"]:
+        raise SendRejected(
+            "text",
+            _(
+                "La ventana de 24 horas de WhatsApp está cerrada (el cliente no escribe desde "
+                "hace más de un día): en este número solo puede salir una plantilla aprobada "
+                "por Meta."
+            ),
+        )
+
+
+def window_state(conversation: Conversation) -> dict | None:
+    """{"open", "until"} on a Cloud API number, None where no window applies."""
+    if not channels.channel_cached(conversation.channel_id).is_cloudapi:
+        return None
+    last_in = (
+        Message.objects.filter(conversation=conversation, direction=Message.Direction.IN)
+        .order_by("-created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    until = window_closes_at(last_in)
+    return {"open": bool(until and until > timezone.now()), "until": until}
 
 
 def composer_templates() -> QuerySet[MessageTemplate]:

@@ -30,10 +30,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
+from inbox import channels
 from inbox.events import message_status_publish
 from inbox.models import Message
 from outbound import ratelimit
-from provider import wasender
 from provider.errors import ProviderError
 from provider.sending import Quote, SendRequest, SendResult
 
@@ -58,7 +58,7 @@ OPTED_OUT_REASON = gettext_noop("Cancelado: el cliente se dio de baja de la publ
     priority=SEND_PRIORITY,
 )
 def message_deliver(message_id: int) -> None:
-    deliver(message_id, client=wasender.client(), bucket=ratelimit.bucket())
+    deliver(message_id)
 
 
 def message_enqueue(message_id: int, *, delay: float = 0.0) -> None:
@@ -66,9 +66,9 @@ def message_enqueue(message_id: int, *, delay: float = 0.0) -> None:
     message_deliver.send_with_options(args=(message_id,), **options)
 
 
-def deliver(message_id: int, *, client, bucket, sleep=time.sleep) -> str:
+def deliver(message_id: int, *, client=None, bucket=None, sleep=time.sleep) -> str:
     """What happened, for logs and tests: sent, unconfirmed, retry, failed, cancelled, skipped
-    or deferred."""
+    or deferred. The provider's client and pace are the conversation's channel's unless given."""
     message = (
         Message.objects.select_related("conversation__customer", "reply_to")
         .filter(id=message_id, status=Status.QUEUED)
@@ -76,7 +76,12 @@ def deliver(message_id: int, *, client, bucket, sleep=time.sleep) -> str:
     )
     if message is None:
         return "skipped"  # sent, cancelled, or another worker has it
-    key = message.conversation.session
+    key = message.conversation.channel_id
+    if client is None or bucket is None:
+        channel = channels.channel_cached(key)
+        client = client or channels.client_for(channel)
+        pace = channel.sends_per_second if channel.is_cloudapi else None
+        bucket = bucket or ratelimit.bucket(pace)
     if not ratelimit.token_wait(bucket, key, max_wait=TOKEN_MAX_WAIT, sleep=sleep):
         message_enqueue(message_id)
         return "deferred"
@@ -202,9 +207,10 @@ def failure_record(message: Message, error: ProviderError, *, bucket, sent_maybe
         }
         message_fail(message, reason)
         return "failed"
-    if error.retry_after:
-        # The provider's limit is per session: every worker pauses, not only this one.
-        bucket.hold(message.conversation.session, error.retry_after)
+    if error.retry_after and not error.per_recipient:
+        # The provider's limit is per number: every worker pauses, not only this one (a limit
+        # on one customer, Meta's pair rate, waits for that message alone).
+        bucket.hold(message.conversation.channel_id, error.retry_after)
     requeued = Message.objects.filter(id=message.id, status=Status.SENDING).update(
         status=Status.QUEUED, failure_reason=error.reason[:REASON_MAX]
     )

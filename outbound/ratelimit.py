@@ -156,27 +156,30 @@ def token_wait(
         sleep(min(wait, 1.0, left))
 
 
-_bucket = None
+_buckets: dict = {}
 _bucket_lock = threading.Lock()
 
 
-def bucket():
-    """The process-wide bucket for the current settings."""
-    global _bucket
+def bucket(per_second: float | None = None):
+    """The process-wide bucket for the current settings (WaSender's pace), or for a number
+    with a pace of its own (a Cloud API number: 80 a second by default). Keys are channels."""
+    interval = send_interval() if not per_second else 1.0 / per_second
     with _bucket_lock:
-        if _bucket is None:
-            kwargs = {"interval": send_interval(), "jitter": settings.SEND_JITTER_SECONDS}
+        found = _buckets.get(interval)
+        if found is None:
+            jitter = settings.SEND_JITTER_SECONDS if not per_second else 0.0
+            kwargs = {"interval": interval, "jitter": jitter}
             if settings.REDIS_URL:
                 import redis
 
                 kwargs["redis"] = redis.Redis.from_url(settings.REDIS_URL)
-                _bucket = RedisBucket(**kwargs)
+                found = RedisBucket(**kwargs)
             else:
-                _bucket = MemoryBucket(**kwargs)
-        return _bucket
+                found = MemoryBucket(**kwargs)
+            _buckets[interval] = found
+        return found
 
 
 def bucket_reset() -> None:
-    global _bucket
     with _bucket_lock:
-        _bucket = None
+        _buckets.clear()

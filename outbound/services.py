@@ -19,7 +19,7 @@ from customers.models import Customer
 from customers.phones import InvalidPhone
 from customers.services import customer_get_or_create
 from inbox.events import message_created_publish, messages_created_publish
-from inbox.models import Conversation, Message
+from inbox.models import DEFAULT_CHANNEL, Conversation, Message
 from inbox.services import conversation_get_or_create, conversation_last_message_note
 from outbound.pipeline import OPTED_OUT_REASON, message_deliver, status_publish
 
@@ -123,9 +123,11 @@ def message_send(
     scheduled_for: datetime | None = None,
     attachment=None,
     marketing: bool = False,
+    channel: str = DEFAULT_CHANNEL,
 ) -> Message:
     """Write the outbound row (queued, or scheduled when `scheduled_for` is in the future) in
-    the customer's conversation; after commit the send actor takes it. Raises SendRejected.
+    the customer's conversation on `channel` (a channel's key: the WhatsApp number it goes
+    out from); after commit the send actor takes it. Raises SendRejected.
     `attachment` (outbound.attachments.Attachment) is a file of ours: the pipeline uploads it
     to the provider just before sending."""
     text = (text or "").strip()
@@ -135,7 +137,9 @@ def message_send(
     now = timezone.now()
     later = scheduled_for is not None and scheduled_for > now
     with transaction.atomic():
-        conversation = conversation_get_or_create(customer=_customer(customer, phone))
+        conversation = conversation_get_or_create(
+            customer=_customer(customer, phone), channel=channel
+        )
         message = Message.objects.create(
             conversation=conversation,
             direction=Message.Direction.OUT,
@@ -165,18 +169,18 @@ def text_check(text: str) -> str:
     return text
 
 
-def _conversations_for(customer_ids: set[int], session: str = "default") -> dict[int, int]:
-    """customer id -> conversation id, creating the missing ones (a concurrent creator wins
-    through the unique constraint; its row is read back)."""
-    rows = Conversation.objects.filter(customer_id__in=customer_ids, session=session)
+def _conversations_for(customer_ids: set[int], channel: str = DEFAULT_CHANNEL) -> dict[int, int]:
+    """customer id -> conversation id on the channel, creating the missing ones (a concurrent
+    creator wins through the unique constraint; its row is read back)."""
+    rows = Conversation.objects.filter(customer_id__in=customer_ids, channel_id=channel)
     found = dict(rows.values_list("customer_id", "id"))
     missing = customer_ids - found.keys()
     if missing:
         Conversation.objects.bulk_create(
-            [Conversation(customer_id=pk, session=session) for pk in missing],
+            [Conversation(customer_id=pk, channel_id=channel) for pk in missing],
             ignore_conflicts=True,
         )
-        rows = Conversation.objects.filter(customer_id__in=missing, session=session)
+        rows = Conversation.objects.filter(customer_id__in=missing, channel_id=channel)
         found.update(rows.values_list("customer_id", "id"))
     return found
 

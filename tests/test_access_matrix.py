@@ -32,6 +32,9 @@ PUBLIC = "public"  # anyone, logged in or not
 LOGIN = "login"  # any logged-in user, whatever the role
 TOKEN = "token"  # the JSON API: a bearer token, never the session (see API_ACCESS)
 SECRET = "secret"  # the WaSender webhook: its shared secret, nobody's session
+# Meta's webhook: its GET handshake needs the verify token (403 without), its POST the app
+# secret's signature (401 without; tests/inbox/test_meta_webhook.py), nobody's session.
+VERIFY = "verify"
 STAFF = "staff"  # the Django admin: is_staff (Alice); others are sent to its login
 ADMINS = frozenset({ADMIN})
 SUPPORT = frozenset({ADMIN, AGENT})
@@ -51,6 +54,7 @@ ACCESS: dict[str, str | frozenset[str]] = {
     "token_revoke": LOGIN,
     "admin:index": STAFF,
     "wasender_webhook": SECRET,
+    "meta_webhook": VERIFY,
     # the API (operations are checked one by one in API_ACCESS)
     "api:openapi-json": PUBLIC,
     "api:openapi-view": PUBLIC,
@@ -81,6 +85,9 @@ ACCESS: dict[str, str | frozenset[str]] = {
     "inbox:conversation": SUPPORT,
     "inbox:messages": SUPPORT,
     "inbox:reply": SUPPORT,
+    "inbox:channels": ADMINS,
+    "inbox:channel_new": ADMINS,
+    "inbox:channel_edit": ADMINS,
     "inbox:template_fill": SUPPORT,
     "inbox:assign": SUPPORT,
     "inbox:resolve": SUPPORT,
@@ -256,6 +263,8 @@ def check_access(access, persona: str, response) -> str | None:
     login_path = resolve_url(settings.LOGIN_URL)
     if access == PUBLIC:
         return f"public page answered {status}" if status in (401, 403) else None
+    if access == VERIFY:
+        return None if status == 403 else f"expected 403, got {status}"
     if access in (TOKEN, SECRET):
         # The session is no login here: without the token or the secret it is 401 for all.
         return None if status == 401 else f"expected 401, got {status}"
@@ -331,7 +340,7 @@ def readable_urls(persona: str, ids: dict) -> list[str]:
     urls = []
     for key, _route, converters in URLS:
         access = ACCESS[key]
-        if access in (TOKEN, SECRET, STAFF) or key in ("logout", "set_language"):
+        if access in (TOKEN, SECRET, VERIFY, STAFF) or key in ("logout", "set_language"):
             continue
         if access not in (PUBLIC, LOGIN) and not PERSONA_ROLES[persona] & access:
             continue

@@ -3,7 +3,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from customers.templatetags import customer_tags
-from inbox import live, selectors
+from inbox import channels, live, selectors
 from inbox.models import Message
 
 register = template.Library()
@@ -94,3 +94,10 @@ def user_label(user) -> str:
 # One wording of expiries and phones everywhere: the customer book's.
 register.filter("expiry_text", customer_tags.expiry_text)
 register.filter("expiry_class", customer_tags.expiry_class)
+
+
+@register.inclusion_tag("inbox/channel_chip.html")
+def channel_chip(channel_key: str) -> dict:
+    """The channel's name in its colour, on installs with more than one number."""
+    label = channels.labels().get(channel_key)
+    return {"label": label}

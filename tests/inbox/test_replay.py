@@ -41,7 +41,7 @@ def dump() -> dict:
         "conversations": sorted(
             (
                 c.customer.phone,
-                c.session,
+                c.channel_id,
                 c.status,
                 c.unread_count,
                 c.last_message_at,

@@ -16,8 +16,14 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--worker-threads", type=int, default=4)
+        parser.add_argument(
+            "--cloudapi-number",
+            action="store_true",
+            help="Also serve a simulated Cloud API number (the channel 'meta', named 'Soporte') "
+            "on the port after the WaSender simulator's, unless META_ACCESS_TOKEN is set.",
+        )
 
-    def handle(self, *args, host, port, worker_threads, **options):
+    def handle(self, *args, host, port, worker_threads, cloudapi_number=False, **options):
         if not settings.EMBEDDED:
             raise CommandError(
                 "REDIS_URL is set: run the web, worker and scheduler processes separately "
@@ -54,6 +60,11 @@ class Command(BaseCommand):
             )
             endpoints.append(f"tcp:port={sim_port}:interface=127.0.0.1")
             self.stdout.write(f"WaSender simulator on http://127.0.0.1:{sim_port}/api")
+        if cloudapi_number and not settings.META_ACCESS_TOKEN:
+            meta_port = port + 2
+            app = _cloudapi_simulated(app, port=port, meta_port=meta_port)
+            endpoints.append(f"tcp:port={meta_port}:interface=127.0.0.1")
+            self.stdout.write(f"Cloud API simulator on http://127.0.0.1:{meta_port}/")
         self.stdout.write(self.style.SUCCESS(f"chatdesk on http://{host}:{port}/ (Ctrl-C to stop)"))
         try:
             Server(application=app, endpoints=endpoints, verbosity=0).run()
@@ -61,6 +72,37 @@ class Command(BaseCommand):
             worker.stop(timeout=5000)
             if scheduler.running:
                 scheduler.shutdown(wait=False)
+
+
+def _cloudapi_simulated(app, *, port: int, meta_port: int):
+    """A second number on Meta's Cloud API, simulated: the env channel "meta" ("Soporte")."""
+    from inbox.channels import channels_env_sync, labels_forget
+    from inbox.models import DEFAULT_CHANNEL, Channel
+    from provider.cloudapi.simulator import embedded_app
+
+    settings.META_GRAPH_URL = f"http://127.0.0.1:{meta_port}"
+    settings.META_PHONE_NUMBER_ID = settings.META_PHONE_NUMBER_ID or "100000000000001"
+    settings.META_DISPLAY_PHONE = settings.META_DISPLAY_PHONE or "+593 99 000 0001"
+    settings.META_APP_SECRET = settings.META_APP_SECRET or settings.META_SIMULATOR_APP_SECRET
+    settings.META_VERIFY_TOKEN = settings.META_VERIFY_TOKEN or "simulator-verify-token"
+    if settings.META_CHANNEL_NAME == "WhatsApp Cloud API":
+        settings.META_CHANNEL_NAME = "Soporte"
+    channels_env_sync()
+    # The demo's two numbers: WaSender's sells, the Cloud API one supports.
+    Channel.objects.filter(key=DEFAULT_CHANNEL, name="WhatsApp").update(name="Ventas")
+    labels_forget()
+    served = app
+    wrapped = embedded_app(
+        chatdesk_app=served,
+        chatdesk_port=port,
+        simulator_port=meta_port,
+        phones_sample=customers_sample,
+    )
+    outer_rule = getattr(served, "body_rule", None)
+    wrapped.body_rule = lambda path, port_: (
+        None if port_ == meta_port else (outer_rule(path, port_) if outer_rule else None)
+    )
+    return wrapped
 
 
 async def customers_sample() -> list[tuple[str, str]]:
