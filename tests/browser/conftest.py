@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require
+from tests.conftest import mark_folder, require
 from tests.procs import daphne_args, free_port, process_env, running
 from tests.procs import test_redis_url as redis_test_url
 
@@ -23,6 +23,12 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-results"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """Every test here drives Chromium."""
+    mark_folder(items, __file__, pytest.mark.browser)
 
 
 # Module scope: Playwright's loop must not outlive the browser tests, or later tests that run

@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 from customers.models import Customer
 from tests.conftest import make_user
 
-pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.services]
+pytestmark = [pytest.mark.integration, pytest.mark.services]
 CUSTOMERS = 40  # one page of recipients: every row is on the page
 REACHED = ("sent", "delivered", "read", "played")
 SNAPSHOT = """reached => {

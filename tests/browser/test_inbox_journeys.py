@@ -36,7 +36,6 @@ from tests.browser.journeys import (
 )
 from tests.conftest import make_user
 
-pytestmark = pytest.mark.browser
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGA"
     "WjR9awAAAABJRU5ErkJggg=="

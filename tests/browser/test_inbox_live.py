@@ -17,7 +17,6 @@ from tests.inbox_live.conftest import HOSTILE, message_in
 from tests.procs import daphne_args, free_port, process_env, running, stop
 from tests.procs import test_redis_url as redis_test_url
 
-pytestmark = pytest.mark.browser
 PHONE = "593968196046"
 _ids = itertools.count(1)
 _last_second = [0]

@@ -24,8 +24,6 @@ from tests.faults.sends import (
     wait_until,
 )
 
-pytestmark = [pytest.mark.faults, pytest.mark.integration]
-
 RECIPIENTS = 1000
 # Every fault knob off: each test turns on its own (the simulator keeps knobs across resets).
 FAULT_KNOBS = (

@@ -10,8 +10,6 @@ send are in test_campaign_faults.py.
 
 import signal
 
-import pytest
-
 from tests.faults.sends import (
     Supervisor,
     all_final,
@@ -24,8 +22,6 @@ from tests.faults.sends import (
 )
 from tests.faults.services import Stack
 from tests.procs import stop
-
-pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
 
 def check_each_sent_once(stack: Stack, rows: dict, label: str) -> dict:

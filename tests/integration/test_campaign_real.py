@@ -25,7 +25,7 @@ from tests.conftest import require
 from tests.procs import PYTHON, ROOT, dramatiq_args, free_port, process_env, running
 from tests.procs import test_redis_url as redis_test_url
 
-pytestmark = [pytest.mark.integration, pytest.mark.services]
+pytestmark = pytest.mark.services
 
 LOGS = ROOT / "var" / "test-logs"
 RATE = 3000  # per minute: 50 a second keeps the file short

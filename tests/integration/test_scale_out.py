@@ -18,7 +18,7 @@ from tests.conftest import make_user, require
 from tests.procs import ROOT, daphne_args, free_port, process_env, running
 from tests.procs import test_redis_url as redis_test_url
 
-pytestmark = [pytest.mark.integration, pytest.mark.services]
+pytestmark = pytest.mark.services
 LOGS = ROOT / "var" / "test-logs"
 PHONE = "593968196046"
 

@@ -31,7 +31,7 @@ from tests.procs import (
 )
 from tests.procs import test_redis_url as redis_test_url
 
-pytestmark = [pytest.mark.integration, pytest.mark.services]
+pytestmark = pytest.mark.services
 
 FINAL = {"sent", "failed", "unknown"}
 LOGS = ROOT / "var" / "test-logs"
