@@ -24,8 +24,7 @@ from django.utils import timezone
 from chatdesk.models import ApiToken
 from customers.models import Customer
 from tests.conftest import make_user, require
-from tests.procs import BIN, ROOT, free_port
-from tests.procs import test_redis_url as redis_test_url
+from tests.procs import BIN, ROOT, free_port, redis_url_for_tests
 from tests.topology import (
     SCHEDULER_LOCK,
     Documented,
@@ -40,6 +39,7 @@ from tests.topology import (
     http_ok,
     log_text,
     markdown_block_commands,
+    none_exited,
     operations_table_commands,
     run,
     shell_blocks,
@@ -47,8 +47,8 @@ from tests.topology import (
     start,
     stop,
     trial_commands,
-    wait_until,
 )
+from tests.waiting import wait_until
 
 # Which test runs which commands. A command with no runner fails the coverage test.
 RUNNERS = {
@@ -173,12 +173,18 @@ def send_and_campaign_reach_the_simulator(client: httpx.Client, simulator: str, 
     sent = client.post("/api/v1/messages", json={"phone": "0987654321", "text": "Hola 👋"})
     assert sent.status_code == 201, sent.text
     message_id = sent.json()["id"]
-    wait_until(lambda: sim_sends(simulator).get("+593987654321") == 1, timeout=60,
-               what="the API message at the simulator", procs=procs)  # fmt: skip
+    wait_until(
+        lambda: sim_sends(simulator).get("+593987654321") == 1,
+        timeout=60,
+        what="the API message at the simulator",
+        check=none_exited(procs),
+    )
     wait_until(
         lambda: client.get(f"/api/v1/messages/{message_id}").json()["status"] == "read",
-        timeout=60, what="the read status back through the webhook", procs=procs,
-    )  # fmt: skip
+        timeout=60,
+        what="the read status back through the webhook",
+        check=none_exited(procs),
+    )
     at = timezone.localtime() + timedelta(seconds=3)
     created = client.post("/api/v1/campaigns", json={
         "title": "Tena", "text": "Hola {nombre}, novedades en Tena", "kind": "support",
@@ -188,12 +194,18 @@ def send_and_campaign_reach_the_simulator(client: httpx.Client, simulator: str, 
     assert created.status_code == 201, created.text
     assert created.json()["state"] == "scheduled"
     campaign = created.json()["id"]
-    wait_until(lambda: all(sim_sends(simulator).get(p) == 1 for p in TENA), timeout=90,
-               what="the scheduled campaign at the simulator", procs=procs)  # fmt: skip
+    wait_until(
+        lambda: all(sim_sends(simulator).get(p) == 1 for p in TENA),
+        timeout=90,
+        what="the scheduled campaign at the simulator",
+        check=none_exited(procs),
+    )
     wait_until(
         lambda: client.get(f"/api/v1/campaigns/{campaign}").json()["state"] == "completed",
-        timeout=60, what="the campaign completed", procs=procs,
-    )  # fmt: skip
+        timeout=60,
+        what="the campaign completed",
+        check=none_exited(procs),
+    )
     assert {p: sim_sends(simulator)[p] for p in TENA} == dict.fromkeys(TENA, 1)
 
 
@@ -263,7 +275,7 @@ def test_it_runs_compose_the_dockerfile_and_the_operations_guide_as_written(
     database_url = database_url_for_tests()
     require(database_url.startswith("postgres"), "needs PostgreSQL")
     require(bool(os.environ.get("REDIS_URL")), "needs Redis (REDIS_URL)")
-    redis_url = redis_test_url()
+    redis_url = redis_url_for_tests()
     redis.Redis.from_url(redis_url).flushdb()
     logs = tmp_path / "logs"
     logs.mkdir()
@@ -307,10 +319,18 @@ def test_it_runs_compose_the_dockerfile_and_the_operations_guide_as_written(
                 started.append(start(name, command, swap=its_swap, logs=logs, image=True))
             by_name = {s.name: s for s in started}
             for port in (ports["web"], ports["cmd"], ports["proxied"]):
-                wait_until(lambda p=port: http_ok(f"http://127.0.0.1:{p}/readyz"), timeout=90,
-                           what=f"/readyz on {port}", procs=started)  # fmt: skip
-            wait_until(lambda: redis.Redis.from_url(redis_url).exists(SCHEDULER_LOCK),
-                       timeout=60, what="the scheduler's lock", procs=started)  # fmt: skip
+                wait_until(
+                    lambda p=port: http_ok(f"http://127.0.0.1:{p}/readyz"),
+                    timeout=90,
+                    what=f"/readyz on {port}",
+                    check=none_exited(started),
+                )
+            wait_until(
+                lambda: redis.Redis.from_url(redis_url).exists(SCHEDULER_LOCK),
+                timeout=60,
+                what="the scheduler's lock",
+                check=none_exited(started),
+            )
             # Without the proxy's header, DEBUG=0 sends a browser to HTTPS.
             plain = httpx.get(f"http://127.0.0.1:{ports['web']}/api/v1/openapi.json")
             assert plain.status_code == 301
@@ -325,9 +345,12 @@ def test_it_runs_compose_the_dockerfile_and_the_operations_guide_as_written(
             guide_scheduler = start("ops-scheduler", table["manage.py scheduler"], swap=swap,
                                     logs=logs, image=True)  # fmt: skip
             started.append(guide_scheduler)
-            wait_until(lambda: redis.Redis.from_url(redis_url).exists(SCHEDULER_LOCK),
-                       timeout=60, what="the guide's scheduler takes the lock",
-                       procs=[guide_scheduler])  # fmt: skip
+            wait_until(
+                lambda: redis.Redis.from_url(redis_url).exists(SCHEDULER_LOCK),
+                timeout=60,
+                what="the guide's scheduler takes the lock",
+                check=none_exited([guide_scheduler]),
+            )
             for process in started:
                 if process.name != "scheduler":
                     assert process.proc.poll() is None, f"{process.name}:\n{log_text(process.log)}"
@@ -402,8 +425,12 @@ def test_it_runs_make_demo_as_written(running_demo):
     with api(demo.url, token.stdout.strip()) as client:
         sent = client.post("/api/v1/messages", json={"phone": "0968196046", "text": "Hola"})
         assert sent.status_code == 201, sent.text
-    wait_until(lambda: sim_sends(demo.simulator).get("+593968196046", 0) >= 1, timeout=60,
-               what="the demo's send at its simulator", procs=[demo.started])  # fmt: skip
+    wait_until(
+        lambda: sim_sends(demo.simulator).get("+593968196046", 0) >= 1,
+        timeout=60,
+        what="the demo's send at its simulator",
+        check=none_exited([demo.started]),
+    )
     assert "Demo data seeded" in log_text(demo.started.log)
 
 
@@ -455,7 +482,7 @@ def test_it_runs_the_management_commands_the_docs_name(transactional_db, tmp_pat
     database_url = database_url_for_tests()
     require(database_url.startswith("postgres"), "needs PostgreSQL")
     require(bool(os.environ.get("REDIS_URL")), "needs Redis (REDIS_URL)")
-    redis_url = redis_test_url()
+    redis_url = redis_url_for_tests()
     redis.Redis.from_url(redis_url).flushdb()
     make_user("alice", "admin")
     csv = tmp_path / "clientes.csv"

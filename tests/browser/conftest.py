@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import mark_folder, require
-from tests.procs import daphne_args, free_port, process_env, running
-from tests.procs import test_redis_url as redis_test_url
+from tests.procs import daphne_args, free_port, process_env, redis_url_for_tests, running
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -55,7 +54,7 @@ def live_server_url(transactional_db, tmp_path):
     """chatdesk served by a real daphne process, embedded settings, on a free port."""
     port = free_port()
     # Never the environment's Redis database (a running chatdesk's): the tests' own one.
-    extra = {"REDIS_URL": redis_test_url()} if os.environ.get("REDIS_URL") else {}
+    extra = {"REDIS_URL": redis_url_for_tests()} if os.environ.get("REDIS_URL") else {}
     env = process_env(DEBUG="1", DRAMATIQ_BROKER="stub", **extra)
     with running(
         daphne_args(port),

@@ -18,10 +18,10 @@ from tests.faults.sends import (
     campaign_state,
     campaign_tally,
     queue_messages,
-    wait_until,
 )
 from tests.faults.services import Stack
 from tests.procs import stop
+from tests.waiting import wait_until
 
 
 def check_each_sent_once(stack: Stack, rows: dict, label: str) -> dict:
