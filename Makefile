@@ -27,6 +27,11 @@ demo: install
 test: install
 	$(BIN)/python -m pytest
 
+## The inner loop: the suite without the browser, the fault suite and the tests that start
+## processes (the folders' conftests mark theirs); `make test` runs them all.
+test-fast: install
+	$(BIN)/python -m pytest -m "not browser and not faults and not integration"
+
 ## What CI checks besides the suite: ruff's rules and formatting, the import contract
 ## (pyproject's [tool.importlinter]) and the types of the modules in pyproject's [tool.mypy].
 ## DEBUG=1 lets django-stubs load the settings without production secrets.

@@ -58,6 +58,7 @@ RUNNERS = {
     "make demo": "test_it_runs_make_demo_as_written",
     "ci": "test_it_runs_make_test_in_ci_as_the_readme_does",
     "pytest": "test_it_selects_the_tests_the_readme_names",
+    "inner loop": "test_it_selects_the_inner_loop_make_test_fast_names",
     "manage": "test_it_runs_the_management_commands_the_docs_name",
     "make messages": "test_it_runs_make_messages",
     "docker": "test_it_builds_the_image_where_a_docker_engine_runs",
@@ -93,8 +94,10 @@ def is_mention(command: Documented, written: list[Documented]) -> bool:
 def runner_for(command: Documented, written: list[Documented]) -> str:
     program = command.program
     trial = {c.source for c in trial_commands()}
-    if program == "make test":
+    if program in ("make test", "make lint"):
         return "ci"
+    if program == "make test-fast":
+        return "inner loop"
     if command.source in trial:
         return "trial"
     if command.source.startswith(("Dockerfile", "docker-compose.yml")):
@@ -435,10 +438,13 @@ def test_it_runs_make_demo_as_written(running_demo):
 
 
 def test_it_runs_make_test_in_ci_as_the_readme_does():
-    """`make test` is what CI runs (.ci/run), with the README's trial variables: the suite
-    cannot run itself, CI is where that line is run as written."""
+    """`make test` and `make lint` are what CI runs (.ci/run), `make test` with the README's
+    trial variables: the suite cannot run itself (nor judge its own formatting), CI is where
+    those lines are run as written."""
     script = (ROOT / ".ci" / "run").read_text()
-    assert re.search(r"^make test$", script, re.M)
+    assert {c.program for c in commands_for("ci")} == {"make test", "make lint"}
+    for command in commands_for("ci"):
+        assert re.search(rf"^{re.escape(command.text)}$", script, re.M), command.text
     trial = {c.program: c.environ for c in trial_commands()}["make test"]
     for name in ("DATABASE_URL", "REDIS_URL"):
         assert f"export {name}={trial[name]}" in script
@@ -456,6 +462,28 @@ def test_it_selects_the_tests_the_readme_names():
         assert done.returncode == 0, f"{command.text}\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
         selected = re.search(r"(\d+)(?:/\d+)? tests? (?:collected|selected)", done.stdout)
         assert selected and int(selected.group(1)) > 0, (command.text, done.stdout[-500:])
+
+
+def collected(text: str) -> list[str]:
+    """The test ids `text` (a pytest command) selects, collected only: `make test` runs them."""
+    line = Documented("collect", f"{text} --collect-only -q -p no:cacheprovider")
+    done = run(line, swap=Swap())
+    assert done.returncode == 0, f"{text}\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
+    return [line for line in done.stdout.splitlines() if "::" in line]
+
+
+@pytest.mark.integration
+def test_it_selects_the_inner_loop_make_test_fast_names():
+    """`make test-fast` is the suite's own pytest on a marker expression: it is collected here
+    (running it would run the suite inside itself; its tests run in `make test`). It selects
+    tests, and none from the folders its markers leave out."""
+    for command in commands_for("inner loop"):
+        recipe = make_recipe(command.words[1]).strip()
+        assert recipe.startswith("$(BIN)/python -m pytest -m "), recipe
+        ids = collected(recipe.replace("$(BIN)", str(BIN)))
+        assert len(ids) > 100, ids
+        for folder in ("browser", "faults", "integration"):
+            assert not [i for i in ids if i.startswith(f"tests/{folder}/")], folder
 
 
 # --- management commands named in prose ------------------------------------------------------
