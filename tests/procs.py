@@ -76,8 +76,9 @@ def exited_check(proc: subprocess.Popen, what: str) -> Callable[[], None]:
 
 
 def answers(url: str) -> bool:
+    """Whether anything answers at `url`, whatever the status."""
     try:
-        httpx.get(url, timeout=1.0)
+        httpx.get(url, timeout=2.0)
         return True
     except httpx.TransportError:
         return False
@@ -86,7 +87,9 @@ def answers(url: str) -> bool:
 def wait_for_http(url: str, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
     """Until `url` answers at all (any status), or `proc` exits."""
     check = exited_check(proc, f"the process serving {url}") if proc is not None else None
-    wait_until(lambda: answers(url), timeout=timeout, every=0.1, what=f"{url}", check=check)
+    wait_until(
+        lambda: answers(url), timeout=timeout, every=0.1, what=f"{url} to answer", check=check
+    )
 
 
 @contextmanager

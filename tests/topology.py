@@ -44,7 +44,7 @@ import pytest
 import redis
 import yaml
 
-from tests.procs import BIN, ROOT, database_env_for_tests, free_port, redis_url_for_tests
+from tests.procs import BIN, ROOT, answers, database_env_for_tests, free_port, redis_url_for_tests
 from tests.waiting import wait_until
 
 DOC_FILES = ("README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md")))
@@ -450,14 +450,6 @@ def none_exited(procs) -> Callable[[], None]:
 def http_ok(url: str, *, headers: dict | None = None) -> bool:
     try:
         return httpx.get(url, timeout=2.0, headers=headers).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
-def answers(url: str) -> bool:
-    try:
-        httpx.get(url, timeout=2.0)
-        return True
     except httpx.TransportError:
         return False
 
