@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # `make demo PORT=8080` serves the demo elsewhere (the simulator takes the port after it).
 PORT ?= 8000
 
-.PHONY: demo test install lint fmt bench messages screenshots clean
+.PHONY: demo test test-fast install lint fmt bench messages screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,9 +27,19 @@ demo: install
 test: install
 	$(BIN)/python -m pytest
 
+## The inner loop: the suite without the browser, the fault suite and the tests that start
+## processes (the folders' conftests mark theirs); `make test` runs them all.
+test-fast: install
+	$(BIN)/python -m pytest -m "not browser and not faults and not integration"
+
+## What CI checks besides the suite: ruff's rules and formatting, the import contract
+## (pyproject's [tool.importlinter]) and the types of the modules in pyproject's [tool.mypy].
+## DEBUG=1 lets django-stubs load the settings without production secrets.
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	DEBUG=1 $(BIN)/mypy
 
 fmt: install
 	$(BIN)/ruff check --fix .

@@ -110,9 +110,11 @@ def conversation_list(
             : limit + 1
         ]
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (cursor_encode(rows[-1].last_message_at, rows[-1].pk) if more else None)
+    if len(rows) <= limit:
+        return rows, None
+    last = rows[limit - 1]
+    assert last.last_message_at  # conversations_filtered keeps those with a message only
+    return rows[:limit], cursor_encode(last.last_message_at, last.pk)
 
 
 def conversation_matches(*, user, filters: ListFilters, conversation_id: int) -> bool:

@@ -44,7 +44,7 @@ def conversation_id_by_phone(phone: str, channel: str = DEFAULT_CHANNEL) -> int 
 # Every writer here is safe to run twice and in any order: rows are deduplicated by the unique
 # wa_id, statuses move with conditional UPDATEs, so repeated or late webhooks are no-ops.
 
-STATUS_STEPS = list(Message.STEPS)
+STATUS_STEPS: list[str] = list(Message.STEPS)
 # Outbound states a status webhook may lift to a step: the echo may link a row still waiting
 # for the send's answer ("sending"), or whose answer was lost ("unconfirmed"), or that the
 # sweeper gave up on ("unknown").
@@ -282,7 +282,7 @@ def _echo_merge(*, row: Message, echo: Message) -> None:
     """The echo of our own send came before message.sent told us its wa_id, and was stored as
     a phone message: fold it into the pipeline's row (keeping the furthest status and the
     earliest step times), then drop it."""
-    fields = {"sent_at": row.sent_at or echo.sent_at}
+    fields: dict[str, object] = {"sent_at": row.sent_at or echo.sent_at}
     if row.status != Message.Status.FAILED and _step_rank(echo.status) > _step_rank(row.status):
         fields["status"] = echo.status
     for step in STATUS_STEPS[1:]:

@@ -4,6 +4,7 @@ Alice is the owner (admin), Bob an agent, Carla a marketer, Charlie has an accou
 """
 
 import os
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group, User
@@ -17,6 +18,18 @@ def require(condition: bool, reason: str) -> None:
         if REQUIRE_SERVICES:
             pytest.fail(f"{reason} (CHATDESK_REQUIRE_SERVICES=1 forbids skipping)")
         pytest.skip(reason)
+
+
+def mark_folder(items: list[pytest.Item], conftest: str, *marks: pytest.MarkDecorator) -> None:
+    """Give every test under the folder of `conftest` (a folder conftest's `__file__`) the
+    folder's marks, so that a file added there cannot forget them (`-m "not browser"` must not
+    open Chromium). Call it from a `tryfirst` pytest_collection_modifyitems: before `-m`
+    deselects."""
+    folder = Path(conftest).parent
+    for item in items:
+        if folder in item.path.parents:
+            for mark in marks:
+                item.add_marker(mark)
 
 
 def make_user(username: str, role: str | None, **extra) -> User:

@@ -9,13 +9,15 @@ import signal
 import socket
 import subprocess
 import sys
-import time
+from collections.abc import Callable
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from django.db import connection
+
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -28,14 +30,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_redis_url() -> str:
+def redis_url_for_tests() -> str:
     """The CI Redis, on a database of the tests' own (15 unless CHATDESK_TEST_REDIS_DB says)."""
     parts = urlsplit(os.environ["REDIS_URL"])
     db = os.environ.get("CHATDESK_TEST_REDIS_DB", "15")
     return urlunsplit(parts._replace(path=f"/{db}"))
 
 
-def test_database_env() -> dict:
+def database_env_for_tests() -> dict:
     db = connection.settings_dict
     if db["ENGINE"] == "django.db.backends.sqlite3":
         return {"DATABASE_URL": "", "SQLITE_PATH": str(db["NAME"])}
@@ -53,7 +55,7 @@ def process_env(**extra) -> dict:
         for k, v in os.environ.items()
         if k not in ("PYTEST_VERSION", "DJANGO_ALLOW_ASYNC_UNSAFE")
     }
-    env.update(test_database_env())
+    env.update(database_env_for_tests())
     # DEBUG is off by default: processes started by tests run a laptop's settings unless a test
     # asks for production ones (DEBUG="0" with its secrets).
     env.update(
@@ -63,17 +65,31 @@ def process_env(**extra) -> dict:
     return env
 
 
+def exited_check(proc: subprocess.Popen, what: str) -> Callable[[], None]:
+    """wait_until's `check`: stop waiting as soon as `proc` has exited."""
+
+    def check() -> None:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+
+    return check
+
+
+def answers(url: str) -> bool:
+    """Whether anything answers at `url`, whatever the status."""
+    try:
+        httpx.get(url, timeout=2.0)
+        return True
+    except httpx.TransportError:
+        return False
+
+
 def wait_for_http(url: str, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
-        try:
-            httpx.get(url, timeout=1.0)
-            return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise TimeoutError(f"{url} did not answer within {timeout}s")
+    """Until `url` answers at all (any status), or `proc` exits."""
+    check = exited_check(proc, f"the process serving {url}") if proc is not None else None
+    wait_until(
+        lambda: answers(url), timeout=timeout, every=0.1, what=f"{url} to answer", check=check
+    )
 
 
 @contextmanager

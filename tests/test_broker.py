@@ -17,10 +17,10 @@ from tests.conftest import require
 @pytest.fixture
 def redis_broker():
     require(bool(os.environ.get("REDIS_URL")), "REDIS_URL is not set")
-    from tests.procs import test_redis_url
+    from tests.procs import redis_url_for_tests
 
     namespace = f"chatdesk-broker-test-{uuid.uuid4().hex[:8]}"
-    broker = PipelinedRedisBroker(url=test_redis_url(), namespace=namespace)
+    broker = PipelinedRedisBroker(url=redis_url_for_tests(), namespace=namespace)
     broker.add_middleware(RequestIdDramatiq())
     broker.PIPELINE = 7  # several pipelines for the batches below
     yield broker

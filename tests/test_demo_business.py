@@ -27,7 +27,8 @@ from outbound.campaigns import (
 )
 from outbound.models import Campaign, CampaignRecipient, ReminderRule
 from outbound.reminders import reminder_stats
-from tests.topology import wait_until
+from tests.topology import none_exited
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.django_db
 TODAY = timezone.localdate()
@@ -182,13 +183,21 @@ def test_it_moves_the_running_campaign_through_the_simulator_or_says_why_it_wait
     first = client.get(f"/api/v1/campaigns/{pk}").json()
     assert first["state"] == "running" and phones
     if first["waiting_reason"] is None:
-        wait_until(lambda: any(sim_sends(demo.simulator).get(p) for p in phones), timeout=60,
-                   what="the campaign's sends at the simulator", procs=[demo.started])  # fmt: skip
         wait_until(
-            lambda: client.get(f"/api/v1/campaigns/{pk}").json()["funnel"]["sent"]
-            > first["funnel"]["sent"],
-            timeout=60, what="the campaign's progress", procs=[demo.started],
-        )  # fmt: skip
+            lambda: any(sim_sends(demo.simulator).get(p) for p in phones),
+            timeout=60,
+            what="the campaign's sends at the simulator",
+            check=none_exited([demo.started]),
+        )
+        wait_until(
+            lambda: (
+                client.get(f"/api/v1/campaigns/{pk}").json()["funnel"]["sent"]
+                > first["funnel"]["sent"]
+            ),
+            timeout=60,
+            what="the campaign's progress",
+            check=none_exited([demo.started]),
+        )
     else:
         assert first["waiting_reason"]["code"] in ("window", "best_hour")
         assert first["waiting_reason"]["text"].startswith("en espera hasta")

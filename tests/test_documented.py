@@ -24,8 +24,7 @@ from django.utils import timezone
 from chatdesk.models import ApiToken
 from customers.models import Customer
 from tests.conftest import make_user, require
-from tests.procs import BIN, ROOT, free_port
-from tests.procs import test_redis_url as redis_test_url
+from tests.procs import BIN, ROOT, free_port, redis_url_for_tests
 from tests.topology import (
     SCHEDULER_LOCK,
     Documented,
@@ -40,6 +39,7 @@ from tests.topology import (
     http_ok,
     log_text,
     markdown_block_commands,
+    none_exited,
     operations_table_commands,
     run,
     shell_blocks,
@@ -47,8 +47,8 @@ from tests.topology import (
     start,
     stop,
     trial_commands,
-    wait_until,
 )
+from tests.waiting import wait_until
 
 # Which test runs which commands. A command with no runner fails the coverage test.
 RUNNERS = {
@@ -58,6 +58,7 @@ RUNNERS = {
     "make demo": "test_it_runs_make_demo_as_written",
     "ci": "test_it_runs_make_test_in_ci_as_the_readme_does",
     "pytest": "test_it_selects_the_tests_the_readme_names",
+    "inner loop": "test_it_selects_the_inner_loop_make_test_fast_names",
     "manage": "test_it_runs_the_management_commands_the_docs_name",
     "make messages": "test_it_runs_make_messages",
     "docker": "test_it_builds_the_image_where_a_docker_engine_runs",
@@ -93,8 +94,10 @@ def is_mention(command: Documented, written: list[Documented]) -> bool:
 def runner_for(command: Documented, written: list[Documented]) -> str:
     program = command.program
     trial = {c.source for c in trial_commands()}
-    if program == "make test":
+    if program in ("make test", "make lint"):
         return "ci"
+    if program == "make test-fast":
+        return "inner loop"
     if command.source in trial:
         return "trial"
     if command.source.startswith(("Dockerfile", "docker-compose.yml")):
@@ -173,12 +176,18 @@ def send_and_campaign_reach_the_simulator(client: httpx.Client, simulator: str, 
     sent = client.post("/api/v1/messages", json={"phone": "0987654321", "text": "Hola 👋"})
     assert sent.status_code == 201, sent.text
     message_id = sent.json()["id"]
-    wait_until(lambda: sim_sends(simulator).get("+593987654321") == 1, timeout=60,
-               what="the API message at the simulator", procs=procs)  # fmt: skip
+    wait_until(
+        lambda: sim_sends(simulator).get("+593987654321") == 1,
+        timeout=60,
+        what="the API message at the simulator",
+        check=none_exited(procs),
+    )
     wait_until(
         lambda: client.get(f"/api/v1/messages/{message_id}").json()["status"] == "read",
-        timeout=60, what="the read status back through the webhook", procs=procs,
-    )  # fmt: skip
+        timeout=60,
+        what="the read status back through the webhook",
+        check=none_exited(procs),
+    )
     at = timezone.localtime() + timedelta(seconds=3)
     created = client.post("/api/v1/campaigns", json={
         "title": "Tena", "text": "Hola {nombre}, novedades en Tena", "kind": "support",
@@ -188,12 +197,18 @@ def send_and_campaign_reach_the_simulator(client: httpx.Client, simulator: str, 
     assert created.status_code == 201, created.text
     assert created.json()["state"] == "scheduled"
     campaign = created.json()["id"]
-    wait_until(lambda: all(sim_sends(simulator).get(p) == 1 for p in TENA), timeout=90,
-               what="the scheduled campaign at the simulator", procs=procs)  # fmt: skip
+    wait_until(
+        lambda: all(sim_sends(simulator).get(p) == 1 for p in TENA),
+        timeout=90,
+        what="the scheduled campaign at the simulator",
+        check=none_exited(procs),
+    )
     wait_until(
         lambda: client.get(f"/api/v1/campaigns/{campaign}").json()["state"] == "completed",
-        timeout=60, what="the campaign completed", procs=procs,
-    )  # fmt: skip
+        timeout=60,
+        what="the campaign completed",
+        check=none_exited(procs),
+    )
     assert {p: sim_sends(simulator)[p] for p in TENA} == dict.fromkeys(TENA, 1)
 
 
@@ -263,7 +278,7 @@ def test_it_runs_compose_the_dockerfile_and_the_operations_guide_as_written(
     database_url = database_url_for_tests()
     require(database_url.startswith("postgres"), "needs PostgreSQL")
     require(bool(os.environ.get("REDIS_URL")), "needs Redis (REDIS_URL)")
-    redis_url = redis_test_url()
+    redis_url = redis_url_for_tests()
     redis.Redis.from_url(redis_url).flushdb()
     logs = tmp_path / "logs"
     logs.mkdir()
@@ -307,10 +322,18 @@ def test_it_runs_compose_the_dockerfile_and_the_operations_guide_as_written(
                 started.append(start(name, command, swap=its_swap, logs=logs, image=True))
             by_name = {s.name: s for s in started}
             for port in (ports["web"], ports["cmd"], ports["proxied"]):
-                wait_until(lambda p=port: http_ok(f"http://127.0.0.1:{p}/readyz"), timeout=90,
-                           what=f"/readyz on {port}", procs=started)  # fmt: skip
-            wait_until(lambda: redis.Redis.from_url(redis_url).exists(SCHEDULER_LOCK),
-                       timeout=60, what="the scheduler's lock", procs=started)  # fmt: skip
+                wait_until(
+                    lambda p=port: http_ok(f"http://127.0.0.1:{p}/readyz"),
+                    timeout=90,
+                    what=f"/readyz on {port}",
+                    check=none_exited(started),
+                )
+            wait_until(
+                lambda: redis.Redis.from_url(redis_url).exists(SCHEDULER_LOCK),
+                timeout=60,
+                what="the scheduler's lock",
+                check=none_exited(started),
+            )
             # Without the proxy's header, DEBUG=0 sends a browser to HTTPS.
             plain = httpx.get(f"http://127.0.0.1:{ports['web']}/api/v1/openapi.json")
             assert plain.status_code == 301
@@ -325,9 +348,12 @@ def test_it_runs_compose_the_dockerfile_and_the_operations_guide_as_written(
             guide_scheduler = start("ops-scheduler", table["manage.py scheduler"], swap=swap,
                                     logs=logs, image=True)  # fmt: skip
             started.append(guide_scheduler)
-            wait_until(lambda: redis.Redis.from_url(redis_url).exists(SCHEDULER_LOCK),
-                       timeout=60, what="the guide's scheduler takes the lock",
-                       procs=[guide_scheduler])  # fmt: skip
+            wait_until(
+                lambda: redis.Redis.from_url(redis_url).exists(SCHEDULER_LOCK),
+                timeout=60,
+                what="the guide's scheduler takes the lock",
+                check=none_exited([guide_scheduler]),
+            )
             for process in started:
                 if process.name != "scheduler":
                     assert process.proc.poll() is None, f"{process.name}:\n{log_text(process.log)}"
@@ -402,16 +428,23 @@ def test_it_runs_make_demo_as_written(running_demo):
     with api(demo.url, token.stdout.strip()) as client:
         sent = client.post("/api/v1/messages", json={"phone": "0968196046", "text": "Hola"})
         assert sent.status_code == 201, sent.text
-    wait_until(lambda: sim_sends(demo.simulator).get("+593968196046", 0) >= 1, timeout=60,
-               what="the demo's send at its simulator", procs=[demo.started])  # fmt: skip
+    wait_until(
+        lambda: sim_sends(demo.simulator).get("+593968196046", 0) >= 1,
+        timeout=60,
+        what="the demo's send at its simulator",
+        check=none_exited([demo.started]),
+    )
     assert "Demo data seeded" in log_text(demo.started.log)
 
 
 def test_it_runs_make_test_in_ci_as_the_readme_does():
-    """`make test` is what CI runs (.ci/run), with the README's trial variables: the suite
-    cannot run itself, CI is where that line is run as written."""
+    """`make test` and `make lint` are what CI runs (.ci/run), `make test` with the README's
+    trial variables: the suite cannot run itself (nor judge its own formatting), CI is where
+    those lines are run as written."""
     script = (ROOT / ".ci" / "run").read_text()
-    assert re.search(r"^make test$", script, re.M)
+    assert {c.program for c in commands_for("ci")} == {"make test", "make lint"}
+    for command in commands_for("ci"):
+        assert re.search(rf"^{re.escape(command.text)}$", script, re.M), command.text
     trial = {c.program: c.environ for c in trial_commands()}["make test"]
     for name in ("DATABASE_URL", "REDIS_URL"):
         assert f"export {name}={trial[name]}" in script
@@ -429,6 +462,28 @@ def test_it_selects_the_tests_the_readme_names():
         assert done.returncode == 0, f"{command.text}\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
         selected = re.search(r"(\d+)(?:/\d+)? tests? (?:collected|selected)", done.stdout)
         assert selected and int(selected.group(1)) > 0, (command.text, done.stdout[-500:])
+
+
+def collected(text: str) -> list[str]:
+    """The test ids `text` (a pytest command) selects, collected only: `make test` runs them."""
+    line = Documented("collect", f"{text} --collect-only -q -p no:cacheprovider")
+    done = run(line, swap=Swap())
+    assert done.returncode == 0, f"{text}\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
+    return [line for line in done.stdout.splitlines() if "::" in line]
+
+
+@pytest.mark.integration
+def test_it_selects_the_inner_loop_make_test_fast_names():
+    """`make test-fast` is the suite's own pytest on a marker expression: it is collected here
+    (running it would run the suite inside itself; its tests run in `make test`). It selects
+    tests, and none from the folders its markers leave out."""
+    for command in commands_for("inner loop"):
+        recipe = make_recipe(command.words[1]).strip()
+        assert recipe.startswith("$(BIN)/python -m pytest -m "), recipe
+        ids = collected(recipe.replace("$(BIN)", str(BIN)))
+        assert len(ids) > 100, ids
+        for folder in ("browser", "faults", "integration"):
+            assert not [i for i in ids if i.startswith(f"tests/{folder}/")], folder
 
 
 # --- management commands named in prose ------------------------------------------------------
@@ -455,7 +510,7 @@ def test_it_runs_the_management_commands_the_docs_name(transactional_db, tmp_pat
     database_url = database_url_for_tests()
     require(database_url.startswith("postgres"), "needs PostgreSQL")
     require(bool(os.environ.get("REDIS_URL")), "needs Redis (REDIS_URL)")
-    redis_url = redis_test_url()
+    redis_url = redis_url_for_tests()
     redis.Redis.from_url(redis_url).flushdb()
     make_user("alice", "admin")
     csv = tmp_path / "clientes.csv"

@@ -189,10 +189,10 @@ def test_it_counts_the_stub_brokers_queues():
 
 def test_it_counts_the_redis_queues_their_delay_and_dead_letter_queues():
     require(bool(os.environ.get("REDIS_URL")), "REDIS_URL is not set")
-    from tests.procs import test_redis_url
+    from tests.procs import redis_url_for_tests
 
     namespace = f"chatdesk-ops-test-{uuid.uuid4().hex[:8]}"
-    broker = RedisBroker(url=test_redis_url(), namespace=namespace)
+    broker = RedisBroker(url=redis_url_for_tests(), namespace=namespace)
     try:
         broker.declare_queue("q")
         for _ in range(4):

@@ -21,8 +21,7 @@ from django.test import Client
 
 from chatdesk.bodylimit import BodyLimitMiddleware
 from tests.conftest import make_user
-from tests.procs import ROOT, daphne_args, free_port, process_env, running
-from tests.procs import test_redis_url as redis_test_url
+from tests.procs import ROOT, daphne_args, free_port, process_env, redis_url_for_tests, running
 
 MB = 1024 * 1024
 WEBHOOK = "/webhooks/wasender/"
@@ -130,7 +129,7 @@ def test_it_refuses_a_body_that_arrives_too_slowly(settings):
 def daphne(transactional_db):
     """chatdesk under daphne with a short body timeout; (port, process)."""
     LOGS.mkdir(parents=True, exist_ok=True)
-    extra = {"REDIS_URL": redis_test_url()} if os.environ.get("REDIS_URL") else {}
+    extra = {"REDIS_URL": redis_url_for_tests()} if os.environ.get("REDIS_URL") else {}
     env = process_env(DRAMATIQ_BROKER="stub", REQUEST_BODY_TIMEOUT="3", **extra)
     port = free_port()
     with running(daphne_args(port), env=env, ready_url=f"http://127.0.0.1:{port}/healthz",

@@ -18,6 +18,7 @@ from chatdesk.models import ApiToken
 from inbox.models import Message
 from tests.conftest import make_user
 from tests.procs import PYTHON, ROOT, free_port, process_env, running
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 LOGS = ROOT / "var" / "test-logs"
@@ -86,14 +87,6 @@ def login(client: httpx.Client, base: str, username: str) -> str:
     return client.cookies["csrftoken"]
 
 
-def wait_for(condition, what: str, timeout: float = 60) -> None:
-    """An upper bound for something that must happen, not a timing."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.2)
-
-
 def test_it_logs_no_phone_and_no_message_text(app_url):
     base, log = app_url
     make_user("bob", "agent", first_name="Bob")
@@ -104,7 +97,11 @@ def test_it_logs_no_phone_and_no_message_text(app_url):
         signed = {"X-Webhook-Signature": SECRET}
         assert client.post(f"{base}/webhooks/wasender/", json=webhook(PHONES[0], TEXTS[0], 1),
                            headers=signed).status_code == 200  # fmt: skip
-        wait_for(lambda: Message.objects.filter(body=TEXTS[0]).exists(), "the message stored")
+        wait_until(
+            lambda: Message.objects.filter(body=TEXTS[0]).exists(),
+            timeout=60,
+            what="the message stored",
+        )
         conversation_id = Message.objects.get(body=TEXTS[0]).conversation_id
         csrf = login(client, base, "bob")
         response = client.post(
@@ -127,7 +124,7 @@ def test_it_logs_no_phone_and_no_message_text(app_url):
         client.get(f"{base}/customers/", params={"q": PHONES[0]})
         client.get(f"{base}/inbox/c/{PHONES[0]}/")
         sent = Message.objects.filter(body__in=TEXTS[1:], sent_at__isnull=False)
-        wait_for(lambda: sent.count() == 2, "both sends reached the simulator")
+        wait_until(lambda: sent.count() == 2, timeout=60, what="both sends reached the simulator")
         time.sleep(2)  # the statuses the simulator sends back, and their log lines
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     assert len(lines) > 5, log.read_text()[:2000]  # the run did log (requests, sends)

@@ -33,8 +33,7 @@ import shlex
 import signal
 import subprocess
 import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -45,8 +44,8 @@ import pytest
 import redis
 import yaml
 
-from tests.procs import BIN, ROOT, free_port, test_database_env
-from tests.procs import test_redis_url as redis_test_url
+from tests.procs import BIN, ROOT, answers, database_env_for_tests, free_port, redis_url_for_tests
+from tests.waiting import wait_until
 
 DOC_FILES = ("README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md")))
 TRIAL_HEADING = "## Running with PostgreSQL and Redis"
@@ -433,34 +432,24 @@ def log_text(path: Path) -> str:
     return path.read_text(errors="replace") if path.exists() else ""
 
 
-def wait_until(check, *, timeout: float, what: str, procs=(), every: float = 0.2):
-    """Poll `check()` until it returns something truthy; fail early if a process died."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def none_exited(procs) -> Callable[[], None]:
+    """wait_until's `check` for started processes: stop waiting, with its log, at the first
+    one that exited."""
+
+    def check() -> None:
         for started in procs:
             if started.proc.poll() is not None:
                 raise RuntimeError(
-                    f"{started.name} exited with {started.proc.returncode} while waiting for "
-                    f"{what}:\n{log_text(started.log)[-3000:]}"
+                    f"{started.name} exited with {started.proc.returncode}:\n"
+                    f"{log_text(started.log)[-3000:]}"
                 )
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise TimeoutError(f"{what}: not within {timeout:.0f} s")
+
+    return check
 
 
 def http_ok(url: str, *, headers: dict | None = None) -> bool:
     try:
         return httpx.get(url, timeout=2.0, headers=headers).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
-def answers(url: str) -> bool:
-    try:
-        httpx.get(url, timeout=2.0)
-        return True
     except httpx.TransportError:
         return False
 
@@ -591,19 +580,35 @@ def topology_run(*, logs: Path, database_url: str, redis_url: str, seed: bool = 
         procs = list(started.values())
         urls = {"web1": f"http://127.0.0.1:{web1}", "web2": f"http://127.0.0.1:{web2}"}
         for name, url in urls.items():
-            wait_until(lambda u=url: http_ok(f"{u}/readyz"), timeout=60, what=f"{name} /readyz",
-                       procs=procs)  # fmt: skip
+            wait_until(
+                lambda u=url: http_ok(f"{u}/readyz"),
+                timeout=60,
+                what=f"{name} /readyz",
+                check=none_exited(procs),
+            )
         simulator = f"http://127.0.0.1:{sim}"
-        wait_until(lambda: answers(f"{simulator}/_sim/stats"), timeout=60, what="simulator",
-                   procs=procs)  # fmt: skip
+        wait_until(
+            lambda: answers(f"{simulator}/_sim/stats"),
+            timeout=60,
+            what="simulator",
+            check=none_exited(procs),
+        )
         processes = int(re.search(r"--processes (\d+)", started["worker"].text).group(1))
-        wait_until(lambda: worker_ready(started["worker"], processes), timeout=90,
-                   what="the worker's processes ready", procs=procs)  # fmt: skip
+        wait_until(
+            lambda: worker_ready(started["worker"], processes),
+            timeout=90,
+            what="the worker's processes ready",
+            check=none_exited(procs),
+        )
         # Its "Starting scheduler" waits in a pipe's buffer (the trial sets no
         # PYTHONUNBUFFERED); the lock dramatiq-crontab takes in Redis says the same.
         lock = redis.Redis.from_url(redis_url)
-        wait_until(lambda: lock.exists(SCHEDULER_LOCK), timeout=60, what="the scheduler's lock",
-                   procs=procs)  # fmt: skip
+        wait_until(
+            lambda: lock.exists(SCHEDULER_LOCK),
+            timeout=60,
+            what="the scheduler's lock",
+            check=none_exited(procs),
+        )
         yield Topology(
             web1=urls["web1"], web2=urls["web2"], simulator=simulator, processes=started,
             logs={name: s.log for name, s in started.items()}, env=env, swap=base,
@@ -612,7 +617,7 @@ def topology_run(*, logs: Path, database_url: str, redis_url: str, seed: bool = 
 
 def database_url_for_tests() -> str:
     """pytest-django's test database as a URL ("" on SQLite)."""
-    return test_database_env().get("DATABASE_URL", "")
+    return database_env_for_tests().get("DATABASE_URL", "")
 
 
 @pytest.fixture
@@ -626,7 +631,7 @@ def production_topology(transactional_db, tmp_path):
     require(database_url.startswith("postgres"), "the production topology needs PostgreSQL")
     require(bool(os.environ.get("REDIS_URL")), "the production topology needs Redis (REDIS_URL)")
     with topology_run(
-        logs=tmp_path / "topology", database_url=database_url, redis_url=redis_test_url()
+        logs=tmp_path / "topology", database_url=database_url, redis_url=redis_url_for_tests()
     ) as topology:
         yield topology
         # Shown by pytest only when the test failed ("Captured stdout teardown").
@@ -689,8 +694,12 @@ def demo_run(*, logs: Path, sqlite_path: Path, timeout: float = 240):
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: http_ok(f"{url}/readyz"), timeout=timeout, what="make demo's /readyz",
-                   procs=[process])  # fmt: skip
+        wait_until(
+            lambda: http_ok(f"{url}/readyz"),
+            timeout=timeout,
+            what="make demo's /readyz",
+            check=none_exited([process]),
+        )
         yield Demo(url, f"http://127.0.0.1:{port + 1}", process, sqlite_path)
     finally:
         stop(process)

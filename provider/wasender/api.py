@@ -76,13 +76,17 @@ def _int(value) -> int | None:
         return None
 
 
+def _dict(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
 def rate_limit_parse(headers: httpx.Headers, now: float | None = None) -> RateLimitInfo | None:
     """Docs disagree whether Reset is a Unix time or seconds-until: small values are the latter."""
     limit, remaining = headers.get("x-ratelimit-limit"), headers.get("x-ratelimit-remaining")
     reset = headers.get("x-ratelimit-reset")
     if limit is None and remaining is None and reset is None:
         return None
-    reset_at = _int(reset)
+    reset_at: float | None = _int(reset)
     if reset_at is not None and reset_at < 1_000_000_000:
         reset_at = (now or time.time()) + reset_at
     return RateLimitInfo(
@@ -289,7 +293,7 @@ class WaSenderClient:
                 permanent=True,
                 reason=_("WaSender no envía plantillas de Meta."),
             )
-        media = {}
+        media: dict[str, str | None] = {}
         if request.media_kind and request.media_ref:
             arg = MEDIA_ARGS[request.media_kind]
             media[arg] = request.media_ref
@@ -313,14 +317,14 @@ class WaSenderClient:
     def message_info(self, msg_id: int, *, timeout: float | None = None) -> MessageInfo:
         extra = {"timeout": timeout} if timeout else {}
         data = self._request("GET", f"/messages/{int(msg_id)}/info", **extra).get("data") or {}
-        key = data.get("key") if isinstance(data.get("key"), dict) else {}
+        key = _dict(data.get("key"))
         status = data.get("status")
         if isinstance(status, str) and not status.isdigit():
             status = STATUS_CODES.get(status.lower(), 1)
         return MessageInfo(
             msg_id=_int(data.get("msgId")) or int(msg_id),
             wa_id=str(key.get("id") or data.get("id") or ""),
-            status=_int(status) if _int(status) is not None else 1,
+            status=code if (code := _int(status)) is not None else 1,
         )
 
     def on_whatsapp(self, phone: str) -> bool:
@@ -331,7 +335,7 @@ class WaSenderClient:
 
     def session_status(self) -> str:
         body = self._request("GET", "/status")
-        data = body.get("data") if isinstance(body.get("data"), dict) else {}
+        data = _dict(body.get("data"))
         return str(body.get("status") or data.get("status") or "").lower()
 
     def decrypt_media(self, message: dict) -> str:
@@ -339,7 +343,7 @@ class WaSenderClient:
         return self._public_url(body)
 
     def _public_url(self, body: dict) -> str:
-        data = body.get("data") if isinstance(body.get("data"), dict) else {}
+        data = _dict(body.get("data"))
         url = body.get("publicUrl") or data.get("publicUrl") or data.get("url")
         if not url:
             raise ProviderError(

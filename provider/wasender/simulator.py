@@ -27,7 +27,9 @@ import random
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -221,7 +223,7 @@ class Request:
 
 
 # An answer that is no answer: the simulator cuts the connection instead (see __call__).
-DROP = (0, b"", {})
+DROP: tuple[int, bytes, dict] = (0, b"", {})
 
 
 def reply(status: int, body, headers: dict | None = None) -> tuple:
@@ -245,7 +247,7 @@ class Simulator:
         self.http: httpx.AsyncClient | None = None
         self.tasks: set[asyncio.Task] = set()
         self.demo_task: asyncio.Task | None = None
-        self.routes = [
+        routes: list[tuple[str, str, Callable[..., Any]]] = [
             ("POST", r"/api/send-message", self.send_message),
             ("POST", r"/api/upload", self.upload),
             ("GET", r"/api/messages/(?P<msg_id>\d+)/info", self.message_info),
@@ -261,7 +263,9 @@ class Simulator:
             ("POST", r"/_sim/inbound", self.inbound_post),
             ("GET", r"/", lambda r: reply(200, {"simulator": "wasender", "api": "/api"})),
         ]
-        self.routes = [(m, re.compile(p + "/?$"), h) for m, p, h in self.routes]
+        self.routes: list[tuple[str, re.Pattern[str], Callable[..., Any]]] = [
+            (m, re.compile(p + "/?$"), h) for m, p, h in routes
+        ]
         self.reset()
 
     def reset(self) -> None:
@@ -420,14 +424,14 @@ class Simulator:
         if wait := self.bucket.take():
             self.stats["responses_429"] += 1
             retry_after = math.ceil(wait)
-            message = (
+            text = (
                 f"You have exceeded your limit of {self.config.rate_per_minute:g} "
                 "messages per minute."
             )
             if self.config.rate_per_minute <= 1:
-                message = "You are on a free trial. You can only send 1 message every 1 minute."
+                text = "You are on a free trial. You can only send 1 message every 1 minute."
             return reply(
-                429, {"message": message, "retry_after": retry_after}, {"retry-after": retry_after}
+                429, {"message": text, "retry_after": retry_after}, {"retry-after": retry_after}
             )
         message = self.send_accept(to, body)
         if self.rng.random() < self.config.echo_first:
@@ -503,10 +507,10 @@ class Simulator:
         if mime.startswith("application/json"):
             data = (request.json() or {}).get("base64", "")
             match = re.match(r"data:([\w.+/-]+);base64,(.*)$", str(data), re.S)
-            try:
-                content, mime = base64.b64decode(match.group(2)), match.group(1)
-            except (AttributeError, ValueError):
-                content = b""
+            content = b""
+            if match:
+                with contextlib.suppress(ValueError):  # not base64
+                    content, mime = base64.b64decode(match.group(2)), match.group(1)
         if not content:
             return reply(422, {"success": False, "message": "No file was uploaded."})
         self.stats["uploads"] += 1
@@ -560,7 +564,8 @@ class Simulator:
         if node is None:
             return reply(422, {"success": False, "message": "No media found in the message."})
         mime = node.get("mimetype") or "application/octet-stream"
-        content, mime = self.wa_media.get(node.get("url"), (None, mime))
+        found = self.wa_media.get(node.get("url") or "")
+        content, mime = found if found else (None, mime)
         if content is None:
             content = (
                 PNG
@@ -728,7 +733,7 @@ class Simulator:
             "senderPn": jid,
             "cleanedSenderPn": digits,
         }
-        content = {"conversation": text}
+        content: dict[str, Any] = {"conversation": text}
         if image:
             url = f"https://mmg.whatsapp.net/o1/v/t62.7118-24/sim-{secrets.token_hex(8)}"
             self.wa_media[url] = (PNG, "image/png")

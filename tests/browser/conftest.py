@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require
-from tests.procs import daphne_args, free_port, process_env, running
-from tests.procs import test_redis_url as redis_test_url
+from tests.conftest import mark_folder, require
+from tests.procs import daphne_args, free_port, process_env, redis_url_for_tests, running
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -23,6 +22,12 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-results"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """Every test here drives Chromium."""
+    mark_folder(items, __file__, pytest.mark.browser)
 
 
 # Module scope: Playwright's loop must not outlive the browser tests, or later tests that run
@@ -49,7 +54,7 @@ def live_server_url(transactional_db, tmp_path):
     """chatdesk served by a real daphne process, embedded settings, on a free port."""
     port = free_port()
     # Never the environment's Redis database (a running chatdesk's): the tests' own one.
-    extra = {"REDIS_URL": redis_test_url()} if os.environ.get("REDIS_URL") else {}
+    extra = {"REDIS_URL": redis_url_for_tests()} if os.environ.get("REDIS_URL") else {}
     env = process_env(DEBUG="1", DRAMATIQ_BROKER="stub", **extra)
     with running(
         daphne_args(port),

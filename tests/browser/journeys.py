@@ -15,7 +15,6 @@ import re
 import socket
 import struct
 import threading
-import time
 from dataclasses import dataclass
 
 import httpx
@@ -202,13 +201,15 @@ def production_desk(log_dir):
     Redis: agent 1 on the first daphne, agent 2 on the second; the simulator's webhooks reach
     the first, so whatever agent 2 sees crossed Redis."""
     from tests.conftest import require
-    from tests.procs import test_redis_url
+    from tests.procs import redis_url_for_tests
 
     topology_run = from_topology("topology_run")
     database_url = from_topology("database_url_for_tests")()
     require(database_url.startswith("postgres"), "the production topology needs PostgreSQL")
     require(bool(os.environ.get("REDIS_URL")), "the production topology needs Redis (REDIS_URL)")
-    with topology_run(logs=log_dir, database_url=database_url, redis_url=test_redis_url()) as top:
+    with topology_run(
+        logs=log_dir, database_url=database_url, redis_url=redis_url_for_tests()
+    ) as top:
         try:
             yield Desk("production", (top.web1, top.web2), top.simulator)
         finally:
@@ -269,16 +270,6 @@ def tick_problems(log: dict) -> list[str]:
         if len(entry["ids"]) > 1:
             problems.append(f"{entry['text']!r} became several messages: {entry['ids']}")
     return problems
-
-
-def wait_until(predicate, *, timeout: float = 20.0, every: float = 0.1):
-    """For the database and the simulator's counters (the page has Playwright's own waits)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(every)
 
 
 def digits(phone: str) -> str:

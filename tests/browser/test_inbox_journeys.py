@@ -32,11 +32,10 @@ from tests.browser.journeys import (
     socket_open,
     thread_log,
     tick_problems,
-    wait_until,
 )
 from tests.conftest import make_user
+from tests.waiting import wait_until
 
-pytestmark = pytest.mark.browser
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGA"
     "WjR9awAAAABJRU5ErkJggg=="
@@ -105,7 +104,11 @@ class Team:
 
 def a_customer_wrote(desk, text: str = "Hola, ¿me ayudan?") -> Conversation:
     desk.customer_writes(text)
-    return wait_until(lambda: Conversation.objects.filter(customer__phone=PHONE).first())
+    return wait_until(
+        lambda: Conversation.objects.filter(customer__phone=PHONE).first(),
+        timeout=20,
+        what=f"the conversation of {PHONE} stored",
+    )
 
 
 def thread(page):

@@ -14,10 +14,8 @@ from playwright.sync_api import expect
 from inbox.models import Conversation
 from tests.conftest import make_user, require
 from tests.inbox_live.conftest import HOSTILE, message_in
-from tests.procs import daphne_args, free_port, process_env, running, stop
-from tests.procs import test_redis_url as redis_test_url
+from tests.procs import daphne_args, free_port, process_env, redis_url_for_tests, running, stop
 
-pytestmark = pytest.mark.browser
 PHONE = "593968196046"
 _ids = itertools.count(1)
 _last_second = [0]
@@ -163,7 +161,7 @@ def test_it_shows_one_pane_at_a_time_on_a_phone(page_for, live_server_url):
 def restartable_server(transactional_db, tmp_path):
     """A daphne that the test can stop and start again on the same port."""
     port = free_port()
-    extra = {"REDIS_URL": redis_test_url()} if os.environ.get("REDIS_URL") else {}
+    extra = {"REDIS_URL": redis_url_for_tests()} if os.environ.get("REDIS_URL") else {}
     env = process_env(DEBUG="1", DRAMATIQ_BROKER="stub", **extra)
     url = f"http://127.0.0.1:{port}"
     state = {"ctx": None, "n": 0}
@@ -231,7 +229,7 @@ def _group_send_to_server(messages: list[dict]) -> None:
     from channels_redis.core import RedisChannelLayer
 
     async def send():
-        layer = RedisChannelLayer(hosts=[redis_test_url()])
+        layer = RedisChannelLayer(hosts=[redis_url_for_tests()])
         for message in messages:
             await layer.group_send("inbox", message)
 

@@ -1,14 +1,11 @@
 """The composer's emoji picker: our own data, nothing from a CDN. (Sending for real, with
 ticks, attachments and two agents, is in test_inbox_journeys.py.)"""
 
-import pytest
 from playwright.sync_api import expect
 
 from customers.models import Customer
 from inbox.models import Conversation
 from tests.conftest import make_user
-
-pytestmark = pytest.mark.browser
 
 
 def _agent_in_a_conversation(page_for, live_server_url):

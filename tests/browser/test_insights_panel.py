@@ -29,7 +29,6 @@ from tests.browser.conftest import ARTIFACTS
 from tests.conftest import make_user
 from tests.procs import daphne_args, free_port, process_env, running
 
-pytestmark = pytest.mark.browser
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "wasender"
 SIZES = {"desktop": (1280, 800), "phone": (390, 844)}
 

@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 
 from devdata.demo import DEMO_USERS
 
-pytestmark = [pytest.mark.browser, pytest.mark.integration]
+pytestmark = pytest.mark.integration
 WIDTHS = ((1280, 800), (390, 844))
 PERSONAS = [u for u in DEMO_USERS if u.username in ("admin", "agente", "marketing")]
 # Tables wider than the box they sit in, by more than a pixel of rounding.

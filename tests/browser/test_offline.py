@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 
 from devdata.demo import DEMO_USERS
 
-pytestmark = [pytest.mark.browser, pytest.mark.integration]
+pytestmark = pytest.mark.integration
 ADMIN = next(u for u in DEMO_USERS if u.username == "admin")
 # Not pages: downloads, the logout; and the Django admin's own screens beyond its index (they
 # are Django's, served from the same static files).

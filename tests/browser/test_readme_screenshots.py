@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 from devdata.demo import DEMO_USERS
 from tests.browser.conftest import ARTIFACTS
 
-pytestmark = [pytest.mark.browser, pytest.mark.integration]
+pytestmark = pytest.mark.integration
 FILES = {"panel": "demo-panel.png", "inbox": "demo-inbox.png"}
 WIDTH, HEIGHT = 1280, 800
 

@@ -4,7 +4,6 @@ which used to be an inline onchange, still works, and the inbox socket connects 
 connect-src 'self' while a socket to another host is refused."""
 
 import os
-import time
 
 import pytest
 from playwright.sync_api import Error as PlaywrightError
@@ -12,8 +11,8 @@ from playwright.sync_api import expect
 
 from tests.browser.test_inbox_live import inbound
 from tests.conftest import make_user
-from tests.procs import daphne_args, free_port, process_env, running
-from tests.procs import test_redis_url as redis_test_url
+from tests.procs import daphne_args, free_port, process_env, redis_url_for_tests, running
+from tests.waiting import wait_until
 
 VIOLATIONS = """
 window.__csp = [];
@@ -33,7 +32,7 @@ PAGES = [
 def csp_server_url(transactional_db, tmp_path):
     port = free_port()
     # Never the environment's Redis database (a running chatdesk's): the tests' own one.
-    extra = {"REDIS_URL": redis_test_url()} if os.environ.get("REDIS_URL") else {}
+    extra = {"REDIS_URL": redis_url_for_tests()} if os.environ.get("REDIS_URL") else {}
     env = process_env(DEBUG="1", DRAMATIQ_BROKER="stub", CSP_REPORT_ONLY="0", **extra)
     with running(daphne_args(port), env=env, ready_url=f"http://127.0.0.1:{port}/healthz",
                  log=tmp_path / "daphne.log"):  # fmt: skip
@@ -112,13 +111,10 @@ def test_it_lets_the_inbox_socket_connect_under_the_policy(page, csp_server_url)
 
 
 def until(page, expression: str, timeout: float = 30) -> None:
-    """An upper bound for something that must become true, not a timing."""
-    deadline = time.monotonic() + timeout
-    while True:
+    def true() -> bool:
         try:
-            if page.evaluate(expression):
-                return
+            return bool(page.evaluate(expression))
         except PlaywrightError:  # the page is navigating: ask the next one
-            pass
-        assert time.monotonic() < deadline, expression
-        time.sleep(0.1)
+            return False
+
+    wait_until(true, timeout=timeout, what=expression, every=0.1)

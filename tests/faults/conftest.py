@@ -16,12 +16,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require
+from tests.conftest import mark_folder, require
 from tests.faults.services import LOGS, Postgres, RedisServer, Stack, missing_binaries
 from tests.procs import PYTHON, ROOT, process_env
 
 TEMPLATE = "faults_template"
 _numbers = itertools.count(1)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """Every test here injects faults into processes of its own."""
+    mark_folder(items, __file__, pytest.mark.faults, pytest.mark.integration)
 
 
 @pytest.fixture(scope="session")

@@ -3,10 +3,7 @@ waiting for an outcome with a deadline, keeping the scheduler up, and counting a
 simulator's end (its `sends_by_recipient` is what reached the customers' phones)."""
 
 import re
-import time
 from dataclasses import dataclass
-
-import pytest
 
 from tests.faults.services import Stack
 
@@ -49,18 +46,6 @@ campaign = campaign_create(
 Campaign.objects.filter(pk=campaign.pk).update(state="scheduled", scheduled_at=timezone.now())
 print("CAMPAIGN", campaign.pk)
 """
-
-
-def wait_until(predicate, *, timeout: float, what: str, tick=None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        if tick:
-            tick()
-        time.sleep(0.25)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 class Supervisor:

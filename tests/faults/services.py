@@ -28,11 +28,13 @@ from tests.procs import (
     ROOT,
     daphne_args,
     dramatiq_args,
+    exited_check,
     free_port,
     process_env,
     running,
     stop,
 )
+from tests.waiting import wait_until
 
 LOGS = ROOT / "var" / "test-logs" / "faults"
 WEBHOOK_SECRET = "faults-webhook-secret"
@@ -139,15 +141,20 @@ class RedisServer:
                 "--logfile", str(self.root / "redis.log")]  # fmt: skip
         self.proc = subprocess.Popen(args, start_new_session=True, stdout=subprocess.DEVNULL)
         client = redis.Redis.from_url(self.url)
-        deadline = time.monotonic() + 20
-        while True:
+
+        def pings() -> bool:
             try:
-                client.ping()
-                return
+                return bool(client.ping())
             except redis.ConnectionError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise RuntimeError("private redis-server did not start") from None
-                time.sleep(0.05)
+                return False
+
+        wait_until(
+            pings,
+            timeout=20,
+            every=0.05,
+            what="the private redis-server",
+            check=exited_check(self.proc, "the private redis-server"),
+        )
 
     def kill(self) -> None:
         if self.proc is not None:

@@ -21,10 +21,8 @@ from tests.faults.sends import (
     campaign_state,
     campaign_tally,
     unknown_explained,
-    wait_until,
 )
-
-pytestmark = [pytest.mark.faults, pytest.mark.integration]
+from tests.waiting import wait_until
 
 RECIPIENTS = 1000
 # Every fault knob off: each test turns on its own (the simulator keeps knobs across resets).

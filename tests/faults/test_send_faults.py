@@ -10,8 +10,6 @@ send are in test_campaign_faults.py.
 
 import signal
 
-import pytest
-
 from tests.faults.sends import (
     Supervisor,
     all_final,
@@ -20,12 +18,10 @@ from tests.faults.sends import (
     campaign_state,
     campaign_tally,
     queue_messages,
-    wait_until,
 )
 from tests.faults.services import Stack
 from tests.procs import stop
-
-pytestmark = [pytest.mark.faults, pytest.mark.integration]
+from tests.waiting import wait_until
 
 
 def check_each_sent_once(stack: Stack, rows: dict, label: str) -> dict:

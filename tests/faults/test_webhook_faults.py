@@ -11,12 +11,8 @@ import contextlib
 import random
 import re
 
-import pytest
-
 from tests.faults.agents import agent_session, agent_socket, frames_until, listed_conversations
 from tests.faults.webhooks import Outcome, echo, inbound, post_all, post_all_async, status
-
-pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
 # What the scheduler's 30-second sweep of webhook events does, an hour early: every pending or
 # failed event is due (the intake's retry backoff is minutes; the invariant is not about time).

@@ -49,8 +49,8 @@ def channel_layer(settings):
 
     redis_url = ""
     if os.environ.get("REDIS_URL"):
-        from tests.procs import test_redis_url
+        from tests.procs import redis_url_for_tests
 
-        redis_url = test_redis_url()
+        redis_url = redis_url_for_tests()
     settings.CHANNEL_LAYERS = channel_layers(redis_url)
     yield

@@ -18,8 +18,7 @@ from django.db import connection
 from django.test import Client
 
 from tests.conftest import make_user
-from tests.procs import ROOT, daphne_args, free_port, process_env, running
-from tests.procs import test_redis_url as redis_test_url
+from tests.procs import ROOT, daphne_args, free_port, process_env, redis_url_for_tests, running
 
 pytestmark = pytest.mark.integration
 LOGS = ROOT / "var" / "test-logs"
@@ -29,7 +28,7 @@ WEBHOOK = (ROOT / "tests/fixtures/wasender/messages_received_text.json").read_by
 @pytest.fixture
 def daphne_url(transactional_db):
     LOGS.mkdir(parents=True, exist_ok=True)
-    extra = {"REDIS_URL": redis_test_url()} if os.environ.get("REDIS_URL") else {}
+    extra = {"REDIS_URL": redis_url_for_tests()} if os.environ.get("REDIS_URL") else {}
     env = process_env(DRAMATIQ_BROKER="stub", SOCKET_RECHECK_SECONDS="1", **extra)
     port = free_port()
     with running(daphne_args(port), env=env, ready_url=f"http://127.0.0.1:{port}/healthz",

@@ -13,7 +13,7 @@ from django.core.cache import cache
 from customers.models import Customer, Renewal, Service, Subscription
 from inbox.models import Conversation, Message
 from outbound.models import Campaign, CampaignRecipient, MessageTemplate, ReminderRule, ReminderSent
-from tests.procs import test_redis_url as redis_test_url
+from tests.procs import redis_url_for_tests
 
 GYE = ZoneInfo("America/Guayaquil")
 D = date(2025, 3, 10)
@@ -28,7 +28,9 @@ def at(day: date, hour: int, minute: int = 0, second: int = 0) -> datetime:
 def _fresh_cache(settings):
     """An empty cache per test; with Redis, the tests' own Redis database (clear() flushes it)."""
     if settings.REDIS_URL:
-        settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": redis_test_url()}}
+        settings.CACHES = {
+            "default": {**settings.CACHES["default"], "LOCATION": redis_url_for_tests()}
+        }
     cache.clear()
     yield
     cache.clear()

@@ -22,10 +22,18 @@ from outbound import campaigns, pipeline, sweeper
 from outbound.campaigns import campaign_create, campaign_pause, campaign_resume, campaign_tick
 from outbound.models import Campaign, CampaignRecipient
 from tests.conftest import require
-from tests.procs import PYTHON, ROOT, dramatiq_args, free_port, process_env, running
-from tests.procs import test_redis_url as redis_test_url
+from tests.procs import (
+    PYTHON,
+    ROOT,
+    dramatiq_args,
+    free_port,
+    process_env,
+    redis_url_for_tests,
+    running,
+)
+from tests.waiting import wait_until
 
-pytestmark = [pytest.mark.integration, pytest.mark.services]
+pytestmark = pytest.mark.services
 
 LOGS = ROOT / "var" / "test-logs"
 RATE = 3000  # per minute: 50 a second keeps the file short
@@ -41,7 +49,7 @@ ACTORS = (
 @pytest.fixture
 def services(transactional_db, monkeypatch):
     require("REDIS_URL" in os.environ, "needs Redis (REDIS_URL) for the real worker")
-    url = redis_test_url()
+    url = redis_url_for_tests()
     redis.Redis.from_url(url).flushdb()
     from dramatiq.brokers.redis import RedisBroker
 
@@ -150,18 +158,6 @@ class Scheduler:
             sweeper.outbox_sweep.send()
 
 
-def wait_for(predicate, *, timeout: float, tick=None, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        if tick:
-            tick()
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}")
-
-
 def completed(campaign: Campaign) -> bool:
     campaign.refresh_from_db()
     if os.environ.get("CAMPAIGN_DEBUG"):
@@ -183,7 +179,7 @@ def test_it_sends_a_1000_campaign_exactly_once_when_two_ticks_race(services, sim
         # Two more ticks through the broker, as two scheduler processes would send them.
         campaigns.campaigns_tick.send()
         campaigns.campaigns_tick.send()
-        wait_for(lambda: completed(campaign), timeout=60, tick=Scheduler(), what="completion")
+        wait_until(lambda: completed(campaign), timeout=60, tick=Scheduler(), what="completion")
         took = time.monotonic() - started
     by_recipient = sim_stats(simulator)["sends_by_recipient"]
     print(f"\n1000 recipients, two racing ticks: completed in {took:.1f}s, {outcome(campaign)}")
@@ -198,7 +194,7 @@ def test_it_stops_sending_within_5s_of_a_pause_and_resume_finishes(services, sim
     tick = Scheduler()
     with worker(worker_env(services, simulator), "pause"):
         campaign_tick()
-        wait_for(
+        wait_until(
             lambda: sim_stats(simulator)["sends_accepted"] >= 300,
             timeout=60,
             tick=tick,
@@ -208,13 +204,13 @@ def test_it_stops_sending_within_5s_of_a_pause_and_resume_finishes(services, sim
         paused_at = time.time()
         at_pause = sim_stats(simulator)["sends_accepted"]
         # Ticks go on while paused: they must not restart it.
-        wait_for(lambda: time.time() > paused_at + 8, timeout=10, tick=tick, what="8 s")
+        wait_until(lambda: time.time() > paused_at + 8, timeout=10, tick=tick, what="8 s")
         sends = httpx.get(f"{simulator}/_sim/messages").json()
         after_pause = [m["timestamp"] - paused_at for m in sends if m["timestamp"] >= paused_at]
         late = [m for m in sends if m["timestamp"] > paused_at + 5]
         held = sim_stats(simulator)["sends_accepted"]
         campaign_resume(campaign=campaign)
-        wait_for(lambda: completed(campaign), timeout=60, tick=tick, what="completion")
+        wait_until(lambda: completed(campaign), timeout=60, tick=tick, what="completion")
     by_recipient = sim_stats(simulator)["sends_by_recipient"]
     print(
         f"\npause at {at_pause} sends: {held - at_pause} more went out after it, the last "

@@ -15,10 +15,9 @@ from django.conf import settings
 from django.test import Client
 
 from tests.conftest import make_user, require
-from tests.procs import ROOT, daphne_args, free_port, process_env, running
-from tests.procs import test_redis_url as redis_test_url
+from tests.procs import ROOT, daphne_args, free_port, process_env, redis_url_for_tests, running
 
-pytestmark = [pytest.mark.integration, pytest.mark.services]
+pytestmark = pytest.mark.services
 LOGS = ROOT / "var" / "test-logs"
 PHONE = "593968196046"
 
@@ -43,7 +42,7 @@ def webhook_body(text: str) -> dict:
 @pytest.fixture
 def two_daphnes(transactional_db):
     require("REDIS_URL" in os.environ, "needs Redis (REDIS_URL) for a shared channel layer")
-    redis_url = redis_test_url()
+    redis_url = redis_url_for_tests()
     redis.Redis.from_url(redis_url).flushdb()
     LOGS.mkdir(parents=True, exist_ok=True)
     env = process_env(DEBUG="1", DRAMATIQ_BROKER="stub", REDIS_URL=redis_url)

@@ -26,12 +26,13 @@ from tests.procs import (
     dramatiq_args,
     free_port,
     process_env,
+    redis_url_for_tests,
     running,
     stop,
 )
-from tests.procs import test_redis_url as redis_test_url
+from tests.waiting import wait_until
 
-pytestmark = [pytest.mark.integration, pytest.mark.services]
+pytestmark = pytest.mark.services
 
 FINAL = {"sent", "failed", "unknown"}
 LOGS = ROOT / "var" / "test-logs"
@@ -41,7 +42,7 @@ LOGS = ROOT / "var" / "test-logs"
 def services(transactional_db, monkeypatch):
     """A clean Redis database, and our actors enqueueing to it instead of the stub broker."""
     require("REDIS_URL" in os.environ, "needs Redis (REDIS_URL) for the real worker")
-    url = redis_test_url()
+    url = redis_url_for_tests()
     redis.Redis.from_url(url).flushdb()
     from dramatiq.brokers.redis import RedisBroker
 
@@ -117,16 +118,17 @@ def statuses(ids) -> dict:
 
 
 def wait_final(ids, *, timeout: float, tick=None) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def final() -> dict | None:
         current = statuses(ids)
-        if all(s in FINAL for s in current.values()):
-            return current
-        if tick:
-            tick()
-        time.sleep(1.0)
-    pending = {k: v for k, v in statuses(ids).items() if v not in FINAL}
-    pytest.fail(f"{len(pending)} messages never finished: {list(pending.items())[:10]}")
+        return current if all(s in FINAL for s in current.values()) else None
+
+    def pending() -> str:
+        left = {k: v for k, v in statuses(ids).items() if v not in FINAL}
+        return f"{len(left)} not final, {list(left.items())[:10]}"
+
+    return wait_until(
+        final, timeout=timeout, what="every message final", every=1.0, tick=tick, detail=pending
+    )
 
 
 def per_recipient(sim: str, ids) -> dict:
@@ -160,10 +162,12 @@ def test_sigkill_mid_run_sends_nothing_twice_and_loses_nothing(services, simulat
     ids = queue_messages(100, base=20_000)
     env = worker_env(services, simulator, 600)
     with worker(env, "killed") as proc:
-        deadline = time.monotonic() + 60
-        while Message.objects.filter(id__in=ids, status="sent").count() < 30:
-            assert time.monotonic() < deadline, "the worker never got going"
-            time.sleep(0.05)
+        wait_until(
+            lambda: Message.objects.filter(id__in=ids, status="sent").count() >= 30,
+            timeout=60,
+            every=0.05,
+            what="the worker getting going (30 sent)",
+        )
         stop(proc, signal.SIGKILL)
     at_kill = {s: list(statuses(ids).values()).count(s) for s in ("sent", "sending", "queued")}
 

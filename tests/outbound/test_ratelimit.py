@@ -31,9 +31,9 @@ def redis_client():
     require("REDIS_URL" in os.environ, "needs Redis (REDIS_URL)")
     import redis
 
-    from tests.procs import test_redis_url
+    from tests.procs import redis_url_for_tests
 
-    client = redis.Redis.from_url(test_redis_url())
+    client = redis.Redis.from_url(redis_url_for_tests())
     client.delete(ratelimit.KEY_PREFIX + "s1", ratelimit.KEY_PREFIX + "s2")
     return client
 
