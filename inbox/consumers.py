@@ -19,6 +19,7 @@ process sends from several threads), the socket has the page re-fetch its list a
 
 import asyncio
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
@@ -103,7 +104,17 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
             self.gaps.see(message.get("source"), message.get("seq"))
             if self.gaps.open and (self.gap_watch is None or self.gap_watch.done()):
                 self.gap_watch = asyncio.ensure_future(self._watch_gaps())
-        await super().dispatch(message)
+        if message["type"].startswith("websocket."):
+            await super().dispatch(message)
+            return
+        # Channels closes old database connections before every handler, in the one thread
+        # every socket of the process shares: 50 sockets, 50 hops into it per event, queued
+        # behind the renders. Our handlers reach the database only through
+        # database_sync_to_async, which closes them itself: the events skip it.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def _watch_gaps(self):
         """Until every missing number has come or one is past its deadline: then resync."""
