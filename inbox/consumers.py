@@ -19,6 +19,7 @@ process sends from several threads), the socket has the page re-fetch its list a
 
 import asyncio
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
@@ -103,7 +104,17 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
             self.gaps.see(message.get("source"), message.get("seq"))
             if self.gaps.open and (self.gap_watch is None or self.gap_watch.done()):
                 self.gap_watch = asyncio.ensure_future(self._watch_gaps())
-        await super().dispatch(message)
+        if message["type"].startswith("websocket."):
+            await super().dispatch(message)
+            return
+        # Channels closes old database connections before every handler, in the one thread
+        # every socket of the process shares: 50 sockets, 50 hops into it per event, queued
+        # behind the renders. Our handlers reach the database only through
+        # database_sync_to_async, which closes them itself: the events skip it.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def _watch_gaps(self):
         """Until every missing number has come or one is past its deadline: then resync."""
@@ -314,10 +325,10 @@ def _render(language: str, name: str, context: dict) -> str:
 
 @database_sync_to_async
 def _list_update(language, user, filters, conversation_id: int, message_id: int | None) -> str:
-    conversation = selectors.conversation_row(conversation_id=conversation_id)
+    message, conversation = _message_and_row(conversation_id, message_id)
     if conversation is None:
         return ""
-    if selectors.conversation_matches(user=user, filters=filters, conversation_id=conversation_id):
+    if _matches(user, filters, conversation):
         op = live.op("upsert", _render(language, "conv_row", {"c": conversation}))
     else:
         op = live.op("remove", format_html('<span data-id="conv-{}"></span>', conversation_id))
@@ -326,19 +337,40 @@ def _list_update(language, user, filters, conversation_id: int, message_id: int 
         live.staging([op]),
         format_html('<span id="unread-total" data-count="{}" hidden></span>', unread),
     ]
-    if message_id is not None:
-        message = Message.objects.filter(id=message_id, direction=Message.Direction.IN).first()
-        if message is not None:
-            customer = conversation.customer
-            parts.append(
-                format_html(
-                    '<div id="notify" hidden data-id="{}" '
-                    'data-conversation="{}" data-title="{}" data-body="{}"></div>',
-                    message.pk, conversation_id, customer.name or customer.phone,
-                    (message.body or message.get_kind_display())[:140],
-                )
-            )  # fmt: skip
+    if message is not None and message.direction == Message.Direction.IN:
+        customer = conversation.customer
+        parts.append(
+            format_html(
+                '<div id="notify" hidden data-id="{}" '
+                'data-conversation="{}" data-title="{}" data-body="{}"></div>',
+                message.pk, conversation_id, customer.name or customer.phone,
+                (message.body or message.get_kind_display())[:140],
+            )
+        )  # fmt: skip
     return "".join(parts)
+
+
+def _message_and_row(conversation_id: int, message_id: int | None):
+    """(message, the conversation's row): for a new message, both in one query."""
+    if message_id is not None:
+        message = (
+            Message.objects.select_related("conversation__customer", "conversation__assignee")
+            .filter(id=message_id, conversation_id=conversation_id)
+            .first()
+        )
+        if message is not None:
+            return message, message.conversation
+    return None, selectors.conversation_row(conversation_id=conversation_id)
+
+
+def _matches(user, filters: selectors.ListFilters, conversation: Conversation) -> bool:
+    """The unfiltered list holds every conversation with a message: no query for it (the
+    usual view), the row in hand says."""
+    if filters.view == "all" and not filters.q:
+        return conversation.last_message_at is not None
+    return selectors.conversation_matches(
+        user=user, filters=filters, conversation_id=conversation.pk
+    )
 
 
 @database_sync_to_async

@@ -173,9 +173,11 @@ async def _group_send_all(layer, event_type: EventType, events: list[dict]) -> N
 async def _group_send(layer, event_type: EventType, data: dict, to_list: bool = True) -> None:
     message = {"type": event_type, "conversation_id": None, "event_id": uuid.uuid4().hex}
     message.update(data)
+    sends = []
     if to_list:
-        await layer.group_send(INBOX_GROUP, _sequence.stamp({**message, "group": "inbox"}))
+        sends.append(layer.group_send(INBOX_GROUP, _sequence.stamp({**message, "group": "inbox"})))
     if message["conversation_id"] is not None:
-        await layer.group_send(
-            conversation_group(message["conversation_id"]), {**message, "group": "conversation"}
-        )
+        group = conversation_group(message["conversation_id"])
+        sends.append(layer.group_send(group, {**message, "group": "conversation"}))
+    # Both copies at once: each is a Redis round trip or two, and the webhook waits for them.
+    await asyncio.gather(*sends)

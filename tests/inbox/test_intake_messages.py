@@ -380,3 +380,19 @@ def test_a_fuzzed_copy_does_not_change_the_fixture(post):
     before = copy.deepcopy(body)
     post(body)
     assert body == before
+
+
+def test_a_known_customer_message_reaches_the_publish_in_few_queries(
+    post, django_assert_max_num_queries, django_capture_on_commit_callbacks
+):
+    """The path before the live push: one lookup (the conversation with its customer, by
+    phone), the message, the conversation's note, the pending reaction and the raw event; the
+    savepoints of the request's transaction and of the unique insert. Duplicates are settled by
+    the insert, not looked up first (issue 19)."""
+    post("messages_received_text")
+    again = copy.deepcopy(fixture_load("messages_received_text"))
+    again["data"]["messages"]["key"]["id"] = "3EB0QUERYCOUNT0001"
+    with django_assert_max_num_queries(9), django_capture_on_commit_callbacks(execute=True) as run:
+        assert post(again).status_code == 200
+    assert Message.objects.filter(wa_id="3EB0QUERYCOUNT0001").exists()
+    assert run  # the push (and the reaction's job) left after the commit
