@@ -39,18 +39,27 @@ def manage(*args: str, env: dict | None = None) -> None:
 
 
 SERVER_ENV = {
-    "DJANGO_SETTINGS_MODULE": "bench.settings", "DEBUG": "0", "SECRET_KEY": "bench" * 10,
-    "ALLOWED_HOSTS": "127.0.0.1,localhost", "WASENDER_WEBHOOK_SECRET": "bench-secret",
-    "SECURE_SSL_REDIRECT": "0", "SECURE_COOKIES": "0", "SECURE_HSTS_SECONDS": "0",
-}  # fmt: skip
+    "DJANGO_SETTINGS_MODULE": "bench.settings",
+    "DEBUG": "0",
+    "SECRET_KEY": "bench" * 10,
+    "ALLOWED_HOSTS": "127.0.0.1,localhost",
+    "WASENDER_WEBHOOK_SECRET": "bench-secret",
+    "SECURE_SSL_REDIRECT": "0",
+    "SECURE_COOKIES": "0",
+    "SECURE_HSTS_SECONDS": "0",
+}
 
 
 @contextmanager
 def _process(args: list[str], *, env: dict):
     proc = subprocess.Popen(
-        args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        args,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         start_new_session=True,
-    )  # fmt: skip
+    )
     try:
         yield proc
     finally:
@@ -82,8 +91,14 @@ def daphne(
 def worker(*, env: dict, processes: int = 1, threads: int = 4):
     """A real Dramatiq worker: it applies the webhooks a busy web process stored raw."""
     env = {**env, **SERVER_ENV}
-    args = [str(BIN / "dramatiq"), "chatdesk.worker", "--processes", str(processes),
-            "--threads", str(threads)]  # fmt: skip
+    args = [
+        str(BIN / "dramatiq"),
+        "chatdesk.worker",
+        "--processes",
+        str(processes),
+        "--threads",
+        str(threads),
+    ]
     with _process(args, env=env) as p:
         yield p
 

@@ -45,11 +45,18 @@ async def hold(port: int, cookies: list[str], count: int, idle: float, pid: int)
     for start in range(0, count, 50):
         batch = [cookies[i % len(cookies)] for i in range(start, min(start + 50, count))]
         results = await asyncio.gather(
-            *(websockets.connect(f"ws://{host}/ws/inbox/", origin=f"http://{host}",
-                                 additional_headers={"Cookie": c}, ping_interval=None,
-                                 max_size=None) for c in batch),
+            *(
+                websockets.connect(
+                    f"ws://{host}/ws/inbox/",
+                    origin=f"http://{host}",
+                    additional_headers={"Cookie": c},
+                    ping_interval=None,
+                    max_size=None,
+                )
+                for c in batch
+            ),
             return_exceptions=True,
-        )  # fmt: skip
+        )
         for result in results:
             if isinstance(result, Exception):
                 failures += 1
@@ -74,16 +81,21 @@ async def hold(port: int, cookies: list[str], count: int, idle: float, pid: int)
     waiters = [asyncio.create_task(wait_for_it(ws)) for ws in sockets]
     async with httpx.AsyncClient(timeout=30) as client:
         response = await client.post(
-            f"http://{host}/webhooks/wasender/", content=webhook_body(marker),
+            f"http://{host}/webhooks/wasender/",
+            content=webhook_body(marker),
             headers={"X-Webhook-Signature": SECRET, "Content-Type": "application/json"},
-        )  # fmt: skip
+        )
     await asyncio.gather(*waiters)
     await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
     return {
-        "open": len(sockets), "failed": failures, "received": received,
-        "webhook": response.status_code, "rss_before": before, "rss_after": after,
+        "open": len(sockets),
+        "failed": failures,
+        "received": received,
+        "webhook": response.status_code,
+        "rss_before": before,
+        "rss_after": after,
         "connect_seconds": connect_seconds,
-    }  # fmt: skip
+    }
 
 
 def main() -> None:
@@ -100,19 +112,23 @@ def main() -> None:
         result = asyncio.run(hold(port, cookies, args.sockets, args.idle, proc.pid))
     per_socket_kb = (result["rss_after"] - result["rss_before"]) * 1024 / max(result["open"], 1)
     ok = "ok" if result["received"] >= 1000 else "MISSED"
-    record("Idle agent sockets on one daphne (issue 4)", [
-        f"Asked for {args.sockets} agent sockets on /ws/inbox/ (50 agents' sessions, core Redis "
-        f"layer, PostgreSQL), fd limit {limit}; idle {args.idle:.0f} s, then one webhook.",
-        "",
-        "| open | failed to open | received the push after idling | daphne RSS before MB "
-        "| RSS with sockets MB | per socket KB | connect time s |",
-        "|---|---|---|---|---|---|---|",
-        f"| {result['open']} | {result['failed']} | {result['received']} "
-        f"| {result['rss_before']:.0f} | {result['rss_after']:.0f} | {per_socket_kb:.0f} "
-        f"| {result['connect_seconds']:.1f} |",
-        "",
-        f"Target: 1,000 live sockets on one process: {ok}.",
-    ])  # fmt: skip
+    record(
+        "Idle agent sockets on one daphne (issue 4)",
+        [
+            f"Asked for {args.sockets} agent sockets on /ws/inbox/ (50 agents' sessions, core "
+            f"Redis layer, PostgreSQL), fd limit {limit}; idle {args.idle:.0f} s, then one "
+            "webhook.",
+            "",
+            "| open | failed to open | received the push after idling | daphne RSS before MB "
+            "| RSS with sockets MB | per socket KB | connect time s |",
+            "|---|---|---|---|---|---|---|",
+            f"| {result['open']} | {result['failed']} | {result['received']} "
+            f"| {result['rss_before']:.0f} | {result['rss_after']:.0f} | {per_socket_kb:.0f} "
+            f"| {result['connect_seconds']:.1f} |",
+            "",
+            f"Target: 1,000 live sockets on one process: {ok}.",
+        ],
+    )
 
 
 if __name__ == "__main__":

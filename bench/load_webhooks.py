@@ -71,24 +71,36 @@ def agent_session(env: dict) -> str:
     env = {**env, "SECRET_KEY": "bench" * 10}
     out = subprocess.run(
         [sys.executable, "manage.py", "shell", "--no-imports", "-c", SESSION_CODE],
-        cwd=ROOT, env=env, check=True, capture_output=True, text=True,
-    ).stdout  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return re.search(r"SESSION (\w+)", out)[1]
 
 
 def webhook_body(run: str, n: int) -> bytes:
     phone = f"59399{n % 5000:07d}"
-    return json.dumps({
-        "event": "messages.received",
-        "timestamp": int(time.time()),
-        "data": {"messages": {
-            "key": {"id": f"LOAD{run}X{n:09d}", "fromMe": False,
-                    "remoteJid": f"{phone}@s.whatsapp.net", "cleanedSenderPn": phone},
-            "pushName": f"Cliente {n % 5000}",
-            "messageTimestamp": int(time.time()),
-            "messageBody": f"Hola load-{run}-{n}",
-        }},
-    }).encode()  # fmt: skip
+    return json.dumps(
+        {
+            "event": "messages.received",
+            "timestamp": int(time.time()),
+            "data": {
+                "messages": {
+                    "key": {
+                        "id": f"LOAD{run}X{n:09d}",
+                        "fromMe": False,
+                        "remoteJid": f"{phone}@s.whatsapp.net",
+                        "cleanedSenderPn": phone,
+                    },
+                    "pushName": f"Cliente {n % 5000}",
+                    "messageTimestamp": int(time.time()),
+                    "messageBody": f"Hola load-{run}-{n}",
+                }
+            },
+        }
+    ).encode()
 
 
 class Sockets:
@@ -105,9 +117,12 @@ class Sockets:
         url = base.replace("http://", "ws://") + "/ws/inbox/"
         for _ in range(count):
             socket = await connect(
-                url, additional_headers={"Cookie": f"sessionid={session}"}, origin=base,
-                max_size=None, open_timeout=30,
-            )  # fmt: skip
+                url,
+                additional_headers={"Cookie": f"sessionid={session}"},
+                origin=base,
+                max_size=None,
+                open_timeout=30,
+            )
             self.connections.append(socket)
             self.tasks.append(asyncio.create_task(self._read(socket)))
 
@@ -153,10 +168,12 @@ async def open_loop(client, url: str, *, run: str, start: int, rate: float, seco
 
 def stored(database_url: str, run: str) -> tuple[dict[str, int], int]:
     with psycopg.connect(database_url) as conn:
-        messages = dict(conn.execute(
-            "SELECT wa_id, count(*) FROM inbox_message WHERE wa_id LIKE %s GROUP BY wa_id",
-            (f"LOAD{run}X%",),
-        ).fetchall())  # fmt: skip
+        messages = dict(
+            conn.execute(
+                "SELECT wa_id, count(*) FROM inbox_message WHERE wa_id LIKE %s GROUP BY wa_id",
+                (f"LOAD{run}X%",),
+            ).fetchall()
+        )
         events = conn.execute(
             "SELECT count(*) FROM inbox_webhookevent WHERE payload #>> '{data,messages,key,id}' "
             "LIKE %s",
@@ -193,8 +210,10 @@ async def search(client, url: str, args, *, run: str, start: int, settle) -> lis
         )
         start += 1_000_000
         steps.append((rate, p99, refused))
-        print(f"  {url.rsplit('/', 2)[-2]} {rate}/s: p99 ack {p99:.0f} ms, {refused} refused",
-              flush=True)  # fmt: skip
+        print(
+            f"  {url.rsplit('/', 2)[-2]} {rate}/s: p99 ack {p99:.0f} ms, {refused} refused",
+            flush=True,
+        )
         if p99 < P99_TARGET_MS and not refused:
             held = max(held, rate)
         else:
@@ -228,14 +247,17 @@ async def measure(base, session, args, run, database_url, first):
 
     async with httpx.AsyncClient(limits=limits, timeout=60) as client:
         await open_loop(client, url, run=run, start=0, rate=20, seconds=1)  # warm-up
-        await open_loop(client, f"{base}/bench/bare-insert/", run=run, start=0, rate=20,
-                        seconds=1)  # fmt: skip
+        await open_loop(client, f"{base}/bench/bare-insert/", run=run, start=0, rate=20, seconds=1)
         floor_steps, steps = [], []
         if not args.no_search:
             floor_steps = await search(
-                client, f"{base}/bench/bare-insert/", args, run=run, start=50_000_000,
+                client,
+                f"{base}/bench/bare-insert/",
+                args,
+                run=run,
+                start=50_000_000,
                 settle=settle,
-            )  # fmt: skip
+            )
             steps = await search(client, url, args, run=run, start=10_000_000, settle=settle)
         rate = args.rate or sustained(steps) or args.search_from
         began = time.perf_counter()
@@ -249,8 +271,12 @@ async def measure(base, session, args, run, database_url, first):
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rate", type=float, default=0, help="the steady run's rate (default: "
-                        "the highest chatdesk sustained in the search)")  # fmt: skip
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0,
+        help="the steady run's rate (default: the highest chatdesk sustained in the search)",
+    )
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--sockets", type=int, default=50)
     parser.add_argument("--step-seconds", type=float, default=10)

@@ -52,8 +52,12 @@ def measure(client, url, **headers):
     return times, len(queries)
 
 
-COLD = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-                    "LOCATION": "bench-cold"}}  # fmt: skip
+COLD = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "bench-cold",
+    }
+}
 
 
 def sections(days: int) -> list[tuple[str, object]]:
@@ -71,8 +75,12 @@ def sections(days: int) -> list[tuple[str, object]]:
 
 def cold_rows() -> list[str]:
     """Each section's first load with an empty cache, then its second (settled days cached)."""
-    lines = ["", "| section, first load (empty cache) | 30 days ms | 365 days ms | second load "
-             "365 days ms |", "|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "",
+        "| section, first load (empty cache) | 30 days ms | 365 days ms | second load "
+        "365 days ms |",
+        "|---|---|---|---|",
+    ]
     with override_settings(CACHES=COLD):
         for (name, thirty), (_name, year) in zip(sections(30), sections(365), strict=True):
             timings = []

@@ -74,9 +74,13 @@ PAGE_PROBE = """
 
 def django_setup(database_url: str) -> None:
     os.environ.update(
-        {"DATABASE_URL": database_url, "DJANGO_SETTINGS_MODULE": "chatdesk.settings",
-         "DEBUG": "1", "REDIS_URL": ""}
-    )  # fmt: skip
+        {
+            "DATABASE_URL": database_url,
+            "DJANGO_SETTINGS_MODULE": "chatdesk.settings",
+            "DEBUG": "1",
+            "REDIS_URL": "",
+        }
+    )
     import django
 
     django.setup()
@@ -116,9 +120,10 @@ def conversation_wait(simulator: str) -> int:
     from inbox.models import Conversation
 
     answer = httpx.post(
-        f"{simulator}/_sim/inbound", json={"phone": PHONE, "text": "Hola", "name": "Bench"},
+        f"{simulator}/_sim/inbound",
+        json={"phone": PHONE, "text": "Hola", "name": "Bench"},
         timeout=30,
-    )  # fmt: skip
+    )
     assert answer.json()["data"]["delivered"] is True, answer.text
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -66,8 +66,9 @@ def main() -> None:
         if suffix == "large" and not has_messages(url):
             print(f"== generating the large data set in {url}", flush=True)
             manage = [sys.executable, "manage.py"]
-            subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env,
-                           check=True)  # fmt: skip
+            subprocess.run(
+                [*manage, "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True
+            )
             subprocess.run([*manage, "generate_large_data"], cwd=ROOT, env=env, check=True)
         print(f"== {script} on {urlsplit(url).path.lstrip('/')}", flush=True)
         subprocess.run([sys.executable, str(HERE / script), *sys.argv[1:]], env=env, check=True)

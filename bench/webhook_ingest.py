@@ -128,10 +128,12 @@ def applied(database_url: str, after_id: int, *, sent: int) -> str:
     one message (none lost, none twice)."""
     seconds, states = drain(database_url, after_id=after_id)
     with psycopg.connect(database_url) as conn:
-        rows = dict(conn.execute(
-            "SELECT wa_id, count(*) FROM inbox_message WHERE wa_id LIKE %s GROUP BY wa_id",
-            (f"BENCH{RUN}X%",),
-        ).fetchall())  # fmt: skip
+        rows = dict(
+            conn.execute(
+                "SELECT wa_id, count(*) FROM inbox_message WHERE wa_id LIKE %s GROUP BY wa_id",
+                (f"BENCH{RUN}X%",),
+            ).fetchall()
+        )
     lost = len(acked - set(rows))
     twice = sum(1 for n in rows.values() if n > 1)
     waiting = states.get("pending", 0) + states.get("failed", 0)
@@ -166,17 +168,18 @@ def main() -> None:
             closed_loop(f"{base}/bench/bare-insert/", senders=args.senders, seconds=args.seconds)
         )
         real_rps, real_lat, real_err, real_applied = chatdesk_run(
-            database_url, env, closed_loop(
-                f"{base}/webhooks/wasender/", senders=args.senders, seconds=args.seconds
-            ),
-        )  # fmt: skip
+            database_url,
+            env,
+            closed_loop(f"{base}/webhooks/wasender/", senders=args.senders, seconds=args.seconds),
+        )
         bare_fixed_lat, bare_fixed_err = asyncio.run(
             open_loop(f"{base}/bench/bare-insert/", rate=100, seconds=args.seconds)
         )
         fixed_lat, fixed_err, fixed_applied = chatdesk_run(
-            database_url, env, open_loop(f"{base}/webhooks/wasender/", rate=100,
-                                         seconds=args.seconds),
-        )  # fmt: skip
+            database_url,
+            env,
+            open_loop(f"{base}/webhooks/wasender/", rate=100, seconds=args.seconds),
+        )
         with worker(env=env):
             acked.clear()
             first = last_event_id(database_url)

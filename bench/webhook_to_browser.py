@@ -52,8 +52,13 @@ def bench_env(layer: str = "core") -> dict:
         sys.exit("Set REDIS_URL: the benchmark compares the channels-redis layers.")
     db = os.environ.get("CHATDESK_BENCH_REDIS_DB", "13")
     redis_url = urlunsplit(urlsplit(redis_url)._replace(path=f"/{db}"))
-    return {**os.environ, **SERVER_ENV, "REDIS_URL": redis_url, "CHANNEL_LAYER": layer,
-            "DRAMATIQ_BROKER": "stub"}  # fmt: skip
+    return {
+        **os.environ,
+        **SERVER_ENV,
+        "REDIS_URL": redis_url,
+        "CHANNEL_LAYER": layer,
+        "DRAMATIQ_BROKER": "stub",
+    }
 
 
 def agent_cookies(count: int) -> list[str]:
@@ -83,24 +88,33 @@ def agent_cookies(count: int) -> list[str]:
 def webhook_body(marker: str) -> bytes:
     n = next(counter)
     phone = f"59399{n % 50:07d}"
-    return json.dumps({
-        "event": "messages.received",
-        "timestamp": int(time.time()),
-        "data": {"messages": {
-            "key": {"id": f"LIVE{os.getpid()}X{n:012d}{marker[-6:]}", "fromMe": False,
-                    "remoteJid": f"{phone}@s.whatsapp.net", "cleanedSenderPn": phone},
-            "pushName": f"Cliente {n % 50}",
-            "messageTimestamp": int(time.time()),
-            "messageBody": f"Hola {marker}",
-        }},
-    }).encode()  # fmt: skip
+    return json.dumps(
+        {
+            "event": "messages.received",
+            "timestamp": int(time.time()),
+            "data": {
+                "messages": {
+                    "key": {
+                        "id": f"LIVE{os.getpid()}X{n:012d}{marker[-6:]}",
+                        "fromMe": False,
+                        "remoteJid": f"{phone}@s.whatsapp.net",
+                        "cleanedSenderPn": phone,
+                    },
+                    "pushName": f"Cliente {n % 50}",
+                    "messageTimestamp": int(time.time()),
+                    "messageBody": f"Hola {marker}",
+                }
+            },
+        }
+    ).encode()
 
 
 async def sockets_open(url: str, cookies: list[str], origin: str) -> list:
     async def one(cookie):
         headers = {"Cookie": cookie} if cookie else {}
-        ws = await websockets.connect(url, origin=origin, additional_headers=headers,
-                                      max_size=None, ping_interval=None)  # fmt: skip
+        ws = await websockets.connect(
+            url, origin=origin, additional_headers=headers, max_size=None, ping_interval=None
+        )
         return ws
 
     sockets = []
@@ -157,8 +171,9 @@ async def run_chatdesk(port: int, cookies: list[str], messages: int) -> list[flo
     async with httpx.AsyncClient(timeout=30) as client:
 
         async def post(marker):
-            response = await client.post(f"http://{host}/webhooks/wasender/",
-                                         content=webhook_body(marker), headers=headers)  # fmt: skip
+            response = await client.post(
+                f"http://{host}/webhooks/wasender/", content=webhook_body(marker), headers=headers
+            )
             STATE["answered"] = time.perf_counter()
             return response
 
@@ -208,8 +223,16 @@ def main() -> None:
                     map(summary_ms, (bare_lat, floor_lat, real_lat, floor_answer, real_answer))
                 )
                 rows.append((layer, agents, *figures))
-                print(layer, agents, *zip(("bare", "floor", "chatdesk", "floor answer",
-                      "answer"), figures, strict=True), flush=True)  # fmt: skip
+                print(
+                    layer,
+                    agents,
+                    *zip(
+                        ("bare", "floor", "chatdesk", "floor answer", "answer"),
+                        figures,
+                        strict=True,
+                    ),
+                    flush=True,
+                )
     lines = [
         f"One daphne process per app, PostgreSQL, channels-redis; {args.messages} messages one "
         f"at a time (at most {MAX_RATE} a second) after 20 warm-up ones; latency from just "

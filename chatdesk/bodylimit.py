@@ -112,15 +112,35 @@ def rules() -> list[Rule]:
     timeout = settings.REQUEST_BODY_TIMEOUT
     upload_timeout = settings.REQUEST_UPLOAD_TIMEOUT
     return [
-        Rule("wasender", r"/webhooks/wasender/", settings.WASENDER_WEBHOOK_MAX_BYTES, timeout,
-             refuse=wasender_signature),
-        Rule("meta", r"/webhooks/meta/", settings.WASENDER_WEBHOOK_MAX_BYTES, timeout,
-             refuse=meta_signature_header),
-        Rule("reply", r"/inbox/c/\d+/reply/", small, upload_timeout,
-             login_cap=max(settings.ATTACHMENT_MAX_BYTES.values()) + UPLOAD_MARGIN),
-        Rule("import", r"/customers/import/", small, upload_timeout,
-             login_cap=settings.CUSTOMER_IMPORT_MAX_BYTES + UPLOAD_MARGIN),
-    ]  # fmt: skip
+        Rule(
+            "wasender",
+            r"/webhooks/wasender/",
+            settings.WASENDER_WEBHOOK_MAX_BYTES,
+            timeout,
+            refuse=wasender_signature,
+        ),
+        Rule(
+            "meta",
+            r"/webhooks/meta/",
+            settings.WASENDER_WEBHOOK_MAX_BYTES,
+            timeout,
+            refuse=meta_signature_header,
+        ),
+        Rule(
+            "reply",
+            r"/inbox/c/\d+/reply/",
+            small,
+            upload_timeout,
+            login_cap=max(settings.ATTACHMENT_MAX_BYTES.values()) + UPLOAD_MARGIN,
+        ),
+        Rule(
+            "import",
+            r"/customers/import/",
+            small,
+            upload_timeout,
+            login_cap=settings.CUSTOMER_IMPORT_MAX_BYTES + UPLOAD_MARGIN,
+        ),
+    ]
 
 
 def rule_for(path: str) -> Rule:
@@ -226,8 +246,13 @@ class BodyLimitMiddleware:
 
 async def respond(send, refusal: Refusal) -> None:
     body = refusal.body()
-    await send({"type": "http.response.start", "status": refusal.status,
-                "headers": refusal.head(len(body))})  # fmt: skip
+    await send(
+        {
+            "type": "http.response.start",
+            "status": refusal.status,
+            "headers": refusal.head(len(body)),
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 

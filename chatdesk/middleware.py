@@ -95,8 +95,10 @@ class HostileInputMiddleware:
         where = _unstorable_input(request)
         if where is None:
             return None
-        message = _("El texto tiene caracteres que no se pueden guardar (NUL o sustitutos "
-                    "sueltos). Quítalos y vuelve a intentarlo.")  # fmt: skip
+        message = _(
+            "El texto tiene caracteres que no se pueden guardar (NUL o sustitutos "
+            "sueltos). Quítalos y vuelve a intentarlo."
+        )
         if match is not None and match.namespace == "api":
             error = {"type": "value_error", "loc": [where], "msg": message}
             return JsonResponse({"detail": [error]}, status=422)

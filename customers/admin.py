@@ -91,8 +91,16 @@ class SegmentAdmin(admin.ModelAdmin):
 class CustomerImportAdmin(admin.ModelAdmin):
     list_display = ["filename", "created_at", "created_by", "created", "updated", "rejected"]
     list_filter = ["created_at"]
-    readonly_fields = ["filename", "created_by", "created_at", "created", "updated",
-                       "unchanged", "rejected", "rejected_rows"]  # fmt: skip
+    readonly_fields = [
+        "filename",
+        "created_by",
+        "created_at",
+        "created",
+        "updated",
+        "unchanged",
+        "rejected",
+        "rejected_rows",
+    ]
 
     def has_add_permission(self, request):
         return False

@@ -621,7 +621,12 @@ def customer_import_record(
         for r in report.rejected[: CustomerImport.REJECTED_KEPT]
     ]
     return CustomerImport.objects.create(
-        filename=filename[:200], created_by=user, created_at=at or timezone.now(),
-        created=counts[CREATE], updated=counts[UPDATE], unchanged=counts[UNCHANGED],
-        rejected=counts[REJECTED], rejected_rows=rejected,
-    )  # fmt: skip
+        filename=filename[:200],
+        created_by=user,
+        created_at=at or timezone.now(),
+        created=counts[CREATE],
+        updated=counts[UPDATE],
+        unchanged=counts[UNCHANGED],
+        rejected=counts[REJECTED],
+        rejected_rows=rejected,
+    )

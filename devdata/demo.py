@@ -136,38 +136,172 @@ TEMPLATES = (
 BODIES = {name: body for name, _category, body in TEMPLATES}
 
 FEMALE_NAMES = (
-    "María", "Ana", "Gabriela", "Daniela", "Andrea", "Carolina", "Fernanda", "Valeria", "Paola",
-    "Verónica", "Jessica", "Katherine", "Mishell", "Estefanía", "Lorena", "Diana", "Mónica",
-    "Johanna", "Cristina", "Karla", "Nathaly", "Doménica", "Camila", "Isabel", "Rosa", "Lucía",
-    "Mayra", "Silvia", "Tatiana", "Alexandra", "Belén", "Pamela", "Ximena", "Gissela", "Evelyn",
-    "María José", "María Fernanda", "María Belén", "Ana Lucía", "Ana Cristina",
-)  # fmt: skip
+    "María",
+    "Ana",
+    "Gabriela",
+    "Daniela",
+    "Andrea",
+    "Carolina",
+    "Fernanda",
+    "Valeria",
+    "Paola",
+    "Verónica",
+    "Jessica",
+    "Katherine",
+    "Mishell",
+    "Estefanía",
+    "Lorena",
+    "Diana",
+    "Mónica",
+    "Johanna",
+    "Cristina",
+    "Karla",
+    "Nathaly",
+    "Doménica",
+    "Camila",
+    "Isabel",
+    "Rosa",
+    "Lucía",
+    "Mayra",
+    "Silvia",
+    "Tatiana",
+    "Alexandra",
+    "Belén",
+    "Pamela",
+    "Ximena",
+    "Gissela",
+    "Evelyn",
+    "María José",
+    "María Fernanda",
+    "María Belén",
+    "Ana Lucía",
+    "Ana Cristina",
+)
 MALE_NAMES = (
-    "José", "Juan", "Carlos", "Luis", "Jorge", "Diego", "Andrés", "Santiago", "Sebastián",
-    "Fernando", "Christian", "Javier", "Xavier", "Pablo", "Miguel", "David", "Francisco", "Mateo",
-    "Bryan", "Kevin", "Jonathan", "Ricardo", "Edison", "Wilson", "Marco", "Esteban", "Darío",
-    "Galo", "Byron", "Fabián", "Henry", "Iván", "Patricio", "Roberto", "Washington",
-    "Juan Carlos", "José Luis", "Luis Fernando", "Juan Pablo", "Carlos Andrés",
-)  # fmt: skip
+    "José",
+    "Juan",
+    "Carlos",
+    "Luis",
+    "Jorge",
+    "Diego",
+    "Andrés",
+    "Santiago",
+    "Sebastián",
+    "Fernando",
+    "Christian",
+    "Javier",
+    "Xavier",
+    "Pablo",
+    "Miguel",
+    "David",
+    "Francisco",
+    "Mateo",
+    "Bryan",
+    "Kevin",
+    "Jonathan",
+    "Ricardo",
+    "Edison",
+    "Wilson",
+    "Marco",
+    "Esteban",
+    "Darío",
+    "Galo",
+    "Byron",
+    "Fabián",
+    "Henry",
+    "Iván",
+    "Patricio",
+    "Roberto",
+    "Washington",
+    "Juan Carlos",
+    "José Luis",
+    "Luis Fernando",
+    "Juan Pablo",
+    "Carlos Andrés",
+)
 SURNAMES = (
-    "González", "Rodríguez", "Zambrano", "Sánchez", "Vera", "Pérez", "Mendoza", "Torres", "López",
-    "Castro", "Andrade", "Moreira", "Morales", "Ramírez", "Flores", "Chávez", "Jiménez", "Cedeño",
-    "Vásquez", "Álvarez", "Espinoza", "Romero", "Herrera", "Ortiz", "Salazar", "Villacís",
-    "Guerrero", "Suárez", "Benítez", "Carrión", "Loor", "Macías", "Intriago", "Ponce", "Cevallos",
-    "Paredes", "Naranjo", "Cárdenas", "Pazmiño", "Ochoa", "Yépez", "Aguirre", "Bravo", "Tapia",
-    "Quishpe", "Guamán", "Chiluisa", "Tituaña", "Carrillo", "Calderón", "Arias", "Viteri",
-    "Jaramillo", "Montalvo", "Proaño", "Ordóñez", "Palacios", "Mejía", "Coronel", "Alvarado",
-)  # fmt: skip
+    "González",
+    "Rodríguez",
+    "Zambrano",
+    "Sánchez",
+    "Vera",
+    "Pérez",
+    "Mendoza",
+    "Torres",
+    "López",
+    "Castro",
+    "Andrade",
+    "Moreira",
+    "Morales",
+    "Ramírez",
+    "Flores",
+    "Chávez",
+    "Jiménez",
+    "Cedeño",
+    "Vásquez",
+    "Álvarez",
+    "Espinoza",
+    "Romero",
+    "Herrera",
+    "Ortiz",
+    "Salazar",
+    "Villacís",
+    "Guerrero",
+    "Suárez",
+    "Benítez",
+    "Carrión",
+    "Loor",
+    "Macías",
+    "Intriago",
+    "Ponce",
+    "Cevallos",
+    "Paredes",
+    "Naranjo",
+    "Cárdenas",
+    "Pazmiño",
+    "Ochoa",
+    "Yépez",
+    "Aguirre",
+    "Bravo",
+    "Tapia",
+    "Quishpe",
+    "Guamán",
+    "Chiluisa",
+    "Tituaña",
+    "Carrillo",
+    "Calderón",
+    "Arias",
+    "Viteri",
+    "Jaramillo",
+    "Montalvo",
+    "Proaño",
+    "Ordóñez",
+    "Palacios",
+    "Mejía",
+    "Coronel",
+    "Alvarado",
+)
 # (city, province, weight)
 CITIES = (
-    ("Quito", "Pichincha", 30), ("Guayaquil", "Guayas", 28), ("Cuenca", "Azuay", 9),
-    ("Santo Domingo", "Santo Domingo de los Tsáchilas", 5), ("Ambato", "Tungurahua", 5),
-    ("Manta", "Manabí", 5), ("Portoviejo", "Manabí", 4), ("Machala", "El Oro", 4),
-    ("Loja", "Loja", 4), ("Durán", "Guayas", 3), ("Riobamba", "Chimborazo", 3),
-    ("Ibarra", "Imbabura", 3), ("Sangolquí", "Pichincha", 2), ("Esmeraldas", "Esmeraldas", 2),
-    ("Latacunga", "Cotopaxi", 2), ("Quevedo", "Los Ríos", 2), ("Salinas", "Santa Elena", 1),
+    ("Quito", "Pichincha", 30),
+    ("Guayaquil", "Guayas", 28),
+    ("Cuenca", "Azuay", 9),
+    ("Santo Domingo", "Santo Domingo de los Tsáchilas", 5),
+    ("Ambato", "Tungurahua", 5),
+    ("Manta", "Manabí", 5),
+    ("Portoviejo", "Manabí", 4),
+    ("Machala", "El Oro", 4),
+    ("Loja", "Loja", 4),
+    ("Durán", "Guayas", 3),
+    ("Riobamba", "Chimborazo", 3),
+    ("Ibarra", "Imbabura", 3),
+    ("Sangolquí", "Pichincha", 2),
+    ("Esmeraldas", "Esmeraldas", 2),
+    ("Latacunga", "Cotopaxi", 2),
+    ("Quevedo", "Los Ríos", 2),
+    ("Salinas", "Santa Elena", 1),
     ("Babahoyo", "Los Ríos", 1),
-)  # fmt: skip
+)
 TAGS = ("VIP", "Familia", "Referido", "Quito norte", "Quito sur", "Pago puntual", "Revendedor")
 NOTES = (
     "Prefiere que le escriban en la tarde.",
@@ -195,11 +329,36 @@ FAILURES = (
     (3, "Tiempo de espera agotado al contactar a WaSender"),
 )
 MONTHS = (
-    "enero", "febrero", "marzo", "abril", "mayo", "junio", "julio", "agosto", "septiembre",
-    "octubre", "noviembre", "diciembre",
-)  # fmt: skip
-HOURS = {8: 3, 9: 6, 10: 8, 11: 8, 12: 7, 13: 5, 14: 5, 15: 6, 16: 6, 17: 6, 18: 8, 19: 9,
-         20: 9, 21: 6, 22: 2}  # fmt: skip
+    "enero",
+    "febrero",
+    "marzo",
+    "abril",
+    "mayo",
+    "junio",
+    "julio",
+    "agosto",
+    "septiembre",
+    "octubre",
+    "noviembre",
+    "diciembre",
+)
+HOURS = {
+    8: 3,
+    9: 6,
+    10: 8,
+    11: 8,
+    12: 7,
+    13: 5,
+    14: 5,
+    15: 6,
+    16: 6,
+    17: 6,
+    18: 8,
+    19: 9,
+    20: 9,
+    21: 6,
+    22: 2,
+}
 FIXED_CUSTOMERS = (  # the fixtures' customers, always present
     ("María González", "+593968196046", "Quito", "Pichincha"),
     ("Carlos Pérez", "+593987654321", "Guayaquil", "Guayas"),
@@ -425,9 +584,13 @@ def _sub_add(w, person, name, started, expires, created) -> Subscription:
     if person.customer.phone == MARIA and name == "Netflix":
         price = normal  # "Son $12.99"
     sub = Subscription(
-        customer=person.customer, service=w.services[name], price=price,
-        started_on=started, expires_on=expires, created_at=created or w.now,
-    )  # fmt: skip
+        customer=person.customer,
+        service=w.services[name],
+        price=price,
+        started_on=started,
+        expires_on=expires,
+        created_at=created or w.now,
+    )
     person.subs.append(sub)
     return sub
 
@@ -518,9 +681,11 @@ def _bot(body: str) -> tuple:
 
 def _payment_confirm(w: World, name: str, sub: Subscription, expiry: date) -> str:
     return _render(
-        BODIES["Pago recibido"], nombre=_first(name), servicio=sub.service.name,
+        BODIES["Pago recibido"],
+        nombre=_first(name),
+        servicio=sub.service.name,
         fecha_vencimiento=_es_date(expiry),
-    )  # fmt: skip
+    )
 
 
 def _reminder_line(
@@ -535,26 +700,54 @@ def _reminder_line(
 
 def _expiry_body(w: World, name: str, sub: Subscription) -> str:
     return _render(
-        BODIES["Vencimiento"], nombre=_first(name), servicio=sub.service.name,
-        dias_restantes=3, precio=sub.price, fecha_vencimiento=_es_date(sub.expires_on),
-    )  # fmt: skip
+        BODIES["Vencimiento"],
+        nombre=_first(name),
+        servicio=sub.service.name,
+        dias_restantes=3,
+        precio=sub.price,
+        fecha_vencimiento=_es_date(sub.expires_on),
+    )
 
 
 def _renewal_episode(w: World, person: Person, renewal: Renewal, agent: User) -> Episode:
     rng, sub, name = w.rng, renewal.subscription, person.customer.name
     svc = sub.service.name
     steps = [
-        _customer(rng.choice(("Gracias, quiero renovar", "Sí, quiero renovar 🙌",
-                              f"Hola, sí renuevo el {svc}", "Dale, renuevo")), 300, 14400),
+        _customer(
+            rng.choice(
+                (
+                    "Gracias, quiero renovar",
+                    "Sí, quiero renovar 🙌",
+                    f"Hola, sí renuevo el {svc}",
+                    "Dale, renuevo",
+                )
+            ),
+            300,
+            14400,
+        ),
         _bot(RENEW_ACK),
-        _customer(rng.choice(("¿Cuánto cuesta?", "¿Sigue al mismo precio?", "¿Cuánto es?")),
-                  30, 300),
-        _agent(f"Son ${sub.price}, te envío el link de pago: {PAY_LINK}{rng.getrandbits(24):06X}",
-               120, 900),
-        _customer(rng.choice(("Listo, ya pagué ✅", "Ya transferí, les mando el comprobante",
-                              "Pagado, gracias", "Ya está, revisen porfa")), 300, 5400),
+        _customer(
+            rng.choice(("¿Cuánto cuesta?", "¿Sigue al mismo precio?", "¿Cuánto es?")), 30, 300
+        ),
+        _agent(
+            f"Son ${sub.price}, te envío el link de pago: {PAY_LINK}{rng.getrandbits(24):06X}",
+            120,
+            900,
+        ),
+        _customer(
+            rng.choice(
+                (
+                    "Listo, ya pagué ✅",
+                    "Ya transferí, les mando el comprobante",
+                    "Pagado, gracias",
+                    "Ya está, revisen porfa",
+                )
+            ),
+            300,
+            5400,
+        ),
         _agent(_payment_confirm(w, name, sub, renewal.new_expiry), 120, 1200),
-    ]  # fmt: skip
+    ]
     lines = _lines(rng, agent, steps)
     lines[-1].mark = lambda t: setattr(renewal, "renewed_at", t)
     reminder_day = renewal.previous_expiry - timedelta(days=3)
@@ -580,36 +773,72 @@ def _expiry_episode(w: World, person: Person, sub: Subscription, agent: User) ->
     if sub.expires_on >= w.today:
         reply = _pick(rng, {"renew": 4, "later": 2, "none": 4})
         if reply == "renew":
-            lines += _lines(rng, agent, [
-                _customer("Gracias, quiero renovar", 300, 10800),
-                _bot(RENEW_ACK),
-                _customer("¿Cuánto cuesta?", 30, 600),
-                _agent(f"Son ${sub.price}, te envío el link de pago: "
-                       f"{PAY_LINK}{rng.getrandbits(24):06X}", 120, 1500),
-            ])  # fmt: skip
+            lines += _lines(
+                rng,
+                agent,
+                [
+                    _customer("Gracias, quiero renovar", 300, 10800),
+                    _bot(RENEW_ACK),
+                    _customer("¿Cuánto cuesta?", 30, 600),
+                    _agent(
+                        f"Son ${sub.price}, te envío el link de pago: "
+                        f"{PAY_LINK}{rng.getrandbits(24):06X}",
+                        120,
+                        1500,
+                    ),
+                ],
+            )
         elif reply == "later":
-            lines += _lines(rng, agent, [
-                _customer(rng.choice(("Ok gracias, en la tarde pago", "Sí, el viernes pago 👍",
-                                      "Ya mismo les transfiero"))),
-            ])  # fmt: skip
+            lines += _lines(
+                rng,
+                agent,
+                [
+                    _customer(
+                        rng.choice(
+                            (
+                                "Ok gracias, en la tarde pago",
+                                "Sí, el viernes pago 👍",
+                                "Ya mismo les transfiero",
+                            )
+                        )
+                    ),
+                ],
+            )
         return Episode(start, lines)
     if rng.random() < 0.35:
-        lines += _lines(rng, agent, [
-            _customer(rng.choice(("Este mes no voy a renovar, gracias",
-                                  "Por ahora no, ando corto de plata 😅",
-                                  "Ya no lo uso mucho, lo dejo ahí")), 600, 20000),
-            _agent("Entendido 😊 Cuando quieras volver nos escribes y te lo activamos.", 120, 2400),
-        ])  # fmt: skip
+        lines += _lines(
+            rng,
+            agent,
+            [
+                _customer(
+                    rng.choice(
+                        (
+                            "Este mes no voy a renovar, gracias",
+                            "Por ahora no, ando corto de plata 😅",
+                            "Ya no lo uso mucho, lo dejo ahí",
+                        )
+                    ),
+                    600,
+                    20000,
+                ),
+                _agent(
+                    "Entendido 😊 Cuando quieras volver nos escribes y te lo activamos.", 120, 2400
+                ),
+            ],
+        )
         closes = True
     elif rng.random() < 0.5:
         body = _render(
-            BODIES["Recordatorio de pago"], nombre=_first(name),
-            servicio=sub.service.name, precio=sub.price,
+            BODIES["Recordatorio de pago"],
+            nombre=_first(name),
+            servicio=sub.service.name,
+            precio=sub.price,
             fecha_limite=_es_date(sub.expires_on + timedelta(days=5)),
-        )  # fmt: skip
+        )
         gap = int((_at(sub.expires_on + timedelta(days=1), 10) - start).total_seconds())
-        lines.append(Line(Author.REMINDER, body, gap, tag=("reminder", RULE_AFTER, sub,
-                                                           sub.expires_on)))  # fmt: skip
+        lines.append(
+            Line(Author.REMINDER, body, gap, tag=("reminder", RULE_AFTER, sub, sub.expires_on))
+        )
     return Episode(start, lines, closes=closes)
 
 
@@ -621,53 +850,97 @@ def _support_episode(w: World, person: Person, sub: Subscription | None, agent: 
         short = {"Disney+": "Disney", "HBO Max": "HBO", "Prime Video": "Prime"}.get(svc, svc)
         ack = _render(BODIES["Soporte"], nombre=name, tema=f"{svc} que no carga")
         return [
-            _customer(rng.choice((f"Buenas, no me carga {short} 😩", f"Hola, {short} no me carga "
-                                  "desde ayer, sale error", f"no me carga {short}"))),
+            _customer(
+                rng.choice(
+                    (
+                        f"Buenas, no me carga {short} 😩",
+                        f"Hola, {short} no me carga desde ayer, sale error",
+                        f"no me carga {short}",
+                    )
+                )
+            ),
             *([_bot(ack)] if rng.random() < 0.5 else []),
             _agent(f"Hola {name}, ¿en qué dispositivo te pasa? ¿Tele o celular?"),
-            _customer(rng.choice(("En la tele del cuarto, un Smart TV Samsung", "En el celular",
-                                  "En el TV box de la sala"))),
-            _agent("Prueba cerrando sesión y entrando de nuevo. Si sigue igual, te cambio de "
-                   "perfil 🙏"),
+            _customer(
+                rng.choice(
+                    (
+                        "En la tele del cuarto, un Smart TV Samsung",
+                        "En el celular",
+                        "En el TV box de la sala",
+                    )
+                )
+            ),
+            _agent(
+                "Prueba cerrando sesión y entrando de nuevo. Si sigue igual, te cambio de perfil 🙏"
+            ),
             _customer(rng.choice(("Ya funciona, gracias!!", "Listo, ya cargó 🙌", "Ya, gracias"))),
             _agent("¡Con gusto! Cualquier cosa nos escribes 😊", 30, 300),
-        ]  # fmt: skip
+        ]
     if kind == "password":
         return [
-            _customer(rng.choice((f"Hola, ¿me pasan la clave de {svc}? Cambié de celular",
-                                  "¿me pasan la clave?", f"Buenas, se me cerró {svc} y no "
-                                  "recuerdo la clave"))),
+            _customer(
+                rng.choice(
+                    (
+                        f"Hola, ¿me pasan la clave de {svc}? Cambié de celular",
+                        "¿me pasan la clave?",
+                        f"Buenas, se me cerró {svc} y no recuerdo la clave",
+                    )
+                )
+            ),
             _agent(f"Claro {name} 🔐 Te la envío por aquí en un momento."),
-            _agent(f"Correo: {svc.split()[0].lower()}{rng.randint(10, 99)}@cuentas.example · "
-                   f"Clave: {rng.choice(('Sol', 'Mar', 'Luna', 'Rio'))}{rng.randint(1000, 9999)} "
-                   f"· Perfil {rng.randint(1, 5)}. Por favor no la cambies 🙏", 20, 120),
+            _agent(
+                f"Correo: {svc.split()[0].lower()}{rng.randint(10, 99)}@cuentas.example · "
+                f"Clave: {rng.choice(('Sol', 'Mar', 'Luna', 'Rio'))}{rng.randint(1000, 9999)} "
+                f"· Perfil {rng.randint(1, 5)}. Por favor no la cambies 🙏",
+                20,
+                120,
+            ),
             _customer("Gracias 👍", 60, 900),
-        ]  # fmt: skip
+        ]
     if kind == "price":
         other = rng.choice([s for s, _p, _w in SERVICES if s != svc])
         price = w.services[other].normal_price
         return [
-            _customer(rng.choice((f"¿Cuánto cuesta {other}?", f"Hola, ¿tienen {other}? ¿precio?",
-                                  f"Buenas, info de {other} porfa"))),
-            _agent(f"Hola {name} 😊 {other} está en ${price} al mes, perfil propio. "
-                   "¿Te lo activo?"),
+            _customer(
+                rng.choice(
+                    (
+                        f"¿Cuánto cuesta {other}?",
+                        f"Hola, ¿tienen {other}? ¿precio?",
+                        f"Buenas, info de {other} porfa",
+                    )
+                )
+            ),
+            _agent(
+                f"Hola {name} 😊 {other} está en ${price} al mes, perfil propio. ¿Te lo activo?"
+            ),
             _customer(rng.choice(("Déjame pensarlo y te aviso", "Sí, dale", "Ok, en quincena"))),
-        ]  # fmt: skip
+        ]
     if kind == "pay":
         return [
-            _customer(rng.choice(("¿Puedo pagar por Deuna?", "¿Aceptan transferencia del "
-                                  "Guayaquil?", "¿Puedo pagar en efectivo?"))),
-            _agent("Sí 👍 Aceptamos transferencia (Pichincha, Guayaquil, Produbanco), Deuna y "
-                   "link de pago con tarjeta."),
+            _customer(
+                rng.choice(
+                    (
+                        "¿Puedo pagar por Deuna?",
+                        "¿Aceptan transferencia del Guayaquil?",
+                        "¿Puedo pagar en efectivo?",
+                    )
+                )
+            ),
+            _agent(
+                "Sí 👍 Aceptamos transferencia (Pichincha, Guayaquil, Produbanco), Deuna y "
+                "link de pago con tarjeta."
+            ),
             _customer("Perfecto, gracias"),
             _agent("A la orden 😊", 20, 300),
-        ]  # fmt: skip
+        ]
     if kind == "screens":
         return [
             _customer(f"¿Puedo ver {svc} en dos teles al mismo tiempo?"),
-            _agent(f"Tu plan es de una pantalla, {name}. Si quieres dos, te paso a plan familiar "
-                   f"por ${w.services[svc].normal_price + Decimal('4.00')} 😊"),
-        ]  # fmt: skip
+            _agent(
+                f"Tu plan es de una pantalla, {name}. Si quieres dos, te paso a plan familiar "
+                f"por ${w.services[svc].normal_price + Decimal('4.00')} 😊"
+            ),
+        ]
     return [
         (Author.PHONE, f"Buenas {name}, ya quedó activo tu {svc} 👍", 0, 0),
         _customer(rng.choice(("Gracias!!", "Excelente, muchas gracias 🙏", "👍"))),
@@ -698,12 +971,19 @@ def _random_episode(w: World, person: Person, agent: User, day: date) -> Episode
 
 def _urgent_episode(w: World, person: Person, sub: Subscription) -> Episode:
     rng, svc = w.rng, sub.service.name
-    lines = _lines(rng, None, [
-        _customer(f"URGENTE no puedo entrar a mi {svc}, me dice que la contraseña es "
-                  "incorrecta 😡"),
-        _bot("Marcamos tu caso como urgente 🚨 Un agente te atiende enseguida."),
-        _customer(rng.choice(("Es para hoy porfa, tengo visitas", "Ayuda porfa", "???")), 60, 400),
-    ])  # fmt: skip
+    lines = _lines(
+        rng,
+        None,
+        [
+            _customer(
+                f"URGENTE no puedo entrar a mi {svc}, me dice que la contraseña es incorrecta 😡"
+            ),
+            _bot("Marcamos tu caso como urgente 🚨 Un agente te atiende enseguida."),
+            _customer(
+                rng.choice(("Es para hoy porfa, tengo visitas", "Ayuda porfa", "???")), 60, 400
+            ),
+        ],
+    )
     start = w.now - timedelta(minutes=rng.randint(8, 50))
     return Episode(start, lines, urgent=True, essential=True)
 
@@ -712,10 +992,12 @@ def promo_bodies(w: World, day: date) -> dict[str, str]:
     """The Disney+ promotion's two variants, {nombre} left for each customer (the campaign's
     own text: _business gives it to the campaign)."""
     values = {
-        "servicio": "Disney+", "descuento": 50, "precio_descuento": "4.50",
+        "servicio": "Disney+",
+        "descuento": 50,
+        "precio_descuento": "4.50",
         "precio_normal": w.services["Disney+"].normal_price,
         "fecha_limite": _es_date(day + timedelta(days=7)),
-    }  # fmt: skip
+    }
     short = (
         "🎬 {nombre}, Disney+ a mitad de precio: ${precio_descuento} (antes ${precio_normal}) "
         'hasta el {fecha_limite}. Responde "SÍ" y te lo activamos hoy.'
@@ -728,10 +1010,11 @@ def promo_bodies(w: World, day: date) -> dict[str, str]:
 
 def news_body(w: World) -> str:
     return _render(
-        BODIES["Nuevo servicio"], nuevo_servicio="Paramount+",
+        BODIES["Nuevo servicio"],
+        nuevo_servicio="Paramount+",
         caracteristicas="Películas de estreno, series de Paramount y Nickelodeon para los niños",
         precio=w.services["Paramount+"].normal_price,
-    )  # fmt: skip
+    )
 
 
 RETARGET_BODY = (
@@ -765,8 +1048,11 @@ def _campaigns(w: World, convo: list[Person], agents: dict[int, User]) -> dict[i
             at = start + timedelta(seconds=n * 4 + rng.randint(0, 3))
             variant = rng.choice("AB") if key == "promo" else ""
             body = promo[variant] if key == "promo" else news
-            line = Line(Author.CAMPAIGN, _render(body, nombre=_first(c.name)),
-                        tag=("campaign", key, variant))  # fmt: skip
+            line = Line(
+                Author.CAMPAIGN,
+                _render(body, nombre=_first(c.name)),
+                tag=("campaign", key, variant),
+            )
             replies = PROMO_REPLIES[variant] if key == "promo" else PROMO_REPLIES["A"]
             if quota["renewal"] and _early_renewable(w, person):
                 quota["renewal"], replies = 0, {"yes": 1}
@@ -793,17 +1079,26 @@ def _retarget_add(w: World, person: Person, episode: Episode, when: datetime, n:
     """The follow-up "to those who did not reply", in the same episode (after the silence)."""
     rng = w.rng
     episode.lines[0].reach = True
-    follow = Line(Author.CAMPAIGN, _render(RETARGET_BODY, nombre=_first(person.customer.name)),
-                  tag=("campaign", "retarget", ""))  # fmt: skip
+    follow = Line(
+        Author.CAMPAIGN,
+        _render(RETARGET_BODY, nombre=_first(person.customer.name)),
+        tag=("campaign", "retarget", ""),
+    )
     sent = when + timedelta(seconds=n * 4 + rng.randint(0, 3))
     follow.gap = int((sent - episode.start).total_seconds())
     episode.lines.append(follow)
     if rng.random() < 0.18:
-        episode.lines += _lines(rng, None, [
-            _customer(rng.choice(("SÍ", "Sí, me interesa", "si porfa")), 300, 9000),
-            _bot(f"¡Genial {_first(person.customer.name)}! 🎉 Reservamos tu oferta. "
-                 "Un agente te envía el link de pago."),
-        ])  # fmt: skip
+        episode.lines += _lines(
+            rng,
+            None,
+            [
+                _customer(rng.choice(("SÍ", "Sí, me interesa", "si porfa")), 300, 9000),
+                _bot(
+                    f"¡Genial {_first(person.customer.name)}! 🎉 Reservamos tu oferta. "
+                    "Un agente te envía el link de pago."
+                ),
+            ],
+        )
 
 
 def _early_renewal(w: World, person: Person, sub: Subscription, mark_line: Line) -> None:
@@ -813,10 +1108,15 @@ def _early_renewal(w: World, person: Person, sub: Subscription, mark_line: Line)
 
     def renewed(t: datetime) -> None:
         sub.expires_on = previous + timedelta(days=30)
-        person.renewals.append(Renewal(
-            subscription=sub, renewed_at=t, previous_expiry=previous,
-            new_expiry=sub.expires_on, amount=sub.price,
-        ))  # fmt: skip
+        person.renewals.append(
+            Renewal(
+                subscription=sub,
+                renewed_at=t,
+                previous_expiry=previous,
+                new_expiry=sub.expires_on,
+                amount=sub.price,
+            )
+        )
 
     mark_line.mark = renewed
 
@@ -836,10 +1136,12 @@ def _campaign_reply(
         later = _early_renewable(w, person)
         if later and (replies == {"yes": 1} or rng.random() < 0.75):
             sub = later[0]
-            confirm = _payment_confirm(w, person.customer.name, sub,
-                                       sub.expires_on + timedelta(days=30))  # fmt: skip
-            lines += _lines(rng, agent, [_customer("Listo, ya pagué ✅", 300, 3600),
-                                         _agent(confirm, 120, 1200)])  # fmt: skip
+            confirm = _payment_confirm(
+                w, person.customer.name, sub, sub.expires_on + timedelta(days=30)
+            )
+            lines += _lines(
+                rng, agent, [_customer("Listo, ya pagué ✅", 300, 3600), _agent(confirm, 120, 1200)]
+            )
             _early_renewal(w, person, sub, lines[-1])
             return Episode(at, lines, closes=True)
         return Episode(at, lines)
@@ -874,13 +1176,16 @@ def _maria_episode(w: World, person: Person, agent: User) -> Episode:
     netflix = next(s for s in person.subs if s.service.name == "Netflix")
     w.reminders_per_day[day] += 1
     lines = [
-        Line(Author.REMINDER, _expiry_body(w, person.customer.name, netflix),
-             tag=("reminder", RULE_BEFORE, netflix, netflix.expires_on)),
+        Line(
+            Author.REMINDER,
+            _expiry_body(w, person.customer.name, netflix),
+            tag=("reminder", RULE_BEFORE, netflix, netflix.expires_on),
+        ),
         Line(Author.CUSTOMER, "Gracias, quiero renovar", 15 * 60),
         Line(Author.BOT, RENEW_ACK, 60),
         Line(Author.CUSTOMER, "¿Cuánto cuesta?", 4 * 60),
         Line(Author.AGENT, f"Son $12.99, te envío el link de pago: {PAY_LINK}NFX1299", 300, agent),
-    ]  # fmt: skip
+    ]
     return Episode(_at(day, 9), lines, essential=True)
 
 
@@ -896,13 +1201,23 @@ def _onboarding_episode(w: World, person: Person, agent: User) -> Episode:
     rng, c = w.rng, person.customer
     sub = person.subs[0]
     steps = [
-        _customer(rng.choice((f"Hola, quiero contratar {sub.service.name}",
-                              f"Buenas, me pasaron este número, ¿venden {sub.service.name}?"))),
-        _agent(f"¡Hola {_first(c.name)}! 😊 Sí, {sub.service.name} está en ${sub.price} al mes. "
-               f"Te envío el link de pago: {PAY_LINK}{rng.getrandbits(24):06X}", 60, 600),
+        _customer(
+            rng.choice(
+                (
+                    f"Hola, quiero contratar {sub.service.name}",
+                    f"Buenas, me pasaron este número, ¿venden {sub.service.name}?",
+                )
+            )
+        ),
+        _agent(
+            f"¡Hola {_first(c.name)}! 😊 Sí, {sub.service.name} está en ${sub.price} al mes. "
+            f"Te envío el link de pago: {PAY_LINK}{rng.getrandbits(24):06X}",
+            60,
+            600,
+        ),
         _customer("Listo, ya pagué ✅", 300, 2400),
         _agent(_payment_confirm(w, c.name, sub, sub.expires_on), 60, 900),
-    ]  # fmt: skip
+    ]
     return Episode(c.created_at, _lines(rng, agent, steps), closes=True, essential=True)
 
 
@@ -996,9 +1311,12 @@ def _messages_build(w: World, conversation: Conversation, laid: list) -> list[Me
     reply_times.reverse()
     for (t, line), reply_at in zip(laid, reply_times, strict=True):
         message = Message(
-            conversation=conversation, author_kind=line.author, agent=line.agent,
-            body=line.body, created_at=t,
-        )  # fmt: skip
+            conversation=conversation,
+            author_kind=line.author,
+            agent=line.agent,
+            body=line.body,
+            created_at=t,
+        )
         if line.author == Author.CUSTOMER:
             message.direction, message.status = Message.Direction.IN, Status.RECEIVED
             message.wa_id = _wa_id(w)
@@ -1110,9 +1428,12 @@ def _save(w: World, built) -> dict[str, int]:
     conversations = Conversation.objects.bulk_create([c for c, _m in built])
     messages = Message.objects.bulk_create([m for _c, ms in built for m in ms], batch_size=500)
     return {
-        "customers": len(customers), "subscriptions": len(subs), "renewals": len(renewals),
-        "conversations": len(conversations), "messages": len(messages),
-    }  # fmt: skip
+        "customers": len(customers),
+        "subscriptions": len(subs),
+        "renewals": len(renewals),
+        "conversations": len(conversations),
+        "messages": len(messages),
+    }
 
 
 def demo_seed(*, seed: int = DEFAULT_SEED, now: datetime | None = None) -> dict[str, int]:
@@ -1120,9 +1441,12 @@ def demo_seed(*, seed: int = DEFAULT_SEED, now: datetime | None = None) -> dict[
     now = (now or demo_now()).astimezone(GYE).replace(microsecond=0)
     with transaction.atomic():
         w = World(
-            rng=random.Random(seed), now=now, today=now.date(),
-            services=demo_services_ensure(), users=demo_users_ensure(),
-        )  # fmt: skip
+            rng=random.Random(seed),
+            now=now,
+            today=now.date(),
+            services=demo_services_ensure(),
+            users=demo_users_ensure(),
+        )
         demo_templates_ensure()
         _people_build(w)
         built = _conversations_build(w)
@@ -1178,9 +1502,13 @@ def _reminders_record(w: World) -> int:
             continue
         _kind, rule, sub, expiry = tag
         rows[(rule, sub.pk, expiry)] = ReminderSent(
-            rule=rules[rule], subscription=sub, expiry_date=expiry,
-            outcome=ReminderSent.Outcome.SENT, message=message, created_at=message.created_at,
-        )  # fmt: skip
+            rule=rules[rule],
+            subscription=sub,
+            expiry_date=expiry,
+            outcome=ReminderSent.Outcome.SENT,
+            message=message,
+            created_at=message.created_at,
+        )
     ReminderSent.objects.bulk_create(rows.values())
     return len(rows)
 
@@ -1196,20 +1524,29 @@ def _recorded(campaign: Campaign, messages: list[Message], *, launched: datetime
     labels = {v.label: v for v in campaign.variants.all()}
     CampaignRecipient.objects.bulk_create(
         CampaignRecipient(
-            campaign=campaign, customer_id=m.conversation.customer_id,
+            campaign=campaign,
+            customer_id=m.conversation.customer_id,
             variant=labels.get(by_message.get(m.pk, "")),
             state=RState.FAILED if m.status == Status.FAILED else RState.SENT,
-            body=m.body, planned_at=launched, queued_at=m.created_at, message=m,
+            body=m.body,
+            planned_at=launched,
+            queued_at=m.created_at,
+            message=m,
         )
         for m in messages
-    )  # fmt: skip
+    )
     last = max((m.created_at for m in messages), default=launched)
     opted_out = Customer.objects.filter(marketing_opt_out_at__lt=launched).count()
     Campaign.objects.filter(pk=campaign.pk).update(
-        state=Campaign.State.COMPLETED, created_at=launched - timedelta(days=1, hours=3),
-        scheduled_at=launched, launched_at=launched, completed_at=last + timedelta(seconds=5),
-        recipients_total=len(messages), opted_out_excluded=opted_out, fanout_next_at=None,
-    )  # fmt: skip
+        state=Campaign.State.COMPLETED,
+        created_at=launched - timedelta(days=1, hours=3),
+        scheduled_at=launched,
+        launched_at=launched,
+        completed_at=last + timedelta(seconds=5),
+        recipients_total=len(messages),
+        opted_out_excluded=opted_out,
+        fanout_next_at=None,
+    )
 
 
 def _history_sends(w: World, campaign: Campaign, recipients: list[CampaignRecipient]) -> None:
@@ -1224,9 +1561,12 @@ def _history_sends(w: World, campaign: Campaign, recipients: list[CampaignRecipi
                 status=Conversation.Status.ANSWERED, created_at=at
             )
         m = Message(
-            conversation=conversation, direction=Message.Direction.OUT, body=r.body,
-            author_kind=Author.CAMPAIGN, created_at=at,
-        )  # fmt: skip
+            conversation=conversation,
+            direction=Message.Direction.OUT,
+            body=r.body,
+            author_kind=Author.CAMPAIGN,
+            created_at=at,
+        )
         _delivery(w, m, None, silent=False)
         messages.append(m)
     Message.objects.bulk_create(messages)
@@ -1234,9 +1574,10 @@ def _history_sends(w: World, campaign: Campaign, recipients: list[CampaignRecipi
         r.message, r.queued_at = m, m.created_at
         r.state = RState.FAILED if m.status == Status.FAILED else RState.SENT
         conversation_last_message_note(
-            conversation_id=m.conversation_id, at=m.created_at,
+            conversation_id=m.conversation_id,
+            at=m.created_at,
             preview=m.body.replace("\n", " ")[:160],
-        )  # fmt: skip
+        )
     CampaignRecipient.objects.bulk_update(recipients, ["message", "queued_at", "state"])
 
 
@@ -1246,9 +1587,13 @@ def _campaigns_record(w: World) -> int:
     bodies = promo_bodies(w, promo_day)
     promo_template = MessageTemplate.objects.filter(name="Promoción").first()
     promo = campaign_create(
-        title="Promoción Disney+ 50% OFF", template=promo_template, body=bodies["A"],
-        variants=[bodies["B"]], filters={"state": "active"}, created_by=marketer,
-    )  # fmt: skip
+        title="Promoción Disney+ 50% OFF",
+        template=promo_template,
+        body=bodies["A"],
+        variants=[bodies["B"]],
+        filters={"state": "active"},
+        created_by=marketer,
+    )
     sent = _sent_by(w, "promo")
     variants = {
         label: [m for tag, m in w.tagged if tag[:3] == ("campaign", "promo", label)]
@@ -1256,14 +1601,19 @@ def _campaigns_record(w: World) -> int:
     }
     _recorded(promo, sent, launched=_at(promo_day, 10), variants=variants)
     follow = campaign_retarget(
-        campaign=promo, audience=Campaign.Audience.NOT_REPLIED, body=RETARGET_BODY,
+        campaign=promo,
+        audience=Campaign.Audience.NOT_REPLIED,
+        body=RETARGET_BODY,
         created_by=marketer,
-    )  # fmt: skip
+    )
     _recorded(follow, _sent_by(w, "retarget"), launched=_at(promo_day + timedelta(days=2), 10))
     news = campaign_create(
-        title="Llegó Paramount+", template=MessageTemplate.objects.filter(name="Nuevo servicio")
-        .first(), body=news_body(w), filters={}, created_by=marketer,
-    )  # fmt: skip
+        title="Llegó Paramount+",
+        template=MessageTemplate.objects.filter(name="Nuevo servicio").first(),
+        body=news_body(w),
+        filters={},
+        created_by=marketer,
+    )
     _recorded(news, _sent_by(w, "news"), launched=_at(news_day, 19))
     _running_campaign(w, marketer)
     _paused_campaign(w, marketer)
@@ -1285,16 +1635,20 @@ def _running_campaign(w: World, marketer: User) -> None:
     counts them), the others wait for their hour."""
     template = MessageTemplate.objects.filter(name="Vencimiento").first()
     campaign = campaign_create(
-        title="Notificaciones vencimiento", kind=Campaign.Kind.NOTIFICATION, template=template,
-        filters={"expiring_days": 7, "contact": "older", "contact_days": 2}, best_hour=True,
+        title="Notificaciones vencimiento",
+        kind=Campaign.Kind.NOTIFICATION,
+        template=template,
+        filters={"expiring_days": 7, "contact": "older", "contact_days": 2},
+        best_hour=True,
         created_by=marketer,
-    )  # fmt: skip
+    )
     launched = w.now - timedelta(hours=2)
     campaign = _launched(campaign, launched, launched - timedelta(minutes=20))
     pending = list(
         CampaignRecipient.objects.filter(campaign=campaign, state=RState.PENDING)
-        .select_related("customer").order_by("planned_at", "pk")
-    )  # fmt: skip
+        .select_related("customer")
+        .order_by("planned_at", "pk")
+    )
     # Those planned before this hour went out; this hour's wait for chatdesk's worker.
     this_hour = w.now.replace(minute=0, second=0, microsecond=0)
     _history_sends(w, campaign, [r for r in pending if r.planned_at < this_hour])
@@ -1303,17 +1657,21 @@ def _running_campaign(w: World, marketer: User) -> None:
 def _paused_campaign(w: World, marketer: User) -> None:
     """Black Friday: launched last night at 19:00, paused twenty minutes in."""
     campaign = campaign_create(
-        title="Descuentos Black Friday", kind=Campaign.Kind.EVENT,
+        title="Descuentos Black Friday",
+        kind=Campaign.Kind.EVENT,
         body="🛍️ ¡{nombre}, llegó el Black Friday! {descuento}% de descuento en todos los "
         'servicios hasta el domingo. Responde "SÍ" y te guardamos el precio.',
-        extra={"descuento": "30"}, filters={"state": "active"}, created_by=marketer,
-    )  # fmt: skip
+        extra={"descuento": "30"},
+        filters={"state": "active"},
+        created_by=marketer,
+    )
     launched = _at(w.today - timedelta(days=1), 19)
     campaign = _launched(campaign, launched, launched - timedelta(hours=5))
     recipients = list(
         CampaignRecipient.objects.filter(campaign=campaign, state=RState.PENDING)
-        .select_related("customer").order_by("pk")
-    )  # fmt: skip
+        .select_related("customer")
+        .order_by("pk")
+    )
     _history_sends(w, campaign, recipients[: len(recipients) * 2 // 5])
     campaign_pause(campaign=campaign)
     Campaign.objects.filter(pk=campaign.pk).update(paused_at=launched + timedelta(minutes=20))
@@ -1327,26 +1685,37 @@ def _later_campaigns(w: World, marketer: User) -> None:
         title="Promoción Netflix",
         body="🎬 ¡Hola {nombre}! Este fin de semana Netflix con {descuento}% de descuento. "
         'Responde "SÍ" y te lo activamos.',
-        extra={"descuento": "20"}, filters={"services": [netflix.pk]}, scheduled_at=tomorrow,
+        extra={"descuento": "20"},
+        filters={"services": [netflix.pk]},
+        scheduled_at=tomorrow,
         created_by=marketer,
-    )  # fmt: skip
+    )
     draft = campaign_create(
-        title="Día de la Madre", kind=Campaign.Kind.EVENT,
+        title="Día de la Madre",
+        kind=Campaign.Kind.EVENT,
         body="💐 {nombre}, este Día de la Madre regala una cuenta familiar con "
         "{descuento}% de descuento.",
-        extra={"descuento": "25"}, filters={"state": "active"}, created_by=marketer,
-    )  # fmt: skip
+        extra={"descuento": "25"},
+        filters={"state": "active"},
+        created_by=marketer,
+    )
     cancelled = campaign_create(
-        title="Prueba HBO Max", body="Hola {nombre}, prueba HBO Max una semana gratis.",
-        filters={"state": "expired"}, scheduled_at=w.now + timedelta(days=2), created_by=marketer,
-    )  # fmt: skip
+        title="Prueba HBO Max",
+        body="Hola {nombre}, prueba HBO Max una semana gratis.",
+        filters={"state": "expired"},
+        scheduled_at=w.now + timedelta(days=2),
+        created_by=marketer,
+    )
     campaign_cancel(campaign=cancelled)
     stamps = {
         scheduled.pk: {"created_at": w.now - timedelta(hours=3)},
         draft.pk: {"created_at": w.now - timedelta(days=2, hours=4)},
-        cancelled.pk: {"created_at": w.now - timedelta(days=6), "scheduled_at": w.now
-                       - timedelta(days=3), "cancelled_at": w.now - timedelta(days=5)},
-    }  # fmt: skip
+        cancelled.pk: {
+            "created_at": w.now - timedelta(days=6),
+            "scheduled_at": w.now - timedelta(days=3),
+            "cancelled_at": w.now - timedelta(days=5),
+        },
+    }
     for pk, values in stamps.items():
         Campaign.objects.filter(pk=pk).update(**values)
 
@@ -1371,8 +1740,9 @@ def _import_record(w: World) -> int:
     at = _at(day, 16, 40)
     before = set(Customer.objects.values_list("pk", flat=True))
     report = customer_import(text="\n".join(rows) + "\n")
-    customer_import_record(report=report, filename="feria-quito.csv", user=w.users["marketing"],
-                           at=at)  # fmt: skip
+    customer_import_record(
+        report=report, filename="feria-quito.csv", user=w.users["marketing"], at=at
+    )
     new = Customer.objects.exclude(pk__in=before)
     Subscription.objects.filter(customer__in=new).update(created_at=at)
     return new.update(created_at=at)

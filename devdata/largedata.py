@@ -64,13 +64,29 @@ CAMPAIGN_BODIES = (
     "🆕 {n}, ya tenemos {s}. Series y películas de estreno. ¿Te interesa? Responde SÍ.",
     "🎁 {n}, combo del mes: {s} + Spotify a precio especial. Escríbenos para activarlo.",
 )
-REPLIES = ("SÍ", "Sí, quiero renovar", "ok gracias", "¿Cuánto cuesta?", "Ya pagué 👍",
-           "Mañana pago", "Ya no gracias", "Listo, envío comprobante")  # fmt: skip
-SUPPORT_OPENERS = ("No me carga la cuenta", "Hola, ¿tienen Disney+?", "Me sale error de PIN",
-                   "¿Hasta cuándo tengo mi cuenta?",
-                   "Buenas, quiero contratar Netflix")  # fmt: skip
-AGENT_LINES = ("Hola {n}, ya te ayudo 😊", "Listo {n}, quedó resuelto.", "A la orden 😊",
-               "Te envío el link de pago.")  # fmt: skip
+REPLIES = (
+    "SÍ",
+    "Sí, quiero renovar",
+    "ok gracias",
+    "¿Cuánto cuesta?",
+    "Ya pagué 👍",
+    "Mañana pago",
+    "Ya no gracias",
+    "Listo, envío comprobante",
+)
+SUPPORT_OPENERS = (
+    "No me carga la cuenta",
+    "Hola, ¿tienen Disney+?",
+    "Me sale error de PIN",
+    "¿Hasta cuándo tengo mi cuenta?",
+    "Buenas, quiero contratar Netflix",
+)
+AGENT_LINES = (
+    "Hola {n}, ya te ayudo 😊",
+    "Listo {n}, quedó resuelto.",
+    "A la orden 😊",
+    "Te envío el link de pago.",
+)
 BOT_ACK = "Perfecto, te ayudo con la renovación 🙌 Un agente te escribe en unos minutos."
 
 # Reply habit: (share of customers, chance to reply, delay range in seconds)
@@ -149,8 +165,10 @@ class Generator:
         customer = Customer(
             name=f"{first} {rng.choice(SURNAMES)} {rng.choice(SURNAMES)}",
             phone=f"+5939{80000000 + i:08d}",
-            city=city, province=province, created_at=created,
-        )  # fmt: skip
+            city=city,
+            province=province,
+            created_at=created,
+        )
         return customer, habit
 
     def messages_for(self, c: Customer, habit: str, subs, campaigns) -> list[dict]:
@@ -173,24 +191,33 @@ class Generator:
                     at = _at(remind_day, 9, rng.randint(0, 59), rng.randint(0, 59))
                     text = REMINDER.format(n=first, s=sub.service.name, d=expiry, p=sub.price)
                     replied = self.exchange(
-                        msgs, at, Message.Author.REMINDER, text, reply_after(at, boost=1.2),
+                        msgs,
+                        at,
+                        Message.Author.REMINDER,
+                        text,
+                        reply_after(at, boost=1.2),
                         tag={"_reminder": (sub, expiry)},
-                    )  # fmt: skip
+                    )
                     read = bool(msgs) and msgs[-1].get("_reminder") and msgs[-1].get("read_at")
                     renews = 0.92 if replied else (0.85 if read else 0.6)
                 else:
                     renews = 0.75
                 if rng.random() >= renews:
                     break  # the subscription lapses here
-                renewed = _at(expiry - timedelta(days=rng.randint(0, 3)), _hour(rng),
-                              rng.randint(0, 59))  # fmt: skip
+                renewed = _at(
+                    expiry - timedelta(days=rng.randint(0, 3)), _hour(rng), rng.randint(0, 59)
+                )
                 if renewed > self.now:
                     break
                 if renewed >= _at(self.start, 0):
-                    renewals.append(Renewal(
-                        renewed_at=renewed, previous_expiry=expiry,
-                        new_expiry=expiry + timedelta(days=30), amount=sub.price,
-                    ))  # fmt: skip
+                    renewals.append(
+                        Renewal(
+                            renewed_at=renewed,
+                            previous_expiry=expiry,
+                            new_expiry=expiry + timedelta(days=30),
+                            amount=sub.price,
+                        )
+                    )
                 expiry += timedelta(days=30)
             sub.expires_on = expiry
         opted_out = c.marketing_opt_out_at
@@ -204,8 +231,14 @@ class Generator:
             label = "B" if campaign_has_b(index) and int(c.phone[-1]) % 2 else "A"
             if label == "B":
                 body = variant_b(body)
-            self.exchange(msgs, at, Message.Author.CAMPAIGN, body.format(n=first, s=service),
-                          reply, tag={"_campaign": (index, label)})  # fmt: skip
+            self.exchange(
+                msgs,
+                at,
+                Message.Author.CAMPAIGN,
+                body.format(n=first, s=service),
+                reply,
+                tag={"_campaign": (index, label)},
+            )
             if reply and rng.random() < 0.03:
                 c.marketing_opt_out_at = opted_out = reply + S * 5
                 c.marketing_opt_out_reason = 'Respondió "BAJA" a una promoción'
@@ -260,14 +293,26 @@ class Generator:
 
     def inbound(self, at, text) -> dict:
         self.wa += 1
-        return {"direction": "in", "author_kind": "customer", "body": text, "created_at": at,
-                "status": "received", "wa_id": f"LG{self.plan.seed:X}I{self.wa:010d}"}  # fmt: skip
+        return {
+            "direction": "in",
+            "author_kind": "customer",
+            "body": text,
+            "created_at": at,
+            "status": "received",
+            "wa_id": f"LG{self.plan.seed:X}I{self.wa:010d}",
+        }
 
     def outbound(self, at, author, text, reply_at) -> dict:
         """Along sent -> delivered -> read, never past `now` nor past the reply."""
         rng = self.rng
-        m = {"direction": "out", "author_kind": author, "body": text, "created_at": at,
-             "sending_at": at + S, "attempts": 1}  # fmt: skip
+        m = {
+            "direction": "out",
+            "author_kind": author,
+            "body": text,
+            "created_at": at,
+            "sending_at": at + S,
+            "attempts": 1,
+        }
         if author == Message.Author.AGENT:
             m["agent"] = rng.choice(self.agents)
         if reply_at is None and rng.random() < 0.04:
@@ -276,8 +321,12 @@ class Generator:
             return m
         self.wa += 1
         self.provider += 1
-        m.update(status="sent", sent_at=at + S * rng.randint(2, 5), provider_msg_id=self.provider,
-                 wa_id=f"LG{self.plan.seed:X}O{self.wa:010d}")  # fmt: skip
+        m.update(
+            status="sent",
+            sent_at=at + S * rng.randint(2, 5),
+            provider_msg_id=self.provider,
+            wa_id=f"LG{self.plan.seed:X}O{self.wa:010d}",
+        )
         if reply_at is not None:
             room = max(2, int((reply_at - m["sent_at"]).total_seconds()))
             m["read_at"] = m["sent_at"] + S * rng.randint(1, room - 1)
@@ -313,10 +362,17 @@ class Generator:
         fields = {f.column: f for f in Message._meta.concrete_fields}
         for first in range(0, self.plan.customers, CHUNK):
             with transaction.atomic():
-                self.chunk_write(range(first, min(first + CHUNK, self.plan.customers)),
-                                 weights, campaigns, columns, fields)  # fmt: skip
-            self.out(f"{min(first + CHUNK, self.plan.customers)} customers, "
-                     f"{self.counts['messages']} messages")  # fmt: skip
+                self.chunk_write(
+                    range(first, min(first + CHUNK, self.plan.customers)),
+                    weights,
+                    campaigns,
+                    columns,
+                    fields,
+                )
+            self.out(
+                f"{min(first + CHUNK, self.plan.customers)} customers, "
+                f"{self.counts['messages']} messages"
+            )
         for campaign, _variants in self.campaign_rows:
             campaign.recipients_total = campaign.recipients.count()
             campaign.save(update_fields=["recipients_total"])
@@ -341,10 +397,15 @@ class Generator:
         rows = []
         for index, (at, body, service, _share) in enumerate(campaigns):
             campaign = Campaign.objects.create(
-                title=f"{service} {at:%d/%m}", body=body.format(n="{nombre}", s=service),
-                state=Campaign.State.COMPLETED, scheduled_at=at, created_at=at - timedelta(days=1),
-                launched_at=at, completed_at=at + timedelta(minutes=40), created_by=author,
-            )  # fmt: skip
+                title=f"{service} {at:%d/%m}",
+                body=body.format(n="{nombre}", s=service),
+                state=Campaign.State.COMPLETED,
+                scheduled_at=at,
+                created_at=at - timedelta(days=1),
+                launched_at=at,
+                completed_at=at + timedelta(minutes=40),
+                created_by=author,
+            )
             labels = ("A", "B") if campaign_has_b(index) else ("A",)
             variants = {
                 label: CampaignVariant.objects.create(
@@ -359,10 +420,13 @@ class Generator:
             rows.append((campaign, variants))
         tomorrow = _at(self.today + timedelta(days=1), 19)
         Campaign.objects.create(
-            title=f"Netflix {tomorrow:%d/%m}", body=CAMPAIGN_BODIES[0].format(n="{nombre}",
-            s="Netflix"), state=Campaign.State.SCHEDULED, scheduled_at=tomorrow,
-            created_at=self.now, created_by=author,
-        )  # fmt: skip
+            title=f"Netflix {tomorrow:%d/%m}",
+            body=CAMPAIGN_BODIES[0].format(n="{nombre}", s="Netflix"),
+            state=Campaign.State.SCHEDULED,
+            scheduled_at=tomorrow,
+            created_at=self.now,
+            created_by=author,
+        )
         return rows
 
     def pilot(self, weights, campaigns) -> float:
@@ -390,8 +454,14 @@ class Generator:
             started = self.start - timedelta(days=rng.randint(0, 29))
             if rng.random() < 0.3:  # joined during the year
                 started = self.start + timedelta(days=rng.randint(0, self.plan.days - 1))
-            sub = Subscription(customer=c, service=service, price=price, started_on=started,
-                               expires_on=started, created_at=_at(started, _hour(rng)))  # fmt: skip
+            sub = Subscription(
+                customer=c,
+                service=service,
+                price=price,
+                started_on=started,
+                expires_on=started,
+                created_at=_at(started, _hour(rng)),
+            )
             subs.append((sub, []))
         return subs
 
@@ -437,23 +507,34 @@ class Generator:
         for m in rows:
             if "_reminder" in m:
                 sub, expiry = m["_reminder"]
-                sent.append(ReminderSent(
-                    rule=self.rule, subscription_id=sub.pk, expiry_date=expiry,
-                    outcome=ReminderSent.Outcome.SENT, message_id=m["id"],
-                    created_at=m["created_at"],
-                ))  # fmt: skip
+                sent.append(
+                    ReminderSent(
+                        rule=self.rule,
+                        subscription_id=sub.pk,
+                        expiry_date=expiry,
+                        outcome=ReminderSent.Outcome.SENT,
+                        message_id=m["id"],
+                        created_at=m["created_at"],
+                    )
+                )
             elif "_campaign" in m:
                 index, label = m["_campaign"]
                 campaign, variants = self.campaign_rows[index]
                 failed = m["status"] == Message.Status.FAILED
                 state = CampaignRecipient.State.FAILED if failed else CampaignRecipient.State.SENT
-                recipients.append(CampaignRecipient(
-                    campaign=campaign, customer_id=m["_customer"], variant=variants[label],
-                    state=state,
-                    skip_reason=m.get("failure_reason", "") if failed else "",
-                    body=m["body"], planned_at=m["created_at"], queued_at=m["created_at"],
-                    message_id=m["id"],
-                ))  # fmt: skip
+                recipients.append(
+                    CampaignRecipient(
+                        campaign=campaign,
+                        customer_id=m["_customer"],
+                        variant=variants[label],
+                        state=state,
+                        skip_reason=m.get("failure_reason", "") if failed else "",
+                        body=m["body"],
+                        planned_at=m["created_at"],
+                        queued_at=m["created_at"],
+                        message_id=m["id"],
+                    )
+                )
         ReminderSent.objects.bulk_create(sent, batch_size=5000)
         CampaignRecipient.objects.bulk_create(recipients, batch_size=5000)
         self.counts["reminders_sent"] = self.counts.get("reminders_sent", 0) + len(sent)
@@ -478,10 +559,14 @@ class Generator:
         if assignee is None and status == Conversation.Status.RESOLVED:
             assignee = self.agents[c.pk % len(self.agents)]
         return Conversation(
-            customer=c, status=status, created_at=msgs[0]["created_at"], assignee_id=assignee,
-            last_message_at=last["created_at"], last_message_preview=last["body"][:160],
+            customer=c,
+            status=status,
+            created_at=msgs[0]["created_at"],
+            assignee_id=assignee,
+            last_message_at=last["created_at"],
+            last_message_preview=last["body"][:160],
             unread_count=1 if waiting else 0,
-        )  # fmt: skip
+        )
 
     def messages_write(self, rows: list[dict], columns, fields) -> None:
         names = {"conversation_id": "conversation", "agent_id": "agent", "reply_to_id": "reply_to"}
@@ -516,8 +601,15 @@ class Generator:
             m["id"] = obj.pk
 
 
-def large_data_generate(*, customers: int, messages: int, days: int, seed: int = 7,
-                        now: datetime | None = None, out=None) -> dict:  # fmt: skip
+def large_data_generate(
+    *,
+    customers: int,
+    messages: int,
+    days: int,
+    seed: int = 7,
+    now: datetime | None = None,
+    out=None,
+) -> dict:
     now = now or timezone.now().replace(minute=0, second=0, microsecond=0)
     plan = Plan(customers=customers, messages=messages, days=days, seed=seed, now=now)
     return Generator(plan, out=out).run()

@@ -87,8 +87,9 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
 
     def _access_watch(self):
         session = self.scope.get("session")
-        socket_watch(self, session_key=getattr(session, "session_key", "") or "",
-                     user_id=self.user.pk)  # fmt: skip
+        socket_watch(
+            self, session_key=getattr(session, "session_key", "") or "", user_id=self.user.pk
+        )
 
     async def access_lost(self, code: int):
         """The user logged out, was deactivated or lost the role: leave every group, send
@@ -161,10 +162,13 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_send(
             conversation_group(self.watching),
             {
-                "type": kind, "conversation_id": self.watching, "user_id": self.user.pk,
-                "name": self.user_name, **extra,
+                "type": kind,
+                "conversation_id": self.watching,
+                "user_id": self.user.pk,
+                "name": self.user_name,
+                **extra,
             },
-        )  # fmt: skip
+        )
 
     # --- presence, between agents' sockets ------------------------------------------------------
 
@@ -181,10 +185,12 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.send(
             event["reply_to"],
             {
-                "type": "presence.here", "conversation_id": self.watching,
-                "user_id": self.user.pk, "name": self.user_name,
+                "type": "presence.here",
+                "conversation_id": self.watching,
+                "user_id": self.user.pk,
+                "name": self.user_name,
             },
-        )  # fmt: skip
+        )
         await self._send_presence()
 
     async def presence_here(self, event):
@@ -203,9 +209,10 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
             text = translation.gettext("%(name)s está escribiendo…") % {"name": event["name"]}
         await self.send(
             format_html(
-                '<div id="typing" class="typing" aria-live="polite">{}</div>', text,
+                '<div id="typing" class="typing" aria-live="polite">{}</div>',
+                text,
             )
-        )  # fmt: skip
+        )
 
     async def _send_presence(self):
         with translation.override(self.language):
@@ -271,9 +278,10 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
             if conversation_id != self.watching or message_id is None:
                 continue
             one = {
-                "type": event.get("event_type"), "message_id": message_id,
+                "type": event.get("event_type"),
+                "message_id": message_id,
                 "event_id": f"{event.get('event_id')}.{message_id}",
-            }  # fmt: skip
+            }
             html = await self._thread_line(one)
             if html:
                 await self.send(html)
@@ -343,10 +351,12 @@ def _list_update(language, user, filters, conversation_id: int, message_id: int 
             format_html(
                 '<div id="notify" hidden data-id="{}" '
                 'data-conversation="{}" data-title="{}" data-body="{}"></div>',
-                message.pk, conversation_id, customer.name or customer.phone,
+                message.pk,
+                conversation_id,
+                customer.name or customer.phone,
                 (message.body or message.get_kind_display())[:140],
             )
-        )  # fmt: skip
+        )
     return "".join(parts)
 
 

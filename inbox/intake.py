@@ -374,9 +374,14 @@ def _inbound(m: WaMessage, conversation: Conversation, at: datetime) -> Outcome:
     """A customer's message to a conversation we know: the unique wa_id settles a duplicate
     (no lookup first), and only a stored message teaches us the sender's name and LID."""
     message, created = services.message_inbound_create(
-        conversation=conversation, wa_id=m.wa_id, kind=m.kind, body=m.body,
-        created_at=m.at or at, media=m.media, media_source=m.source,
-    )  # fmt: skip
+        conversation=conversation,
+        wa_id=m.wa_id,
+        kind=m.kind,
+        body=m.body,
+        created_at=m.at or at,
+        media=m.media,
+        media_source=m.source,
+    )
     if not created:
         return _processed("ya registrado")
     services.customer_whatsapp_learn(customer=conversation.customer, name=m.push_name, lid=m.lid)

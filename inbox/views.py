@@ -50,9 +50,13 @@ def _message_or_404(request, message_id: int) -> Message:
 
 def _view_choices() -> list[tuple[str, str]]:
     return [
-        ("all", _("Todas")), ("new", _("Nuevas")), ("answered", _("Respondidas")),
-        ("resolved", _("Resueltas")), ("mine", _("Mías")), ("unassigned", _("Sin asignar")),
-    ]  # fmt: skip
+        ("all", _("Todas")),
+        ("new", _("Nuevas")),
+        ("answered", _("Respondidas")),
+        ("resolved", _("Resueltas")),
+        ("mine", _("Mías")),
+        ("unassigned", _("Sin asignar")),
+    ]
 
 
 def _list_context(request, filters: selectors.ListFilters) -> dict:
@@ -60,9 +64,12 @@ def _list_context(request, filters: selectors.ListFilters) -> dict:
         user=request.user, filters=filters, after=request.GET.get("after")
     )
     return {
-        "rows": rows, "next_cursor": next_cursor, "filters": filters,
-        "view_choices": _view_choices(), "channel_choices": channels.channels_for(request.user),
-    }  # fmt: skip
+        "rows": rows,
+        "next_cursor": next_cursor,
+        "filters": filters,
+        "view_choices": _view_choices(),
+        "channel_choices": channels.channels_for(request.user),
+    }
 
 
 def _thread_context(request, conversation: Conversation) -> dict:
@@ -190,9 +197,11 @@ def note_add(request, conversation_id: int):
     conversation = _conversation_or_404(request, conversation_id)
     try:
         conversations.note_add(
-            customer=conversation.customer, author=request.user,
-            body=request.POST.get("body", ""), conversation_id=conversation.pk,
-        )  # fmt: skip
+            customer=conversation.customer,
+            author=request.user,
+            body=request.POST.get("body", ""),
+            conversation_id=conversation.pk,
+        )
     except ValueError:
         messages.error(request, _("La nota está vacía."))
     if request.htmx:
@@ -332,9 +341,10 @@ def template_fill(request, conversation_id: int):
         template_id=_id_param(request.GET.get("template")), conversation=conversation
     )
     return render(
-        request, "inbox/index.html#composer_text",
+        request,
+        "inbox/index.html#composer_text",
         {"conversation": conversation, "text": text, "template_error": error},
-    )  # fmt: skip
+    )
 
 
 @role_required(*SUPPORT)
@@ -382,9 +392,15 @@ def _is_date(raw: str | None) -> bool:
 
 def _history_csv(customer: Customer, rows):
     header = [
-        _("Fecha"), _("Dirección"), _("Autor"), _("Agente"), _("Tipo"), _("Mensaje"),
-        _("Estado"), _("Motivo del fallo"),
-    ]  # fmt: skip
+        _("Fecha"),
+        _("Dirección"),
+        _("Autor"),
+        _("Agente"),
+        _("Tipo"),
+        _("Mensaje"),
+        _("Estado"),
+        _("Motivo del fallo"),
+    ]
     lines = (
         (
             timezone.localtime(m.created_at).strftime("%Y-%m-%d %H:%M:%S"),

@@ -18,11 +18,17 @@ def trend_chart(daily: list[dict]) -> dict:
         "type": "line",
         "labels": [formats.date_format(row["day"], "SHORT_DATE_FORMAT") for row in daily],
         "datasets": [
-            {"label": _(label), "data": [row[key] for row in daily], "borderColor": color,
-             "backgroundColor": color, "borderDash": dash, "pointStyle": point}
+            {
+                "label": _(label),
+                "data": [row[key] for row in daily],
+                "borderColor": color,
+                "backgroundColor": color,
+                "borderDash": dash,
+                "pointStyle": point,
+            }
             for key, label, color, dash, point in TREND
         ],
-    }  # fmt: skip
+    }
 
 
 def services_chart(rows: list[dict]) -> dict:
@@ -30,26 +36,40 @@ def services_chart(rows: list[dict]) -> dict:
         "type": "bar",
         "labels": [row["service"] for row in rows],
         "datasets": [
-            {"label": _("Suscripciones activas"), "data": [row["active"] for row in rows],
-             "backgroundColor": "#128c7e"},
-            {"label": _("Renovaciones"), "data": [row["renewals"] for row in rows],
-             "backgroundColor": "#f0b400", "pattern": "stripes"},
+            {
+                "label": _("Suscripciones activas"),
+                "data": [row["active"] for row in rows],
+                "backgroundColor": "#128c7e",
+            },
+            {
+                "label": _("Renovaciones"),
+                "data": [row["renewals"] for row in rows],
+                "backgroundColor": "#f0b400",
+                "pattern": "stripes",
+            },
         ],
-    }  # fmt: skip
+    }
 
 
 def funnel_chart(funnel: dict) -> dict:
     total = funnel["total"]
-    steps = (("reminded", _("Recordados")), ("read", _("Leídos")),
-             ("replied", _("Respondieron")), ("renewed", _("Renovaron")))  # fmt: skip
+    steps = (
+        ("reminded", _("Recordados")),
+        ("read", _("Leídos")),
+        ("replied", _("Respondieron")),
+        ("renewed", _("Renovaron")),
+    )
     return {
         "type": "bar",
         "labels": [label for _key, label in steps],
         "datasets": [
-            {"label": _("Recordatorios"), "data": [total[key] for key, _label in steps],
-             "backgroundColor": "#128c7e"},
+            {
+                "label": _("Recordatorios"),
+                "data": [total[key] for key, _label in steps],
+                "backgroundColor": "#128c7e",
+            },
         ],
-    }  # fmt: skip
+    }
 
 
 def _level(value, top: int, shade_of) -> int:
@@ -67,12 +87,12 @@ def heat_tables(grids: dict) -> dict:
     def table(grid, shade_of):
         top = max((v or 0 for row in grid for v in row), default=0)
         return [
-            {"day": name, "cells": [
-                {"value": v, "level": _level(v, top, shade_of)}
-                for v in grid[i]
-            ]}
+            {
+                "day": name,
+                "cells": [{"value": v, "level": _level(v, top, shade_of)} for v in grid[i]],
+            }
             for i, name in enumerate(weekday_names())
-        ]  # fmt: skip
+        ]
 
     return {
         "replies": table(grids["replies"], lambda v: v),

@@ -34,17 +34,36 @@ def _stem(kind: str, period) -> str:
 # --- the exports ------------------------------------------------------------------------------
 
 MESSAGE_COLUMNS = (
-    "id", "created_at", "direction", "author_kind", "agent__username",
-    "conversation__customer__name", "conversation__customer__phone", "status", "body",
-    "sent_at", "delivered_at", "read_at", "failed_at", "failure_reason",
-)  # fmt: skip
+    "id",
+    "created_at",
+    "direction",
+    "author_kind",
+    "agent__username",
+    "conversation__customer__name",
+    "conversation__customer__phone",
+    "status",
+    "body",
+    "sent_at",
+    "delivered_at",
+    "read_at",
+    "failed_at",
+    "failure_reason",
+)
 # What a marketer gets: how messages fared, never what a conversation said or with whom (the
 # inbox and the customer history are not theirs either). Campaign-level detail is in each
 # campaign's own export.
 MARKETING_MESSAGE_COLUMNS = (
-    "id", "created_at", "direction", "author_kind", "status",
-    "sent_at", "delivered_at", "read_at", "failed_at", "failure_reason",
-)  # fmt: skip
+    "id",
+    "created_at",
+    "direction",
+    "author_kind",
+    "status",
+    "sent_at",
+    "delivered_at",
+    "read_at",
+    "failed_at",
+    "failure_reason",
+)
 LOCAL_TIMES = {"created_at", "sent_at", "delivered_at", "read_at", "failed_at"}
 
 
@@ -69,39 +88,76 @@ def messages_csv(period, *, conversations: bool = True, **filters):
     """Every message of the period; `conversations=False` (a marketer) leaves out the text,
     the customer's name and phone and the agent."""
     labels = {
-        "id": _("id"), "created_at": _("fecha"), "direction": _("dirección"),
-        "author_kind": _("autor"), "agent__username": _("agente"),
+        "id": _("id"),
+        "created_at": _("fecha"),
+        "direction": _("dirección"),
+        "author_kind": _("autor"),
+        "agent__username": _("agente"),
         "conversation__customer__name": _("cliente"),
-        "conversation__customer__phone": _("teléfono"), "status": _("estado"),
-        "body": _("texto"), "sent_at": _("enviado"), "delivered_at": _("entregado"),
-        "read_at": _("leído"), "failed_at": _("fallido"), "failure_reason": _("motivo del fallo"),
-    }  # fmt: skip
+        "conversation__customer__phone": _("teléfono"),
+        "status": _("estado"),
+        "body": _("texto"),
+        "sent_at": _("enviado"),
+        "delivered_at": _("entregado"),
+        "read_at": _("leído"),
+        "failed_at": _("fallido"),
+        "failure_reason": _("motivo del fallo"),
+    }
     columns = MESSAGE_COLUMNS if conversations else MARKETING_MESSAGE_COLUMNS
     rows = messages_rows(period, columns=columns, **filters)
     return csv_response(_stem("mensajes", period), [labels[c] for c in columns], rows)
 
 
 def daily_csv(period):
-    header = [_("día"), _("enviados"), _("entregados"), _("leídos"), _("respuestas"),
-              _("fallidos"), _("nuevas conversaciones"), _("tasa de apertura %")]  # fmt: skip
+    header = [
+        _("día"),
+        _("enviados"),
+        _("entregados"),
+        _("leídos"),
+        _("respuestas"),
+        _("fallidos"),
+        _("nuevas conversaciones"),
+        _("tasa de apertura %"),
+    ]
     rows = (
-        [r["day"].isoformat(), r["sent"], r["delivered"], r["read"], r["replies"], r["failed"],
-         r["new_conversations"], r["open_rate"] if r["open_rate"] is not None else ""]
+        [
+            r["day"].isoformat(),
+            r["sent"],
+            r["delivered"],
+            r["read"],
+            r["replies"],
+            r["failed"],
+            r["new_conversations"],
+            r["open_rate"] if r["open_rate"] is not None else "",
+        ]
         for r in selectors.daily_metrics(period)
-    )  # fmt: skip
+    )
     return csv_response(_stem("metricas_diarias", period), header, rows)
 
 
 def hours_csv(period):
     grids = selectors.heatmaps(period)
     names = selectors.weekday_names()
-    header = [_("día"), _("hora"), _("mensajes de clientes"), _("enviados"), _("leídos"),
-              _("tasa de lectura %")]  # fmt: skip
+    header = [
+        _("día"),
+        _("hora"),
+        _("mensajes de clientes"),
+        _("enviados"),
+        _("leídos"),
+        _("tasa de lectura %"),
+    ]
     rows = (
-        [names[d], f"{h:02d}:00", grids["replies"][d][h], grids["sent"][d][h],
-         grids["sent_read"][d][h], grids["rate"][d][h] if grids["rate"][d][h] is not None else ""]
-        for d in range(7) for h in range(24)
-    )  # fmt: skip
+        [
+            names[d],
+            f"{h:02d}:00",
+            grids["replies"][d][h],
+            grids["sent"][d][h],
+            grids["sent_read"][d][h],
+            grids["rate"][d][h] if grids["rate"][d][h] is not None else "",
+        ]
+        for d in range(7)
+        for h in range(24)
+    )
     return csv_response(_stem("mejores_horarios", period), header, rows)
 
 
@@ -116,14 +172,28 @@ def services_csv(period):
 
 def reminders_csv(period, *, within_days=7):
     funnel = selectors.reminder_funnel(period, within_days=within_days)
-    header = [_("agrupado por"), _("nombre"), _("recordados"), _("leídos"), _("respondieron"),
-              _("renovaron"), _("días de ventana")]  # fmt: skip
+    header = [
+        _("agrupado por"),
+        _("nombre"),
+        _("recordados"),
+        _("leídos"),
+        _("respondieron"),
+        _("renovaron"),
+        _("días de ventana"),
+    ]
 
     def rows():
         for group, items in ((_("regla"), funnel["rules"]), (_("servicio"), funnel["services"])):
             for r in items:
-                yield [group, r["name"], r["reminded"], r["read"], r["replied"], r["renewed"],
-                       within_days]  # fmt: skip
+                yield [
+                    group,
+                    r["name"],
+                    r["reminded"],
+                    r["read"],
+                    r["replied"],
+                    r["renewed"],
+                    within_days,
+                ]
         t = funnel["total"]
         yield [_("total"), "", t["reminded"], t["read"], t["replied"], t["renewed"], within_days]
 
@@ -131,15 +201,39 @@ def reminders_csv(period, *, within_days=7):
 
 
 def campaigns_csv(period, *, within_days=7):
-    header = [_("campaña"), _("lanzada"), _("estado"), _("destinatarios"), _("enviados"),
-              _("leídos"), _("respondieron"), _("renovaron"), _("bajas"), _("fallidos"),
-              _("apertura %"), _("respuesta %"), _("conversión %")]  # fmt: skip
+    header = [
+        _("campaña"),
+        _("lanzada"),
+        _("estado"),
+        _("destinatarios"),
+        _("enviados"),
+        _("leídos"),
+        _("respondieron"),
+        _("renovaron"),
+        _("bajas"),
+        _("fallidos"),
+        _("apertura %"),
+        _("respuesta %"),
+        _("conversión %"),
+    ]
     rows = (
-        [r["title"], _local(r["launched_at"]), r["state"], r["recipients"], r["sent"], r["read"],
-         r["replied"], r["renewed"], r["opt_outs"], r["failed"], r["open_rate"], r["reply_rate"],
-         r["conversion_rate"]]
+        [
+            r["title"],
+            _local(r["launched_at"]),
+            r["state"],
+            r["recipients"],
+            r["sent"],
+            r["read"],
+            r["replied"],
+            r["renewed"],
+            r["opt_outs"],
+            r["failed"],
+            r["open_rate"],
+            r["reply_rate"],
+            r["conversion_rate"],
+        ]
         for r in selectors.campaign_comparison(period, within_days=within_days)
-    )  # fmt: skip
+    )
     return csv_response(_stem("campanas", period), header, rows)
 
 
@@ -148,14 +242,25 @@ def _minutes(delta):
 
 
 def agents_csv(period):
-    header = [_("agente"), _("conversaciones atendidas"), _("turnos respondidos"),
-              _("primera respuesta, mediana (min)"), _("resueltas"),
-              _("resolución, mediana (min)")]  # fmt: skip
+    header = [
+        _("agente"),
+        _("conversaciones atendidas"),
+        _("turnos respondidos"),
+        _("primera respuesta, mediana (min)"),
+        _("resueltas"),
+        _("resolución, mediana (min)"),
+    ]
     rows = (
-        [r["agent"], r["handled"], r["turns"], _minutes(r["first_response"]), r["resolved"],
-         _minutes(r["resolution"])]
+        [
+            r["agent"],
+            r["handled"],
+            r["turns"],
+            _minutes(r["first_response"]),
+            r["resolved"],
+            _minutes(r["resolution"]),
+        ]
         for r in selectors.agent_stats(period)
-    )  # fmt: skip
+    )
     return csv_response(_stem("agentes", period), header, rows)
 
 
@@ -167,8 +272,16 @@ def behaviour_csv(period):
 
 def customers_csv(period):
     today = timezone.localdate()
-    header = [_("id"), _("nombre"), _("teléfono"), _("ciudad"), _("provincia"),
-              _("baja de publicidad"), _("creado"), _("suscripciones activas")]  # fmt: skip
+    header = [
+        _("id"),
+        _("nombre"),
+        _("teléfono"),
+        _("ciudad"),
+        _("provincia"),
+        _("baja de publicidad"),
+        _("creado"),
+        _("suscripciones activas"),
+    ]
     rows = (
         Customer.objects.order_by("id")
         .annotate(active=Count("subscriptions", filter=Q(subscriptions__expires_on__gte=today)))
@@ -194,7 +307,13 @@ def customers_csv(period):
 
 
 EXPORTS = {
-    "messages": messages_csv, "daily": daily_csv, "hours": hours_csv, "services": services_csv,
-    "reminders": reminders_csv, "campaigns": campaigns_csv, "agents": agents_csv,
-    "behaviour": behaviour_csv, "customers": customers_csv,
-}  # fmt: skip
+    "messages": messages_csv,
+    "daily": daily_csv,
+    "hours": hours_csv,
+    "services": services_csv,
+    "reminders": reminders_csv,
+    "campaigns": campaigns_csv,
+    "agents": agents_csv,
+    "behaviour": behaviour_csv,
+    "customers": customers_csv,
+}

@@ -371,10 +371,20 @@ def campaign_export(request, campaign_id: int):
         renewal_days=_days(request, "renewal_days", 7),
     )
     header = [
-        _("Teléfono"), _("Nombre"), _("Variante"), _("Destinatario"), _("Motivo"),
-        _("Estado del mensaje"), _("Enviado"), _("Entregado"), _("Leído"),
-        _("Motivo del fallo"), _("Respondió"), _("Renovó"), _("Mensaje"),
-    ]  # fmt: skip
+        _("Teléfono"),
+        _("Nombre"),
+        _("Variante"),
+        _("Destinatario"),
+        _("Motivo"),
+        _("Estado del mensaje"),
+        _("Enviado"),
+        _("Entregado"),
+        _("Leído"),
+        _("Motivo del fallo"),
+        _("Respondió"),
+        _("Renovó"),
+        _("Mensaje"),
+    ]
 
     def line(r) -> tuple:
         message = r.message

@@ -21,9 +21,10 @@ class IdsField(forms.ModelMultipleChoiceField):
                 continue  # not a number: Django's own check refuses it
             if too_big:
                 raise forms.ValidationError(
-                    self.error_messages["invalid_pk_value"], code="invalid_pk_value",
+                    self.error_messages["invalid_pk_value"],
+                    code="invalid_pk_value",
                     params={"pk": str(pk)[:20]},
-                )  # fmt: skip
+                )
         return super()._check_values(value)
 
 

@@ -156,9 +156,11 @@ def reminders_run(*, now: datetime | None = None) -> dict[str, RuleResult]:
 
 @interval(seconds=TICK_SECONDS)
 @dramatiq.actor(
-    actor_name="outbound.reminders_tick", queue_name="automations", max_retries=0,
+    actor_name="outbound.reminders_tick",
+    queue_name="automations",
+    max_retries=0,
     time_limit=10 * 60_000,
-)  # fmt: skip
+)
 def reminders_tick() -> None:
     results = reminders_run()
     done = {name: r for name, r in results.items() if r.sent or r.skipped}

@@ -44,8 +44,10 @@ class Error(Schema):
 
 
 def _unprocessable(field: str, message: str) -> Status:
-    return Status(422, {"detail": [{"type": "value_error", "loc": ["body", "payload", field],
-                                    "msg": message}]})  # fmt: skip
+    return Status(
+        422,
+        {"detail": [{"type": "value_error", "loc": ["body", "payload", field], "msg": message}]},
+    )
 
 
 @router.post(

@@ -52,9 +52,18 @@ _INT_LIMITS = {
     "contact_days": (1, 3650),
 }
 _KEYS = {
-    "services", "service_mode", "state", "new_days", "expiring_days", "behaviour",
-    "cities", "provinces", "tags", "contact", "contact_days",
-}  # fmt: skip
+    "services",
+    "service_mode",
+    "state",
+    "new_days",
+    "expiring_days",
+    "behaviour",
+    "cities",
+    "provinces",
+    "tags",
+    "contact",
+    "contact_days",
+}
 
 
 # Ids are database keys: positive and within a bigint (SQLite raises beyond it).

@@ -150,8 +150,13 @@ PERSONAS = {
     "carla": ("marketer", {}),
     "charlie": (None, {}),
 }
-PERSONA_ROLES = {"anonymous": frozenset(), "alice": ADMINS, "bob": frozenset({AGENT}),
-                 "carla": frozenset({MARKETER}), "charlie": frozenset()}  # fmt: skip
+PERSONA_ROLES = {
+    "anonymous": frozenset(),
+    "alice": ADMINS,
+    "bob": frozenset({AGENT}),
+    "carla": frozenset({MARKETER}),
+    "charlie": frozenset(),
+}
 
 
 # --- the URL conf, walked ------------------------------------------------------------------------
@@ -303,11 +308,35 @@ PRIVATE_PHONE = "+593968196046"
 EXPORT_KINDS = sorted(EXPORTS)
 # The columns of the messages export, by who asks (README, "Roles").
 MESSAGE_EXPORT_HEADER = {
-    "alice": ["id", "fecha", "dirección", "autor", "agente", "cliente", "teléfono", "estado",
-              "texto", "enviado", "entregado", "leído", "fallido", "motivo del fallo"],
-    "carla": ["id", "fecha", "dirección", "autor", "estado", "enviado", "entregado", "leído",
-              "fallido", "motivo del fallo"],
-}  # fmt: skip
+    "alice": [
+        "id",
+        "fecha",
+        "dirección",
+        "autor",
+        "agente",
+        "cliente",
+        "teléfono",
+        "estado",
+        "texto",
+        "enviado",
+        "entregado",
+        "leído",
+        "fallido",
+        "motivo del fallo",
+    ],
+    "carla": [
+        "id",
+        "fecha",
+        "dirección",
+        "autor",
+        "estado",
+        "enviado",
+        "entregado",
+        "leído",
+        "fallido",
+        "motivo del fallo",
+    ],
+}
 
 
 @pytest.fixture
@@ -318,13 +347,19 @@ def private_chat(db):
         customer=customer, last_message_at=timezone.now(), last_message_preview=PRIVATE_TEXT
     )
     Message.objects.create(
-        conversation=conversation, direction="in", author_kind="customer", body=PRIVATE_TEXT,
+        conversation=conversation,
+        direction="in",
+        author_kind="customer",
+        body=PRIVATE_TEXT,
         status="received",
-    )  # fmt: skip
+    )
     Message.objects.create(
-        conversation=conversation, direction="out", author_kind="agent", status="sent",
+        conversation=conversation,
+        direction="out",
+        author_kind="agent",
+        status="sent",
         body="Nunca compartas tu clave",
-    )  # fmt: skip
+    )
     Note.objects.create(customer=customer, body=PRIVATE_NOTE)
     return {"customer_id": customer.pk, "conversation_id": conversation.pk}
 

@@ -38,23 +38,37 @@ def hostile_world(db, bob):
         customer.tags.add(Tag.objects.create(name=f"{text} {i}"))
         conversation = Conversation.objects.create(customer=customer, assignee=bob)
         Message.objects.create(
-            conversation=conversation, direction="in", author_kind="customer",
-            status="received", body=text, created_at=now - timedelta(hours=2),
-        )  # fmt: skip
+            conversation=conversation,
+            direction="in",
+            author_kind="customer",
+            status="received",
+            body=text,
+            created_at=now - timedelta(hours=2),
+        )
         out = Message.objects.create(
-            conversation=conversation, direction="out", author_kind="campaign", agent=bob,
-            status="failed", body=text, failure_reason=text, created_at=now - timedelta(hours=1),
+            conversation=conversation,
+            direction="out",
+            author_kind="campaign",
+            agent=bob,
+            status="failed",
+            body=text,
+            failure_reason=text,
+            created_at=now - timedelta(hours=1),
             failed_at=now - timedelta(hours=1),
-        )  # fmt: skip
+        )
         customers.append((customer, out))
     campaign = Campaign.objects.create(
         title=HOSTILE[0], body=HOSTILE[1], state="completed", launched_at=now - timedelta(hours=1)
     )
     for (customer, out), text in zip(customers, HOSTILE, strict=True):
         CampaignRecipient.objects.create(
-            campaign=campaign, customer=customer, message=out, state="skipped", skip_reason=text,
+            campaign=campaign,
+            customer=customer,
+            message=out,
+            state="skipped",
+            skip_reason=text,
             body=text,
-        )  # fmt: skip
+        )
     return {"customer": customers[0][0], "campaign": campaign}
 
 

@@ -171,11 +171,15 @@ def test_it_moves_the_running_campaign_through_the_simulator_or_says_why_it_wait
     reach the simulator and its progress moves; outside the sending window (or between best
     hours) the API says until when it waits, in Spanish."""
     demo = running_demo
-    found = demo.manage("shell", "-c", (
-        "from outbound.models import Campaign; c = Campaign.objects.get(state='running'); "
-        "print(c.pk, *c.recipients.filter(state='pending').values_list('customer__phone', "
-        "flat=True))"
-    ))  # fmt: skip
+    found = demo.manage(
+        "shell",
+        "-c",
+        (
+            "from outbound.models import Campaign; c = Campaign.objects.get(state='running'); "
+            "print(c.pk, *c.recipients.filter(state='pending').values_list('customer__phone', "
+            "flat=True))"
+        ),
+    )
     assert found.returncode == 0, found.stderr
     pk, *phones = found.stdout.strip().splitlines()[-1].split()
     token = demo.manage("create_api_token", "marketing", "prueba").stdout.strip()

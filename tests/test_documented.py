@@ -189,11 +189,18 @@ def send_and_campaign_reach_the_simulator(client: httpx.Client, simulator: str, 
         check=none_exited(procs),
     )
     at = timezone.localtime() + timedelta(seconds=3)
-    created = client.post("/api/v1/campaigns", json={
-        "title": "Tena", "text": "Hola {nombre}, novedades en Tena", "kind": "support",
-        "filters": {"cities": ["Tena"]}, "send_at": at.isoformat(),
-        "window_start": "00:00", "window_end": "23:59",
-    })  # fmt: skip
+    created = client.post(
+        "/api/v1/campaigns",
+        json={
+            "title": "Tena",
+            "text": "Hola {nombre}, novedades en Tena",
+            "kind": "support",
+            "filters": {"cities": ["Tena"]},
+            "send_at": at.isoformat(),
+            "window_start": "00:00",
+            "window_end": "23:59",
+        },
+    )
     assert created.status_code == 201, created.text
     assert created.json()["state"] == "scheduled"
     campaign = created.json()["id"]
@@ -221,8 +228,16 @@ def test_it_runs_the_readme_trial_block_as_written(production_topology):
     """migrate, two daphnes, the worker, the scheduler and the simulator are started by the
     fixture from the block's own lines; `make install` and `seed_demo --if-empty` run here."""
     topology = production_topology
-    handled = {"make install", "manage.py migrate", "manage.py seed_demo", "daphne", "dramatiq",
-               "manage.py scheduler", "manage.py wasender_sim", "make test"}  # fmt: skip
+    handled = {
+        "make install",
+        "manage.py migrate",
+        "manage.py seed_demo",
+        "daphne",
+        "dramatiq",
+        "manage.py scheduler",
+        "manage.py wasender_sim",
+        "make test",
+    }
     assert {c.program for c in trial_commands()} <= handled
     lines = {c.program: c for c in trial_commands()}
     installed = run(lines["make install"], swap=topology.swap)
@@ -247,16 +262,25 @@ def production_swap(database_url: str, redis_url: str, tmp: Path, *, ports: dict
     """Our PostgreSQL, Redis, ports and folders; WaSender's API -> the simulator's (port 8001's
     stand-in)."""
     return Swap(
-        database_url=database_url, redis_url=redis_url, ports=ports,
-        paths={"/srv/chatdesk": str(tmp / "srv")}, provider=f"http://127.0.0.1:{ports[8001]}/api",
-    )  # fmt: skip
+        database_url=database_url,
+        redis_url=redis_url,
+        ports=ports,
+        paths={"/srv/chatdesk": str(tmp / "srv")},
+        provider=f"http://127.0.0.1:{ports[8001]}/api",
+    )
 
 
 def pgrep_matches(pattern: str, pid: int) -> bool:
     """Whether `pgrep -f PATTERN` (compose's health check) finds the process tree of `pid`."""
-    pids = [pid, *(int(p) for p in subprocess.run(
-        ["pgrep", "-g", str(os.getpgid(pid))], capture_output=True, text=True
-    ).stdout.split())]  # fmt: skip
+    pids = [
+        pid,
+        *(
+            int(p)
+            for p in subprocess.run(
+                ["pgrep", "-g", str(os.getpgid(pid))], capture_output=True, text=True
+            ).stdout.split()
+        ),
+    ]
     for one in pids:
         with open(f"/proc/{one}/cmdline", "rb") as f:
             cmdline = f.read().replace(b"\0", b" ").decode().strip()
@@ -284,8 +308,9 @@ def test_it_runs_compose_the_dockerfile_and_the_operations_guide_as_written(
     logs.mkdir()
     (tmp_path / "srv").mkdir()
     ports = {"web": free_port(), "proxied": free_port(), "cmd": free_port(), "sim": free_port()}
-    swap = production_swap(database_url, redis_url, tmp_path,
-                           ports={8000: ports["web"], 8001: ports["sim"]})  # fmt: skip
+    swap = production_swap(
+        database_url, redis_url, tmp_path, ports={8000: ports["web"], 8001: ports["sim"]}
+    )
     # Image build step: collectstatic (DEBUG=0 serves from STATIC_ROOT only).
     for command in dockerfile_commands()[:-1]:
         done = run(command, swap=swap, image=True)
@@ -300,9 +325,12 @@ def test_it_runs_compose_the_dockerfile_and_the_operations_guide_as_written(
         with ForwardedProxy(f"http://127.0.0.1:{ports['web']}") as proxy:
             # The simulator stands in for WaSender, with the same secret; WaSender calls the
             # proxy's address (the public one), as configured on its side.
-            sim_swap = production_swap(database_url, redis_url, tmp_path,
-                                       ports={8000: int(proxy.url.rsplit(":", 1)[1]),
-                                              8001: ports["sim"]})  # fmt: skip
+            sim_swap = production_swap(
+                database_url,
+                redis_url,
+                tmp_path,
+                ports={8000: int(proxy.url.rsplit(":", 1)[1]), 8001: ports["sim"]},
+            )
             sim_line = next(c for c in trial_commands() if c.program == "manage.py wasender_sim")
             sim = Documented(sim_line.source, sim_line.text, compose_by["web"].env)
             launches = [
@@ -310,14 +338,28 @@ def test_it_runs_compose_the_dockerfile_and_the_operations_guide_as_written(
                 ("web", compose_by["web"], swap),
                 ("worker", compose_by["worker"], swap),
                 ("scheduler", compose_by["scheduler"], swap),
-                ("dockerfile-cmd", cmd, production_swap(
-                    database_url, redis_url, tmp_path,
-                    ports={8000: ports["cmd"], 8001: ports["sim"]})),
-                ("ops-web", table["daphne"], production_swap(
-                    database_url, redis_url, tmp_path,
-                    ports={8000: ports["proxied"], 8001: ports["sim"]})),
+                (
+                    "dockerfile-cmd",
+                    cmd,
+                    production_swap(
+                        database_url,
+                        redis_url,
+                        tmp_path,
+                        ports={8000: ports["cmd"], 8001: ports["sim"]},
+                    ),
+                ),
+                (
+                    "ops-web",
+                    table["daphne"],
+                    production_swap(
+                        database_url,
+                        redis_url,
+                        tmp_path,
+                        ports={8000: ports["proxied"], 8001: ports["sim"]},
+                    ),
+                ),
                 ("ops-worker", table["dramatiq"], swap),
-            ]  # fmt: skip
+            ]
             for name, command, its_swap in launches:
                 started.append(start(name, command, swap=its_swap, logs=logs, image=True))
             by_name = {s.name: s for s in started}
@@ -345,8 +387,9 @@ def test_it_runs_compose_the_dockerfile_and_the_operations_guide_as_written(
             compose_health_checks(by_name, ports["web"])
             # The guide's own scheduler line, once compose's has let go of the lock.
             stop(by_name["scheduler"])
-            guide_scheduler = start("ops-scheduler", table["manage.py scheduler"], swap=swap,
-                                    logs=logs, image=True)  # fmt: skip
+            guide_scheduler = start(
+                "ops-scheduler", table["manage.py scheduler"], swap=swap, logs=logs, image=True
+            )
             started.append(guide_scheduler)
             wait_until(
                 lambda: redis.Redis.from_url(redis_url).exists(SCHEDULER_LOCK),
@@ -367,8 +410,9 @@ def compose_health_checks(by_name: dict, web_port: int) -> None:
     services = compose()["services"]
     web_check = services["web"]["healthcheck"]["test"]
     assert web_check[0] == "CMD"
-    probe = Documented("docker-compose.yml web healthcheck", shlex.join(web_check[1:]),
-                       by_name["web"].command.env)  # fmt: skip
+    probe = Documented(
+        "docker-compose.yml web healthcheck", shlex.join(web_check[1:]), by_name["web"].command.env
+    )
     done = run(probe, swap=Swap(ports={8000: web_port}), image=True)
     assert done.returncode == 0, done.stderr
     for name in ("worker", "scheduler"):
@@ -382,13 +426,17 @@ def operations_blocks_run(database_url: str, redis_url: str, tmp: Path) -> None:
     names, the dump's date and its folder swapped): the backup, then the restore and its
     checks. The restored copy has the rows the original has."""
     restored = database_url.rsplit("/", 1)[1] + "_restored"
-    subprocess.run(["dropdb", "--if-exists", f"--maintenance-db={database_url}", restored],
-                   check=True)  # fmt: skip
+    subprocess.run(
+        ["dropdb", "--if-exists", f"--maintenance-db={database_url}", restored], check=True
+    )
     dump = tmp / f"chatdesk-{timezone.localdate():%Y-%m-%d}.dump"
     swap = Swap(
-        database_url=database_url, redis_url=redis_url, databases={"chatdesk_restored": restored},
-        paths={"--file=chatdesk-": f"--file={tmp}/chatdesk-"}, dump_name=str(dump),
-    )  # fmt: skip
+        database_url=database_url,
+        redis_url=redis_url,
+        databases={"chatdesk_restored": restored},
+        paths={"--file=chatdesk-": f"--file={tmp}/chatdesk-"},
+        dump_name=str(dump),
+    )
     ran = 0
     try:
         for command in commands_for("operations blocks"):
@@ -408,8 +456,9 @@ def operations_blocks_run(database_url: str, redis_url: str, tmp: Path) -> None:
 
 
 def psql(url: str, query: str) -> str:
-    return subprocess.run(["psql", "-tAc", query, url], capture_output=True, text=True,
-                          check=True).stdout.strip()  # fmt: skip
+    return subprocess.run(
+        ["psql", "-tAc", query, url], capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 # --- make demo, make test, the README's test selections ---------------------------------
@@ -516,8 +565,9 @@ def test_it_runs_the_management_commands_the_docs_name(transactional_db, tmp_pat
     csv = tmp_path / "clientes.csv"
     csv.write_text("nombre;telefono;ciudad\nAna Pérez;0968196046;Quito\n", encoding="utf-8")
     trial_env = {c.program: c.env for c in trial_commands()}["manage.py migrate"]
-    swap = Swap(database_url=database_url, redis_url=redis_url,
-                paths={"/srv/chatdesk": str(tmp_path)})  # fmt: skip
+    swap = Swap(
+        database_url=database_url, redis_url=redis_url, paths={"/srv/chatdesk": str(tmp_path)}
+    )
     commands = commands_for("manage")
     assert {"manage.py import_customers", "manage.py create_api_token"} <= {
         c.program for c in commands
@@ -537,8 +587,11 @@ def test_it_runs_make_messages(tmp_path):
     if not (shutil.which("xgettext") and shutil.which("msgfmt")):
         pytest.skip("GNU gettext (xgettext, msgfmt) is not installed: `make messages` needs it")
     copy = tmp_path / "tree"
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True,
-                           check=True).stdout.decode().split("\0")  # fmt: skip
+    files = (
+        subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True)
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, files):
         target = copy / name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -562,8 +615,13 @@ def test_it_builds_the_image_where_a_docker_engine_runs(tmp_path):
             "`docker compose up --scale worker=3` is not run; every service's command runs "
             "above as a process, with compose's environment"
         )
-    built = subprocess.run([docker, "build", "-q", "-t", "chatdesk:test", "."], cwd=ROOT,
-                           capture_output=True, text=True, timeout=1200)  # fmt: skip
+    built = subprocess.run(
+        [docker, "build", "-q", "-t", "chatdesk:test", "."],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert built.returncode == 0, built.stderr[-3000:]
     for command in commands_for("docker"):
         env_file = tmp_path / ".env"

@@ -92,9 +92,11 @@ def test_it_returns_the_callers_request_id_or_a_new_one(client, db):
 
 def test_it_writes_one_json_object_per_line_with_the_request_id(client, db, json_log):
     response = client.post(
-        "/webhooks/wasender/", data=b"{}", content_type="application/json",
+        "/webhooks/wasender/",
+        data=b"{}",
+        content_type="application/json",
         headers={"X-Webhook-Signature": "wrong", "X-Request-ID": "wh-123"},
-    )  # fmt: skip
+    )
     assert response.status_code == 401
     lines = json_log()
     assert lines
@@ -115,9 +117,14 @@ def test_it_adds_message_and_webhook_ids_from_extra_or_the_context(json_log):
         request_id_var.reset(token)
     inside, outside = json_log()
     assert inside == {
-        "time": inside["time"], "level": "INFO", "logger": "chatdesk.test", "message": "stored",
-        "request_id": "req-9", "message_id": 7, "webhook_event_id": 41,
-    }  # fmt: skip
+        "time": inside["time"],
+        "level": "INFO",
+        "logger": "chatdesk.test",
+        "message": "stored",
+        "request_id": "req-9",
+        "message_id": 7,
+        "webhook_event_id": 41,
+    }
     assert "webhook_event_id" not in outside and "message_id" not in outside
 
 
@@ -160,10 +167,11 @@ def test_it_puts_the_request_id_on_the_send_a_request_enqueued(
     raw = ApiToken.issue(user=bob, name="t")[1]
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(
-            "/api/v1/messages", {"phone": "+593968196046", "text": "Hola"},
+            "/api/v1/messages",
+            {"phone": "+593968196046", "text": "Hola"},
             content_type="application/json",
             headers={"Authorization": f"Bearer {raw}", "X-Request-ID": "api-42"},
-        )  # fmt: skip
+        )
     assert response.status_code == 201
     queued = [dramatiq.Message.decode(body) for body in list(broker.queues["outbound"].queue)]
     broker.flush_all()
@@ -223,12 +231,18 @@ def trouble(db):
     common = {"conversation": conversation, "direction": "out", "author_kind": "agent"}
     Message.objects.create(**common, status="queued", created_at=now - timedelta(minutes=30))
     Message.objects.create(
-        **common, status="sending", created_at=now - timedelta(minutes=40),
+        **common,
+        status="sending",
+        created_at=now - timedelta(minutes=40),
         sending_at=now - timedelta(minutes=39),
-    )  # fmt: skip
+    )
     Message.objects.create(**common, status="queued", created_at=now - timedelta(minutes=1))
-    WebhookEvent.objects.create(event="messages.received", payload={}, state="failed",
-                                received_at=now - timedelta(minutes=5))  # fmt: skip
+    WebhookEvent.objects.create(
+        event="messages.received",
+        payload={},
+        state="failed",
+        received_at=now - timedelta(minutes=5),
+    )
     WebhookEvent.objects.create(event="session.status", payload={}, state="processed")
     SessionState.objects.create(session="default", status="connected")
 

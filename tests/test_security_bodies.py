@@ -69,9 +69,12 @@ async def asgi_call(path: str, headers: dict, chunks: list[bytes], *, gap: float
         sent.append(message)
 
     scope = {
-        "type": "http", "method": "POST", "path": path, "query_string": b"",
+        "type": "http",
+        "method": "POST",
+        "path": path,
+        "query_string": b"",
         "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
-    }  # fmt: skip
+    }
     await BodyLimitMiddleware(app)(scope, receive, send)
     status = sent[0]["status"]
     body = b"".join(m.get("body", b"") for m in sent[1:])
@@ -132,8 +135,12 @@ def daphne(transactional_db):
     extra = {"REDIS_URL": redis_url_for_tests()} if os.environ.get("REDIS_URL") else {}
     env = process_env(DRAMATIQ_BROKER="stub", REQUEST_BODY_TIMEOUT="3", **extra)
     port = free_port()
-    with running(daphne_args(port), env=env, ready_url=f"http://127.0.0.1:{port}/healthz",
-                 log=LOGS / "bodies-daphne.log") as proc:  # fmt: skip
+    with running(
+        daphne_args(port),
+        env=env,
+        ready_url=f"http://127.0.0.1:{port}/healthz",
+        log=LOGS / "bodies-daphne.log",
+    ) as proc:
         yield port, proc
 
 
@@ -250,8 +257,12 @@ async def agent_socket_survives(port: int, cookie: str, flood) -> str:
         await asyncio.to_thread(flood)
         body = (ROOT / "tests/fixtures/wasender/messages_received_text.json").read_bytes()
         with socket.create_connection(("127.0.0.1", port)) as sock:
-            request = head(WEBHOOK, length=len(body), X_Webhook_Signature=SECRET,
-                           Content_Type="application/json")  # fmt: skip
+            request = head(
+                WEBHOOK,
+                length=len(body),
+                X_Webhook_Signature=SECRET,
+                Content_Type="application/json",
+            )
             sock.sendall(request + body)
             assert answer(sock)[0] == 200
         async with asyncio.timeout(30):  # an upper bound for a frame that must come
@@ -294,8 +305,10 @@ def test_it_keeps_memory_and_sockets_while_four_clients_stream_200_mb_each(daphn
         stop.set()
         watcher.join()
     grown = (peak[0] - idle) / MB
-    print(f"daphne RSS idle {idle / MB:.0f} MB, peak {peak[0] / MB:.0f} MB (+{grown:.1f} MB); "
-          f"body bytes sent before the cut: {[round(n / MB, 1) for n in sent]} MB")  # fmt: skip
+    print(
+        f"daphne RSS idle {idle / MB:.0f} MB, peak {peak[0] / MB:.0f} MB (+{grown:.1f} MB); "
+        f"body bytes sent before the cut: {[round(n / MB, 1) for n in sent]} MB"
+    )
     assert grown < 50, f"daphne grew {grown:.0f} MB"
     assert "conv-row" in frame
     # Every client was cut off near its cap (what the kernel buffers aside), none got through.

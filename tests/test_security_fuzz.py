@@ -26,11 +26,37 @@ from tests.conftest import make_user
 from tests.test_access_matrix import ACCESS, SECRET, STAFF, TOKEN, URLS, _dummy
 
 HOSTILE_TEXT = [
-    "\x00", "a\x00b", "\ud800", "x\udfffy", "9" * 40, str(2**63), str(-(2**63) - 1), "1e400",
-    "-1", "0", "NaN", "Infinity", "2030-02-30T10:00", "2030-02-30", "2030-13-01", "0000-00-00",
-    "99999-01-01T00:00", "24:61", "", " ", "ñ" * 3000, "🙂" * 500, "<script>x</script>",
-    "' OR 1=1 --", "%00", "../../etc/passwd", "+593968196046", "true", "[]", "{}",
-]  # fmt: skip
+    "\x00",
+    "a\x00b",
+    "\ud800",
+    "x\udfffy",
+    "9" * 40,
+    str(2**63),
+    str(-(2**63) - 1),
+    "1e400",
+    "-1",
+    "0",
+    "NaN",
+    "Infinity",
+    "2030-02-30T10:00",
+    "2030-02-30",
+    "2030-13-01",
+    "0000-00-00",
+    "99999-01-01T00:00",
+    "24:61",
+    "",
+    " ",
+    "ñ" * 3000,
+    "🙂" * 500,
+    "<script>x</script>",
+    "' OR 1=1 --",
+    "%00",
+    "../../etc/passwd",
+    "+593968196046",
+    "true",
+    "[]",
+    "{}",
+]
 UNSTORABLE = ("\x00", "\ud800", "\udfff")
 # Half the examples keep to text a database can store, so that the other hostile values reach
 # the views instead of being refused with the NUL beside them.
@@ -41,9 +67,11 @@ hostile = st.sampled_from(HOSTILE_TEXT) | st.text(max_size=12)
 HOSTILE_JSON = [*HOSTILE_TEXT, 2**64, -(2**64), 10**400, 1.5, True, None, [], {"\x00": 1}]
 hostile_json = st.sampled_from(HOSTILE_JSON)
 EXAMPLES = settings(
-    max_examples=10, deadline=None, derandomize=True,
+    max_examples=10,
+    deadline=None,
+    derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)  # fmt: skip
+)
 PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
     "1f15c4890000000d49444154789c63f8cfc0f01f0005000201a2d9c4f40000000049454e44ae426082"
@@ -59,14 +87,20 @@ def world(db, settings, tmp_path):
     netflix = Service.objects.create(name="Netflix", normal_price=Decimal("12.99"))
     customer = Customer.objects.create(name="Ana", phone="+593968196046")
     Subscription.objects.create(
-        customer=customer, service=netflix, price=Decimal("12.99"),
-        started_on=timezone.localdate(), expires_on=timezone.localdate() + timedelta(days=30),
-    )  # fmt: skip
+        customer=customer,
+        service=netflix,
+        price=Decimal("12.99"),
+        started_on=timezone.localdate(),
+        expires_on=timezone.localdate() + timedelta(days=30),
+    )
     conversation = Conversation.objects.create(customer=customer, last_message_at=timezone.now())
     message = Message.objects.create(
-        conversation=conversation, direction="in", author_kind="customer", body="hola",
+        conversation=conversation,
+        direction="in",
+        author_kind="customer",
+        body="hola",
         status="received",
-    )  # fmt: skip
+    )
     template = MessageTemplate.objects.create(name="Aviso", category="notification", body="Hola")
     reminder = ReminderRule.objects.create(name="3 días", days_from_expiry=-3, template=template)
     AutoReplyRule.objects.create(name="Sí", keywords="si", match="exact", template=template)
@@ -74,11 +108,18 @@ def world(db, settings, tmp_path):
     segment = Segment.objects.create(name="Todos", filters={})
     token = ApiToken.issue(user=alice, name="fuzz")
     ids = {
-        "conversation_id": conversation.pk, "message_id": message.pk, "customer_id": customer.pk,
-        "campaign_id": campaign.pk, "template_id": template.pk, "segment_id": segment.pk,
-        "rule_id": reminder.pk, "token_id": token[0].pk, "kind": "reminder", "action": "pause",
+        "conversation_id": conversation.pk,
+        "message_id": message.pk,
+        "customer_id": customer.pk,
+        "campaign_id": campaign.pk,
+        "template_id": template.pk,
+        "segment_id": segment.pk,
+        "rule_id": reminder.pk,
+        "token_id": token[0].pk,
+        "kind": "reminder",
+        "action": "pause",
         "phone": customer.phone,
-    }  # fmt: skip
+    }
     client = Client(raise_request_exception=False)
     client.force_login(alice)
     return {"ids": ids, "client": client, "token": token[1], "media": tmp_path}
@@ -213,11 +254,11 @@ OPERATIONS = list(_schema_operations())
 
 
 @pytest.mark.parametrize(
-    ("method", "path", "params", "properties"), OPERATIONS,
+    ("method", "path", "params", "properties"),
+    OPERATIONS,
     ids=[f"{m} {p}" for m, p, _, _ in OPERATIONS],
-)  # fmt: skip
-def test_it_never_answers_500_to_hostile_api_input(world, errors, method, path, params,
-                                                   properties):  # fmt: skip
+)
+def test_it_never_answers_500_to_hostile_api_input(world, errors, method, path, params, properties):
     client = Client(raise_request_exception=False)
     headers = {"Authorization": f"Bearer {world['token']}"}
 

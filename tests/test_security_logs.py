@@ -36,14 +36,23 @@ def spellings(phone: str) -> list[str]:
 
 def webhook(phone: str, text: str, n: int) -> dict:
     return {
-        "event": "messages.received", "timestamp": int(time.time()),
-        "data": {"messages": {
-            "key": {"id": f"3EB0LOGS{n:012d}", "fromMe": False,
-                    "remoteJid": f"{phone}@s.whatsapp.net", "cleanedSenderPn": phone},
-            "pushName": NAME, "messageTimestamp": int(time.time()), "messageBody": text,
-            "message": {"conversation": text},
-        }},
-    }  # fmt: skip
+        "event": "messages.received",
+        "timestamp": int(time.time()),
+        "data": {
+            "messages": {
+                "key": {
+                    "id": f"3EB0LOGS{n:012d}",
+                    "fromMe": False,
+                    "remoteJid": f"{phone}@s.whatsapp.net",
+                    "cleanedSenderPn": phone,
+                },
+                "pushName": NAME,
+                "messageTimestamp": int(time.time()),
+                "messageBody": text,
+                "message": {"conversation": text},
+            }
+        },
+    }
 
 
 @pytest.fixture
@@ -53,11 +62,19 @@ def app_url(transactional_db, tmp_path):
     port = free_port_pair()
     log = LOGS / "logs-run.jsonl"
     env = process_env(
-        DEBUG="0", SECRET_KEY="x" * 50, ALLOWED_HOSTS="127.0.0.1",
-        WASENDER_WEBHOOK_SECRET=SECRET, SECURE_SSL_REDIRECT="0", SECURE_COOKIES="0",
-        SECURE_HSTS_SECONDS="0", LOG_FORMAT="json", LOG_LEVEL="DEBUG", REDIS_URL="",
-        MEDIA_ROOT=tmp_path / "media", WASENDER_SIM_DEMO_INTERVAL="1",
-    )  # fmt: skip
+        DEBUG="0",
+        SECRET_KEY="x" * 50,
+        ALLOWED_HOSTS="127.0.0.1",
+        WASENDER_WEBHOOK_SECRET=SECRET,
+        SECURE_SSL_REDIRECT="0",
+        SECURE_COOKIES="0",
+        SECURE_HSTS_SECONDS="0",
+        LOG_FORMAT="json",
+        LOG_LEVEL="DEBUG",
+        REDIS_URL="",
+        MEDIA_ROOT=tmp_path / "media",
+        WASENDER_SIM_DEMO_INTERVAL="1",
+    )
     args = [PYTHON, "manage.py", "runembedded", "--port", str(port)]
     with running(args, env=env, ready_url=f"http://127.0.0.1:{port}/healthz", log=log):
         yield f"http://127.0.0.1:{port}", log
@@ -95,8 +112,12 @@ def test_it_logs_no_phone_and_no_message_text(app_url):
     with httpx.Client(timeout=20) as client:
         # A customer writes; an agent answers; the simulator reports the statuses.
         signed = {"X-Webhook-Signature": SECRET}
-        assert client.post(f"{base}/webhooks/wasender/", json=webhook(PHONES[0], TEXTS[0], 1),
-                           headers=signed).status_code == 200  # fmt: skip
+        assert (
+            client.post(
+                f"{base}/webhooks/wasender/", json=webhook(PHONES[0], TEXTS[0], 1), headers=signed
+            ).status_code
+            == 200
+        )
         wait_until(
             lambda: Message.objects.filter(body=TEXTS[0]).exists(),
             timeout=60,
@@ -105,22 +126,30 @@ def test_it_logs_no_phone_and_no_message_text(app_url):
         conversation_id = Message.objects.get(body=TEXTS[0]).conversation_id
         csrf = login(client, base, "bob")
         response = client.post(
-            f"{base}/inbox/c/{conversation_id}/reply/", data={"text": TEXTS[1]},
+            f"{base}/inbox/c/{conversation_id}/reply/",
+            data={"text": TEXTS[1]},
             headers={"X-CSRFToken": csrf, "Referer": f"{base}/inbox/"},
-        )  # fmt: skip
+        )
         assert response.status_code in (200, 302), response.text[:300]
         # The API sends to another phone, and records a renewal for a phone nobody has.
-        response = client.post(f"{base}/api/v1/messages", headers=bearer,
-                               json={"phone": f"+{PHONES[1]}", "text": TEXTS[2]})  # fmt: skip
+        response = client.post(
+            f"{base}/api/v1/messages",
+            headers=bearer,
+            json={"phone": f"+{PHONES[1]}", "text": TEXTS[2]},
+        )
         assert response.status_code == 201, response.text
         response = client.post(
-            f"{base}/api/v1/customers/%2B{PHONES[2]}/renewals", headers=bearer,
+            f"{base}/api/v1/customers/%2B{PHONES[2]}/renewals",
+            headers=bearer,
             json={"service": "Netflix", "months": 1, "amount": "12.99"},
-        )  # fmt: skip
+        )
         assert response.status_code in (404, 422), response.text
         # A forged webhook, a search by phone, a page that does not exist under a phone.
-        client.post(f"{base}/webhooks/wasender/", json=webhook(PHONES[2], TEXTS[0], 2),
-                    headers={"X-Webhook-Signature": "wrong"})  # fmt: skip
+        client.post(
+            f"{base}/webhooks/wasender/",
+            json=webhook(PHONES[2], TEXTS[0], 2),
+            headers={"X-Webhook-Signature": "wrong"},
+        )
         client.get(f"{base}/customers/", params={"q": PHONES[0]})
         client.get(f"{base}/inbox/c/{PHONES[0]}/")
         sent = Message.objects.filter(body__in=TEXTS[1:], sent_at__isnull=False)

@@ -29,9 +29,12 @@ def secret(settings):
 def send(client, signature: str | None, *, ip: str = "127.0.0.1"):
     headers = {} if signature is None else {"X-Webhook-Signature": signature}
     return client.post(
-        URL, data=FIXTURE.read_bytes(), content_type="application/json", headers=headers,
+        URL,
+        data=FIXTURE.read_bytes(),
+        content_type="application/json",
+        headers=headers,
         REMOTE_ADDR=ip,
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.parametrize(
@@ -84,9 +87,13 @@ def test_it_refuses_to_start_with_a_malformed_allowlist():
     env = {k: v for k, v in os.environ.items() if k != "PYTEST_VERSION"}
     env["WASENDER_WEBHOOK_ALLOWED_IPS"] = "203.0.113.0/24,not-an-address"
     result = subprocess.run(
-        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True,
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=60,
-    )  # fmt: skip
+    )
     assert result.returncode != 0
     assert "WASENDER_WEBHOOK_ALLOWED_IPS" in result.stderr
 

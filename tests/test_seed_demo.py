@@ -43,17 +43,51 @@ def fingerprint() -> str:
     for s in Subscription.objects.select_related("customer", "service"):
         rows.append(("s", s.customer.phone, s.service.name, s.price, s.started_on, s.expires_on))
     for r in Renewal.objects.select_related("subscription__customer", "subscription__service"):
-        rows.append(("r", r.subscription.customer.phone, r.subscription.service.name,
-                     r.renewed_at, r.previous_expiry, r.new_expiry, r.amount))  # fmt: skip
+        rows.append(
+            (
+                "r",
+                r.subscription.customer.phone,
+                r.subscription.service.name,
+                r.renewed_at,
+                r.previous_expiry,
+                r.new_expiry,
+                r.amount,
+            )
+        )
     for v in Conversation.objects.select_related("customer", "assignee"):
-        rows.append(("v", v.customer.phone, v.status, v.unread_count, v.urgent,
-                     v.assignee and v.assignee.username, v.last_message_at,
-                     v.last_message_preview, v.created_at))  # fmt: skip
+        rows.append(
+            (
+                "v",
+                v.customer.phone,
+                v.status,
+                v.unread_count,
+                v.urgent,
+                v.assignee and v.assignee.username,
+                v.last_message_at,
+                v.last_message_preview,
+                v.created_at,
+            )
+        )
     for m in Message.objects.select_related("conversation__customer", "agent"):
-        rows.append(("m", m.conversation.customer.phone, m.created_at, m.direction,
-                     m.author_kind, m.agent and m.agent.username, m.body, m.status, m.wa_id,
-                     m.provider_msg_id, m.sent_at, m.delivered_at, m.read_at, m.failed_at,
-                     m.failure_reason))  # fmt: skip
+        rows.append(
+            (
+                "m",
+                m.conversation.customer.phone,
+                m.created_at,
+                m.direction,
+                m.author_kind,
+                m.agent and m.agent.username,
+                m.body,
+                m.status,
+                m.wa_id,
+                m.provider_msg_id,
+                m.sent_at,
+                m.delivered_at,
+                m.read_at,
+                m.failed_at,
+                m.failure_reason,
+            )
+        )
     text = "\n".join(sorted(repr(row) for row in rows))
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -97,9 +97,13 @@ def test_it_runs_production_settings_when_debug_is_not_set():
     (never the public development key and webhook secret), naming the first one missing."""
     env = {k: v for k, v in os.environ.items() if k not in (*PROD_ENV, "PYTEST_VERSION")}
     result = subprocess.run(
-        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True,
-        text=True, timeout=60,
-    )  # fmt: skip
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode != 0
     assert "SECRET_KEY must be set when DEBUG is off" in result.stderr
 

@@ -54,9 +54,23 @@ SHELL_LANGS = {"sh", "bash", "shell", "console"}
 # Words a command starts with (after VAR=value prefixes). An inline `span` starting with one of
 # these and carrying an argument is a command; `daphne` alone is a name.
 PROGRAMS = {
-    "daphne", "dramatiq", "python", "python3", "manage.py", "make", "docker", "pg_dump",
-    "pg_restore", "createdb", "dropdb", "psql", "pytest", "sh", "bash", "curl",
-}  # fmt: skip
+    "daphne",
+    "dramatiq",
+    "python",
+    "python3",
+    "manage.py",
+    "make",
+    "docker",
+    "pg_dump",
+    "pg_restore",
+    "createdb",
+    "dropdb",
+    "psql",
+    "pytest",
+    "sh",
+    "bash",
+    "curl",
+}
 # The documented bind-all address and example host name, both this machine's loopback here.
 DOCUMENTED_HOSTS = {"0.0.0.0": "127.0.0.1", "chatdesk.example.com": "127.0.0.1"}  # noqa: S104
 SCHEDULER_LOCK = "dramatiq-scheduler"  # dramatiq-crontab's Redis lock
@@ -397,9 +411,13 @@ def start(
     log = logs / f"{name}.log"
     out = open(log, "ab")  # noqa: SIM115 (kept open by the child)
     proc = subprocess.Popen(
-        ["/bin/sh", "-c", f"exec {text}"], cwd=ROOT, env=env, stdout=out,
-        stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+        ["/bin/sh", "-c", f"exec {text}"],
+        cwd=ROOT,
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     out.close()
     return Started(name, command, text, env, proc, log)
 
@@ -409,9 +427,14 @@ def run(command: Documented, *, swap: Swap, image=False, timeout=300, cwd: Path 
     text = swap.text(command.text)
     env = {**shell_env(image=image), **swap.env(command.environ), **kw.pop("extra_env", {})}
     return subprocess.run(
-        ["/bin/sh", "-c", text], cwd=cwd, env=env, capture_output=True, text=True,
-        timeout=timeout, **kw,
-    )  # fmt: skip
+        ["/bin/sh", "-c", text],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kw,
+    )
 
 
 def stop(started: Started, timeout: float = 15.0) -> None:
@@ -469,8 +492,9 @@ class ForwardedProxy:
                 body = self.rfile.read(length) if length else b""
                 skip = {"host", "x-forwarded-proto", "x-forwarded-for", "connection"}
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in skip}
-                headers.update({"X-Forwarded-Proto": "https",
-                                "X-Forwarded-For": self.client_address[0]})  # fmt: skip
+                headers.update(
+                    {"X-Forwarded-Proto": "https", "X-Forwarded-For": self.client_address[0]}
+                )
                 answer = client.request(self.command, self.path, content=body, headers=headers)
                 self.send_response(answer.status_code)
                 for key, value in answer.headers.multi_items():
@@ -610,9 +634,14 @@ def topology_run(*, logs: Path, database_url: str, redis_url: str, seed: bool = 
             check=none_exited(procs),
         )
         yield Topology(
-            web1=urls["web1"], web2=urls["web2"], simulator=simulator, processes=started,
-            logs={name: s.log for name, s in started.items()}, env=env, swap=base,
-        )  # fmt: skip
+            web1=urls["web1"],
+            web2=urls["web2"],
+            simulator=simulator,
+            processes=started,
+            logs={name: s.log for name, s in started.items()},
+            env=env,
+            swap=base,
+        )
 
 
 def database_url_for_tests() -> str:
@@ -653,9 +682,13 @@ class Demo:
         beside the demo, not a documented command)."""
         env = {**shell_env(), "SQLITE_PATH": str(self.sqlite_path), "DEBUG": "1"}
         return subprocess.run(
-            [str(BIN / "python"), "manage.py", *args], cwd=ROOT, env=env, capture_output=True,
-            text=True, timeout=timeout,
-        )  # fmt: skip
+            [str(BIN / "python"), "manage.py", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
 
 def free_port_pair() -> int:

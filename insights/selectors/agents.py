@@ -42,10 +42,19 @@ def _turns_compute(period: Period) -> dict[date, dict]:
             is_answer=Case(When(ANSWER, then=1), default=0),
             day=TruncDate("created_at", tzinfo=GYE),
         )
-        .values("id", "conversation_id", "direction", "created_at", "agent_id",
-                "prev_dir", "answers", "is_answer", "day")
+        .values(
+            "id",
+            "conversation_id",
+            "direction",
+            "created_at",
+            "agent_id",
+            "prev_dir",
+            "answers",
+            "is_answer",
+            "day",
+        )
         .order_by()
-    )  # fmt: skip
+    )
     inner, params = seq.query.sql_with_params()
     # Built from this module's constants and the ORM's own SQL; every value is a parameter.
     sql = f"""
@@ -76,14 +85,17 @@ def _resolutions(period: Period) -> dict[int, list[timedelta]]:
     period: from their first customer message since the period's start to the last message."""
     rows = (
         Conversation.objects.filter(
-            status=Conversation.Status.RESOLVED, assignee__isnull=False,
-            last_message_at__gte=period.start, last_message_at__lt=period.end,
-            messages__direction=Message.Direction.IN, messages__created_at__gte=period.start,
+            status=Conversation.Status.RESOLVED,
+            assignee__isnull=False,
+            last_message_at__gte=period.start,
+            last_message_at__lt=period.end,
+            messages__direction=Message.Direction.IN,
+            messages__created_at__gte=period.start,
         )
         .values("id", "assignee_id", "last_message_at")
         .annotate(first_in=Min("messages__created_at"))
         .order_by()
-    )  # fmt: skip
+    )
     out: dict[int, list[timedelta]] = {}
     for row in rows:
         out.setdefault(row["assignee_id"], []).append(row["last_message_at"] - row["first_in"])

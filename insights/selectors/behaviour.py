@@ -94,7 +94,10 @@ def behaviour_groups_count(*, now: datetime | None = None) -> list[dict]:
     with _analytic_cursor() as cursor:
         cursor.execute(sql, args)
         fast, slow, never = cursor.fetchone()
-    labels = {"fast": _("Responden rápido (< 1 h)"), "slow": _("Responden lento"),
-              "never": _("Nunca responden")}  # fmt: skip
+    labels = {
+        "fast": _("Responden rápido (< 1 h)"),
+        "slow": _("Responden lento"),
+        "never": _("Nunca responden"),
+    }
     counts = {"fast": fast, "slow": slow, "never": never}
     return [{"key": key, "label": labels[key], "customers": counts[key]} for key in labels]

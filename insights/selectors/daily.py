@@ -55,10 +55,12 @@ def _daily_compute(period: Period) -> dict[date, dict]:
     }
     sent_read = {row["day"]: row["read"] for row in sent_rows}
     return {
-        day: {**{name: values.get(day, 0) for name, values in series.items()},
-              "sent_read": sent_read.get(day, 0)}
+        day: {
+            **{name: values.get(day, 0) for name, values in series.items()},
+            "sent_read": sent_read.get(day, 0),
+        }
         for day in period.days
-    }  # fmt: skip
+    }
 
 
 def daily_metrics(period: Period) -> list[dict]:
@@ -67,10 +69,14 @@ def daily_metrics(period: Period) -> list[dict]:
     empty = dict.fromkeys((*FIGURES, "sent_read"), 0)
     days = days_cached("daily", period, _daily_compute, empty=empty)
     return [
-        {"day": day, **{name: row[name] for name in FIGURES},
-         "sent_read": row["sent_read"], "open_rate": _rate(row["sent_read"], row["sent"])}
+        {
+            "day": day,
+            **{name: row[name] for name in FIGURES},
+            "sent_read": row["sent_read"],
+            "open_rate": _rate(row["sent_read"], row["sent"]),
+        }
         for day, row in days.items()
-    ]  # fmt: skip
+    ]
 
 
 def totals(rows: list[dict]) -> dict:
@@ -137,8 +143,15 @@ def heatmaps(period: Period) -> dict:
 
 
 def weekday_names() -> list[str]:
-    return [_("lunes"), _("martes"), _("miércoles"), _("jueves"), _("viernes"), _("sábado"),
-            _("domingo")]  # fmt: skip
+    return [
+        _("lunes"),
+        _("martes"),
+        _("miércoles"),
+        _("jueves"),
+        _("viernes"),
+        _("sábado"),
+        _("domingo"),
+    ]
 
 
 def slot_name(weekday: int, hour: int) -> str:
@@ -207,10 +220,13 @@ def popular_services(period: Period, *, today: date | None = None) -> list[dict]
             total[0] += n
             total[1] += Decimal(money)
     rows = [
-        {"service": name, "active": active.get(name, 0),
-         "renewals": renewals.get(name, [0])[0],
-         "revenue": renewals.get(name, [0, Decimal("0.00")])[1]}
+        {
+            "service": name,
+            "active": active.get(name, 0),
+            "renewals": renewals.get(name, [0])[0],
+            "revenue": renewals.get(name, [0, Decimal("0.00")])[1],
+        }
         for name in set(active) | set(renewals)
-    ]  # fmt: skip
+    ]
     rows.sort(key=lambda r: (-r["active"], -r["renewals"], r["service"]))
     return rows

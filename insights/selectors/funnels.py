@@ -32,17 +32,21 @@ def _funnel_compute(within_days: int):
 
         later = ExpressionWrapper(OuterRef("created_at") + window, output_field=DateTimeField())
         replied = Message.objects.filter(
-            IN, conversation=OuterRef("message__conversation"),
-            created_at__gt=OuterRef("created_at"), created_at__lte=later,
-        )  # fmt: skip
+            IN,
+            conversation=OuterRef("message__conversation"),
+            created_at__gt=OuterRef("created_at"),
+            created_at__lte=later,
+        )
         renewed = Renewal.objects.filter(
             subscription=OuterRef("subscription"),
-            renewed_at__gte=OuterRef("created_at"), renewed_at__lte=later,
-        )  # fmt: skip
+            renewed_at__gte=OuterRef("created_at"),
+            renewed_at__lte=later,
+        )
         rows = (
             ReminderSent.objects.filter(
                 _between("created_at", period.start, period.end),
-                outcome=ReminderSent.Outcome.SENT, message__isnull=False,
+                outcome=ReminderSent.Outcome.SENT,
+                message__isnull=False,
             )
             .annotate(day=TruncDate("created_at", tzinfo=GYE))
             .values("day", "rule__name", "subscription__service__name")
@@ -53,7 +57,7 @@ def _funnel_compute(within_days: int):
                 renewed=Count("id", filter=Exists(renewed)),
             )
             .order_by()
-        )  # fmt: skip
+        )
         out: dict = {}
         for r in rows:
             key = f"{r['rule__name']}\x1f{r['subscription__service__name']}"
@@ -84,9 +88,12 @@ def reminder_funnel(period: Period, *, within_days: int = 7) -> dict:
     followed by a renewal of the reminded subscription within N days (as outbound's own
     reminder stats count conversion). Totals, by rule and by service."""
     days = days_cached(
-        f"funnel{within_days}", period, _funnel_compute(within_days),
-        empty={}, settle_days=within_days + SETTLE_DAYS,
-    )  # fmt: skip
+        f"funnel{within_days}",
+        period,
+        _funnel_compute(within_days),
+        empty={},
+        settle_days=within_days + SETTLE_DAYS,
+    )
     by_rule: dict[str, list] = {}
     by_service: dict[str, list] = {}
     total = [0, 0, 0, 0]
@@ -109,8 +116,17 @@ def reminder_funnel(period: Period, *, within_days: int = 7) -> dict:
 
 # --- campaigns --------------------------------------------------------------------------------
 
-CAMPAIGN_SORTS = ("title", "launched_at", "recipients", "sent", "open_rate", "reply_rate",
-                  "conversion_rate", "opt_outs", "failed")  # fmt: skip
+CAMPAIGN_SORTS = (
+    "title",
+    "launched_at",
+    "recipients",
+    "sent",
+    "open_rate",
+    "reply_rate",
+    "conversion_rate",
+    "opt_outs",
+    "failed",
+)
 
 
 @_without_jit
@@ -149,26 +165,38 @@ def campaign_comparison(period: Period, *, within_days: int = 7, sort: str = "-l
         rows = _campaign_rows(live, window=window)
         cache.set(live_key, rows, LIVE_SECONDS)
     # A campaign that ended and whose window has closed no longer changes: kept per campaign.
-    cache.set_many({keys[r["campaign_id"]]: r for r in rows if r["campaign_id"] in keys},
-                   CACHE_SECONDS)  # fmt: skip
+    cache.set_many(
+        {keys[r["campaign_id"]]: r for r in rows if r["campaign_id"] in keys}, CACHE_SECONDS
+    )
     rows.extend(cached.values())
     labels = dict(Campaign.State.choices)
     out = []
     for r in rows:
-        out.append({
-            "id": r["campaign_id"], "title": r["campaign__title"],
-            "launched_at": r["campaign__launched_at"], "state": labels[r["campaign__state"]],
-            "recipients": r["recipients"], "sent": r["sent"], "read": r["read"],
-            "replied": r["replied"], "renewed": r["renewed"], "failed": r["failed"],
-            "opt_outs": r["opt_outs"], "open_rate": _rate(r["read"], r["sent"]),
-            "reply_rate": _rate(r["replied"], r["sent"]),
-            "conversion_rate": _rate(r["renewed"], r["sent"]),
-        })  # fmt: skip
+        out.append(
+            {
+                "id": r["campaign_id"],
+                "title": r["campaign__title"],
+                "launched_at": r["campaign__launched_at"],
+                "state": labels[r["campaign__state"]],
+                "recipients": r["recipients"],
+                "sent": r["sent"],
+                "read": r["read"],
+                "replied": r["replied"],
+                "renewed": r["renewed"],
+                "failed": r["failed"],
+                "opt_outs": r["opt_outs"],
+                "open_rate": _rate(r["read"], r["sent"]),
+                "reply_rate": _rate(r["replied"], r["sent"]),
+                "conversion_rate": _rate(r["renewed"], r["sent"]),
+            }
+        )
     key = sort.lstrip("-")
     if key not in CAMPAIGN_SORTS:
         key, sort = "launched_at", "-launched_at"
-    out.sort(key=lambda r: (r[key] is None, r[key] if r[key] is not None else 0, r["id"]),
-             reverse=sort.startswith("-"))  # fmt: skip
+    out.sort(
+        key=lambda r: (r[key] is None, r[key] if r[key] is not None else 0, r["id"]),
+        reverse=sort.startswith("-"),
+    )
     return out
 
 
@@ -178,13 +206,16 @@ def _campaign_rows(campaign_ids: list[int], *, window: timedelta) -> list[dict]:
 
     later = ExpressionWrapper(OuterRef("message__sent_at") + window, output_field=DateTimeField())
     replied = Message.objects.filter(
-        IN, conversation=OuterRef("message__conversation"),
-        created_at__gt=OuterRef("message__sent_at"), created_at__lte=later,
-    )  # fmt: skip
+        IN,
+        conversation=OuterRef("message__conversation"),
+        created_at__gt=OuterRef("message__sent_at"),
+        created_at__lte=later,
+    )
     renewed = Renewal.objects.filter(
         subscription__customer=OuterRef("customer"),
-        renewed_at__gte=OuterRef("message__sent_at"), renewed_at__lte=later,
-    )  # fmt: skip
+        renewed_at__gte=OuterRef("message__sent_at"),
+        renewed_at__lte=later,
+    )
     sent = Q(message__sent_at__isnull=False)
     rows = (
         CampaignRecipient.objects.filter(campaign_id__in=campaign_ids)
@@ -196,11 +227,15 @@ def _campaign_rows(campaign_ids: list[int], *, window: timedelta) -> list[dict]:
             replied=Count("id", filter=sent & Exists(replied)),
             renewed=Count("id", filter=sent & Exists(renewed)),
             failed=Count("id", filter=Q(message__status=Message.Status.FAILED)),
-            opt_outs=Count("id", filter=sent & Q(
-                customer__marketing_opt_out_at__gte=F("message__sent_at"),
-                customer__marketing_opt_out_at__lte=F("message__sent_at") + window,
-            )),
+            opt_outs=Count(
+                "id",
+                filter=sent
+                & Q(
+                    customer__marketing_opt_out_at__gte=F("message__sent_at"),
+                    customer__marketing_opt_out_at__lte=F("message__sent_at") + window,
+                ),
+            ),
         )
         .order_by()
-    )  # fmt: skip
+    )
     return list(rows)

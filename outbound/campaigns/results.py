@@ -176,9 +176,18 @@ def variant_winner_mark(rows: list[dict]) -> None:
 # recipient's conversation, so they are recounted at most this often.
 LIVE_RESULTS_SECONDS = 10
 PROGRESS_KEYS = (
-    "total", "pending", "queued", "unconfirmed", "skipped", "opted_out", "sent", "delivered",
-    "read", "failed", "unknown",
-)  # fmt: skip
+    "total",
+    "pending",
+    "queued",
+    "unconfirmed",
+    "skipped",
+    "opted_out",
+    "sent",
+    "delivered",
+    "read",
+    "failed",
+    "unknown",
+)
 
 
 def _reply_counts(campaign: Campaign, *, reply_days: int, renewal_days: int, live: bool) -> dict:
@@ -192,7 +201,8 @@ def _reply_counts(campaign: Campaign, *, reply_days: int, renewal_days: int, liv
     rows = (
         _annotated(
             CampaignRecipient.objects.filter(campaign=campaign),
-            reply_days=reply_days, renewal_days=renewal_days,
+            reply_days=reply_days,
+            renewal_days=renewal_days,
         )
         .order_by()
         .values("variant_id")
@@ -200,7 +210,7 @@ def _reply_counts(campaign: Campaign, *, reply_days: int, renewal_days: int, liv
             replied=Count("pk", filter=reached & Q(has_reply=True)),
             renewed=Count("pk", filter=reached & Q(has_renewal=True)),
         )
-    )  # fmt: skip
+    )
     counts = {row["variant_id"]: (row["replied"], row["renewed"]) for row in rows}
     if live:
         cache.set(key, counts, LIVE_RESULTS_SECONDS)
@@ -224,8 +234,9 @@ def campaign_results(
     )
     replies = _reply_counts(campaign, reply_days=reply_days, renewal_days=renewal_days, live=live)
     funnel = dict.fromkeys((*PROGRESS_KEYS, "replied", "renewed"), 0)
-    funnel["first_pending"] = min((r["first_pending"] for r in rows if r["first_pending"]),
-                                  default=None)  # fmt: skip
+    funnel["first_pending"] = min(
+        (r["first_pending"] for r in rows if r["first_pending"]), default=None
+    )
     by_variant = {}
     for row in rows:
         row["replied"], row["renewed"] = replies.get(row["variant_id"], (0, 0))

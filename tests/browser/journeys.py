@@ -23,9 +23,19 @@ from tests.procs import PYTHON, free_port, process_env, running, wait_for_http
 
 PHONE = "+593968196046"
 # The order a visible tick may move in (inbox/live.py STATUS_RANK, as the page shows it).
-TICK_ORDER = {"scheduled": 0, "queued": 1, "sending": 1, "unconfirmed": 2, "unknown": 3,
-              "sent": 4, "failed": 5, "delivered": 5, "read": 6, "played": 7,
-              "cancelled": 8}  # fmt: skip
+TICK_ORDER = {
+    "scheduled": 0,
+    "queued": 1,
+    "sending": 1,
+    "unconfirmed": 2,
+    "unknown": 3,
+    "sent": 4,
+    "failed": 5,
+    "delivered": 5,
+    "read": 6,
+    "played": 7,
+    "cancelled": 8,
+}
 
 RECORDER = """
 (() => {
@@ -86,9 +96,10 @@ class Desk:
 
     def customer_writes(self, text: str, *, phone: str = PHONE, name: str = "María González"):
         response = httpx.post(
-            f"{self.sim}/_sim/inbound", json={"phone": phone, "text": text, "name": name},
+            f"{self.sim}/_sim/inbound",
+            json={"phone": phone, "text": text, "name": name},
             timeout=30,
-        )  # fmt: skip
+        )
         assert response.json()["data"]["delivered"] is True, response.text
 
 

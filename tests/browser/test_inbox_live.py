@@ -37,8 +37,11 @@ def inbound(base_url: str, text: str, *, name: str = "María González", phone: 
         "data": {
             "messages": {
                 "key": {
-                    "id": wa_id, "fromMe": False, "remoteJid": f"{phone}@s.whatsapp.net",
-                    "addressingMode": "pn", "cleanedSenderPn": phone,
+                    "id": wa_id,
+                    "fromMe": False,
+                    "remoteJid": f"{phone}@s.whatsapp.net",
+                    "addressingMode": "pn",
+                    "cleanedSenderPn": phone,
                 },
                 "pushName": name,
                 "messageTimestamp": _now_second(),
@@ -46,11 +49,13 @@ def inbound(base_url: str, text: str, *, name: str = "María González", phone: 
                 "message": {"conversation": text},
             }
         },
-    }  # fmt: skip
+    }
     response = httpx.post(
-        f"{base_url}/webhooks/wasender/", json=body,
-        headers={"X-Webhook-Signature": settings.WASENDER_WEBHOOK_SECRET}, timeout=10,
-    )  # fmt: skip
+        f"{base_url}/webhooks/wasender/",
+        json=body,
+        headers={"X-Webhook-Signature": settings.WASENDER_WEBHOOK_SECRET},
+        timeout=10,
+    )
     assert response.status_code == 200, response.text
 
 
@@ -168,8 +173,12 @@ def restartable_server(transactional_db, tmp_path):
 
     def start():
         state["n"] += 1
-        state["ctx"] = running(daphne_args(port), env=env, ready_url=f"{url}/healthz",
-                               log=tmp_path / f"daphne-{state['n']}.log")  # fmt: skip
+        state["ctx"] = running(
+            daphne_args(port),
+            env=env,
+            ready_url=f"{url}/healthz",
+            log=tmp_path / f"daphne-{state['n']}.log",
+        )
         state["proc"] = state["ctx"].__enter__()
 
     def halt():
@@ -254,8 +263,17 @@ def test_a_page_whose_socket_missed_events_refetches_its_list_and_thread(page_fo
     # nothing on this page: a conversation that does not exist).
     source = f"browser-test-{time.time()}"
     _group_send_to_server(
-        [{"type": "conversation.updated", "group": "inbox", "conversation_id": 0,
-          "event_id": f"{source}-{n}", "source": source, "seq": n} for n in (1, 3)]
-    )  # fmt: skip
+        [
+            {
+                "type": "conversation.updated",
+                "group": "inbox",
+                "conversation_id": 0,
+                "event_id": f"{source}-{n}",
+                "source": source,
+                "seq": n,
+            }
+            for n in (1, 3)
+        ]
+    )
     expect(page.locator("#thread-messages")).to_contain_text("Se perdió su evento")
     expect(page.locator(f"#conv-{conversation.pk}")).to_contain_text("Se perdió su evento")

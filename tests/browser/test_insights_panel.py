@@ -43,9 +43,11 @@ def customer_writes(base_url: str, text: str) -> None:
     message["messageBody"] = text
     message["message"] = {"conversation": text}
     response = httpx.post(
-        f"{base_url}/webhooks/wasender/", json=body,
-        headers={"X-Webhook-Signature": settings.WASENDER_WEBHOOK_SECRET}, timeout=10,
-    )  # fmt: skip
+        f"{base_url}/webhooks/wasender/",
+        json=body,
+        headers={"X-Webhook-Signature": settings.WASENDER_WEBHOOK_SECRET},
+        timeout=10,
+    )
     assert response.status_code == 200, response.text
 
 
@@ -69,8 +71,12 @@ def fresh_server_url(transactional_db, tmp_path):
     cached by an earlier run over other data is shown."""
     port = free_port()
     env = process_env(DEBUG="1", DRAMATIQ_BROKER="stub", REDIS_URL="")
-    with running(daphne_args(port), env=env, ready_url=f"http://127.0.0.1:{port}/healthz",
-                 log=tmp_path / "daphne.log"):  # fmt: skip
+    with running(
+        daphne_args(port),
+        env=env,
+        ready_url=f"http://127.0.0.1:{port}/healthz",
+        log=tmp_path / "daphne.log",
+    ):
         yield f"http://127.0.0.1:{port}"
 
 

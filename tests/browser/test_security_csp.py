@@ -22,10 +22,21 @@ document.addEventListener("securitypolicyviolation", (e) => {
 """
 # Every page an admin opens from the nav and the user menu, plus the ones without arguments.
 PAGES = [
-    "/", "/inbox/", "/campaigns/", "/templates/", "/templates/new/", "/segments/",
-    "/segments/new/", "/customers/", "/customers/import/", "/insights/", "/automations/",
-    "/account/tokens/", "/ops/", "/admin/",
-]  # fmt: skip
+    "/",
+    "/inbox/",
+    "/campaigns/",
+    "/templates/",
+    "/templates/new/",
+    "/segments/",
+    "/segments/new/",
+    "/customers/",
+    "/customers/import/",
+    "/insights/",
+    "/automations/",
+    "/account/tokens/",
+    "/ops/",
+    "/admin/",
+]
 
 
 @pytest.fixture
@@ -34,8 +45,12 @@ def csp_server_url(transactional_db, tmp_path):
     # Never the environment's Redis database (a running chatdesk's): the tests' own one.
     extra = {"REDIS_URL": redis_url_for_tests()} if os.environ.get("REDIS_URL") else {}
     env = process_env(DEBUG="1", DRAMATIQ_BROKER="stub", CSP_REPORT_ONLY="0", **extra)
-    with running(daphne_args(port), env=env, ready_url=f"http://127.0.0.1:{port}/healthz",
-                 log=tmp_path / "daphne.log"):  # fmt: skip
+    with running(
+        daphne_args(port),
+        env=env,
+        ready_url=f"http://127.0.0.1:{port}/healthz",
+        log=tmp_path / "daphne.log",
+    ):
         yield f"http://127.0.0.1:{port}"
 
 

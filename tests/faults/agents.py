@@ -65,9 +65,11 @@ def listed_conversations(stack: Stack, session: str) -> set[int]:
     with httpx.Client(base_url=stack.daphne_url, cookies={"sessionid": session}) as client:
         for _ in range(1000):
             response = client.get(
-                "/inbox/list/", params={"after": after} if after else {},
-                headers={"HX-Request": "true"}, timeout=30,
-            )  # fmt: skip
+                "/inbox/list/",
+                params={"after": after} if after else {},
+                headers={"HX-Request": "true"},
+                timeout=30,
+            )
             response.raise_for_status()
             found |= {int(n) for n in CONV_ID.findall(response.text)}
             cursor = NEXT.search(response.text)

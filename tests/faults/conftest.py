@@ -43,8 +43,11 @@ def private_postgres():
         env = process_env(DATABASE_URL=pg.url(TEMPLATE), REDIS_URL="", DRAMATIQ_BROKER="stub")
         subprocess.run(
             [PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"],
-            cwd=ROOT, env=env, check=True, timeout=300,
-        )  # fmt: skip
+            cwd=ROOT,
+            env=env,
+            check=True,
+            timeout=300,
+        )
         yield pg
     finally:
         pg.destroy()

@@ -84,8 +84,18 @@ class Postgres:
         return subprocess.run(cmd, check=check, capture_output=True, text=True, timeout=90)
 
     def init(self) -> None:
-        self._run(pg_bin("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
-                  "-E", "UTF8", "--no-sync", "--locale=C")  # fmt: skip
+        self._run(
+            pg_bin("initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--locale=C",
+        )
         with (self.data / "postgresql.conf").open("a") as conf:
             conf.write(
                 "\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
@@ -99,12 +109,33 @@ class Postgres:
     def start(self) -> None:
         if self.is_up():
             return
-        self._run(pg_bin("pg_ctl"), "-D", str(self.data), "-o", f"-p {self.port} -k {self.root}",
-                  "-l", str(self.root / "log"), "-w", "-t", "60", "start")  # fmt: skip
+        self._run(
+            pg_bin("pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            f"-p {self.port} -k {self.root}",
+            "-l",
+            str(self.root / "log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
 
     def stop(self, mode: str = "fast") -> None:
-        self._run(pg_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop",
-                  check=False)  # fmt: skip
+        self._run(
+            pg_bin("pg_ctl"),
+            "-D",
+            str(self.data),
+            "-m",
+            mode,
+            "-w",
+            "-t",
+            "60",
+            "stop",
+            check=False,
+        )
 
     def destroy(self) -> None:
         try:
@@ -136,9 +167,21 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        args = [shutil.which("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no", "--dir", str(self.root),
-                "--logfile", str(self.root / "redis.log")]  # fmt: skip
+        args = [
+            shutil.which("redis-server"),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.root),
+            "--logfile",
+            str(self.root / "redis.log"),
+        ]
         self.proc = subprocess.Popen(args, start_new_session=True, stdout=subprocess.DEVNULL)
         client = redis.Redis.from_url(self.url)
 
@@ -223,8 +266,20 @@ class Stack:
     def simulator(self, **knobs) -> str:
         port = free_port()
         webhook = f"{self.daphne_url}/webhooks/wasender/" if self.daphne_url else ""
-        args = [PYTHON, "manage.py", "wasender_sim", "--skip-checks", "--port", str(port),
-                "--webhook-url", webhook, "--secret", WEBHOOK_SECRET, "--seed", "7"]  # fmt: skip
+        args = [
+            PYTHON,
+            "manage.py",
+            "wasender_sim",
+            "--skip-checks",
+            "--port",
+            str(port),
+            "--webhook-url",
+            webhook,
+            "--secret",
+            WEBHOOK_SECRET,
+            "--seed",
+            "7",
+        ]
         self.sim_url = f"http://127.0.0.1:{port}"
         self._start(args, "sim", ready_url=f"{self.sim_url}/")
         self.settings["WASENDER_BASE_URL"] = f"{self.sim_url}/api"
@@ -265,8 +320,12 @@ class Stack:
     def shell(self, code: str) -> str:
         done = subprocess.run(
             [PYTHON, "manage.py", "shell", "--no-imports", "-c", code],
-            cwd=ROOT, env=self.env(), capture_output=True, text=True, timeout=180,
-        )  # fmt: skip
+            cwd=ROOT,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
         if done.returncode != 0:
             raise RuntimeError(f"manage.py shell failed:\n{done.stdout}\n{done.stderr}")
         return done.stdout

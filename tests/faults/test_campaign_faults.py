@@ -76,15 +76,27 @@ def campaign_run(running, knobs: dict) -> int:
     stack.sim_config(**{**CALM, **knobs})
     campaign = campaign_make(stack, RECIPIENTS, start=next(_batches) * RECIPIENTS)
     started = time.monotonic()
-    wait_until(lambda: campaign_state(stack, campaign) == "completed", timeout=240,
-               what="the campaign to complete", tick=scheduler)  # fmt: skip
+    wait_until(
+        lambda: campaign_state(stack, campaign) == "completed",
+        timeout=240,
+        what="the campaign to complete",
+        tick=scheduler,
+    )
     print(f"\ncompleted in {time.monotonic() - started:.1f}s")
     # Count once every webhook of the campaign's messages has been pushed and applied.
-    wait_until(lambda: stack.sim_stats()["in_flight"] == 0, timeout=120,
-               what="the simulator's last webhooks", tick=scheduler)  # fmt: skip
+    wait_until(
+        lambda: stack.sim_stats()["in_flight"] == 0,
+        timeout=120,
+        what="the simulator's last webhooks",
+        tick=scheduler,
+    )
     unapplied = "SELECT count(*) FROM inbox_webhookevent WHERE state IN ('pending', 'failed')"
-    wait_until(lambda: stack.sql(unapplied)[0][0] == 0, timeout=120,
-               what="every webhook applied", tick=scheduler)  # fmt: skip
+    wait_until(
+        lambda: stack.sql(unapplied)[0][0] == 0,
+        timeout=120,
+        what="every webhook applied",
+        tick=scheduler,
+    )
     return campaign
 
 
@@ -133,11 +145,19 @@ def test_a_customer_who_says_baja_while_their_message_is_retrying_never_gets_it(
         "m.conversation_id JOIN customers_customer cu ON cu.id = c.customer_id "
         "WHERE m.author_kind = 'campaign' AND m.status = 'cancelled' AND cu.phone = ANY(%s)"
     )
-    wait_until(lambda: stack.sql(cancelled, phones)[0][0] == len(phones), timeout=60,
-               what="their messages cancelled", tick=scheduler)  # fmt: skip
+    wait_until(
+        lambda: stack.sql(cancelled, phones)[0][0] == len(phones),
+        timeout=60,
+        what="their messages cancelled",
+        tick=scheduler,
+    )
     stack.sim_config(rate_per_minute=100_000, burst=0, reset=False)
-    wait_until(lambda: campaign_state(stack, campaign) == "completed", timeout=240,
-               what="the campaign to complete", tick=scheduler)  # fmt: skip
+    wait_until(
+        lambda: campaign_state(stack, campaign) == "completed",
+        timeout=240,
+        what="the campaign to complete",
+        tick=scheduler,
+    )
     tally = campaign_tally(stack, campaign)
     print("\n" + tally.line(f"BAJA from {len(phones)} customers while retrying"))
     # The bot's confirmation goes to them too: only the campaign's own text counts here.

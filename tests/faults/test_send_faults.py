@@ -56,8 +56,9 @@ def test_every_queued_message_is_sent_at_most_once_across_a_redis_restart_mid_se
     wait_until(lambda: stack.sim_stats()["sends_accepted"] >= 40, timeout=60, what="40 sends")
     stack.redis.restart(1.0)
     at_restart = stack.sim_stats()["sends_accepted"]
-    rows = wait_until(lambda: all_final(stack, ids), timeout=120, what="every message final",
-                      tick=scheduler)  # fmt: skip
+    rows = wait_until(
+        lambda: all_final(stack, ids), timeout=120, what="every message final", tick=scheduler
+    )
     counts = check_each_sent_once(stack, rows, "redis restart mid-send-burst")
     print(f"  {at_restart} sent when Redis restarted; scheduler restarted {scheduler.restarts}x")
     assert counts["failed"] == 0
@@ -73,16 +74,24 @@ def test_no_campaign_recipient_gets_two_sends_across_two_worker_sigkills_and_a_r
     worker = stack.worker("worker-1", threads=8)
     marks = []
     for n, (threshold, fault) in enumerate([(200, "kill"), (450, "kill"), (700, "redis")]):
-        wait_until(lambda t=threshold: stack.sim_stats()["sends_accepted"] >= t, timeout=90,
-                   what=f"{threshold} campaign sends", tick=scheduler)  # fmt: skip
+        wait_until(
+            lambda t=threshold: stack.sim_stats()["sends_accepted"] >= t,
+            timeout=90,
+            what=f"{threshold} campaign sends",
+            tick=scheduler,
+        )
         marks.append(stack.sim_stats()["sends_accepted"])
         if fault == "kill":
             stop(worker, signal.SIGKILL)
             worker = stack.worker(f"worker-{n + 2}", threads=8)
         else:
             stack.redis.restart(1.0)
-    wait_until(lambda: campaign_state(stack, campaign) == "completed", timeout=180,
-               what="the campaign to complete", tick=scheduler)  # fmt: skip
+    wait_until(
+        lambda: campaign_state(stack, campaign) == "completed",
+        timeout=180,
+        what="the campaign to complete",
+        tick=scheduler,
+    )
     tally = campaign_tally(stack, campaign)
     print("\n" + tally.line("SIGKILL x2 and a Redis restart"))
     print(f"  faults at {marks} sends; scheduler restarted {scheduler.restarts}x")
@@ -117,8 +126,9 @@ def test_5xx_and_timeouts_before_acceptance_never_send_twice(stack):
     ids = queue_messages(stack, 60)
     stack.worker(threads=8)
     scheduler = Supervisor(stack)
-    rows = wait_until(lambda: all_final(stack, ids), timeout=120, what="every message final",
-                      tick=scheduler)  # fmt: skip
+    rows = wait_until(
+        lambda: all_final(stack, ids), timeout=120, what="every message final", tick=scheduler
+    )
     stats = stack.sim_stats()
     counts = check_each_sent_once(stack, rows, "5xx 20%, timeouts 10%, latency 200-600 ms")
     print(f"  {stats['injected_5xx']} x 5xx, {stats['injected_timeouts']} timeouts injected")

@@ -204,8 +204,9 @@ def test_a_dropped_agent_socket_misses_nothing_once_the_list_is_refetched(stack)
                 second.extend(await frames_until(socket, lambda f: False, timeout=2))
 
         async def burst():
-            await post_all_async(f"{base}/webhooks/wasender/", bodies, concurrency=4,
-                                 rate=40, on_progress=progress)  # fmt: skip
+            await post_all_async(
+                f"{base}/webhooks/wasender/", bodies, concurrency=4, rate=40, on_progress=progress
+            )
             done.set()
 
         await asyncio.gather(agent(), burst())

@@ -24,21 +24,29 @@ def inbound(wa_id: str, n: int, text: str = "Hola, quiero renovar") -> dict:
         "timestamp": int(time.time()),
         "data": {
             "messages": {
-                "key": {"id": wa_id, "fromMe": False, "remoteJid": f"{digits}@s.whatsapp.net",
-                        "cleanedSenderPn": digits},
+                "key": {
+                    "id": wa_id,
+                    "fromMe": False,
+                    "remoteJid": f"{digits}@s.whatsapp.net",
+                    "cleanedSenderPn": digits,
+                },
                 "pushName": f"Cliente {n}",
                 "messageTimestamp": int(time.time()),
                 "messageBody": text,
             }
         },
-    }  # fmt: skip
+    }
 
 
 def echo(wa_id: str, n: int, text: str = "Gracias por escribir") -> dict:
     """Our own message as the phone reports it (fromMe): stored as an outbound row."""
     key = {"id": wa_id, "fromMe": True, "remoteJid": f"{phone(n)}@s.whatsapp.net"}
-    message = {"key": key, "messageTimestamp": int(time.time()), "messageBody": text,
-               "message": {"extendedTextMessage": {"text": text}}}  # fmt: skip
+    message = {
+        "key": key,
+        "messageTimestamp": int(time.time()),
+        "messageBody": text,
+        "message": {"extendedTextMessage": {"text": text}},
+    }
     data = {"messages": [message]}
     return {"event": "messages.upsert", "timestamp": int(time.time()), "data": data}
 
@@ -71,8 +79,9 @@ class Outcome:
         return dict(sorted(result.items()))
 
 
-async def post_all_async(url, bodies, *, concurrency=16, timeout=30.0, on_progress=None,
-                         outcome=None, rate=None) -> Outcome:  # fmt: skip
+async def post_all_async(
+    url, bodies, *, concurrency=16, timeout=30.0, on_progress=None, outcome=None, rate=None
+) -> Outcome:
     outcome = outcome if outcome is not None else Outcome()
     headers = {"X-Webhook-Signature": WEBHOOK_SECRET, "Content-Type": "application/json"}
     queue: asyncio.Queue = asyncio.Queue()
@@ -102,12 +111,26 @@ async def post_all_async(url, bodies, *, concurrency=16, timeout=30.0, on_progre
     return outcome
 
 
-def post_all(url: str, bodies: list[tuple[int, dict]], *, concurrency: int = 16,
-             timeout: float = 30.0, on_progress=None, rate: float | None = None,
-             outcome: Outcome | None = None) -> Outcome:  # fmt: skip
+def post_all(
+    url: str,
+    bodies: list[tuple[int, dict]],
+    *,
+    concurrency: int = 16,
+    timeout: float = 30.0,
+    on_progress=None,
+    rate: float | None = None,
+    outcome: Outcome | None = None,
+) -> Outcome:
     """POST every (index, body); `on_progress(done)` is awaited after each answer (a fault
     is injected from there, off the event loop with asyncio.to_thread)."""
     return asyncio.run(
-        post_all_async(url, bodies, concurrency=concurrency, timeout=timeout,
-                       on_progress=on_progress, outcome=outcome, rate=rate)
-    )  # fmt: skip
+        post_all_async(
+            url,
+            bodies,
+            concurrency=concurrency,
+            timeout=timeout,
+            on_progress=on_progress,
+            outcome=outcome,
+            rate=rate,
+        )
+    )

@@ -26,9 +26,12 @@ VERIFY = "verify-token-for-tests"
 def soporte(db):
     channels.labels_forget()
     channel = Channel.objects.create(
-        key="soporte", name="Soporte", provider=Channel.Provider.CLOUDAPI,
-        account=PHONE_NUMBER_ID, colour="blue",
-    )  # fmt: skip
+        key="soporte",
+        name="Soporte",
+        provider=Channel.Provider.CLOUDAPI,
+        account=PHONE_NUMBER_ID,
+        colour="blue",
+    )
     channels.credentials_update(
         channel, {"access_token": "token-x", "app_secret": APP_SECRET, "verify_token": VERIFY}
     )
@@ -40,9 +43,11 @@ def soporte(db):
 def _signed_post(client, body: bytes, secret: str = APP_SECRET):
     digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     return client.post(
-        reverse("meta_webhook"), data=body, content_type="application/json",
+        reverse("meta_webhook"),
+        data=body,
+        content_type="application/json",
         headers={"X-Hub-Signature-256": f"sha256={digest}"},
-    )  # fmt: skip
+    )
 
 
 def test_existing_conversations_are_on_the_default_wasender_channel(db):
@@ -105,10 +110,16 @@ def test_the_channel_page_never_shows_a_secret(admin_client, soporte):
 
 def test_an_admin_adds_a_cloud_api_number_and_a_blank_secret_keeps_the_stored_one(admin_client, db):
     data = {
-        "name": "Sucursal", "key": "sucursal", "colour": "purple", "provider": "cloudapi",
-        "account": "123456", "access_token": "t1", "app_secret": "s1", "verify_token": "v1",
+        "name": "Sucursal",
+        "key": "sucursal",
+        "colour": "purple",
+        "provider": "cloudapi",
+        "account": "123456",
+        "access_token": "t1",
+        "app_secret": "s1",
+        "verify_token": "v1",
         "active": "on",
-    }  # fmt: skip
+    }
     assert admin_client.post(reverse("inbox:channel_new"), data).status_code == 302
     edit = {"name": "Sucursal Norte", "colour": "purple", "account": "123456", "active": "on"}
     assert (
@@ -150,9 +161,13 @@ def test_a_reply_outside_meta_s_window_is_refused_and_inside_goes_on_its_number(
     customer = Customer.objects.create(phone="+593968196003", name="Ana")
     conversation = Conversation.objects.create(customer=customer, channel=soporte)
     Message.objects.create(
-        conversation=conversation, direction="in", author_kind="customer", body="hola",
-        status="received", created_at=timezone.now() - timedelta(hours=25),
-    )  # fmt: skip
+        conversation=conversation,
+        direction="in",
+        author_kind="customer",
+        body="hola",
+        status="received",
+        created_at=timezone.now() - timedelta(hours=25),
+    )
     client.force_login(bob)
     url = reverse("inbox:reply", args=[conversation.pk])
     closed = client.post(url, {"text": "¿Sigues ahí?"}, headers={"HX-Request": "true"})
@@ -160,9 +175,13 @@ def test_a_reply_outside_meta_s_window_is_refused_and_inside_goes_on_its_number(
     assert "ventana de 24 horas" in closed.text.lower()
     assert not Message.objects.filter(direction="out").exists()
     Message.objects.create(
-        conversation=conversation, direction="in", author_kind="customer", body="sí",
-        status="received", created_at=timezone.now(),
-    )  # fmt: skip
+        conversation=conversation,
+        direction="in",
+        author_kind="customer",
+        body="sí",
+        status="received",
+        created_at=timezone.now(),
+    )
     client.post(url, {"text": "¡Listo!"}, headers={"HX-Request": "true"})
     [reply] = Message.objects.filter(direction="out")
     assert reply.conversation_id == conversation.pk

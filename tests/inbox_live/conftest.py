@@ -21,17 +21,25 @@ def conversation_with(
         customer=customer, last_message_at=at, last_message_preview=text[:160], **fields
     )
     Message.objects.create(
-        conversation=conversation, direction="in", author_kind="customer", body=text,
-        status="received", created_at=at,
-    )  # fmt: skip
+        conversation=conversation,
+        direction="in",
+        author_kind="customer",
+        body=text,
+        status="received",
+        created_at=at,
+    )
     return conversation
 
 
 def message_in(conversation: Conversation, text: str, *, minutes_ago: int = 0) -> Message:
     return Message.objects.create(
-        conversation=conversation, direction="in", author_kind="customer", body=text,
-        status="received", created_at=timezone.now() - timedelta(minutes=minutes_ago),
-    )  # fmt: skip
+        conversation=conversation,
+        direction="in",
+        author_kind="customer",
+        body=text,
+        status="received",
+        created_at=timezone.now() - timedelta(minutes=minutes_ago),
+    )
 
 
 @pytest.fixture

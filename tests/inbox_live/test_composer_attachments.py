@@ -51,8 +51,11 @@ def test_it_queues_an_attachment_without_calling_the_provider(
     assert response.status_code == 200
     message = Message.objects.get(direction="out")
     assert (message.kind, message.media_mime, message.media_filename, message.status) == (
-        "image", "image/png", "recibo.jpg", "queued",
-    )  # fmt: skip
+        "image",
+        "image/png",
+        "recibo.jpg",
+        "queued",
+    )
     assert (media_root / message.media_file.name).read_bytes() == PNG
     assert script.requests == []  # the upload is the worker's job
     html = response.content.decode()
@@ -180,8 +183,9 @@ def test_it_marks_a_reported_error_as_failed(client_for, bob, carlos, provider):
     client_for(bob).post(f"/inbox/m/{line.pk}/status/", **HTMX)
     line.refresh_from_db()
     assert (line.status, line.failure_reason) == (
-        "failed", "WhatsApp informó un error al entregar el mensaje.",
-    )  # fmt: skip
+        "failed",
+        "WhatsApp informó un error al entregar el mensaje.",
+    )
 
 
 def test_it_forbids_the_check_to_users_without_a_support_role(client_for, carla, carlos):

@@ -127,9 +127,12 @@ async def test_it_sends_thread_lines_ticks_and_state_to_the_open_thread(channel_
     def reply():
         with transaction.atomic():
             message = Message.objects.create(
-                conversation=conversation, direction="out", author_kind="agent", body="Hola",
+                conversation=conversation,
+                direction="out",
+                author_kind="agent",
+                body="Hola",
                 status="queued",
-            )  # fmt: skip
+            )
             event_publish("message.created", conversation_id=conversation.pk, message_id=message.pk)
         return message
 
@@ -176,8 +179,11 @@ async def test_every_copy_of_an_agents_recent_reply_carries_the_composers_refere
     def reply():
         client = Client()
         client.force_login(make_user("ana", "agent", first_name="Ana"))
-        client.post(f"/inbox/c/{conversation.pk}/reply/", {"text": "Ya va", "client_ref": ref},
-                    HTTP_HX_REQUEST="true")  # fmt: skip
+        client.post(
+            f"/inbox/c/{conversation.pk}/reply/",
+            {"text": "Ya va", "client_ref": ref},
+            HTTP_HX_REQUEST="true",
+        )
         message = Message.objects.get(direction="out")
         with transaction.atomic():
             Message.objects.filter(pk=message.pk).update(status="sent")

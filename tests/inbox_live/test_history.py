@@ -25,11 +25,14 @@ def record(db, bob):
         (0, "bot", "Gracias por escribir"),
     ]:
         Message.objects.create(
-            conversation=conversation, direction="in" if author == "customer" else "out",
-            author_kind=author, agent=bob if author == "agent" else None, body=body,
+            conversation=conversation,
+            direction="in" if author == "customer" else "out",
+            author_kind=author,
+            agent=bob if author == "agent" else None,
+            body=body,
             status="received" if author == "customer" else "read",
             created_at=now - timedelta(days=days),
-        )  # fmt: skip
+        )
     return conversation.customer
 
 

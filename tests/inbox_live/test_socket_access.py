@@ -31,8 +31,12 @@ def daphne_url(transactional_db):
     extra = {"REDIS_URL": redis_url_for_tests()} if os.environ.get("REDIS_URL") else {}
     env = process_env(DRAMATIQ_BROKER="stub", SOCKET_RECHECK_SECONDS="1", **extra)
     port = free_port()
-    with running(daphne_args(port), env=env, ready_url=f"http://127.0.0.1:{port}/healthz",
-                 log=LOGS / "socket-access-daphne.log"):  # fmt: skip
+    with running(
+        daphne_args(port),
+        env=env,
+        ready_url=f"http://127.0.0.1:{port}/healthz",
+        log=LOGS / "socket-access-daphne.log",
+    ):
         yield f"127.0.0.1:{port}"
 
 
@@ -75,9 +79,10 @@ async def scenario(host: str, users: dict) -> tuple[dict, str]:
     sockets = {}
     for name, (_user, client) in users.items():
         sockets[name] = await websockets.connect(
-            f"ws://{host}/ws/inbox/", origin=f"http://{host}",
+            f"ws://{host}/ws/inbox/",
+            origin=f"http://{host}",
             additional_headers={"Cookie": cookie(client)},
-        )  # fmt: skip
+        )
         await sockets[name].send(json.dumps({"type": "watch", "conversation": None}))
     await asyncio.sleep(1.5)  # a sweep with everyone still allowed: nobody is closed
 
@@ -106,11 +111,16 @@ async def scenario(host: str, users: dict) -> tuple[dict, str]:
 
 
 def test_it_closes_a_socket_whose_user_loses_access_within_seconds(daphne_url):
-    users = {name: logged_in(name.replace("_", "")) for name in
-             ("logged_out", "deactivated", "demoted", "session_deleted", "kept")}  # fmt: skip
+    users = {
+        name: logged_in(name.replace("_", ""))
+        for name in ("logged_out", "deactivated", "demoted", "session_deleted", "kept")
+    }
     with ThreadPoolExecutor(1) as pool:
         codes, frame = pool.submit(asyncio.run, scenario(daphne_url, users)).result()
     assert codes == {
-        "logged_out": 4401, "deactivated": 4401, "demoted": 4403, "session_deleted": 4401,
-    }  # fmt: skip
+        "logged_out": 4401,
+        "deactivated": 4401,
+        "demoted": 4403,
+        "session_deleted": 4401,
+    }
     assert "conv-row" in frame  # the one who kept access still gets the live inbox

@@ -44,8 +44,14 @@ def test_it_sends_anonymous_visitors_to_the_login(client, carlos):
 
 
 def test_it_lists_conversations_newest_first_with_badge_unread_and_assignee(client_for, bob):
-    old = conversation_with("+593968000001", "Ana López", text="gracias", minutes_ago=30,
-                            status="answered", assignee=bob)  # fmt: skip
+    old = conversation_with(
+        "+593968000001",
+        "Ana López",
+        text="gracias",
+        minutes_ago=30,
+        status="answered",
+        assignee=bob,
+    )
     new = conversation_with("+593968000002", "Luis Torres", text="¿precio?", unread_count=2)
     html = client_for(bob).get("/inbox/").content.decode()
     assert html.index(f'id="conv-{new.pk}"') < html.index(f'id="conv-{old.pk}"')
@@ -79,9 +85,13 @@ def test_it_searches_by_name_phone_in_any_format_and_message_text(client_for, bo
     message_in(ana, "mi cuenta de Disney no funciona")
     client = client_for(bob)
     for q, who in [
-        ("carlos", carlos), ("0968196046", carlos), ("+593 96 819 6046", carlos),
-        ("593968196046", carlos), ("99123", ana), ("disney", ana),
-    ]:  # fmt: skip
+        ("carlos", carlos),
+        ("0968196046", carlos),
+        ("+593 96 819 6046", carlos),
+        ("593968196046", carlos),
+        ("99123", ana),
+        ("disney", ana),
+    ]:
         assert row_ids(client.get("/inbox/list/", {"q": q}, **HTMX)) == [str(who.pk)], q
 
 
@@ -136,11 +146,22 @@ def test_it_answers_htmx_with_the_thread_partial_only(client_for, bob, carlos):
 def test_it_shows_author_ticks_failure_and_quote_per_line(client_for, bob, carlos):
     agent = make_user("ana", "agent", first_name="Ana", last_name="Ruiz")
     first = carlos.messages.get()
-    for status, author in [("queued", "agent"), ("sent", "bot"), ("delivered", "campaign"),
-                           ("read", "reminder"), ("sent", "phone")]:  # fmt: skip
-        Message.objects.create(conversation=carlos, direction="out", author_kind=author,
-                               agent=agent if author == "agent" else None, body=f"{status} line",
-                               status=status, reply_to=first)  # fmt: skip
+    for status, author in [
+        ("queued", "agent"),
+        ("sent", "bot"),
+        ("delivered", "campaign"),
+        ("read", "reminder"),
+        ("sent", "phone"),
+    ]:
+        Message.objects.create(
+            conversation=carlos,
+            direction="out",
+            author_kind=author,
+            agent=agent if author == "agent" else None,
+            body=f"{status} line",
+            status=status,
+            reply_to=first,
+        )
     Message.objects.create(
         conversation=carlos,
         direction="out",
@@ -151,9 +172,20 @@ def test_it_shows_author_ticks_failure_and_quote_per_line(client_for, bob, carlo
         failure_reason="Número no existe",
     )
     html = client_for(bob).get(f"/inbox/c/{carlos.pk}/").content.decode()
-    for text in ["Carlos Pérez", "Ana Ruiz", "Bot", "Campaña", "Recordatorio",
-                 "desde el teléfono", "🕓", "✓✓", "tick-read", "⚠ Número no existe",
-                 "Reintentar", '<blockquote class="quote">']:  # fmt: skip
+    for text in [
+        "Carlos Pérez",
+        "Ana Ruiz",
+        "Bot",
+        "Campaña",
+        "Recordatorio",
+        "desde el teléfono",
+        "🕓",
+        "✓✓",
+        "tick-read",
+        "⚠ Número no existe",
+        "Reintentar",
+        '<blockquote class="quote">',
+    ]:
         assert text in html, text
 
 
@@ -330,9 +362,11 @@ def test_it_refuses_an_empty_reply_with_a_reason(client_for, bob, carlos):
 def test_it_schedules_a_reply_and_cancels_it(client_for, bob, carlos):
     client = client_for(bob)
     later = timezone.localtime() + timedelta(days=1)
-    client.post(f"/inbox/c/{carlos.pk}/reply/",
-                {"text": "Te recuerdo mañana", "scheduled_for": later.strftime("%Y-%m-%dT%H:%M")},
-                **HTMX)  # fmt: skip
+    client.post(
+        f"/inbox/c/{carlos.pk}/reply/",
+        {"text": "Te recuerdo mañana", "scheduled_for": later.strftime("%Y-%m-%dT%H:%M")},
+        **HTMX,
+    )
     scheduled = Message.objects.get(direction="out")
     assert scheduled.status == "scheduled"
     assert abs(scheduled.scheduled_for - later) < timedelta(minutes=1)
@@ -349,16 +383,23 @@ def test_it_refuses_to_schedule_in_the_past(client_for, bob, carlos):
     earlier = timezone.localtime() - timedelta(hours=1)
     response = client_for(bob).post(
         f"/inbox/c/{carlos.pk}/reply/",
-        {"text": "x", "scheduled_for": earlier.strftime("%Y-%m-%dT%H:%M")}, **HTMX,
-    )  # fmt: skip
+        {"text": "x", "scheduled_for": earlier.strftime("%Y-%m-%dT%H:%M")},
+        **HTMX,
+    )
     assert response.status_code == 422
     assert not Message.objects.filter(direction="out").exists()
 
 
 def test_it_retries_a_failed_message_as_a_fresh_copy(client_for, bob, carlos):
-    failed = Message.objects.create(conversation=carlos, direction="out", author_kind="agent",
-                                    agent=bob, body="¿Sigues ahí?", status="failed",
-                                    failure_reason="timeout")  # fmt: skip
+    failed = Message.objects.create(
+        conversation=carlos,
+        direction="out",
+        author_kind="agent",
+        agent=bob,
+        body="¿Sigues ahí?",
+        status="failed",
+        failure_reason="timeout",
+    )
     client_for(bob).post(f"/inbox/m/{failed.pk}/retry/", **HTMX)
     copy = Message.objects.exclude(pk=failed.pk).get(direction="out")
     assert (copy.body, copy.status, copy.agent) == ("¿Sigues ahí?", "queued", bob)
@@ -367,8 +408,14 @@ def test_it_retries_a_failed_message_as_a_fresh_copy(client_for, bob, carlos):
 
 
 def test_it_sends_one_copy_when_retry_is_clicked_twice(client_for, bob, carlos):
-    failed = Message.objects.create(conversation=carlos, direction="out", author_kind="agent",
-                                    agent=bob, body="¿Sigues ahí?", status="failed")  # fmt: skip
+    failed = Message.objects.create(
+        conversation=carlos,
+        direction="out",
+        author_kind="agent",
+        agent=bob,
+        body="¿Sigues ahí?",
+        status="failed",
+    )
     client = client_for(bob)
     first = client.post(f"/inbox/m/{failed.pk}/retry/", **HTMX).content.decode()
     client.post(f"/inbox/m/{failed.pk}/retry/", **HTMX)

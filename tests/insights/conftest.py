@@ -38,16 +38,25 @@ def _fresh_cache(settings):
 
 def out(conversation, created, *, status, author="agent", **stamps) -> Message:
     return Message.objects.create(
-        conversation=conversation, direction="out", author_kind=author, status=status,
-        created_at=created, body=stamps.pop("body", "hola"), **stamps,
-    )  # fmt: skip
+        conversation=conversation,
+        direction="out",
+        author_kind=author,
+        status=status,
+        created_at=created,
+        body=stamps.pop("body", "hola"),
+        **stamps,
+    )
 
 
 def inbound(conversation, created, body="gracias") -> Message:
     return Message.objects.create(
-        conversation=conversation, direction="in", author_kind="customer", status="received",
-        created_at=created, body=body,
-    )  # fmt: skip
+        conversation=conversation,
+        direction="in",
+        author_kind="customer",
+        status="received",
+        created_at=created,
+        body=body,
+    )
 
 
 @pytest.fixture
@@ -59,40 +68,81 @@ def world(db, bob):
         name="Beto", phone="+593990000002", marketing_opt_out_at=at(D1, 11)
     )
     ana_sub = Subscription.objects.create(
-        customer=ana, service=netflix, price=Decimal("12.99"),
-        started_on=date(2025, 1, 1), expires_on=date(2099, 1, 1),
-    )  # fmt: skip
+        customer=ana,
+        service=netflix,
+        price=Decimal("12.99"),
+        started_on=date(2025, 1, 1),
+        expires_on=date(2099, 1, 1),
+    )
     Subscription.objects.create(
-        customer=beto, service=hbo, price=Decimal("9.99"),
-        started_on=date(2019, 1, 1), expires_on=date(2020, 1, 1),
-    )  # fmt: skip
+        customer=beto,
+        service=hbo,
+        price=Decimal("9.99"),
+        started_on=date(2019, 1, 1),
+        expires_on=date(2020, 1, 1),
+    )
     Renewal.objects.create(
-        subscription=ana_sub, renewed_at=at(D, 15), previous_expiry=date(2099, 1, 1),
-        new_expiry=date(2099, 2, 1), amount=Decimal("12.99"),
-    )  # fmt: skip
+        subscription=ana_sub,
+        renewed_at=at(D, 15),
+        previous_expiry=date(2099, 1, 1),
+        new_expiry=date(2099, 2, 1),
+        amount=Decimal("12.99"),
+    )
     conv_a = Conversation.objects.create(
-        customer=ana, created_at=at(D, 8), status="resolved", assignee=bob,
+        customer=ana,
+        created_at=at(D, 8),
+        status="resolved",
+        assignee=bob,
         last_message_at=at(D1, 0, 20),
-    )  # fmt: skip
+    )
     conv_b = Conversation.objects.create(customer=beto, created_at=at(D1, 9))
-    m1 = out(conv_a, at(D, 9), status="read", author="reminder", sent_at=at(D, 9, 0, 5),
-             delivered_at=at(D, 9, 1), read_at=at(D, 10))  # fmt: skip
+    m1 = out(
+        conv_a,
+        at(D, 9),
+        status="read",
+        author="reminder",
+        sent_at=at(D, 9, 0, 5),
+        delivered_at=at(D, 9, 1),
+        read_at=at(D, 10),
+    )
     # Sent 23:30 local on D (04:30 UTC on D1) and read without a delivered report.
-    m2 = out(conv_a, at(D, 23), status="read", author="campaign", sent_at=at(D, 23, 30),
-             read_at=at(D1, 8))  # fmt: skip
-    out(conv_a, at(D, 12), status="failed", author="agent", failed_at=at(D, 12, 1),
-        failure_reason="El número no tiene WhatsApp")  # fmt: skip
+    m2 = out(
+        conv_a,
+        at(D, 23),
+        status="read",
+        author="campaign",
+        sent_at=at(D, 23, 30),
+        read_at=at(D1, 8),
+    )
+    out(
+        conv_a,
+        at(D, 12),
+        status="failed",
+        author="agent",
+        failed_at=at(D, 12, 1),
+        failure_reason="El número no tiene WhatsApp",
+    )
     inbound(conv_a, at(D, 23, 45))  # 04:45 UTC on D1, still D in Guayaquil
     inbound(conv_a, at(D1, 0, 10))
-    m6 = out(conv_b, at(D1, 10), status="delivered", author="campaign", sent_at=at(D1, 10),
-             delivered_at=at(D1, 10, 5))  # fmt: skip
+    m6 = out(
+        conv_b,
+        at(D1, 10),
+        status="delivered",
+        author="campaign",
+        sent_at=at(D1, 10),
+        delivered_at=at(D1, 10, 5),
+    )
     out(conv_a, at(D1, 0, 20), status="queued", author="agent", agent=bob)
     template = MessageTemplate.objects.create(name="Aviso", category="notification", body="x")
     rule = ReminderRule.objects.create(name="3 días antes", days_from_expiry=-3, template=template)
     ReminderSent.objects.create(
-        rule=rule, subscription=ana_sub, expiry_date=date(2025, 3, 13), outcome="sent",
-        message=m1, created_at=at(D, 9),
-    )  # fmt: skip
+        rule=rule,
+        subscription=ana_sub,
+        expiry_date=date(2025, 3, 13),
+        outcome="sent",
+        message=m1,
+        created_at=at(D, 9),
+    )
     promo = Campaign.objects.create(
         title="Promo =marzo", body="x", state="completed", launched_at=at(D, 22)
     )

@@ -24,10 +24,15 @@ def test_it_gives_daily_rows(client, carla, world):
 
 @pytest.mark.parametrize(
     ("query", "field"),
-    [("from=2025-02-30", "from"), ("from=hoy", "from"), ("from=2025-03-10&to=x", "to"),
-     ("from=2025-03-10&to=2025-03-01", "to"), ("from=2020-01-01&to=2025-01-01", "to"),
-     ("to=2025-01-01", "from")],
-)  # fmt: skip
+    [
+        ("from=2025-02-30", "from"),
+        ("from=hoy", "from"),
+        ("from=2025-03-10&to=x", "to"),
+        ("from=2025-03-10&to=2025-03-01", "to"),
+        ("from=2020-01-01&to=2025-01-01", "to"),
+        ("to=2025-01-01", "from"),
+    ],
+)
 def test_bad_dates_are_a_422_naming_the_field(client, carla, query, field):
     response = client.get(f"/api/v1/stats/daily?{query}", **_auth(carla))
     assert response.status_code == 422

@@ -64,8 +64,18 @@ def services(transactional_db, monkeypatch):
 @pytest.fixture
 def simulator(services):
     port = free_port()
-    args = [PYTHON, "manage.py", "wasender_sim", "--skip-checks", "--port", str(port),
-            "--webhook-url", "", "--seed", "11"]  # fmt: skip
+    args = [
+        PYTHON,
+        "manage.py",
+        "wasender_sim",
+        "--skip-checks",
+        "--port",
+        str(port),
+        "--webhook-url",
+        "",
+        "--seed",
+        "11",
+    ]
     with running(
         args, env=process_env(), ready_url=f"http://127.0.0.1:{port}/", log=LOGS / "csim.log"
     ):

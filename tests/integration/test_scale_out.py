@@ -28,15 +28,19 @@ def webhook_body(text: str) -> dict:
         "timestamp": int(time.time()),
         "data": {
             "messages": {
-                "key": {"id": "3EB0SCALEOUT000001", "fromMe": False,
-                        "remoteJid": f"{PHONE}@s.whatsapp.net", "cleanedSenderPn": PHONE},
+                "key": {
+                    "id": "3EB0SCALEOUT000001",
+                    "fromMe": False,
+                    "remoteJid": f"{PHONE}@s.whatsapp.net",
+                    "cleanedSenderPn": PHONE,
+                },
                 "pushName": "María",
                 "messageTimestamp": int(time.time()),
                 "messageBody": text,
                 "message": {"conversation": text},
             }
         },
-    }  # fmt: skip
+    }
 
 
 @pytest.fixture
@@ -48,11 +52,19 @@ def two_daphnes(transactional_db):
     env = process_env(DEBUG="1", DRAMATIQ_BROKER="stub", REDIS_URL=redis_url)
     ports = free_port(), free_port()
     with (
-        running(daphne_args(ports[0]), env=env, ready_url=f"http://127.0.0.1:{ports[0]}/healthz",
-                log=LOGS / "scale-out-a.log"),
-        running(daphne_args(ports[1]), env=env, ready_url=f"http://127.0.0.1:{ports[1]}/healthz",
-                log=LOGS / "scale-out-b.log"),
-    ):  # fmt: skip
+        running(
+            daphne_args(ports[0]),
+            env=env,
+            ready_url=f"http://127.0.0.1:{ports[0]}/healthz",
+            log=LOGS / "scale-out-a.log",
+        ),
+        running(
+            daphne_args(ports[1]),
+            env=env,
+            ready_url=f"http://127.0.0.1:{ports[1]}/healthz",
+            log=LOGS / "scale-out-b.log",
+        ),
+    ):
         yield [f"127.0.0.1:{port}" for port in ports]
 
 
@@ -80,9 +92,10 @@ async def push_reaches_the_other_process(
         await asyncio.sleep(idle)
         async with httpx.AsyncClient() as client:
             response = await client.post(
-                f"http://{a}/webhooks/wasender/", json=webhook_body(text),
+                f"http://{a}/webhooks/wasender/",
+                json=webhook_body(text),
                 headers={"X-Webhook-Signature": settings.WASENDER_WEBHOOK_SECRET},
-            )  # fmt: skip
+            )
             assert response.status_code == 200, response.text
         # An upper bound for a frame that must come, not a timing.
         async with asyncio.timeout(30):

@@ -38,11 +38,20 @@ def service(name: str = "Netflix", price: str = "7.99") -> Service:
 
 
 def customer_with(
-    phone: str, name: str = "María González", *, expires_on: date, started_on: date | None = None,
-    service_name: str = "Netflix", price: str = "7.99", **fields,
-) -> Subscription:  # fmt: skip
+    phone: str,
+    name: str = "María González",
+    *,
+    expires_on: date,
+    started_on: date | None = None,
+    service_name: str = "Netflix",
+    price: str = "7.99",
+    **fields,
+) -> Subscription:
     customer, _ = Customer.objects.get_or_create(phone=phone, defaults={"name": name, **fields})
     return Subscription.objects.create(
-        customer=customer, service=service(service_name), price=Decimal(price),
-        started_on=started_on or date(2025, 1, 10), expires_on=expires_on,
-    )  # fmt: skip
+        customer=customer,
+        service=service(service_name),
+        price=Decimal(price),
+        started_on=started_on or date(2025, 1, 10),
+        expires_on=expires_on,
+    )

@@ -76,7 +76,7 @@ def stored_files(root) -> list:
         (b"\x00\x00\x00\x20ftypM4A \x00\x00\x00\x00", "audio", "audio/mp4"),
         (b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00", "video", "video/mp4"),
     ],
-)  # fmt: skip
+)
 def test_it_sniffs_the_type_from_the_bytes(content, kind, mime):
     sniffed = sniff_bytes(content)
     assert (sniffed.kind, sniffed.mime) == (kind, mime)
@@ -84,9 +84,16 @@ def test_it_sniffs_the_type_from_the_bytes(content, kind, mime):
 
 @pytest.mark.parametrize(
     "content",
-    [b"MZ\x90\x00", b"<html><script>alert(1)</script>", b"#!/bin/sh\n", b"", plain_zip(),
-     b"GIF89a\x01\x00", b"PK\x03\x04broken"],
-)  # fmt: skip
+    [
+        b"MZ\x90\x00",
+        b"<html><script>alert(1)</script>",
+        b"#!/bin/sh\n",
+        b"",
+        plain_zip(),
+        b"GIF89a\x01\x00",
+        b"PK\x03\x04broken",
+    ],
+)
 def test_it_refuses_what_it_cannot_identify(content):
     assert sniff_bytes(content) is None
 
@@ -129,11 +136,15 @@ def test_it_uploads_the_file_just_before_the_send(db, media_root):
     assert deliver(message.id, client=client_for(script), bucket=NoWait()) == "sent"
     upload, send = script.requests
     assert (upload.url.path, upload.headers["content-type"], upload.content) == (
-        "/api/upload", "image/png", PNG,
-    )  # fmt: skip
+        "/api/upload",
+        "image/png",
+        PNG,
+    )
     assert json.loads(send.content) == {
-        "to": PHONE, "text": "Tu recibo", "imageUrl": "https://wasender.test/m/1",
-    }  # fmt: skip
+        "to": PHONE,
+        "text": "Tu recibo",
+        "imageUrl": "https://wasender.test/m/1",
+    }
     message.refresh_from_db()
     assert (message.status, message.media_url) == ("sent", "https://wasender.test/m/1")
 
@@ -147,8 +158,10 @@ def test_it_sends_a_document_under_the_agents_file_name(db, media_root):
     script = Script(upload_ok, sent_ok())
     deliver(message.id, client=client_for(script), bucket=NoWait())
     assert json.loads(script.requests[1].content) == {
-        "to": PHONE, "documentUrl": "https://w.test/d", "fileName": "Cotización 2026.pdf",
-    }  # fmt: skip
+        "to": PHONE,
+        "documentUrl": "https://w.test/d",
+        "fileName": "Cotización 2026.pdf",
+    }
 
 
 def test_a_failed_upload_is_retried_like_a_failed_send(db, media_root):

@@ -36,11 +36,16 @@ def test_it_creates_a_reminder_rule(client_for, carla):
     response = client_for(carla).post(
         "/automations/reminders/new/",
         {
-            "name": "7 días antes", "kind": "expiry", "days_from_expiry": "-7",
-            "template": template.pk, "window_start": "10:00", "window_end": "18:00",
-            "include_opted_out": "on", "active": "on",
+            "name": "7 días antes",
+            "kind": "expiry",
+            "days_from_expiry": "-7",
+            "template": template.pk,
+            "window_start": "10:00",
+            "window_end": "18:00",
+            "include_opted_out": "on",
+            "active": "on",
         },
-    )  # fmt: skip
+    )
     assert response.status_code == 302
     rule = ReminderRule.objects.get(name="7 días antes")
     assert (rule.days_from_expiry, rule.window_start.hour, rule.window_end.hour) == (-7, 10, 18)
@@ -51,10 +56,14 @@ def test_it_refuses_a_window_that_ends_before_it_starts(client_for, carla):
     response = client_for(carla).post(
         "/automations/reminders/new/",
         {
-            "name": "Mal", "kind": "expiry", "days_from_expiry": "-7", "template": template.pk,
-            "window_start": "20:00", "window_end": "08:00",
+            "name": "Mal",
+            "kind": "expiry",
+            "days_from_expiry": "-7",
+            "template": template.pk,
+            "window_start": "20:00",
+            "window_end": "08:00",
         },
-    )  # fmt: skip
+    )
     assert response.status_code == 200
     assert "La hora final debe ser posterior" in response.content.decode()
     assert not ReminderRule.objects.filter(name="Mal").exists()
@@ -63,9 +72,15 @@ def test_it_refuses_a_window_that_ends_before_it_starts(client_for, carla):
 def test_it_creates_an_auto_reply_rule_and_escapes_what_it_shows(client_for, carla):
     response = client_for(carla).post(
         "/automations/replies/new/",
-        {"name": "<b>Precios</b>", "keywords": "precio", "match": "contains", "tag": "precio",
-         "priority": "50", "active": "on"},
-    )  # fmt: skip
+        {
+            "name": "<b>Precios</b>",
+            "keywords": "precio",
+            "match": "contains",
+            "tag": "precio",
+            "priority": "50",
+            "active": "on",
+        },
+    )
     assert response.status_code == 302
     assert AutoReplyRule.objects.filter(name="<b>Precios</b>", tag="precio").exists()
     page = client_for(carla).get(URL).content.decode()
@@ -97,12 +112,20 @@ def test_it_pauses_a_rule_with_htmx(client_for, carla):
 def test_it_saves_opt_out_keywords_and_business_hours(client_for, carla):
     conf = AutomationSettings.objects.get(pk=1)
     data = {
-        "opt_out_keywords": "BAJA, STOP, CANCELAR", "opt_out_reply": "Hecho.",
-        "opt_in_keywords": "ALTA", "opt_in_reply": "Bienvenido.",
-        "away_enabled": "on", "away_message": "Volvemos pronto.", "away_every_hours": "6",
-        "open_0": "on", "from_0": "08:00", "to_0": "17:00",
-        "open_6": "on", "from_6": "10:00", "to_6": "12:00",
-    }  # fmt: skip
+        "opt_out_keywords": "BAJA, STOP, CANCELAR",
+        "opt_out_reply": "Hecho.",
+        "opt_in_keywords": "ALTA",
+        "opt_in_reply": "Bienvenido.",
+        "away_enabled": "on",
+        "away_message": "Volvemos pronto.",
+        "away_every_hours": "6",
+        "open_0": "on",
+        "from_0": "08:00",
+        "to_0": "17:00",
+        "open_6": "on",
+        "from_6": "10:00",
+        "to_6": "12:00",
+    }
     response = client_for(carla).post("/automations/settings/", data)
     assert response.status_code == 302
     conf.refresh_from_db()
@@ -114,9 +137,15 @@ def test_it_saves_opt_out_keywords_and_business_hours(client_for, carla):
 def test_it_refuses_the_same_word_for_opt_out_and_opt_in(client_for, carla):
     response = client_for(carla).post(
         "/automations/settings/",
-        {"opt_out_keywords": "BAJA, alta", "opt_out_reply": "x", "opt_in_keywords": "ALTA",
-         "opt_in_reply": "y", "away_message": "z", "away_every_hours": "12"},
-    )  # fmt: skip
+        {
+            "opt_out_keywords": "BAJA, alta",
+            "opt_out_reply": "x",
+            "opt_in_keywords": "ALTA",
+            "opt_in_reply": "y",
+            "away_message": "z",
+            "away_every_hours": "12",
+        },
+    )
     assert response.status_code == 200
     assert "no pueden servir para la baja y el alta" in response.content.decode()
 

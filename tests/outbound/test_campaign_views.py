@@ -48,11 +48,16 @@ def test_it_creates_a_campaign_scheduled_later(client_for, carla, book):
     response = client_for(carla).post(
         reverse("outbound:campaign_new"),
         {
-            "title": "Navidad", "kind": "event", "body": "Feliz Navidad {nombre}",
-            "audience": "preset:all", "when": "later", "send_at": f"{day}T10:00",
-            "window_start": "09:00", "window_end": "20:00",
+            "title": "Navidad",
+            "kind": "event",
+            "body": "Feliz Navidad {nombre}",
+            "audience": "preset:all",
+            "when": "later",
+            "send_at": f"{day}T10:00",
+            "window_start": "09:00",
+            "window_end": "20:00",
         },
-    )  # fmt: skip
+    )
     campaign = Campaign.objects.get()
     assert response.status_code == 302
     assert campaign.state == "scheduled" and campaign.created_by == carla
@@ -63,11 +68,16 @@ def test_it_refuses_a_send_at_more_than_a_year_ahead(client_for, carla, book):
     response = client_for(carla).post(
         reverse("outbound:campaign_new"),
         {
-            "title": "Navidad", "kind": "event", "body": "Feliz Navidad {nombre}",
-            "audience": "preset:all", "when": "later", "send_at": "9999-12-31T23:59",
-            "window_start": "09:00", "window_end": "20:00",
+            "title": "Navidad",
+            "kind": "event",
+            "body": "Feliz Navidad {nombre}",
+            "audience": "preset:all",
+            "when": "later",
+            "send_at": "9999-12-31T23:59",
+            "window_start": "09:00",
+            "window_end": "20:00",
         },
-    )  # fmt: skip
+    )
     assert response.status_code == 200
     assert response.context["form"].errors["send_at"] == [
         "La fecha de envío no puede estar a más de un año."
@@ -79,11 +89,15 @@ def test_it_shows_form_errors_for_unfilled_variables(client_for, carla, book):
     response = client_for(carla).post(
         reverse("outbound:campaign_new"),
         {
-            "title": "Nuevo", "kind": "marketing", "body": "Llegó {nuevo_servicio}",
-            "audience": "preset:all", "when": "draft", "window_start": "09:00",
+            "title": "Nuevo",
+            "kind": "marketing",
+            "body": "Llegó {nuevo_servicio}",
+            "audience": "preset:all",
+            "when": "draft",
+            "window_start": "09:00",
             "window_end": "20:00",
         },
-    )  # fmt: skip
+    )
     assert response.status_code == 200
     assert "{nuevo_servicio}" in response.content.decode()
     assert not Campaign.objects.exists()

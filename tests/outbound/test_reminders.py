@@ -43,9 +43,11 @@ def test_it_sends_each_reminder_once_across_a_week_inside_the_window(db):
         "+593990000003", expires_on=MONDAY + timedelta(days=40), started_on=date(2025, 3, 5)
     )
     opted_out = customer_with(
-        "+593990000004", expires_on=MONDAY + timedelta(days=3), started_on=date(2024, 3, 5),
+        "+593990000004",
+        expires_on=MONDAY + timedelta(days=3),
+        started_on=date(2024, 3, 5),
         marketing_opt_out_at=timezone.now(),
-    )  # fmt: skip
+    )
     for moment in week_ticks(MONDAY):
         reminders_run(now=moment)
         reminders_run(now=moment)  # a repeated tick
@@ -81,9 +83,11 @@ def test_it_sends_each_reminder_once_across_a_week_inside_the_window(db):
 def test_it_writes_the_template_for_the_customer_and_service(db):
     sub = customer_with("+593990000001", expires_on=MONDAY + timedelta(days=3))
     customer_with(
-        "+593990000001", expires_on=MONDAY + timedelta(days=20), service_name="Spotify",
+        "+593990000001",
+        expires_on=MONDAY + timedelta(days=20),
+        service_name="Spotify",
         price="4.99",
-    )  # fmt: skip
+    )
     reminders_run(now=at(MONDAY, 10))
     message = Message.objects.get(author_kind="reminder")
     assert message.body.startswith(

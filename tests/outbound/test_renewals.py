@@ -43,9 +43,12 @@ def test_it_extends_an_expired_subscription_from_today(db):
 
 def test_it_takes_a_new_expiry_and_finds_the_subscription_by_service_name(netflix):
     renewal = renewal_record(
-        customer=netflix.customer, service="netflix", new_expiry=date(2026, 6, 30),
-        amount=Decimal("21.00"), renewed_at=at(DAY, 10),
-    ).renewal  # fmt: skip
+        customer=netflix.customer,
+        service="netflix",
+        new_expiry=date(2026, 6, 30),
+        amount=Decimal("21.00"),
+        renewed_at=at(DAY, 10),
+    ).renewal
     assert renewal.subscription == netflix
     assert renewal.new_expiry == date(2026, 6, 30)
 
@@ -94,9 +97,12 @@ def test_it_refuses_the_same_new_expiry_twice(netflix):
 def test_it_sends_the_payment_confirmation(netflix, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         result = renewal_record(
-            subscription=netflix, months=1, amount=Decimal("7.99"), send_confirmation=True,
+            subscription=netflix,
+            months=1,
+            amount=Decimal("7.99"),
+            send_confirmation=True,
             renewed_at=at(DAY, 10),
-        )  # fmt: skip
+        )
     message = Message.objects.get()
     assert result.confirmation == message
     assert (message.author_kind, message.status) == ("bot", "queued")

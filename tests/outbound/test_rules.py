@@ -235,9 +235,13 @@ def test_it_renders_the_rule_template_for_the_customer_and_assigns(write, open_h
         name="Precio", category="support", body="Hola {nombre}, te paso los precios."
     )
     AutoReplyRule.objects.create(
-        name="Precios", keywords="precio, precios", match="contains", template=template,
-        assign_to=bob, priority=1,
-    )  # fmt: skip
+        name="Precios",
+        keywords="precio, precios",
+        match="contains",
+        template=template,
+        assign_to=bob,
+        priority=1,
+    )
     write("¿Cuál es el precio de Netflix?")
     assert bot_replies() == ["Hola María, te paso los precios."]
     assert Conversation.objects.get().assignee == bob
@@ -248,9 +252,13 @@ def test_it_skips_a_reply_it_cannot_fill_but_still_acts(write, open_hours):
         name="Servicio", category="support", body="Tu {servicio} está activo."
     )
     AutoReplyRule.objects.create(
-        name="Estado", keywords="estado", match="exact", template=template, tag="consulta",
+        name="Estado",
+        keywords="estado",
+        match="exact",
+        template=template,
+        tag="consulta",
         priority=1,
-    )  # fmt: skip
+    )
     write("Estado")
     assert bot_replies() == []
     assert list(maria().tags.values_list("name", flat=True)) == ["consulta"]

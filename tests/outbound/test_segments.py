@@ -116,14 +116,21 @@ def test_it_selects_by_service_with_any_all_and_only(book):
     netflix, hbo = book["netflix"].pk, book["hbo"].pk
     assert names({"services": [netflix]}) == ["ana", "beto", "eva", "fede"]
     assert names({"services": [netflix, hbo], "service_mode": "any"}) == [
-        "ana", "beto", "caro", "eva", "fede",
-    ]  # fmt: skip
+        "ana",
+        "beto",
+        "caro",
+        "eva",
+        "fede",
+    ]
     assert names({"services": [netflix, hbo], "service_mode": "all"}) == ["beto"]
     assert names({"services": [netflix], "service_mode": "only"}) == ["ana", "fede"]
     assert names({"services": [hbo], "service_mode": "only"}) == ["caro"]
     assert names({"services": [netflix, hbo], "service_mode": "only"}) == [
-        "ana", "beto", "caro", "fede",
-    ]  # fmt: skip
+        "ana",
+        "beto",
+        "caro",
+        "fede",
+    ]
 
 
 def test_it_reads_service_modes_among_active_subscriptions_for_active_customers(book):
@@ -240,7 +247,10 @@ def test_it_deletes_a_segment_and_campaigns_keep_its_filters(db, carla):
 def test_it_offers_the_proposals_presets(book):
     presets = segment_presets()
     assert [str(name) for name, _ in presets.values()] == [
-        "Clientes activos", "Clientes inactivos", "Solo Netflix", "Solo HBO Max",
-    ]  # fmt: skip
+        "Clientes activos",
+        "Clientes inactivos",
+        "Solo Netflix",
+        "Solo HBO Max",
+    ]
     assert names(presets["netflix"][1]) == ["ana", "fede"]
     assert names(presets["inactive"][1]) == ["caro"]

@@ -23,10 +23,15 @@ class Command(BaseCommand):
         parser.add_argument("--messages", type=int, default=1_000_000)
         parser.add_argument("--days", type=int, default=365)
         parser.add_argument("--seed", type=int, default=7)
-        parser.add_argument("--now", type=anchor, default=None,
-                            help="The moment the data ends (ISO 8601, Ecuador time).")  # fmt: skip
-        parser.add_argument("--force", action="store_true",
-                            help="Generate even when there are customers already.")  # fmt: skip
+        parser.add_argument(
+            "--now",
+            type=anchor,
+            default=None,
+            help="The moment the data ends (ISO 8601, Ecuador time).",
+        )
+        parser.add_argument(
+            "--force", action="store_true", help="Generate even when there are customers already."
+        )
 
     def handle(self, *args, customers, messages, days, seed, now, force, **options):
         if min(customers, messages, days) < 1:
@@ -38,9 +43,13 @@ class Command(BaseCommand):
             )
         started = time.monotonic()
         counts = large_data_generate(
-            customers=customers, messages=messages, days=days, seed=seed, now=now,
+            customers=customers,
+            messages=messages,
+            days=days,
+            seed=seed,
+            now=now,
             out=lambda line: self.stdout.write(line),
-        )  # fmt: skip
+        )
         summary = ", ".join(f"{n} {what}" for what, n in counts.items())
         took = time.monotonic() - started
         self.stdout.write(self.style.SUCCESS(f"Generated {summary} in {took:.0f} s."))

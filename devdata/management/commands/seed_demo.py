@@ -37,9 +37,11 @@ class Command(BaseCommand):
         )
         parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="Random seed.")
         parser.add_argument(
-            "--now", type=anchor, default=None,
+            "--now",
+            type=anchor,
+            default=None,
             help="The moment the data is dated from (ISO 8601, Ecuador time); default: this hour.",
-        )  # fmt: skip
+        )
 
     def handle(self, *args, if_empty, force, seed, now, **options):
         existing = Customer.objects.count()

@@ -84,9 +84,20 @@ def receiver():
 def sim_url(receiver):
     port = free_port()
     args = [
-        PYTHON, "manage.py", "cloudapi_sim", "--port", str(port), "--webhook-url", receiver.url,
-        "--app-secret", SECRET, "--status-delays", "0.05,0.05,0.05", "--seed", "7",
-    ]  # fmt: skip
+        PYTHON,
+        "manage.py",
+        "cloudapi_sim",
+        "--port",
+        str(port),
+        "--webhook-url",
+        receiver.url,
+        "--app-secret",
+        SECRET,
+        "--status-delays",
+        "0.05,0.05,0.05",
+        "--seed",
+        "7",
+    ]
     url = f"http://127.0.0.1:{port}"
     with running(args, env=process_env(), ready_url=url + "/_sim/stats"):
         yield url
@@ -95,10 +106,18 @@ def sim_url(receiver):
 @pytest.fixture
 def sim(sim_url, receiver):
     knobs = {
-        "throughput_per_second": 80, "burst": 0, "pair_rate_seconds": 0, "marketing_cap": 0,
-        "async_errors": True, "window_check": True, "lost_answers": 0, "accept_then_5xx": 0,
-        "timeout_seconds": 20, "fail_5xx": 0, "echo_first": 0,
-    }  # fmt: skip
+        "throughput_per_second": 80,
+        "burst": 0,
+        "pair_rate_seconds": 0,
+        "marketing_cap": 0,
+        "async_errors": True,
+        "window_check": True,
+        "lost_answers": 0,
+        "accept_then_5xx": 0,
+        "timeout_seconds": 20,
+        "fail_5xx": 0,
+        "echo_first": 0,
+    }
     httpx.post(sim_url + "/_sim/config", json=knobs).raise_for_status()
     httpx.post(sim_url + "/_sim/reset").raise_for_status()
     receiver.wait_for(lambda _: httpx.get(sim_url + "/_sim/stats").json()["in_flight"] == 0)
@@ -320,8 +339,15 @@ def test_embedded_app_routes_by_listening_port(settings):
         sent.append(message)
 
     def scope(port):
-        return {"type": "http", "method": "GET", "path": "/_sim/stats", "headers": [],
-                "scheme": "http", "server": ("127.0.0.1", port), "query_string": b""}  # fmt: skip
+        return {
+            "type": "http",
+            "method": "GET",
+            "path": "/_sim/stats",
+            "headers": [],
+            "scheme": "http",
+            "server": ("127.0.0.1", port),
+            "query_string": b"",
+        }
 
     async def scenario():
         await app(scope(8002), receive, send)
