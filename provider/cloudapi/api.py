@@ -10,6 +10,7 @@ such a send is settled by its status webhooks, never by sending again.
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -127,7 +128,7 @@ def _media_object(kind: str, ref: str) -> dict:
 
 def message_payload(request: SendRequest) -> dict:
     """The neutral request as Meta's /messages takes it."""
-    payload = {
+    payload: dict[str, Any] = {
         "messaging_product": "whatsapp",
         "recipient_type": "individual",
         "to": "".join(c for c in request.to if c.isdigit()),
@@ -358,24 +359,33 @@ class CloudApiClient:
 
     def templates_list(self, waba_id: str) -> list[Template]:
         """Every template of the WhatsApp Business Account, whatever its status."""
-        found, after = [], None
+        found: list[Template] = []
+        after = None
         for _page in range(TEMPLATE_PAGES_MAX):
             params = {"limit": 100, **({"after": after} if after else {})}
             body = self._request("GET", f"{waba_id}/message_templates", params=params)
-            data = body.get("data") if isinstance(body.get("data"), list) else []
+            data = _list(body.get("data"))
             found.extend(t for item in data if (t := _template(item)) is not None)
-            paging = body.get("paging") if isinstance(body.get("paging"), dict) else {}
-            cursors = paging.get("cursors") if isinstance(paging.get("cursors"), dict) else {}
+            paging = _dict(body.get("paging"))
+            cursors = _dict(paging.get("cursors"))
             after = cursors.get("after")
             if not data or not paging.get("next") or not after:
                 break
         return found
 
 
+def _dict(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value) -> list:
+    return value if isinstance(value, list) else []
+
+
 def _template(item) -> Template | None:
     if not isinstance(item, dict) or not isinstance(item.get("name"), str):
         return None
-    components = item.get("components") if isinstance(item.get("components"), list) else []
+    components = _list(item.get("components"))
     return Template(
         template_id=str(item.get("id") or ""),
         name=item["name"],

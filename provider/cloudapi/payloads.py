@@ -240,7 +240,8 @@ def _contact_names(value: dict, where: str) -> dict[str, str]:
     for raw in _list(value, "contacts", where):
         if not isinstance(raw, dict):
             continue
-        profile = raw.get("profile") if isinstance(raw.get("profile"), dict) else {}
+        profile = raw.get("profile")
+        profile = profile if isinstance(profile, dict) else {}
         name, wa_id = profile.get("name"), raw.get("wa_id")
         if isinstance(name, str) and isinstance(wa_id, str | int) and not isinstance(wa_id, bool):
             names[_digits(str(wa_id))] = name

@@ -39,7 +39,9 @@ import random
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -281,7 +283,7 @@ class Simulator:
         self.http: httpx.AsyncClient | None = None
         self.tasks: set[asyncio.Task] = set()
         self.demo_task: asyncio.Task | None = None
-        routes = [
+        routes: list[tuple[str, str, Callable[..., Any]]] = [
             ("POST", rf"/{VERSION}/(?P<number>\d+)/messages", self.messages_post),
             ("POST", rf"/{VERSION}/(?P<number>\d+)/media", self.media_post),
             ("GET", rf"/{VERSION}/(?P<waba>\d+)/message_templates", self.templates_get),
@@ -453,11 +455,13 @@ class Simulator:
             self.stats["sends_rejected"] += 1
             return graph_error(100, "(#100) Invalid parameter", problem)
         to = re.sub(r"\D", "", str(body["to"]))
-        template, failure = None, None
+        template: dict | None = None
+        failure = None
         if body["type"] == "template":
-            template = self.template_find(body["template"])
-            if isinstance(template, tuple):
-                return template
+            found = self.template_find(body["template"])
+            if isinstance(found, tuple):
+                return found
+            template = found
         if self.bucket.take():
             return self._error(130429)
         now = time.monotonic()
@@ -490,7 +494,7 @@ class Simulator:
         """The answer to an accepted send, or a fault after acceptance (the customer gets the
         message whatever the client hears)."""
         cfg, roll = self.config, self.rng.random()
-        answer = {
+        answer: dict[str, Any] = {
             "messaging_product": "whatsapp",
             "contacts": [{"input": message["input"], "wa_id": message["to"]}],
             "messages": [{"id": message["id"]}],
@@ -568,7 +572,7 @@ class Simulator:
             for c in components
             if isinstance(c, dict) and c.get("type") == "body"
         )
-        body = next((c for c in template["components"] if c.get("type") == "BODY"), {})
+        body: dict = next((c for c in template["components"] if c.get("type") == "BODY"), {})
         wanted = len(set(re.findall(r"\{\{(\w+)\}\}", body.get("text", ""))))
         if given != wanted:
             return self._error(132000)
