@@ -32,6 +32,7 @@ from inbox import channels, services
 from inbox.media import MEDIA_MAX_BYTES, media_download
 from inbox.models import DEFAULT_CHANNEL, Channel, Conversation, Message, WebhookEvent
 from inbox.services import conversation_get_or_create
+from provider.cloudapi.codes import MARKETING_CAP
 from provider.records import (
     Envelope,
     IgnoredEvent,
@@ -44,7 +45,6 @@ from provider.records import (
     TemplateStatusEvent,
     WaMessage,
 )
-from provider.cloudapi.codes import MARKETING_CAP
 from provider.wasender import payloads as wasender_payloads
 
 log = logging.getLogger(__name__)
