@@ -32,6 +32,7 @@ from inbox import channels, services
 from inbox.media import MEDIA_MAX_BYTES, media_download
 from inbox.models import DEFAULT_CHANNEL, Channel, Conversation, Message, WebhookEvent
 from inbox.services import conversation_get_or_create
+from provider.cloudapi.codes import MARKETING_CAP
 from provider.records import (
     Envelope,
     IgnoredEvent,
@@ -41,6 +42,7 @@ from provider.records import (
     SessionEvent,
     StatusEvent,
     StatusUpdate,
+    TemplateStatusEvent,
     WaMessage,
 )
 from provider.wasender import payloads as wasender_payloads
@@ -318,6 +320,10 @@ def _envelope_outcome(event: WebhookEvent, envelope: Envelope) -> Outcome:
     if isinstance(content, SessionEvent):
         services.session_state_set(session=envelope.session, status=content.status, at=at)
         return _processed()
+    if isinstance(content, TemplateStatusEvent):
+        from outbound.meta_templates import meta_template_status_apply  # the seam, see _status
+
+        return _processed(meta_template_status_apply(content))
     assert isinstance(content, IgnoredEvent)
     return _ignored(content.reason)
 
@@ -455,7 +461,13 @@ def _status(update: StatusUpdate, at: datetime) -> Outcome:
         return _pending(f"mensaje {update.wa_id} aún desconocido")
     if update.status in ("error", "failed"):
         reason = getattr(update, "error_reason", "") or ERROR_REASON
-        services.message_status_fail(wa_id=update.wa_id, at=at, reason=reason)
+        failed = services.message_status_fail(wa_id=update.wa_id, at=at, reason=reason)
+        if failed and update.error_code == MARKETING_CAP:
+            # Meta held a marketing template: outbound schedules a new try (a second call up
+            # a floor, beside outbound.rules; pyproject's import contract names it).
+            from outbound.meta_templates import marketing_capped_wa_id
+
+            marketing_capped_wa_id(wa_id=update.wa_id)
     else:
         services.message_status_advance(wa_id=update.wa_id, status=update.status, at=at)
     return _processed()

@@ -268,6 +268,7 @@ def message_reply(request, conversation_id: int):
                 reply_to=reply_to,
                 scheduled_for=scheduled_for,
                 upload=request.FILES.get("attachment"),
+                meta_template=request.POST.get("meta_template") or None,
             )
             # Before commit: the socket's copies of the line are rendered after it.
             live.reply_ref_note(message_id=message.pk, ref=ref)

@@ -5,12 +5,14 @@ pyproject.toml allows these two and nothing else)."""
 
 from datetime import datetime
 
+from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from inbox import channels
 from inbox.models import Conversation, Message
+from outbound import meta_templates
 from outbound.attachments import Attachment, attachment_accept, attachment_discard
 from outbound.models import MessageTemplate
 from outbound.services import SendRejected, message_send
@@ -20,6 +22,7 @@ from provider.cloudapi.api import window_closes_at
 __all__ = [
     "SendRejected",
     "composer_templates",
+    "meta_template_send",
     "reply_copy_send",
     "reply_send",
     "template_fill",
@@ -35,9 +38,16 @@ def reply_send(
     reply_to: Message | None = None,
     scheduled_for: datetime | None = None,
     upload=None,
+    meta_template: str | int | None = None,
 ) -> Message:
     """An agent's reply: its uploaded file checked and stored, then the outbox row. Raises
-    SendRejected; whatever fails, a reply that was not written leaves no file behind."""
+    SendRejected; whatever fails, a reply that was not written leaves no file behind. With
+    `meta_template` (a MessageTemplate's id, on a Cloud API number) the reply is that approved
+    template, filled for the customer; the thread shows the text they read."""
+    if meta_template:
+        return meta_template_send(
+            conversation=conversation, agent=agent, template_id=meta_template, reply_to=reply_to
+        )
     attachment = None
     window_check(conversation)
     try:
@@ -56,6 +66,28 @@ def reply_send(
     except BaseException:
         attachment_discard(attachment)
         raise
+
+
+def meta_template_send(
+    *, conversation: Conversation, agent, template_id, reply_to: Message | None = None
+) -> Message:
+    try:
+        text, spec = meta_templates.composer_spec(
+            conversation=conversation, template_id=template_id
+        )
+    except ValueError as problem:
+        raise SendRejected("meta_template", str(problem)) from None
+    with transaction.atomic():
+        message = message_send(
+            customer=conversation.customer,
+            channel=conversation.channel_id,
+            text=text,
+            author_kind=Message.Author.AGENT,
+            agent=agent,
+            reply_to=reply_to,
+        )
+        meta_templates.meta_send_record(message=message, spec=spec)
+    return message
 
 
 def reply_copy_send(*, failed: Message, agent) -> Message:
@@ -111,7 +143,10 @@ def window_state(conversation: Conversation) -> dict | None:
         .first()
     )
     until = window_closes_at(last_in)
-    return {"open": bool(until and until > timezone.now()), "until": until}
+    is_open = bool(until and until > timezone.now())
+    # Closed: what the composer offers instead of free text.
+    templates = [] if is_open else meta_templates.composer_choices(conversation=conversation)
+    return {"open": is_open, "until": until, "templates": templates}
 
 
 def composer_templates() -> QuerySet[MessageTemplate]:

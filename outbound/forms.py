@@ -2,6 +2,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from customers.models import Customer, Segment, Service, Tag
+from outbound.meta_templates import meta_link_errors
 from outbound.models import MessageTemplate
 from outbound.segments import SegmentFilterError, segment_filters_clean
 from outbound.templating import CAMPAIGN_VARIABLES, template_validate
@@ -28,11 +29,34 @@ class IdsField(forms.ModelMultipleChoiceField):
         return super()._check_values(value)
 
 
+class MetaParamsField(forms.CharField):
+    """chatdesk's variables for Meta's {{1}}, {{2}}... in order: "nombre, servicio" (braces
+    optional)."""
+
+    def prepare_value(self, value):
+        if isinstance(value, list):
+            return ", ".join(value)
+        return value
+
+    def to_python(self, value):
+        text = super().to_python(value) or ""
+        return [part.strip().strip("{}").strip() for part in text.split(",") if part.strip()]
+
+
 class TemplateForm(forms.ModelForm):
+    meta_params = MetaParamsField(
+        label=_("Variables de Meta, en orden"),
+        required=False,
+        max_length=500,
+        help_text=_("Para {{1}}, {{2}}... de la plantilla de Meta, p. ej.: nombre, servicio"),
+    )
+
     class Meta:
         model = MessageTemplate
-        fields = ["name", "category", "body"]
+        fields = ["name", "category", "body", "meta_name", "meta_language", "meta_header_url"]
         widgets = {"body": forms.Textarea(attrs={"rows": 10})}
+
+    field_order = ["name", "category", "body", "meta_name", "meta_language", "meta_params"]
 
     def clean_body(self):
         body = self.cleaned_data["body"]
@@ -40,6 +64,24 @@ class TemplateForm(forms.ModelForm):
         if errors:
             raise forms.ValidationError(errors)
         return body
+
+    def clean(self):
+        data = super().clean()
+        data["meta_name"] = (data.get("meta_name") or "").strip()
+        data["meta_language"] = (data.get("meta_language") or "").strip() or "es"
+        errors = meta_link_errors(
+            name=data["meta_name"],
+            language=data["meta_language"],
+            params=data.get("meta_params") or [],
+            header_url=data.get("meta_header_url") or "",
+        )
+        for field, message in errors.items():
+            self.add_error(field, message)
+        return data
+
+    def save(self, commit=True):
+        self.instance.meta_params = self.cleaned_data.get("meta_params") or []
+        return super().save(commit)
 
 
 class TemplateFilterForm(forms.Form):

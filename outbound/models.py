@@ -17,6 +17,14 @@ class MessageTemplate(models.Model):
     # Text with {variables}: see outbound.templating for the known ones.
     body = models.TextField(_("mensaje"))
     archived = models.BooleanField(_("archivada"), default=False)
+    # The Meta template this one goes out as on a Cloud API number (outside the 24-hour
+    # window only an approved template may): its name and language, chatdesk's variables in
+    # the order of its body's {{1}}, {{2}}..., and the link of its header when it has a media
+    # header. Blank name: not linked (outbound/meta_templates.py).
+    meta_name = models.CharField(_("plantilla de Meta"), max_length=512, blank=True)
+    meta_language = models.CharField(_("idioma de Meta"), max_length=16, blank=True, default="es")
+    meta_params = models.JSONField(_("variables de Meta, en orden"), default=list, blank=True)
+    meta_header_url = models.URLField(_("archivo del encabezado"), max_length=1000, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -27,6 +35,89 @@ class MessageTemplate(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class MetaTemplate(models.Model):
+    """A message template of a Cloud API channel's WhatsApp Business Account, as Meta lists it
+    (CloudApiClient.templates_list): filled by the sync (a button and a periodic actor) and
+    kept current by the message_template_status_update webhook. Meta's review decides what
+    may go out: only APPROVED templates are offered or sent."""
+
+    class Status(models.TextChoices):
+        APPROVED = "APPROVED", _("Aprobada")
+        PENDING = "PENDING", _("En revisión")
+        REJECTED = "REJECTED", _("Rechazada")
+        PAUSED = "PAUSED", _("Pausada")
+        DISABLED = "DISABLED", _("Desactivada")
+        IN_APPEAL = "IN_APPEAL", _("En apelación")
+        DELETED = "DELETED", _("Eliminada")
+
+    channel = models.ForeignKey(
+        "inbox.Channel", on_delete=models.CASCADE, related_name="+", verbose_name=_("canal")
+    )
+    template_id = models.CharField(max_length=64, blank=True)
+    name = models.CharField(_("nombre"), max_length=512)
+    language = models.CharField(_("idioma"), max_length=16)
+    # Meta's words, upper case; an unknown one is kept as given.
+    status = models.CharField(_("estado"), max_length=20)
+    category = models.CharField(_("categoría"), max_length=20, blank=True)
+    components = models.JSONField(default=list, blank=True)
+    body = models.TextField(_("texto"), blank=True)
+    params_count = models.PositiveSmallIntegerField(default=0)
+    header_format = models.CharField(max_length=10, blank=True)  # image / video / document / text
+    reason = models.CharField(_("motivo"), max_length=300, blank=True)
+    synced_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name", "language"]
+        verbose_name = _("plantilla de Meta")
+        verbose_name_plural = _("plantillas de Meta")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "name", "language"], name="one_meta_template_per_language"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.language})"
+
+    @property
+    def approved(self) -> bool:
+        return self.status == self.Status.APPROVED
+
+    def status_label(self) -> str:
+        return str(dict(self.Status.choices).get(self.status, self.status))
+
+
+class MetaSend(models.Model):
+    """An outbox row that goes out as a Meta template: what exactly is sent (so a retry sends
+    the same), and the marketing cap's retries. Meta's 131049 ("Limitado por Meta") never sends
+    the same row twice: the capped row fails, and a new row, scheduled later, points back to
+    it (`retry_of`, unique: one retry per capped row however often the news arrives)."""
+
+    message = models.OneToOneField(
+        "inbox.Message", primary_key=True, on_delete=models.CASCADE, related_name="meta_send"
+    )
+    name = models.CharField(max_length=512)
+    language = models.CharField(max_length=16)
+    body_params = models.JSONField(default=list, blank=True)
+    header_kind = models.CharField(max_length=10, blank=True)
+    header_ref = models.CharField(max_length=1000, blank=True)
+    retry_of = models.OneToOneField(
+        "inbox.Message",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="meta_cap_retry",
+    )
+    attempt = models.PositiveSmallIntegerField(default=1)
+    # When Meta held this message (capped_at), and first held its chain: retries stop
+    # META_MARKETING_RETRY_DAYS after the first.
+    capped_at = models.DateTimeField(null=True, blank=True)
+    first_capped_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"{self.message_id}: {self.name}"
 
 
 # --- automations: reminders, auto-replies, opt-out (outbound.reminders, outbound.rules) ------

@@ -33,7 +33,7 @@ from django.utils.translation import gettext_noop
 from inbox import channels
 from inbox.events import message_status_publish
 from inbox.models import Message
-from outbound import ratelimit
+from outbound import meta_templates, ratelimit
 from provider.errors import ProviderError
 from provider.sending import Quote, SendRequest, SendResult
 
@@ -163,6 +163,9 @@ def send_request(message: Message) -> SendRequest:
         media_ref=message.media_url if media else "",
         file_name=message.media_filename,
         quote=quote,
+        # On a Cloud API number, a template reply, campaign or reminder goes out as the Meta
+        # template it is linked to (raises a permanent ProviderError when it cannot).
+        template=meta_templates.template_send_for(message),
     )
 
 
@@ -196,6 +199,10 @@ def failure_record(message: Message, error: ProviderError, *, bucket, sent_maybe
     if sent_maybe:
         message_unconfirmed(message, error.reason)
         return "unconfirmed"
+    if meta_templates.is_marketing_cap(error.code):
+        # Meta held a marketing template for this customer: never this row again, a new one
+        # later (outbound/meta_templates.py).
+        return meta_templates.marketing_capped(message_id=message.id, reason=error.reason)
     if error.permanent:
         message_fail(message, error.reason)
         return "failed"

@@ -8,11 +8,13 @@ from django.contrib import messages
 from django.db.models import Prefetch, Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from chatdesk.roles import EVERYONE, MARKETING, has_role, role_required
+from chatdesk.roles import ADMIN, EVERYONE, MARKETING, has_role, role_required
 from customers.models import Customer, Subscription
+from outbound import meta_templates
 from outbound.forms import PreviewForm, TemplateFilterForm, TemplateForm
 from outbound.models import MessageTemplate
 from outbound.templating import (
@@ -106,6 +108,8 @@ def _template_form_page(request, form, *, template=None):
         {
             "form": form,
             "template": template,
+            "meta_links": meta_templates.meta_links(template) if template else [],
+            "can_sync": has_role(request.user, ADMIN),
             "preview": _preview(data),
             "customer_variables": [
                 (f"{{{name}}}", text) for name, text in CUSTOMER_VARIABLES.items()
@@ -167,3 +171,31 @@ def template_archive(request, template_id: int):
         return redirect("outbound:template_list")
     messages.success(request, _("Plantilla «%(name)s» restaurada.") % {"name": template.name})
     return redirect(reverse("outbound:template_list") + "?archived=on")
+
+
+@role_required(ADMIN)
+@require_POST
+def meta_templates_sync_view(request):
+    """ "Sincronizar con Meta": every Cloud API number's templates and their approval state."""
+    results = meta_templates.meta_templates_sync_all()
+    if not results:
+        messages.info(
+            request, _("No hay números de la API de WhatsApp Cloud con su cuenta (WABA).")
+        )
+    for key, outcome in results.items():
+        if outcome.isdigit():
+            messages.success(
+                request,
+                _("%(channel)s: %(n)s plantillas de Meta sincronizadas.")
+                % {"channel": key, "n": outcome},
+            )
+        else:
+            messages.error(
+                request,
+                _("%(channel)s: no se pudo sincronizar: %(reason)s")
+                % {"channel": key, "reason": outcome},
+            )
+    back = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        return redirect(back)
+    return redirect("outbound:template_list")

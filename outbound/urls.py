@@ -42,6 +42,9 @@ urlpatterns = [
     path("templates/", template_views.template_list, name="template_list"),
     path("templates/new/", template_views.template_create, name="template_create"),
     path("templates/preview/", template_views.template_preview, name="template_preview"),
+    path(
+        "templates/meta-sync/", template_views.meta_templates_sync_view, name="meta_templates_sync"
+    ),
     path("templates/<int:template_id>/", template_views.template_edit, name="template_edit"),
     path(
         "templates/<int:template_id>/duplicate/",

@@ -8,7 +8,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from customers.models import Segment
+from inbox.models import DEFAULT_CHANNEL
 from outbound.campaigns.launch import LAUNCHABLE, launch_enqueue_on_commit
+from outbound.meta_templates import template_channel_errors
 from outbound.models import Campaign, CampaignVariant, MessageTemplate
 from outbound.segments import SegmentFilterError, segment_filters_clean
 from outbound.services import TEXT_MAX
@@ -119,10 +121,12 @@ def campaign_create(
     created_by=None,
     retarget_of: Campaign | None = None,
     retarget_audience: str = "",
+    channel: str = DEFAULT_CHANNEL,
 ) -> Campaign:
     """A draft, or a scheduled campaign when `scheduled_at` is given (a time already past
-    launches as soon as a worker takes it). Without a body, the template's is copied. Raises
-    CampaignInvalid."""
+    launches as soon as a worker takes it). Without a body, the template's is copied. On a
+    Cloud API number (`channel`) the template must be linked to an approved Meta template.
+    Raises CampaignInvalid."""
     if extra is not None and not isinstance(extra, dict):
         raise CampaignInvalid({"extra": _("Las variables deben ser un objeto de textos.")})
     extra = {k: str(v).strip() for k, v in (extra or {}).items() if str(v).strip()}
@@ -143,6 +147,9 @@ def campaign_create(
         window_end=window_end,
         scheduled_at=scheduled_at,
     )
+    meta_errors = template_channel_errors(template=template, channel=channel)
+    if meta_errors:
+        errors["template"] = " ".join(meta_errors)
     if errors:
         raise CampaignInvalid(errors)
     campaign = Campaign.objects.create(

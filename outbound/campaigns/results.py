@@ -61,6 +61,13 @@ def _progress_counts() -> dict:
         "read": Count("pk", filter=Q(message__status__in=Message.READ_STATUSES)),
         "failed": Count("pk", filter=Q(message__status=MStatus.FAILED)),
         "unknown": Count("pk", filter=Q(message__status=MStatus.UNKNOWN)),
+        # Meta held their marketing template (131049) and it has not reached them yet: a new
+        # try is scheduled, or the tries ran out (outbound/meta_templates.py).
+        "meta_capped": Count(
+            "pk",
+            filter=Q(message__meta_send__first_capped_at__isnull=False)
+            & ~Q(message__status__in=Message.REACHED_STATUSES),
+        ),
     }
 
 
@@ -187,6 +194,7 @@ PROGRESS_KEYS = (
     "read",
     "failed",
     "unknown",
+    "meta_capped",
 )
 
 
