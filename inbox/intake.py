@@ -321,9 +321,9 @@ def _envelope_outcome(event: WebhookEvent, envelope: Envelope) -> Outcome:
         services.session_state_set(session=envelope.session, status=content.status, at=at)
         return _processed()
     if isinstance(content, TemplateStatusEvent):
-        from outbound.meta_templates import meta_template_status_apply  # the seam, see _status
+        from outbound.rules import template_status_react  # the seam (ARCHITECTURE.md)
 
-        return _processed(meta_template_status_apply(content))
+        return _processed(template_status_react(content))
     assert isinstance(content, IgnoredEvent)
     return _ignored(content.reason)
 
@@ -463,11 +463,11 @@ def _status(update: StatusUpdate, at: datetime) -> Outcome:
         reason = getattr(update, "error_reason", "") or ERROR_REASON
         failed = services.message_status_fail(wa_id=update.wa_id, at=at, reason=reason)
         if failed and update.error_code == MARKETING_CAP:
-            # Meta held a marketing template: outbound schedules a new try (a second call up
-            # a floor, beside outbound.rules; pyproject's import contract names it).
-            from outbound.meta_templates import marketing_capped_wa_id
+            # Meta held a marketing template: outbound schedules a new try (through the
+            # intake's one seam up a floor, outbound.rules).
+            from outbound.rules import marketing_cap_react
 
-            marketing_capped_wa_id(wa_id=update.wa_id)
+            marketing_cap_react(wa_id=update.wa_id)
     else:
         services.message_status_advance(wa_id=update.wa_id, status=update.status, at=at)
     return _processed()

@@ -317,3 +317,20 @@ def _bot_reply(message: Message, text: str, *, answers: bool = False) -> Message
     if answers:
         conversation_mark_bot_answered(conversation=message.conversation)
     return reply
+
+
+# --- what Meta tells the intake about templates and caps (the same seam) ----------------------
+
+
+def template_status_react(event) -> str:
+    """Meta approved, paused or rejected a template: its linked chatdesk templates learn it."""
+    from outbound.meta_templates import meta_template_status_apply
+
+    return meta_template_status_apply(event)
+
+
+def marketing_cap_react(*, wa_id: str) -> None:
+    """Meta held a marketing message back (131049): a new try is scheduled later."""
+    from outbound.meta_templates import marketing_capped_wa_id
+
+    marketing_capped_wa_id(wa_id=wa_id)
