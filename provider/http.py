@@ -9,8 +9,10 @@ A transport error is one of three things:
 - the connection was cut after the request was written (wholly or in part): ambiguous too.
 """
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from django.utils.functional import Promise
@@ -71,6 +73,22 @@ def answer_json(response: httpx.Response) -> Any:
         return response.json()
     except ValueError:
         return None
+
+
+def url_allowed(url: str, *, netlocs: Collection[str], domains: Collection[str]) -> bool:
+    """Whether a URL is one we may fetch: one of `netlocs` (host and port, as the client's own
+    base URL), or https on the standard port to one of `domains` or their subdomains."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username:
+        return False
+    if parts.netloc.lower() in netlocs:
+        return True
+    host = parts.hostname.lower()
+    return (
+        parts.scheme == "https"
+        and parts.port in (None, 443)
+        and any(host == d or host.endswith("." + d) for d in domains)
+    )
 
 
 def download_bounded(

@@ -19,7 +19,14 @@ from django.utils.translation import gettext_lazy
 
 from provider.cloudapi import codes
 from provider.errors import ProviderError
-from provider.http import Peer, answer_json, download_bounded, int_or_none, request_send
+from provider.http import (
+    Peer,
+    answer_json,
+    download_bounded,
+    int_or_none,
+    request_send,
+    url_allowed,
+)
 from provider.sending import SendRequest, SendResult
 
 GRAPH_URL = "https://graph.facebook.com"
@@ -260,17 +267,7 @@ class CloudApiClient:
 
     def host_allowed(self, url: str) -> bool:
         """Meta's media hosts over https, or the API's own host (the simulator's)."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.username:
-            return False
-        if parts.netloc.lower() == self.allowed_netloc:
-            return True
-        host = parts.hostname.lower()
-        return (
-            parts.scheme == "https"
-            and parts.port in (None, 443)
-            and any(host == d or host.endswith("." + d) for d in MEDIA_DOMAINS)
-        )
+        return url_allowed(url, netlocs={self.allowed_netloc}, domains=MEDIA_DOMAINS)
 
     def media_fetch(self, media_id: str, *, max_bytes: int) -> tuple[bytes, str]:
         """A media id from a webhook to (content, mime type): its short-lived URL first, then

@@ -27,7 +27,14 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from provider.errors import ProviderError
-from provider.http import Peer, answer_json, download_bounded, int_or_none, request_send
+from provider.http import (
+    Peer,
+    answer_json,
+    download_bounded,
+    int_or_none,
+    request_send,
+    url_allowed,
+)
 from provider.sending import SendRequest, SendResult
 
 STATUS_CODES = {
@@ -333,17 +340,7 @@ class WaSenderClient:
     def host_allowed(self, url: str) -> bool:
         """Only the provider's own hosts: a crafted webhook must not make us fetch anything else
         (the base URL counts with its port, so a simulator on loopback opens no other port)."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.username:
-            return False
-        if parts.netloc.lower() in self.allowed_netlocs:
-            return True
-        host = parts.hostname.lower()
-        return (
-            parts.scheme == "https"
-            and parts.port in (None, 443)
-            and any(host == d or host.endswith("." + d) for d in PROVIDER_DOMAINS)
-        )
+        return url_allowed(url, netlocs=self.allowed_netlocs, domains=PROVIDER_DOMAINS)
 
     def download(self, url: str, *, max_bytes: int) -> tuple[bytes, str]:
         if not self.host_allowed(url):
