@@ -15,9 +15,18 @@ from urllib.parse import urlsplit
 
 import httpx
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from provider.cloudapi import codes
 from provider.errors import ProviderError
+from provider.http import (
+    Peer,
+    answer_json,
+    download_bounded,
+    int_or_none,
+    request_send,
+    url_allowed,
+)
 from provider.sending import SendRequest, SendResult
 
 GRAPH_URL = "https://graph.facebook.com"
@@ -28,6 +37,12 @@ MEDIA_KINDS = ("image", "video", "audio", "document", "sticker")
 NO_CAPTION = ("audio", "sticker")
 TEMPLATE_PAGES_MAX = 20
 WINDOW = timedelta(hours=24)  # the customer-service window
+PEER = Peer(
+    "Meta",
+    unreachable=gettext_lazy("No se pudo conectar con Meta."),
+    timed_out=gettext_lazy("Meta no respondió a tiempo."),
+    cut=gettext_lazy("Se cortó la conexión con Meta antes de su respuesta."),
+)
 
 
 @dataclass(frozen=True)
@@ -51,13 +66,6 @@ class Template:
         """ "image" / "video" / "document" / "text" / "" (no header)."""
         header = next((c for c in self.components if c.get("type", "").upper() == "HEADER"), {})
         return str(header.get("format") or "").lower()
-
-
-def _int(value) -> int | None:
-    try:
-        return int(float(value))
-    except (TypeError, ValueError):
-        return None
 
 
 def error_for(response: httpx.Response, body) -> ProviderError | None:
@@ -209,33 +217,8 @@ class CloudApiClient:
     def _request(self, method: str, path: str, **kwargs) -> dict:
         url = f"{self.base_url}/{self.version}/{path.lstrip('/')}"
         headers = {**self._auth(), "Accept": "application/json", **kwargs.pop("headers", {})}
-        try:
-            response = self.http.request(method, url, headers=headers, **kwargs)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as e:
-            # The connection never opened: nothing reached Meta.
-            raise ProviderError(
-                f"Meta connection error: {e!r}",
-                permanent=False,
-                reason=_("No se pudo conectar con Meta."),
-            ) from e
-        except httpx.TimeoutException as e:
-            raise ProviderError(
-                f"Meta timeout: {e!r}",
-                permanent=False,
-                ambiguous=True,
-                reason=_("Meta no respondió a tiempo."),
-            ) from e
-        except httpx.HTTPError as e:
-            raise ProviderError(
-                f"Meta connection lost: {e!r}",
-                permanent=False,
-                ambiguous=True,
-                reason=_("Se cortó la conexión con Meta antes de su respuesta."),
-            ) from e
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
+        response = request_send(self.http, method, url, peer=PEER, headers=headers, **kwargs)
+        body = answer_json(response)
         if error := error_for(response, body):
             raise error
         return body
@@ -284,17 +267,7 @@ class CloudApiClient:
 
     def host_allowed(self, url: str) -> bool:
         """Meta's media hosts over https, or the API's own host (the simulator's)."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.username:
-            return False
-        if parts.netloc.lower() == self.allowed_netloc:
-            return True
-        host = parts.hostname.lower()
-        return (
-            parts.scheme == "https"
-            and parts.port in (None, 443)
-            and any(host == d or host.endswith("." + d) for d in MEDIA_DOMAINS)
-        )
+        return url_allowed(url, netlocs={self.allowed_netloc}, domains=MEDIA_DOMAINS)
 
     def media_fetch(self, media_id: str, *, max_bytes: int) -> tuple[bytes, str]:
         """A media id from a webhook to (content, mime type): its short-lived URL first, then
@@ -313,47 +286,16 @@ class CloudApiClient:
                 permanent=True,
                 reason=_("El archivo no viene de Meta."),
             )
-        too_big = ProviderError(
-            f"media {media_id} is larger than {max_bytes} bytes",
-            permanent=True,
-            reason=_("El archivo supera el tamaño máximo permitido."),
+        return download_bounded(
+            self.http,
+            url,
+            max_bytes=max_bytes,
+            what=f"media {media_id}",
+            label="Media download",
+            headers=self._auth(),
+            size_given=int_or_none(info.get("file_size")),
+            mime_given=str(info.get("mime_type") or ""),
         )
-        if (_int(info.get("file_size")) or 0) > max_bytes:
-            raise too_big
-        try:
-            with self.http.stream("GET", url, headers=self._auth()) as response:
-                status = response.status_code
-                if status >= 300:
-                    raise ProviderError(
-                        f"HTTP {status} for media {media_id}",
-                        status=status,
-                        permanent=status < 500 and status != 429,
-                        reason=_("No se pudo descargar el archivo."),
-                    )
-                if (_int(response.headers.get("content-length")) or 0) > max_bytes:
-                    raise too_big
-                chunks, size = [], 0
-                for chunk in response.iter_bytes():
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise too_big
-                    chunks.append(chunk)
-                mime = str(info.get("mime_type") or "") or response.headers.get(
-                    "content-type", "application/octet-stream"
-                )
-        except httpx.TimeoutException as e:
-            raise ProviderError(
-                f"Media download timeout: {e!r}",
-                permanent=False,
-                reason=_("La descarga del archivo tardó demasiado."),
-            ) from e
-        except httpx.HTTPError as e:
-            raise ProviderError(
-                f"Media download failed: {e!r}",
-                permanent=False,
-                reason=_("No se pudo descargar el archivo."),
-            ) from e
-        return b"".join(chunks), mime.split(";")[0].strip().lower()
 
     # --- templates -------------------------------------------------------------------------------
 

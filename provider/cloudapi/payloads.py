@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from provider.cloudapi import codes
+from provider.reading import read_list, read_obj, read_opt_obj, read_str
 from provider.records import (
     Envelope,
     IgnoredEvent,
@@ -69,38 +70,8 @@ def verification_answer(params: Mapping, verify_token: str) -> str | None:
 # --- small typed readers ----------------------------------------------------------------------
 
 
-def _obj(value, where: str) -> dict:
-    if not isinstance(value, dict):
-        raise ParseError(f"{where}: se esperaba un objeto")
-    return value
-
-
-def _opt_obj(parent: dict, name: str, where: str) -> dict:
-    value = parent.get(name)
-    return {} if value is None else _obj(value, f"{where}.{name}")
-
-
-def _list(parent: dict, name: str, where: str) -> list:
-    value = parent.get(name)
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise ParseError(f"{where}.{name}: se esperaba una lista")
-    return value
-
-
-def _str(parent: dict, name: str, where: str) -> str:
-    """An optional string ("" when absent); numbers are accepted where Meta sends digits."""
-    value = parent.get(name)
-    if value is None:
-        return ""
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise ParseError(f"{where}.{name}: se esperaba texto")
-    return str(value)
-
-
 def _id(parent: dict, name: str, where: str) -> str:
-    value = _str(parent, name, where).strip()
+    value = read_str(parent, name, where).strip()
     if not value or len(value) > ID_MAX:
         raise ParseError(f"{where}.{name}: falta o es demasiado largo")
     return value
@@ -132,24 +103,26 @@ def timestamp_parse(value, where: str = "timestamp") -> datetime | None:
 
 
 def _media(kind: str, part: dict, where: str) -> Media:
-    media_id = _str(part, "id", where)
+    media_id = read_str(part, "id", where)
     if not media_id or len(media_id) > ID_MAX:
         raise ParseError(f"{where}.id: falta o es demasiado largo")
     return Media(
         kind=kind,
-        mimetype=_str(part, "mime_type", where).split(";")[0].strip()[:100],
-        caption=_str(part, "caption", where),
-        file_name=_str(part, "filename", where)[:255],
+        mimetype=read_str(part, "mime_type", where).split(";")[0].strip()[:100],
+        caption=read_str(part, "caption", where),
+        file_name=read_str(part, "filename", where)[:255],
         file_length=None,
         url="",
         media_id=media_id,
-        sha256=_str(part, "sha256", where)[:100],
+        sha256=read_str(part, "sha256", where)[:100],
     )
 
 
 def _location_text(part: dict, where: str) -> str:
     lat, lng = part.get("latitude"), part.get("longitude")
-    label = " ".join(p for p in (_str(part, "name", where), _str(part, "address", where)) if p)
+    label = " ".join(
+        p for p in (read_str(part, "name", where), read_str(part, "address", where)) if p
+    )
     numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (lat, lng))
     coords = f"({lat}, {lng})" if numbers else ""
     return " ".join(p for p in (label, coords) if p) or "📍"
@@ -158,25 +131,27 @@ def _location_text(part: dict, where: str) -> str:
 def _contacts_text(items: list, where: str) -> str:
     lines = []
     for i, raw in enumerate(items[:10]):
-        item = _obj(raw, f"{where}[{i}]")
-        name = _opt_obj(item, "name", f"{where}[{i}]")
-        label = _str(name, "formatted_name", where) or _str(name, "first_name", where)
-        phones = _list(item, "phones", f"{where}[{i}]")
-        phone = _str(phones[0], "phone", where) if phones and isinstance(phones[0], dict) else ""
+        item = read_obj(raw, f"{where}[{i}]")
+        name = read_opt_obj(item, "name", f"{where}[{i}]")
+        label = read_str(name, "formatted_name", where) or read_str(name, "first_name", where)
+        phones = read_list(item, "phones", f"{where}[{i}]")
+        phone = (
+            read_str(phones[0], "phone", where) if phones and isinstance(phones[0], dict) else ""
+        )
         lines.append(" ".join(p for p in (label, phone) if p) or "👤")
     return "\n".join(lines) or "👤"
 
 
 def _interactive_text(part: dict, where: str) -> str:
-    kind = _str(part, "type", where)
+    kind = read_str(part, "type", where)
     if kind in ("button_reply", "list_reply"):
-        reply = _opt_obj(part, kind, where)
-        title = _str(reply, "title", f"{where}.{kind}")
-        description = _str(reply, "description", f"{where}.{kind}")
-        return "\n".join(p for p in (title, description) if p) or _str(reply, "id", where)
+        reply = read_opt_obj(part, kind, where)
+        title = read_str(reply, "title", f"{where}.{kind}")
+        description = read_str(reply, "description", f"{where}.{kind}")
+        return "\n".join(p for p in (title, description) if p) or read_str(reply, "id", where)
     if kind == "nfm_reply":
-        reply = _opt_obj(part, "nfm_reply", where)
-        return _str(reply, "body", f"{where}.nfm_reply") or "Formulario enviado"
+        reply = read_opt_obj(part, "nfm_reply", where)
+        return read_str(reply, "body", f"{where}.nfm_reply") or "Formulario enviado"
     return ""
 
 
@@ -184,38 +159,43 @@ def _content(kind: str, item: dict, where: str) -> tuple[str, str, Media | None,
     """(kind, body, media, reply_to) for one message type; unknown types are "unsupported"."""
     part_where = f"{where}.{kind}"
     if kind == "text":
-        return "text", _str(_opt_obj(item, "text", where), "body", part_where), None, ""
+        return "text", read_str(read_opt_obj(item, "text", where), "body", part_where), None, ""
     if kind in MEDIA_KINDS:
-        media = _media(kind, _obj(item.get(kind), part_where), part_where)
+        media = _media(kind, read_obj(item.get(kind), part_where), part_where)
         return kind, media.caption, media, ""
     if kind == "location":
-        return "location", _location_text(_obj(item.get(kind), part_where), part_where), None, ""
+        return (
+            "location",
+            _location_text(read_obj(item.get(kind), part_where), part_where),
+            None,
+            "",
+        )
     if kind == "contacts":
-        return "contact", _contacts_text(_list(item, "contacts", where), part_where), None, ""
+        return "contact", _contacts_text(read_list(item, "contacts", where), part_where), None, ""
     if kind == "interactive":
-        text = _interactive_text(_obj(item.get(kind), part_where), part_where)
+        text = _interactive_text(read_obj(item.get(kind), part_where), part_where)
         return ("text", text, None, "") if text else ("unsupported", "", None, "")
     if kind == "button":  # a quick-reply button of a template
-        button = _obj(item.get(kind), part_where)
-        text = _str(button, "text", part_where) or _str(button, "payload", part_where)
+        button = read_obj(item.get(kind), part_where)
+        text = read_str(button, "text", part_where) or read_str(button, "payload", part_where)
         return "text", text, None, ""
     if kind == "reaction":
-        reaction = _obj(item.get(kind), part_where)
-        target = _str(reaction, "message_id", part_where)[:ID_MAX]
+        reaction = read_obj(item.get(kind), part_where)
+        target = read_str(reaction, "message_id", part_where)[:ID_MAX]
         # An empty emoji takes the reaction back.
-        return "reaction", _str(reaction, "emoji", part_where)[:32], None, target
+        return "reaction", read_str(reaction, "emoji", part_where)[:32], None, target
     return "unsupported", "", None, ""
 
 
 def message_parse(raw, contacts: dict[str, str], where: str) -> WaMessage:
-    item = _obj(raw, where)
+    item = read_obj(raw, where)
     wa_id = _id(item, "id", where)
-    phone = _digits(_str(item, "from", where))
-    kind = _str(item, "type", where).strip()[:32]
+    phone = _digits(read_str(item, "from", where))
+    kind = read_str(item, "type", where).strip()[:32]
     kind, body, media, reply_to = _content(kind, item, where)
-    context = _opt_obj(item, "context", where)
-    reply_to = reply_to or _str(context, "id", f"{where}.context")[:ID_MAX]
-    skip = SKIPPED_TYPES.get(_str(item, "type", where), "")
+    context = read_opt_obj(item, "context", where)
+    reply_to = reply_to or read_str(context, "id", f"{where}.context")[:ID_MAX]
+    skip = SKIPPED_TYPES.get(read_str(item, "type", where), "")
     if not phone and not skip:
         skip = "mensaje sin remitente"
     return WaMessage(
@@ -237,7 +217,7 @@ def message_parse(raw, contacts: dict[str, str], where: str) -> WaMessage:
 
 def _contact_names(value: dict, where: str) -> dict[str, str]:
     names = {}
-    for raw in _list(value, "contacts", where):
+    for raw in read_list(value, "contacts", where):
         if not isinstance(raw, dict):
             continue
         profile = raw.get("profile")
@@ -252,20 +232,20 @@ def _contact_names(value: dict, where: str) -> dict[str, str]:
 
 
 def _status_error(item: dict, where: str) -> tuple[str, str]:
-    errors = _list(item, "errors", where)
+    errors = read_list(item, "errors", where)
     if not errors:
         return "", ""
-    error = _obj(errors[0], f"{where}.errors[0]")
-    code = _str(error, "code", f"{where}.errors[0]")[:20]
-    data = _opt_obj(error, "error_data", f"{where}.errors[0]")
-    detail = _str(data, "details", where) or _str(error, "title", where)
+    error = read_obj(errors[0], f"{where}.errors[0]")
+    code = read_str(error, "code", f"{where}.errors[0]")[:20]
+    data = read_opt_obj(error, "error_data", f"{where}.errors[0]")
+    detail = read_str(data, "details", where) or read_str(error, "title", where)
     return code, codes.meaning(code, detail).reason
 
 
 def status_parse(raw, where: str) -> StatusUpdate | None:
     """None for a status chatdesk does not track (deleted, warning, a payment's)."""
-    item = _obj(raw, where)
-    status = STATUS_WORDS.get(_str(item, "status", where).strip().lower())
+    item = read_obj(raw, where)
+    status = STATUS_WORDS.get(read_str(item, "status", where).strip().lower())
     if status is None:
         return None
     code, reason = _status_error(item, where) if status == "error" else ("", "")
@@ -276,7 +256,7 @@ def status_parse(raw, where: str) -> StatusUpdate | None:
         error_code=code,
         error_reason=reason,
         at=timestamp_parse(item.get("timestamp"), f"{where}.timestamp"),
-        recipient=_digits(_str(item, "recipient_id", where)),
+        recipient=_digits(read_str(item, "recipient_id", where)),
     )
 
 
@@ -308,14 +288,14 @@ def _each(items: list, where: str, parse, event: str, account: str):
 
 
 def _messages_change(value: dict, where: str) -> list[Envelope]:
-    metadata = _opt_obj(value, "metadata", where)
-    account = _str(metadata, "phone_number_id", f"{where}.metadata").strip()[:64]
+    metadata = read_opt_obj(value, "metadata", where)
+    account = read_str(metadata, "phone_number_id", f"{where}.metadata").strip()[:64]
     if not account:
         raise ParseError(f"{where}.metadata.phone_number_id: falta")
     out = []
     names = _contact_names(value, where)
     messages, ignored = _each(
-        _list(value, "messages", where),
+        read_list(value, "messages", where),
         f"{where}.messages",
         lambda raw, at: message_parse(raw, names, at),
         "messages",
@@ -325,14 +305,14 @@ def _messages_change(value: dict, where: str) -> list[Envelope]:
     if messages:
         out.append(_envelope("messages", account, MessagesEvent(tuple(messages)), messages[0].at))
     statuses, ignored = _each(
-        _list(value, "statuses", where), f"{where}.statuses", status_parse, "statuses", account
+        read_list(value, "statuses", where), f"{where}.statuses", status_parse, "statuses", account
     )
     out += ignored
     if statuses:
         out.append(_envelope("statuses", account, StatusEvent(tuple(statuses)), statuses[0].at))
-    for i, raw in enumerate(_list(value, "errors", where)[:5]):
+    for i, raw in enumerate(read_list(value, "errors", where)[:5]):
         error = raw if isinstance(raw, dict) else {}
-        code = _str(error, "code", f"{where}.errors[{i}]")[:20] if error else ""
+        code = read_str(error, "code", f"{where}.errors[{i}]")[:20] if error else ""
         title = str(error.get("title") or error.get("message") or "")[:200]
         out.append(_ignored("errors", account, f"Meta informó un error {code}: {title}".strip()))
     if not out:
@@ -341,24 +321,24 @@ def _messages_change(value: dict, where: str) -> list[Envelope]:
 
 
 def _template_change(value: dict, waba_id: str, where: str) -> Envelope:
-    status = _str(value, "event", where).strip().lower()[:32]
+    status = read_str(value, "event", where).strip().lower()[:32]
     if not status:
         raise ParseError(f"{where}.event: falta")
     event = TemplateStatusEvent(
         waba_id=waba_id,
-        template_id=_str(value, "message_template_id", where)[:64],
-        name=_str(value, "message_template_name", where)[:512],
-        language=_str(value, "message_template_language", where)[:16],
+        template_id=read_str(value, "message_template_id", where)[:64],
+        name=read_str(value, "message_template_name", where)[:512],
+        language=read_str(value, "message_template_language", where)[:16],
         status=status,
-        reason=_str(value, "reason", where)[:300],
+        reason=read_str(value, "reason", where)[:300],
     )
     return _envelope("message_template_status_update", "", event)
 
 
 def _change(raw, waba_id: str, where: str) -> list[Envelope]:
-    change = _obj(raw, where)
-    field = _str(change, "field", where).strip()[:64]
-    value = _obj(change.get("value"), f"{where}.value")
+    change = read_obj(raw, where)
+    field = read_str(change, "field", where).strip()[:64]
+    value = read_obj(change.get("value"), f"{where}.value")
     if field == "messages":
         return _messages_change(value, f"{where}.value")
     if field == "message_template_status_update":
@@ -369,19 +349,19 @@ def _change(raw, waba_id: str, where: str) -> list[Envelope]:
 def event_parse(body) -> list[Envelope]:
     """The one entry point: a stored webhook body to its Envelopes. Never raises."""
     try:
-        body = _obj(body, "cuerpo")
+        body = read_obj(body, "cuerpo")
         if body.get("object") != "whatsapp_business_account":
             return [_ignored("", "", "no es un evento de WhatsApp Business")]
-        entries = _list(body, "entry", "cuerpo")
+        entries = read_list(body, "entry", "cuerpo")
     except ParseError as e:
         return [_ignored("", "", str(e))]
     out = []
     for i, raw_entry in enumerate(entries):
         where = f"entry[{i}]"
         try:
-            entry = _obj(raw_entry, where)
-            waba_id = _str(entry, "id", where)[:64]
-            changes = _list(entry, "changes", where)
+            entry = read_obj(raw_entry, where)
+            waba_id = read_str(entry, "id", where)[:64]
+            changes = read_list(entry, "changes", where)
         except ParseError as e:
             out.append(_ignored("", "", str(e)))
             continue

@@ -16,8 +16,8 @@ the pair rate (131056), the marketing cap (131049), template states (132001, 132
 parameter count (132000). Like Meta, window, cap and undeliverable errors come by default as a
 `failed` status webhook after an accepted send (`async_errors`); off, they are HTTP errors.
 
-State lives in memory in one asyncio loop: counters are updated without an `await` between
-read and write. Control endpoints (no token; the simulator only listens on loopback):
+What every simulator does (ASGI, faults, webhook pushing, counters) is provider.simulating's.
+Control endpoints (no token; the simulator only listens on loopback):
   GET  /_sim/stats     counters, and `in_flight`: webhooks still to push
   GET  /_sim/messages  the accepted sends
   GET|POST /_sim/config  read or change knobs (JSON object with SimConfig field names)
@@ -27,15 +27,10 @@ read and write. Control endpoints (no token; the simulator only listens on loopb
 """
 
 import asyncio
-import contextlib
-import dataclasses
 import hashlib
 import hmac
 import json
-import logging
 import math
-import os
-import random
 import re
 import secrets
 import time
@@ -43,20 +38,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
-from provider.wasender.simulator import (
+from provider.simulating import (
     DEMO_NAMES,
     DEMO_TEXTS,
-    DROP,
     PNG,
     Request,
+    SimKnobs,
+    SimulatorBase,
     TokenBucket,
-    _connection_cut,
+    embedded,
     reply,
 )
-
-log = logging.getLogger(__name__)
 
 MEDIA_KINDS = ("image", "video", "audio", "document", "sticker")
 VERSION = r"v\d+\.\d+"
@@ -114,7 +106,7 @@ def default_templates() -> list[dict]:
 
 
 @dataclass
-class SimConfig:
+class SimConfig(SimKnobs):
     """Every knob; settable by constructor, CLOUDAPI_SIM_<NAME> env vars, CLI or /_sim/config."""
 
     access_token: str = "simulator-token"  # noqa: S105 (the simulator's well-known token)
@@ -152,75 +144,15 @@ class SimConfig:
     demo_phones: list = field(default_factory=list)
     seed: int = 0
 
-    def update(self, values: dict) -> None:
-        """Coerce by each field's type so env strings and JSON both work; unknown names raise."""
-        for name, value in values.items():
-            current = getattr(self, name)  # AttributeError for an unknown knob
-            if isinstance(current, bool):
-                value = (
-                    value
-                    if isinstance(value, bool)
-                    else str(value).lower() in ("1", "true", "yes", "on")
-                )
-            elif isinstance(current, int | float):
-                value = type(current)(float(value))
-            elif name == "templates":
-                value = json.loads(value) if isinstance(value, str) else value
-                if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
-                    raise ValueError("templates must be a list of objects")
-            elif isinstance(current, list | set):
-                if isinstance(value, str):
-                    value = [v.strip() for v in value.split(",") if v.strip()]
-                if name == "status_delays":
-                    value = [float(v) for v in value]
-                if name == "undeliverable":
-                    value = {re.sub(r"\D", "", str(v)) for v in value}
-                value = type(current)(value)
-            else:
-                value = str(value)
-            setattr(self, name, value)
+    ENV_PREFIX = "CLOUDAPI_SIM_"
 
-    @classmethod
-    def from_env(cls, environ=None, **defaults) -> "SimConfig":
-        config = cls(**defaults)
-        environ = os.environ if environ is None else environ
-        config.update(
-            {
-                f.name: environ[f"CLOUDAPI_SIM_{f.name.upper()}"]
-                for f in dataclasses.fields(cls)
-                if f"CLOUDAPI_SIM_{f.name.upper()}" in environ
-            }
-        )
-        return config
-
-    def as_dict(self) -> dict:
-        data = dataclasses.asdict(self)
-        data["undeliverable"] = sorted(self.undeliverable)
-        return data
-
-
-def new_stats() -> dict:
-    return {
-        "requests": 0,
-        "sends_accepted": 0,
-        "sends_by_recipient": {},
-        "templates_sent": 0,
-        "sends_rejected": 0,
-        "errors_by_code": {},
-        "injected_5xx": 0,
-        "injected_timeouts": 0,
-        "lost_answers": 0,
-        "accepted_then_5xx": 0,
-        "accepted_then_dropped": 0,
-        "answered_without_id": 0,
-        "echoes_first": 0,
-        "webhooks_pushed": 0,
-        "webhooks_failed": 0,
-        "webhooks_duplicated": 0,
-        "webhooks_by_kind": {},
-        "inbound": 0,
-        "uploads": 0,
-    }
+    def coerce(self, name: str, value, current):
+        if name == "templates":
+            value = json.loads(value) if isinstance(value, str) else value
+            if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
+                raise ValueError("templates must be a list of objects")
+            return value
+        return super().coerce(name, value, current)
 
 
 def graph_error(code: int, message: str, details: str = "", status: int = 400) -> tuple:
@@ -270,139 +202,52 @@ def signature(secret: str, raw: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
 
 
-class Simulator:
-    """The ASGI app. `phones_sample`, an async callable answering [(phone, name)], lets demo
-    mode pick among the business's customers (the simulator itself knows no app)."""
+class Simulator(SimulatorBase):
+    """The ASGI app (see provider.simulating for what every simulator does)."""
 
-    MAX_BODY = 64 * 1024 * 1024
+    INDEX = {"simulator": "cloudapi", "api": "/v21.0"}
+    BUCKET_KNOBS = {"throughput_per_second", "burst"}
+    BY_KIND = "webhooks_by_kind"
+    config: SimConfig
 
     def __init__(self, config: SimConfig | None = None, *, phones_sample=None):
-        self.config = config or SimConfig()
-        self.phones_sample = phones_sample
-        self.rng = random.Random(self.config.seed or None)
-        self.http: httpx.AsyncClient | None = None
-        self.tasks: set[asyncio.Task] = set()
-        self.demo_task: asyncio.Task | None = None
-        routes: list[tuple[str, str, Callable[..., Any]]] = [
+        super().__init__(config or SimConfig(), phones_sample=phones_sample)
+
+    def api_routes(self) -> list[tuple[str, str, Callable[..., Any]]]:
+        return [
             ("POST", rf"/{VERSION}/(?P<number>\d+)/messages", self.messages_post),
             ("POST", rf"/{VERSION}/(?P<number>\d+)/media", self.media_post),
             ("GET", rf"/{VERSION}/(?P<waba>\d+)/message_templates", self.templates_get),
             ("GET", rf"/{VERSION}/(?P<media_id>\d+)", self.media_info),
             ("GET", r"/_media/(?P<media_id>\d+)", self.media_bytes),
-            ("GET", r"/_sim/stats", lambda r: reply(200, self.stats_now())),
-            ("GET", r"/_sim/messages", lambda r: reply(200, list(self.messages.values()))),
-            ("GET", r"/_sim/config", lambda r: reply(200, self.config.as_dict())),
-            ("POST", r"/_sim/config", self.config_post),
-            ("POST", r"/_sim/reset", self.reset_post),
-            ("POST", r"/_sim/inbound", self.inbound_post),
-            ("GET", r"/", lambda r: reply(200, {"simulator": "cloudapi", "api": "/v21.0"})),
         ]
-        self.routes = [(m, re.compile(p + "/?$"), h) for m, p, h in routes]
-        self.reset()
 
     def reset(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        self.tasks = set()
-        self.stats = new_stats()
-        self.messages: dict[str, dict] = {}
-        self.media: dict[str, tuple[bytes, str]] = {}
+        super().reset()
         self.last_inbound: dict[str, float] = {}  # digits -> when the customer last wrote
         self.last_send: dict[str, float] = {}  # digits -> our last send, for the pair rate
         self.next_media_id = 1000000000000001
-        self.bucket = self._bucket()
 
-    def _bucket(self) -> TokenBucket:
+    def new_stats(self) -> dict:
+        return {**super().new_stats(), "templates_sent": 0, "errors_by_code": {}}
+
+    def bucket_new(self) -> TokenBucket:
         per_minute = self.config.throughput_per_second * 60
         return TokenBucket(per_minute, self.config.burst or math.ceil(per_minute / 60))
 
-    def stats_now(self) -> dict:
-        return {**self.stats, "in_flight": len(self.tasks)}
+    # --- answers --------------------------------------------------------------------------------
 
-    # --- ASGI -----------------------------------------------------------------------------------
+    def is_api(self, path: str) -> bool:
+        return not (path.startswith("/_sim/") or path == "/")
 
-    async def __call__(self, scope, receive, send):
-        self.ensure_started()
-        if scope["type"] == "lifespan":
-            return await self._lifespan(receive, send)
-        if scope["type"] != "http":
-            if scope["type"] == "websocket":
-                await send({"type": "websocket.close"})
-            return
-        body, too_big = b"", False
-        while True:
-            event = await receive()
-            if event["type"] == "http.disconnect":
-                return
-            body += event.get("body", b"")
-            too_big = too_big or len(body) > self.MAX_BODY
-            if too_big:
-                body = b""
-            if not event.get("more_body"):
-                break
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        server = scope.get("server") or ("127.0.0.1", 80)
-        host = headers.get("host") or f"{server[0]}:{server[1]}"
-        request = Request(
-            scope["method"], scope["path"], headers, body, f"{scope.get('scheme', 'http')}://{host}"
-        )
-        if too_big:
-            status, payload, extra = graph_error(100, "Payload too large", status=413)
-        else:
-            try:
-                status, payload, extra = await self.handle(request)
-            except Exception:  # a test tool: log, answer 500, keep serving
-                log.exception("simulator failed on %s %s", request.method, request.path)
-                status, payload, extra = graph_error(
-                    131000, "Something went wrong", "Something went wrong", 500
-                )
-        if (status, payload, extra) == DROP:
-            return _connection_cut(send)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [(k.encode(), str(v).encode()) for k, v in extra.items()],
-            }
-        )
-        await send({"type": "http.response.body", "body": payload})
+    def not_found(self) -> tuple:
+        return graph_error(100, "Unsupported request - method type or path", status=400)
 
-    async def _lifespan(self, receive, send):
-        while True:
-            event = await receive()
-            if event["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif event["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+    def too_large(self) -> tuple:
+        return graph_error(100, "Payload too large", status=413)
 
-    def ensure_started(self) -> None:
-        """Daphne sends no lifespan events, so the demo loop starts with the first call."""
-        if self.config.demo and self.demo_task is None:
-            with contextlib.suppress(RuntimeError):  # no running loop yet
-                self.demo_task = asyncio.get_running_loop().create_task(self._demo_loop())
-
-    async def handle(self, request: Request) -> tuple:
-        self.stats["requests"] += 1
-        route = next(
-            (
-                (handler, match)
-                for method, pattern, handler in self.routes
-                if method == request.method and (match := pattern.match(request.path))
-            ),
-            None,
-        )
-        if route is None:
-            return graph_error(100, "Unsupported request - method type or path", status=400)
-        handler, match = route
-        if request.path.startswith("/_sim/") or request.path == "/":
-            result = handler(request, **match.groupdict())
-            return await result if asyncio.iscoroutine(result) else result
-        if denied := self.auth_check(request):
-            return denied
-        if fault := await self.fault_inject():
-            return fault
-        return await handler(request, **match.groupdict())
+    def crashed(self) -> tuple:
+        return graph_error(131000, "Something went wrong", "Something went wrong", 500)
 
     def auth_check(self, request: Request) -> tuple | None:
         auth = request.headers.get("authorization", "")
@@ -415,21 +260,13 @@ class Simulator:
             )
         return None
 
-    async def fault_inject(self) -> tuple | None:
-        """Faults before any work: nothing is sent, whatever the client makes of the answer."""
-        cfg = self.config
-        if cfg.latency_ms:
-            await asyncio.sleep(cfg.latency_ms / 1000 * self.rng.uniform(0.5, 1.5))
-        if self.rng.random() < cfg.timeouts:
-            self.stats["injected_timeouts"] += 1
-            await asyncio.sleep(cfg.timeout_seconds)
-            return reply(504, "Gateway Timeout", {"content-type": "text/plain"})
-        if self.rng.random() < cfg.fail_5xx:
-            self.stats["injected_5xx"] += 1
-            if self.rng.random() < 0.5:
-                return reply(502, "<html><body>502 Bad Gateway</body></html>", {})
-            return graph_error(131016, "Service unavailable", "Service unavailable", 503)
-        return None
+    def timeout_answer(self) -> tuple:
+        return reply(504, "Gateway Timeout", {"content-type": "text/plain"})
+
+    def fault_5xx_answer(self) -> tuple:
+        if self.rng.random() < 0.5:
+            return reply(502, "<html><body>502 Bad Gateway</body></html>", {})
+        return graph_error(131016, "Service unavailable", "Service unavailable", 503)
 
     def _error(self, code: int, status: int = 400) -> tuple:
         title, details = ERRORS[code]
@@ -488,12 +325,9 @@ class Simulator:
             self.spawn(self._lifecycle(message, first=1))
         else:
             self.spawn(self._lifecycle(message))
-        return await self._send_answer(message)
+        return await self.send_answer(message)
 
-    async def _send_answer(self, message: dict) -> tuple:
-        """The answer to an accepted send, or a fault after acceptance (the customer gets the
-        message whatever the client hears)."""
-        cfg, roll = self.config, self.rng.random()
+    def accepted_answer(self, message: dict, *, with_id: bool) -> tuple:
         answer: dict[str, Any] = {
             "messaging_product": "whatsapp",
             "contacts": [{"input": message["input"], "wa_id": message["to"]}],
@@ -501,19 +335,12 @@ class Simulator:
         }
         if message["template"]:
             answer["messages"][0]["message_status"] = "accepted"
-        if roll < cfg.lost_answers:
-            self.stats["lost_answers"] += 1
-            await asyncio.sleep(cfg.timeout_seconds)
-        elif (roll := roll - cfg.lost_answers) < cfg.accept_then_5xx:
-            self.stats["accepted_then_5xx"] += 1
-            return graph_error(131000, "Something went wrong", "Something went wrong", 500)
-        elif (roll := roll - cfg.accept_then_5xx) < cfg.accept_then_drop:
-            self.stats["accepted_then_dropped"] += 1
-            return DROP
-        elif roll - cfg.accept_then_drop < cfg.answer_without_id:
-            self.stats["answered_without_id"] += 1
+        if not with_id:
             answer.pop("messages")
         return reply(200, answer)
+
+    def accepted_5xx_answer(self) -> tuple:
+        return graph_error(131000, "Something went wrong", "Something went wrong", 500)
 
     def send_validate(self, body) -> str:
         """Meta's checks, as the details of a (#100) Invalid parameter."""
@@ -681,25 +508,6 @@ class Simulator:
 
     # --- control --------------------------------------------------------------------------------
 
-    async def config_post(self, request: Request) -> tuple:
-        values = request.json()
-        if not isinstance(values, dict):
-            return reply(400, {"success": False, "message": "Expected a JSON object"})
-        try:
-            self.config.update(values)
-        except (AttributeError, TypeError, ValueError) as e:
-            return reply(400, {"success": False, "message": f"Bad knob: {e}"})
-        if {"throughput_per_second", "burst"} & values.keys():
-            self.bucket = self._bucket()
-        if "seed" in values:
-            self.rng.seed(self.config.seed or None)
-        self.ensure_started()
-        return reply(200, self.config.as_dict())
-
-    async def reset_post(self, request: Request) -> tuple:
-        self.reset()
-        return reply(200, {"success": True})
-
     async def inbound_post(self, request: Request) -> tuple:
         body = request.json()
         kind = body.get("type", "text") if isinstance(body, dict) else None
@@ -725,11 +533,6 @@ class Simulator:
         return reply(200, {"success": True, "data": {"id": message["id"], "delivered": delivered}})
 
     # --- webhooks -------------------------------------------------------------------------------
-
-    def spawn(self, coroutine) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
 
     def value(self, **parts) -> dict:
         return {
@@ -797,45 +600,17 @@ class Simulator:
         items = [self.status_item(message, status)]
         if self.rng.random() < self.config.batch:
             items.append(dict(items[0]))
-        await self.push(self.envelope(self.value(statuses=items)), "status_" + status)
+        await self.webhook_push(self.envelope(self.value(statuses=items)), "status_" + status)
 
-    async def push(self, body: dict, kind: str) -> bool:
-        copies = 2 if self.rng.random() < self.config.duplicates else 1
-        self.stats["webhooks_duplicated"] += copies - 1
-        results = [await self._deliver(body, kind) for _ in range(copies)]
-        return all(results)
-
-    async def _deliver(self, body: dict, kind: str, attempts: int = 4) -> bool:
-        """Signed with the app secret over the exact bytes sent; retries connection errors and
-        5xx a few times (Meta retries longer); never raises."""
-        url = self.config.webhook_url
-        if not url:
-            return False
-        if self.http is None:
-            limits = httpx.Limits(max_connections=300, max_keepalive_connections=50)
-            self.http = httpx.AsyncClient(timeout=30.0, limits=limits)
+    def webhook_post(self, body: dict) -> dict:
+        """Signed with the app secret over the exact bytes sent (Meta retries longer than
+        the base's few attempts)."""
         raw = json.dumps(body, ensure_ascii=False).encode()
         headers = {
             "Content-Type": "application/json",
             "X-Hub-Signature-256": signature(self.config.app_secret, raw),
         }
-        for attempt in range(attempts):
-            try:
-                response = await self.http.post(url, content=raw, headers=headers)
-                if response.status_code < 500:
-                    self.stats["webhooks_pushed"] += 1
-                    by_kind = self.stats["webhooks_by_kind"]
-                    by_kind[kind] = by_kind.get(kind, 0) + 1
-                    if response.status_code >= 400:
-                        log.warning("webhook %s answered %s", kind, response.status_code)
-                    return True
-                problem = f"HTTP {response.status_code}"
-            except httpx.HTTPError as e:
-                problem = repr(e)
-            log.warning("webhook %s to %s failed (%s), attempt %d", kind, url, problem, attempt + 1)
-            await asyncio.sleep(0.2 * 2**attempt)
-        self.stats["webhooks_failed"] += 1
-        return False
+        return {"content": raw, "headers": headers}
 
     # --- customers writing to us ----------------------------------------------------------------
 
@@ -878,27 +653,11 @@ class Simulator:
         self.last_inbound[phone] = max(self.last_inbound.get(phone, 0.0), at)
         contacts = [{"profile": {"name": name or self.rng.choice(DEMO_NAMES)}, "wa_id": phone}]
         body = self.envelope(self.value(contacts=contacts, messages=[message]))
-        return await self.push(body, "message_" + message["type"])
+        return await self.webhook_push(body, "message_" + message["type"])
 
-    async def _demo_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.rng.expovariate(1 / max(self.config.demo_interval, 0.1)))
-            if not self.config.demo:
-                continue
-            try:
-                phone, name = await self._demo_pick()
-                if phone:
-                    message = self.inbound_message(phone, self.rng.choice(DEMO_TEXTS))
-                    await self.inbound_push(message, name)
-            except Exception:
-                log.exception("demo reply failed")
-
-    async def _demo_pick(self) -> tuple[str | None, str | None]:
-        candidates = [(p, None) for p in self.config.demo_phones]
-        candidates += [(p, None) for p in self.stats["sends_by_recipient"]]
-        if self.phones_sample is not None:
-            candidates += await self.phones_sample()
-        return self.rng.choice(candidates) if candidates else (None, None)
+    async def demo_write(self, phone: str, name: str | None) -> None:
+        message = self.inbound_message(phone, self.rng.choice(DEMO_TEXTS))
+        await self.inbound_push(message, name)
 
 
 def embedded_app(*, chatdesk_app, chatdesk_port, simulator_port, phones_sample=None, config=None):
@@ -920,13 +679,4 @@ def embedded_app(*, chatdesk_app, chatdesk_port, simulator_port, phones_sample=N
         if getattr(settings, name, ""):
             defaults[knob] = getattr(settings, name)
     simulator = Simulator(config or SimConfig.from_env(**defaults), phones_sample=phones_sample)
-
-    async def app(scope, receive, send):
-        simulator.ensure_started()
-        server = scope.get("server") or (None, None)
-        if scope["type"] != "lifespan" and server[1] == simulator_port:
-            return await simulator(scope, receive, send)
-        return await chatdesk_app(scope, receive, send)
-
-    app.simulator = simulator
-    return app
+    return embedded(simulator, chatdesk_app=chatdesk_app, simulator_port=simulator_port)

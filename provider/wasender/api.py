@@ -24,8 +24,17 @@ from urllib.parse import quote, urlsplit
 import httpx
 from django.conf import settings
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from provider.errors import ProviderError
+from provider.http import (
+    Peer,
+    answer_json,
+    download_bounded,
+    int_or_none,
+    request_send,
+    url_allowed,
+)
 from provider.sending import SendRequest, SendResult
 
 STATUS_CODES = {
@@ -53,6 +62,12 @@ MEDIA_ARGS = {
     "audio": "audio_url",
     "document": "document_url",
 }
+PEER = Peer(
+    "WaSender",
+    unreachable=gettext_lazy("No se pudo conectar con WaSender."),
+    timed_out=gettext_lazy("WaSender no respondió a tiempo."),
+    cut=gettext_lazy("Se cortó la conexión con WaSender antes de su respuesta."),
+)
 
 
 @dataclass(frozen=True)
@@ -69,13 +84,6 @@ class RateLimitInfo:
     reset_at: float | None  # Unix time, whichever form the header used
 
 
-def _int(value) -> int | None:
-    try:
-        return int(float(value))
-    except (TypeError, ValueError):
-        return None
-
-
 def _dict(value) -> dict:
     return value if isinstance(value, dict) else {}
 
@@ -86,12 +94,12 @@ def rate_limit_parse(headers: httpx.Headers, now: float | None = None) -> RateLi
     reset = headers.get("x-ratelimit-reset")
     if limit is None and remaining is None and reset is None:
         return None
-    reset_at: float | None = _int(reset)
+    reset_at: float | None = int_or_none(reset)
     if reset_at is not None and reset_at < 1_000_000_000:
         reset_at = (now or time.time()) + reset_at
     return RateLimitInfo(
-        limit=_int(limit),
-        remaining=_int(remaining),
+        limit=int_or_none(limit),
+        remaining=int_or_none(remaining),
         reset_at=float(reset_at) if reset_at is not None else None,
     )
 
@@ -214,35 +222,11 @@ class WaSenderClient:
             "Accept": "application/json",
             **kwargs.pop("headers", {}),
         }
-        try:
-            response = self.http.request(method, self.base_url + path, headers=headers, **kwargs)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as e:
-            # The connection never opened: nothing reached WaSender.
-            raise ProviderError(
-                f"WaSender connection error: {e!r}",
-                permanent=False,
-                reason=_("No se pudo conectar con WaSender."),
-            ) from e
-        except httpx.TimeoutException as e:
-            raise ProviderError(
-                f"WaSender timeout: {e!r}",
-                permanent=False,
-                ambiguous=True,
-                reason=_("WaSender no respondió a tiempo."),
-            ) from e
-        except httpx.HTTPError as e:
-            # Written (wholly or in part) and then cut: WaSender may have acted on it.
-            raise ProviderError(
-                f"WaSender connection lost: {e!r}",
-                permanent=False,
-                ambiguous=True,
-                reason=_("Se cortó la conexión con WaSender antes de su respuesta."),
-            ) from e
+        response = request_send(
+            self.http, method, self.base_url + path, peer=PEER, headers=headers, **kwargs
+        )
         self.last_rate_limit = rate_limit_parse(response.headers) or self.last_rate_limit
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
+        body = answer_json(response)
         if body is not None and not isinstance(body, dict):
             body = {"data": body}
         if error := error_for(response, body):
@@ -273,7 +257,7 @@ class WaSenderClient:
         }
         payload = {k: v for k, v in payload.items() if v not in (None, "")}
         data = self._request("POST", "/send-message", json=payload).get("data") or {}
-        msg_id = _int(data.get("msgId"))
+        msg_id = int_or_none(data.get("msgId"))
         if msg_id is None:
             # The send may have gone out: not permanent, and the pipeline must not resend blindly.
             raise ProviderError(
@@ -322,9 +306,9 @@ class WaSenderClient:
         if isinstance(status, str) and not status.isdigit():
             status = STATUS_CODES.get(status.lower(), 1)
         return MessageInfo(
-            msg_id=_int(data.get("msgId")) or int(msg_id),
+            msg_id=int_or_none(data.get("msgId")) or int(msg_id),
             wa_id=str(key.get("id") or data.get("id") or ""),
-            status=code if (code := _int(status)) is not None else 1,
+            status=code if (code := int_or_none(status)) is not None else 1,
         )
 
     def on_whatsapp(self, phone: str) -> bool:
@@ -356,17 +340,7 @@ class WaSenderClient:
     def host_allowed(self, url: str) -> bool:
         """Only the provider's own hosts: a crafted webhook must not make us fetch anything else
         (the base URL counts with its port, so a simulator on loopback opens no other port)."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.username:
-            return False
-        if parts.netloc.lower() in self.allowed_netlocs:
-            return True
-        host = parts.hostname.lower()
-        return (
-            parts.scheme == "https"
-            and parts.port in (None, 443)
-            and any(host == d or host.endswith("." + d) for d in PROVIDER_DOMAINS)
-        )
+        return url_allowed(url, netlocs=self.allowed_netlocs, domains=PROVIDER_DOMAINS)
 
     def download(self, url: str, *, max_bytes: int) -> tuple[bytes, str]:
         if not self.host_allowed(url):
@@ -375,44 +349,7 @@ class WaSenderClient:
                 permanent=True,
                 reason=_("El archivo no viene de WaSender ni de WhatsApp."),
             )
-        too_big = ProviderError(
-            f"{url} is larger than {max_bytes} bytes",
-            permanent=True,
-            reason=_("El archivo supera el tamaño máximo permitido."),
-        )
-        try:
-            with self.http.stream("GET", url) as response:
-                status = response.status_code
-                if status >= 300:
-                    # Expired or missing media stays missing; only 5xx and 429 may pass.
-                    raise ProviderError(
-                        f"HTTP {status} for {url}",
-                        status=status,
-                        permanent=status < 500 and status != 429,
-                        reason=_("No se pudo descargar el archivo."),
-                    )
-                if (_int(response.headers.get("content-length")) or 0) > max_bytes:
-                    raise too_big
-                chunks, size = [], 0
-                for chunk in response.iter_bytes():
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise too_big
-                    chunks.append(chunk)
-                mime = response.headers.get("content-type", "application/octet-stream")
-        except httpx.TimeoutException as e:
-            raise ProviderError(
-                f"Download timeout: {e!r}",
-                permanent=False,
-                reason=_("La descarga del archivo tardó demasiado."),
-            ) from e
-        except httpx.HTTPError as e:
-            raise ProviderError(
-                f"Download failed: {e!r}",
-                permanent=False,
-                reason=_("No se pudo descargar el archivo."),
-            ) from e
-        return b"".join(chunks), mime.split(";")[0].strip().lower()
+        return download_bounded(self.http, url, max_bytes=max_bytes, what=url)
 
 
 @functools.cache

@@ -9,6 +9,7 @@ or strings, in seconds or milliseconds (or Baileys' {low, high} longs).
 
 from datetime import UTC, datetime
 
+from provider.reading import read_obj, read_opt_obj, read_str
 from provider.records import (
     Envelope,
     IgnoredEvent,
@@ -67,27 +68,6 @@ EPOCH_MIN, EPOCH_MAX = 946_684_800, 4_102_444_800
 
 
 # --- small typed readers ----------------------------------------------------------------------
-
-
-def _obj(value, where: str) -> dict:
-    if not isinstance(value, dict):
-        raise ParseError(f"{where}: se esperaba un objeto")
-    return value
-
-
-def _opt_obj(parent: dict, name: str, where: str) -> dict:
-    value = parent.get(name)
-    return {} if value is None else _obj(value, f"{where}.{name}")
-
-
-def _str(parent: dict, name: str, where: str) -> str:
-    """An optional string ("" when absent); numbers are accepted where WaSender sends digits."""
-    value = parent.get(name)
-    if value is None:
-        return ""
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise ParseError(f"{where}.{name}: se esperaba texto")
-    return str(value)
 
 
 def _bool(parent: dict, name: str, where: str) -> bool:
@@ -153,8 +133,8 @@ def _unwrap(message: dict, where: str) -> dict:
         wrapper = next((w for w in WRAPPERS if message.get(w) is not None), None)
         if wrapper is None:
             return message
-        inner = _obj(message[wrapper], f"{where}.{wrapper}")
-        message = _obj(inner.get("message"), f"{where}.{wrapper}.message")
+        inner = read_obj(message[wrapper], f"{where}.{wrapper}")
+        message = read_obj(inner.get("message"), f"{where}.{wrapper}.message")
     raise ParseError(f"{where}: demasiados envoltorios")
 
 
@@ -162,15 +142,15 @@ def _media(content: dict, where: str) -> Media | None:
     for name, kind in MEDIA_KINDS.items():
         if content.get(name) is None:
             continue
-        part = _obj(content[name], f"{where}.{name}")
+        part = read_obj(content[name], f"{where}.{name}")
         where_part = f"{where}.{name}"
         return Media(
             kind=kind,
-            mimetype=_str(part, "mimetype", where_part)[:100],
-            caption=_str(part, "caption", where_part),
-            file_name=_str(part, "fileName", where_part)[:255],
+            mimetype=read_str(part, "mimetype", where_part)[:100],
+            caption=read_str(part, "caption", where_part),
+            file_name=read_str(part, "fileName", where_part)[:255],
             file_length=_int_like(part.get("fileLength"), f"{where_part}.fileLength"),
-            url=_str(part, "url", where_part),
+            url=read_str(part, "url", where_part),
         )
     return None
 
@@ -179,29 +159,29 @@ def _location_text(content: dict, where: str) -> str | None:
     name = next((n for n in ("locationMessage", "liveLocationMessage") if content.get(n)), None)
     if name is None:
         return None
-    part = _obj(content[name], f"{where}.{name}")
+    part = read_obj(content[name], f"{where}.{name}")
     lat, lng = part.get("degreesLatitude"), part.get("degreesLongitude")
-    label = _str(part, "name", where) or _str(part, "address", where)
+    label = read_str(part, "name", where) or read_str(part, "address", where)
     coords = f"{lat}, {lng}" if all(isinstance(v, int | float) for v in (lat, lng)) else ""
     return " ".join(p for p in (label, f"({coords})" if coords else "") if p) or "📍"
 
 
 def _contact_text(content: dict, where: str) -> str | None:
     if content.get("contactMessage") is not None:
-        part = _obj(content["contactMessage"], f"{where}.contactMessage")
-        return _str(part, "displayName", where) or "👤"
+        part = read_obj(content["contactMessage"], f"{where}.contactMessage")
+        return read_str(part, "displayName", where) or "👤"
     if content.get("contactsArrayMessage") is not None:
-        part = _obj(content["contactsArrayMessage"], f"{where}.contactsArrayMessage")
-        return _str(part, "displayName", where) or "👤"
+        part = read_obj(content["contactsArrayMessage"], f"{where}.contactsArrayMessage")
+        return read_str(part, "displayName", where) or "👤"
     return None
 
 
 def _text(content: dict, where: str) -> str:
-    text = _str(content, "conversation", where)
+    text = read_str(content, "conversation", where)
     if text:
         return text
-    extended = _opt_obj(content, "extendedTextMessage", where)
-    return _str(extended, "text", f"{where}.extendedTextMessage")
+    extended = read_opt_obj(content, "extendedTextMessage", where)
+    return read_str(extended, "text", f"{where}.extendedTextMessage")
 
 
 def _kind_and_body(body: str, content: dict, where: str) -> tuple[str, str, Media | None]:
@@ -234,28 +214,28 @@ def _phone(key: dict, from_me: bool, remote: str, where: str) -> str:
     """Never the `@lid` JID. For our own messages the sender fields are us: use the chat."""
     if from_me:
         return _jid_user(remote) if remote.endswith("@s.whatsapp.net") else ""
-    cleaned = _str(key, "cleanedSenderPn", where)
+    cleaned = read_str(key, "cleanedSenderPn", where)
     if cleaned:
         return _jid_user(cleaned)
-    sender = _str(key, "senderPn", where)
+    sender = read_str(key, "senderPn", where)
     if sender and not sender.endswith("@lid"):
         return _jid_user(sender)
     return _jid_user(remote) if remote.endswith("@s.whatsapp.net") else ""
 
 
 def message_parse(raw, where: str = "data.messages") -> WaMessage:
-    item = _obj(raw, where)
-    key = _obj(item.get("key"), f"{where}.key")
-    wa_id = _str(key, "id", f"{where}.key")
+    item = read_obj(raw, where)
+    key = read_obj(item.get("key"), f"{where}.key")
+    wa_id = read_str(key, "id", f"{where}.key")
     if not wa_id or len(wa_id) > WA_ID_MAX:
         raise ParseError(f"{where}.key.id: falta o es demasiado largo")
     from_me = _bool(key, "fromMe", f"{where}.key")
-    remote = _str(key, "remoteJid", f"{where}.key")
-    body = _str(item, "messageBody", where)
-    content = _unwrap(_opt_obj(item, "message", where), f"{where}.message")
+    remote = read_str(key, "remoteJid", f"{where}.key")
+    body = read_str(item, "messageBody", where)
+    content = _unwrap(read_opt_obj(item, "message", where), f"{where}.message")
     kind, text, media = _kind_and_body(body, content, f"{where}.message")
     at = timestamp_parse(item.get("messageTimestamp"), f"{where}.messageTimestamp")
-    lid = _lid(_str(key, "senderLid", f"{where}.key")) or _lid(remote)
+    lid = _lid(read_str(key, "senderLid", f"{where}.key")) or _lid(remote)
     return WaMessage(
         wa_id=wa_id,
         from_me=from_me,
@@ -265,7 +245,7 @@ def message_parse(raw, where: str = "data.messages") -> WaMessage:
         kind=kind,
         body=text,
         media=media,
-        push_name=_str(item, "pushName", where).strip(),
+        push_name=read_str(item, "pushName", where).strip(),
         at=at,
         source={"key": key, "message": item.get("message")},
         skip=_skip_reason(key, remote, content, body, where),
@@ -301,13 +281,13 @@ def status_word(value, where: str) -> str | None:
 
 
 def _status_update(raw, where: str) -> StatusUpdate | None:
-    item = _obj(raw, where)
-    key = _obj(item.get("key"), f"{where}.key")
-    update = _opt_obj(item, "update", where)
+    item = read_obj(raw, where)
+    key = read_obj(item.get("key"), f"{where}.key")
+    update = read_opt_obj(item, "update", where)
     status = status_word(update.get("status", item.get("status")), f"{where}.update.status")
     if status is None:
         return None
-    wa_id = _str(key, "id", f"{where}.key")
+    wa_id = read_str(key, "id", f"{where}.key")
     if not wa_id or len(wa_id) > WA_ID_MAX:
         raise ParseError(f"{where}.key.id: falta o es demasiado largo")
     return StatusUpdate(wa_id=wa_id, from_me=_bool(key, "fromMe", f"{where}.key"), status=status)
@@ -321,8 +301,8 @@ def _statuses(data) -> StatusEvent | IgnoredEvent:
 
 
 def _sent(data: dict) -> SentEvent:
-    key = _opt_obj(data, "key", "data")
-    wa_id = _str(key, "id", "data.key")
+    key = read_opt_obj(data, "key", "data")
+    wa_id = read_str(key, "id", "data.key")
     msg_id = data.get("msgId", data.get("id"))
     if isinstance(msg_id, str) and not msg_id.strip().isdigit():
         msg_id = None  # data.id may be the WhatsApp id in some shapes
@@ -331,13 +311,13 @@ def _sent(data: dict) -> SentEvent:
         raise ParseError("message.sent: faltan msgId o key.id")
     if not 0 < number < 2**63:
         raise ParseError("data.msgId: fuera de rango")
-    remote = _str(key, "remoteJid", "data.key")
+    remote = read_str(key, "remoteJid", "data.key")
     phone = _jid_user(remote) if remote.endswith("@s.whatsapp.net") else ""
     return SentEvent(msg_id=number, wa_id=wa_id, phone=phone)
 
 
 def _session(data: dict) -> SessionEvent:
-    status = _str(data, "status", "data").strip().lower()
+    status = read_str(data, "status", "data").strip().lower()
     if not status or len(status) > 20:
         raise ParseError("data.status: falta o es demasiado largo")
     return SessionEvent(status=status)
@@ -349,11 +329,11 @@ def _content(event: str, data):
     if event == "messages.update":
         return _statuses(data)
     if event in INBOUND_EVENTS:
-        return _messages(_obj(data, "data"))
+        return _messages(read_obj(data, "data"))
     if event == "message.sent":
-        return _sent(_obj(data, "data"))
+        return _sent(read_obj(data, "data"))
     if event == "session.status":
-        return _session(_obj(data, "data"))
+        return _session(read_obj(data, "data"))
     return IgnoredEvent(f"evento desconocido: {event[:64]}" if event else "evento sin nombre")
 
 
@@ -368,7 +348,7 @@ def _session_name(payload: dict, data) -> str:
 
 def event_parse(payload: dict) -> Envelope:
     """The one entry point: a stored webhook body to an Envelope, or ParseError."""
-    payload = _obj(payload, "cuerpo")
+    payload = read_obj(payload, "cuerpo")
     event = payload.get("event")
     event = event.strip() if isinstance(event, str) else ""
     data = payload.get("data")

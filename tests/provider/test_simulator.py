@@ -4,10 +4,8 @@ the real client talking to it over HTTP, and a small HTTP server recording its w
 import asyncio
 import json
 import re
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -15,7 +13,7 @@ import pytest
 from provider.errors import ProviderError
 from provider.wasender import WaSenderClient
 from provider.wasender.simulator import SimConfig, Simulator, embedded_app
-from tests.procs import PYTHON, free_port, process_env, running
+from tests.provider.conftest import WebhookReceiver, configure, receiving, sim_running
 
 SECRET = "sim-test-secret"
 KEY = "simulator-key"
@@ -23,79 +21,22 @@ NO_WHATSAPP = "+593900000000"
 STATUS_NUMBERS = {"sent": 2, "delivered": 3, "read": 4}
 
 
-class Receiver:
-    """Plays chatdesk's webhook endpoint: records every POST and answers 200."""
-
-    def __init__(self):
-        self.hooks: list[dict] = []
-        self.changed = threading.Condition()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with receiver.changed:
-                    receiver.hooks.append(
-                        {"path": self.path, "headers": dict(self.headers), "body": body}
-                    )
-                    receiver.changed.notify_all()
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}/webhooks/wasender/"
-
-    def wait_for(self, predicate, timeout=15.0) -> list[dict]:
-        """Waits (with a deadline) until predicate(hooks) is true; returns the hooks."""
-        deadline = time.monotonic() + timeout
-        with self.changed:
-            while not predicate(self.hooks):
-                remaining = deadline - time.monotonic()
-                assert remaining > 0, f"webhooks never matched; got {self.hooks}"
-                self.changed.wait(remaining)
-            return list(self.hooks)
-
+class Receiver(WebhookReceiver):
     def events(self, name: str) -> list[dict]:
         return [h["body"] for h in self.hooks if h["body"]["event"] == name]
 
 
 @pytest.fixture(scope="module")
 def receiver():
-    receiver = Receiver()
-    thread = threading.Thread(target=receiver.server.serve_forever, daemon=True)
-    thread.start()
-    yield receiver
-    receiver.server.shutdown()
+    with receiving(Receiver("/webhooks/wasender/")) as receiver:
+        yield receiver
 
 
 @pytest.fixture(scope="module")
 def sim_url(receiver):
-    port = free_port()
-    args = [
-        PYTHON,
-        "manage.py",
-        "wasender_sim",
-        "--port",
-        str(port),
-        "--webhook-url",
-        receiver.url,
-        "--secret",
-        SECRET,
-        "--not-on-whatsapp",
-        NO_WHATSAPP,
-        "--status-delays",
-        "0.05,0.05,0.05",
-        "--variants",
-        "0.5",
-        "--seed",
-        "7",
-    ]
-    url = f"http://127.0.0.1:{port}"
-    with running(args, env=process_env(), ready_url=url + "/_sim/stats"):
+    options = ["--webhook-url", receiver.url, "--secret", SECRET, "--not-on-whatsapp", NO_WHATSAPP]
+    options += ["--status-delays", "0.05,0.05,0.05", "--variants", "0.5", "--seed", "7"]
+    with sim_running("wasender_sim", *options) as url:
         yield url
 
 
@@ -130,10 +71,6 @@ def sim(sim_url, receiver):
         if not receiver.hooks:
             break
     return sim_url
-
-
-def configure(sim_url, **knobs):
-    httpx.post(sim_url + "/_sim/config", json=knobs).raise_for_status()
 
 
 def stats(sim_url) -> dict:

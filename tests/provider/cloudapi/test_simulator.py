@@ -3,9 +3,6 @@ the real client talking to it over HTTP, a small server recording its signed web
 
 import asyncio
 import json
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -16,7 +13,7 @@ from provider.cloudapi.simulator import embedded_app
 from provider.errors import ProviderError
 from provider.records import MessagesEvent, StatusEvent
 from provider.sending import Quote, SendRequest, TemplateSend
-from tests.procs import PYTHON, free_port, process_env, running
+from tests.provider.conftest import WebhookReceiver, configure, receiving, sim_running
 
 SECRET = "cloud-sim-secret"
 TOKEN = "simulator-token"
@@ -26,37 +23,11 @@ CUSTOMER = "593968196046"
 pytestmark = pytest.mark.integration
 
 
-class Receiver:
-    """Plays chatdesk's /webhooks/meta/: records every POST (raw bytes and header)."""
+class Receiver(WebhookReceiver):
+    """Plays chatdesk's /webhooks/meta/: wait_for reads the envelopes in the signed hooks."""
 
-    def __init__(self):
-        self.hooks: list[dict] = []
-        self.changed = threading.Condition()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                raw = self.rfile.read(int(self.headers["Content-Length"]))
-                with receiver.changed:
-                    receiver.hooks.append({"raw": raw, "headers": dict(self.headers)})
-                    receiver.changed.notify_all()
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/webhooks/meta/"
-
-    def wait_for(self, predicate, timeout=15.0) -> list:
-        deadline = time.monotonic() + timeout
-        with self.changed:
-            while not predicate(self.envelopes()):
-                remaining = deadline - time.monotonic()
-                assert remaining > 0, f"webhooks never matched; got {self.envelopes()}"
-                self.changed.wait(remaining)
-            return self.envelopes()
+    def seen(self) -> list:
+        return self.envelopes()
 
     def envelopes(self) -> list:
         return [e for h in self.hooks for e in event_parse(json.loads(h["raw"]))]
@@ -74,32 +45,15 @@ def updates(envelopes, wa_id) -> list:
 
 @pytest.fixture(scope="module")
 def receiver():
-    receiver = Receiver()
-    threading.Thread(target=receiver.server.serve_forever, daemon=True).start()
-    yield receiver
-    receiver.server.shutdown()
+    with receiving(Receiver("/webhooks/meta/")) as receiver:
+        yield receiver
 
 
 @pytest.fixture(scope="module")
 def sim_url(receiver):
-    port = free_port()
-    args = [
-        PYTHON,
-        "manage.py",
-        "cloudapi_sim",
-        "--port",
-        str(port),
-        "--webhook-url",
-        receiver.url,
-        "--app-secret",
-        SECRET,
-        "--status-delays",
-        "0.05,0.05,0.05",
-        "--seed",
-        "7",
-    ]
-    url = f"http://127.0.0.1:{port}"
-    with running(args, env=process_env(), ready_url=url + "/_sim/stats"):
+    options = ["--webhook-url", receiver.url, "--app-secret", SECRET]
+    options += ["--status-delays", "0.05,0.05,0.05", "--seed", "7"]
+    with sim_running("cloudapi_sim", *options) as url:
         yield url
 
 
@@ -131,10 +85,6 @@ def client(sim):
     client = CloudApiClient(base_url=sim, phone_number_id=PNID, access_token=TOKEN, timeout=5)
     yield client
     client.http.close()
-
-
-def configure(sim, **knobs):
-    httpx.post(sim + "/_sim/config", json=knobs).raise_for_status()
 
 
 def customer_writes(sim, phone=CUSTOMER, **extra) -> str:
