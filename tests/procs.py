@@ -4,6 +4,7 @@ Each runs against the test database pytest-django created (committed data only, 
 using these need `transactional_db`) and, where given, a Redis database of its own.
 """
 
+import contextlib
 import os
 import signal
 import socket
@@ -28,6 +29,22 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def free_port_run(length: int = 3) -> int:
+    """A free port whose next `length - 1` are free too: embedded mode serves WaSender's
+    simulator on port + 1 and, with --cloudapi-number (make demo), Meta's on port + 2."""
+    for _ in range(100):
+        port = free_port()
+        with contextlib.ExitStack() as held:
+            try:
+                for offset in range(1, length):
+                    probe = held.enter_context(socket.socket())
+                    probe.bind(("127.0.0.1", port + offset))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError(f"no {length} consecutive free ports")
 
 
 def redis_url_for_tests() -> str:

@@ -86,6 +86,7 @@ ACCESS: dict[str, str | frozenset[str]] = {
     "inbox:messages": SUPPORT,
     "inbox:reply": SUPPORT,
     "inbox:channels": ADMINS,
+    "outbound:meta_templates_sync": ADMINS,
     "inbox:channel_new": ADMINS,
     "inbox:channel_edit": ADMINS,
     "inbox:template_fill": SUPPORT,

@@ -8,7 +8,6 @@ the phones, in any spelling, and the texts."""
 
 import json
 import re
-import socket
 import time
 
 import httpx
@@ -17,7 +16,7 @@ import pytest
 from chatdesk.models import ApiToken
 from inbox.models import Message
 from tests.conftest import make_user
-from tests.procs import PYTHON, ROOT, free_port, process_env, running
+from tests.procs import PYTHON, ROOT, free_port_run, process_env, running
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -59,7 +58,7 @@ def webhook(phone: str, text: str, n: int) -> dict:
 def app_url(transactional_db, tmp_path):
     """Production settings (DEBUG=0, JSON logs at DEBUG), embedded mode on the test database."""
     LOGS.mkdir(parents=True, exist_ok=True)
-    port = free_port_pair()
+    port = free_port_run()
     log = LOGS / "logs-run.jsonl"
     env = process_env(
         DEBUG="0",
@@ -78,18 +77,6 @@ def app_url(transactional_db, tmp_path):
     args = [PYTHON, "manage.py", "runembedded", "--port", str(port)]
     with running(args, env=env, ready_url=f"http://127.0.0.1:{port}/healthz", log=log):
         yield f"http://127.0.0.1:{port}", log
-
-
-def free_port_pair() -> int:
-    """A free port whose next one is free too: runembedded serves the simulator there."""
-    while True:
-        port = free_port()
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
 
 
 def login(client: httpx.Client, base: str, username: str) -> str:

@@ -44,7 +44,15 @@ import pytest
 import redis
 import yaml
 
-from tests.procs import BIN, ROOT, answers, database_env_for_tests, free_port, redis_url_for_tests
+from tests.procs import (
+    BIN,
+    ROOT,
+    answers,
+    database_env_for_tests,
+    free_port,
+    free_port_run,
+    redis_url_for_tests,
+)
 from tests.waiting import wait_until
 
 DOC_FILES = ("README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md")))
@@ -691,21 +699,6 @@ class Demo:
         )
 
 
-def free_port_pair() -> int:
-    """A free port whose next one is free too (the demo serves its simulator there)."""
-    import socket
-
-    for _ in range(50):
-        port = free_port()
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no two consecutive free ports")
-
-
 def readme_command(program: str) -> Documented:
     for command in markdown_block_commands("README.md"):
         if command.program == program:
@@ -719,7 +712,7 @@ def demo_run(*, logs: Path, sqlite_path: Path, timeout: float = 240):
     two swaps: the port (`PORT=`, the Makefile's) and the SQLite file (`SQLITE_PATH`, instead of
     var/chatdesk.sqlite3). Yields once /readyz answers 200."""
     logs.mkdir(parents=True, exist_ok=True)
-    port = free_port_pair()
+    port = free_port_run()
     command = readme_command("make demo")
     swapped = Documented(command.source, f"{command.text} PORT={port}", command.env)
     process = start(

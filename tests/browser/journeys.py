@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from tests.procs import PYTHON, free_port, process_env, running, wait_for_http
+from tests.procs import PYTHON, free_port, free_port_run, process_env, running, wait_for_http
 
 PHONE = "+593968196046"
 # The order a visible tick may move in (inbox/live.py STATUS_RANK, as the page shows it).
@@ -103,25 +103,12 @@ class Desk:
         assert response.json()["data"]["delivered"] is True, response.text
 
 
-def _port_pair() -> int:
-    """A free port whose next one is free too (embedded mode serves the simulator on port + 1)."""
-    for _ in range(50):
-        port = free_port()
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no two consecutive free ports")
-
-
 @contextlib.contextmanager
 def embedded_desk(log_dir):
     """`manage.py runembedded`, the process `make demo` runs: web, worker threads, scheduler and
     simulator in one, on the tests' database, with no Redis. The simulator's customers who
     write in now and then are off: the journeys count every message."""
-    port = _port_pair()
+    port = free_port_run()
     env = process_env(DEBUG="1", REDIS_URL="", WASENDER_SIM_DEMO="0", LOG_LEVEL="WARNING")
     env.pop("WASENDER_API_KEY", None)
     url, sim = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port + 1}"
