@@ -6,6 +6,7 @@ import re
 
 from django.contrib import messages
 from django.db.models import Prefetch, Q
+from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -196,6 +197,9 @@ def meta_templates_sync_view(request):
                 % {"channel": key, "reason": outcome},
             )
     back = request.POST.get("next", "")
-    if url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
-        return redirect(back)
+    # A path of ours only: redirect() would read anything else as a view's name.
+    if back.startswith("/") and url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}
+    ):
+        return HttpResponseRedirect(back)
     return redirect("outbound:template_list")
