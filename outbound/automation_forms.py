@@ -10,6 +10,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from chatdesk.roles import SUPPORT
+from outbound.forms import channel_field_setup
 from outbound.models import AutomationSettings, AutoReplyRule, MessageTemplate, ReminderRule
 from outbound.renewals import MONTHS_MAX
 from outbound.rules import WEEKDAYS, business_hours_parse, keywords_parse
@@ -42,6 +43,7 @@ class ReminderRuleForm(forms.ModelForm):
             "window_start",
             "window_end",
             "include_opted_out",
+            "channel",
             "active",
         ]
         widgets = {
@@ -62,6 +64,7 @@ class ReminderRuleForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["template"].queryset = _templates()
+        channel_field_setup(self)
 
     def clean_days_from_expiry(self):
         days = self.cleaned_data["days_from_expiry"]
