@@ -49,7 +49,7 @@ class CampaignIn(Schema):
 
 
 class WaitingOut(Schema):
-    code: str  # window, best_hour or rate_limit
+    code: str  # window, best_hour, rate_limit or meta_limit
     until: datetime
     text: str
 

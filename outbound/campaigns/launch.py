@@ -57,6 +57,7 @@ from outbound.campaigns.audience import (
     planned_at,
     window_open_at,
 )
+from outbound.campaigns.metalimit import meta_limit_room
 from outbound.models import Campaign, CampaignRecipient
 from outbound.services import TEXT_MAX, SendRejected, messages_send_bulk, text_check
 from outbound.templating import MissingValue, TemplateError, template_render
@@ -319,6 +320,9 @@ def campaign_fanout_step(
     if opens > now:
         return (opens - now).total_seconds()
     room = fanout_lookahead(now=now) - campaign_backlog() if paced else CHUNK
+    room, held = meta_limit_room(channel_key=campaign.channel_id, room=room, now=now)
+    if held is not None:
+        return held
     interval_s = ratelimit.send_interval()
     if room <= 0:
         return min(max(interval_s * (1 - room), 0.2), 2.0)

@@ -1,12 +1,14 @@
 """Campaigns and reminders on several WhatsApp numbers (issue 20, point 4): a campaign picks its
 channel (form, API, page), its fan-out writes into each customer's conversation on that
-channel, a reminder rule goes out from its own."""
+channel, a reminder rule goes out from its own; and a Cloud API number's messaging limit
+(distinct customers in 24 h) stops the fan-out before it and says so."""
 
 from datetime import date, time, timedelta
 
 import dramatiq
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from chatdesk.models import ApiToken
 from customers.models import Customer
@@ -18,6 +20,7 @@ from outbound.campaigns import (
     campaign_duplicate,
     campaign_fanout_step,
     campaign_launch,
+    campaign_waiting,
 )
 from outbound.models import (
     Campaign,
@@ -222,3 +225,89 @@ def test_the_reminder_form_offers_the_channels_only_when_there_are_several(clien
     assert 'name="channel"' not in client.get(url).text
     Channel.objects.create(key="soporte", name="Soporte", provider="cloudapi", account="1")
     assert 'name="channel"' in client.get(url).text
+
+
+# --- Meta's messaging limit ---------------------------------------------------------------------
+
+
+def reached_before(channel_key: str, customers: list[Customer], *, ago: timedelta, **fields):
+    """Business-initiated messages that reached these customers `ago` (a reminder each)."""
+    conversations = Conversation.objects.bulk_create(
+        Conversation(customer=c, channel_id=channel_key) for c in customers
+    )
+    fields.setdefault("author_kind", "reminder")
+    fields.setdefault("status", "delivered")
+    Message.objects.bulk_create(
+        Message(
+            conversation=c,
+            direction="out",
+            body="Hola",
+            created_at=timezone.now() - ago,
+            **fields,
+        )
+        for c in conversations
+    )
+
+
+def test_it_stops_before_meta_limit_and_says_until_when(soporte):
+    Channel.objects.filter(key="soporte").update(daily_customer_limit=5)
+    channels.labels_forget()
+    earlier = book(7)
+    reached_before("soporte", earlier[:3], ago=timedelta(hours=20))
+    # Not counted: older than 24 h, an agent's reply, another number, a failed send.
+    reached_before("soporte", earlier[3:4], ago=timedelta(hours=25))
+    reached_before("soporte", earlier[4:5], ago=timedelta(hours=1), author_kind="agent")
+    reached_before(DEFAULT_CHANNEL, earlier[5:6], ago=timedelta(hours=1))
+    reached_before("soporte", earlier[6:7], ago=timedelta(hours=1), status="failed")
+    Customer.objects.filter(pk__in=[c.pk for c in earlier]).update(
+        marketing_opt_out_at=timezone.now()
+    )
+    book_now = Customer.objects.bulk_create(
+        Customer(name=f"Nuevo {i}", phone=f"+5939822{i:05d}") for i in range(4)
+    )
+    campaign = launched(channel="soporte")
+    assert campaign.recipients_total == 4
+
+    delay = step(campaign)
+    assert Message.objects.filter(author_kind="campaign").count() == 2  # 3 + 2 = the limit
+    assert delay is not None and delay > 0
+    campaign.refresh_from_db()
+    held = step(campaign)
+    assert Message.objects.filter(author_kind="campaign").count() == 2
+    assert timedelta(hours=3, minutes=59) < timedelta(seconds=held) <= timedelta(hours=4)
+
+    now = timezone.now()
+    waiting = campaign_waiting(campaign=campaign, now=now)
+    until = timezone.localtime(waiting.until)
+    assert waiting.code == "meta_limit"
+    assert abs(waiting.until - (now + timedelta(hours=4))) < timedelta(minutes=1)
+    when = "sigue a las" if until.date() == timezone.localtime(now).date() else "sigue mañana a las"
+    assert waiting.text == (
+        f"Pausada por el límite de Meta: 5 clientes en 24 h en el número Soporte; "
+        f"{when} {until:%H:%M}"
+    )
+    assert {r.customer_id for r in campaign.recipients.filter(state=R.PENDING)} < {
+        c.pk for c in book_now
+    }
+
+
+def test_the_waiting_reason_shows_on_the_campaign_page(client_for, carla, soporte):
+    Channel.objects.filter(key="soporte").update(daily_customer_limit=1000)
+    channels.labels_forget()
+    reached_before("soporte", book(1000), ago=timedelta(hours=1), marketing=True)
+    Customer.objects.update(marketing_opt_out_at=timezone.now())
+    Customer.objects.create(name="Nueva", phone="+593982299999")
+    campaign = launched(channel="soporte")
+    step(campaign)
+    assert not Message.objects.filter(author_kind="campaign").exists()
+    page = client_for(carla).get(reverse("outbound:campaign_detail", args=[campaign.pk])).text
+    assert "Pausada por el límite de Meta" in page
+    assert "1.000 clientes en 24 h en el número Soporte; sigue" in page
+
+
+def test_a_wasender_number_or_one_without_a_tier_has_no_such_limit(soporte):
+    book(3)
+    campaign = launched(channel="soporte")  # a Cloud API number, no tier set
+    step(campaign)
+    assert Message.objects.filter(author_kind="campaign").count() == 3
+    assert campaign_waiting(campaign=campaign) is None
