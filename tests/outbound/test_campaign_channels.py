@@ -249,7 +249,7 @@ def reached_before(channel_key: str, customers: list[Customer], *, ago: timedelt
     )
 
 
-def test_it_stops_before_meta_limit_and_says_until_when(soporte):
+def test_it_stops_before_meta_limit_and_says_until_when(promo):
     Channel.objects.filter(key="soporte").update(daily_customer_limit=5)
     channels.labels_forget()
     earlier = book(7)
@@ -265,7 +265,7 @@ def test_it_stops_before_meta_limit_and_says_until_when(soporte):
     book_now = Customer.objects.bulk_create(
         Customer(name=f"Nuevo {i}", phone=f"+5939822{i:05d}") for i in range(4)
     )
-    campaign = launched(channel="soporte")
+    campaign = launched(channel="soporte", template=promo)
     assert campaign.recipients_total == 4
 
     delay = step(campaign)
@@ -291,13 +291,13 @@ def test_it_stops_before_meta_limit_and_says_until_when(soporte):
     }
 
 
-def test_the_waiting_reason_shows_on_the_campaign_page(client_for, carla, soporte):
+def test_the_waiting_reason_shows_on_the_campaign_page(client_for, carla, promo):
     Channel.objects.filter(key="soporte").update(daily_customer_limit=1000)
     channels.labels_forget()
     reached_before("soporte", book(1000), ago=timedelta(hours=1), marketing=True)
     Customer.objects.update(marketing_opt_out_at=timezone.now())
     Customer.objects.create(name="Nueva", phone="+593982299999")
-    campaign = launched(channel="soporte")
+    campaign = launched(channel="soporte", template=promo)
     step(campaign)
     assert not Message.objects.filter(author_kind="campaign").exists()
     page = client_for(carla).get(reverse("outbound:campaign_detail", args=[campaign.pk])).text
@@ -305,9 +305,9 @@ def test_the_waiting_reason_shows_on_the_campaign_page(client_for, carla, soport
     assert "1.000 clientes en 24 h en el número Soporte; sigue" in page
 
 
-def test_a_wasender_number_or_one_without_a_tier_has_no_such_limit(soporte):
+def test_a_cloud_api_number_without_a_tier_has_no_such_limit(promo):
     book(3)
-    campaign = launched(channel="soporte")  # a Cloud API number, no tier set
+    campaign = launched(channel="soporte", template=promo)  # no tier set
     step(campaign)
     assert Message.objects.filter(author_kind="campaign").count() == 3
     assert campaign_waiting(campaign=campaign) is None
