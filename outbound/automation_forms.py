@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy
 
 from chatdesk.roles import SUPPORT
 from outbound.forms import channel_field_setup
+from outbound.meta_templates import template_channel_errors
 from outbound.models import AutomationSettings, AutoReplyRule, MessageTemplate, ReminderRule
 from outbound.renewals import MONTHS_MAX
 from outbound.rules import WEEKDAYS, business_hours_parse, keywords_parse
@@ -83,6 +84,12 @@ class ReminderRuleForm(forms.ModelForm):
             )
         if data.get("kind") == ReminderRule.Kind.ANNIVERSARY:
             data["days_from_expiry"] = 0
+        channel, template = data.get("channel"), data.get("template")
+        if channel is not None and template is not None:
+            # A Cloud API number sends reminders only as an approved Meta template.
+            problems = template_channel_errors(template=template, channel=channel.key)
+            if problems:
+                self.add_error("template", " ".join(problems))
         return data
 
 

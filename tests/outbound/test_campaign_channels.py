@@ -227,6 +227,29 @@ def test_the_reminder_form_offers_the_channels_only_when_there_are_several(clien
     assert 'name="channel"' in client.get(url).text
 
 
+def test_a_reminder_on_a_cloud_api_number_needs_an_approved_linked_template(
+    client_for, alice, promo
+):
+    unlinked = MessageTemplate.objects.create(name="Libre", category="notification", body="Hola")
+    form = {
+        "name": "Aviso",
+        "kind": "expiry",
+        "days_from_expiry": "-3",
+        "window_start": "09:00",
+        "window_end": "20:00",
+        "include_opted_out": "on",
+        "channel": "soporte",
+        "active": "on",
+    }
+    url = reverse("outbound:automation_reminder_create")
+    refused = client_for(alice).post(url, {**form, "template": unlinked.pk})
+    assert refused.status_code == 200
+    assert "no está vinculada a ninguna plantilla de Meta" in refused.text
+    assert not ReminderRule.objects.filter(name="Aviso").exists()
+    client_for(alice).post(url, {**form, "template": promo.pk})
+    assert ReminderRule.objects.get(name="Aviso").channel_id == "soporte"
+
+
 # --- Meta's messaging limit ---------------------------------------------------------------------
 
 
