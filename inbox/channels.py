@@ -215,7 +215,9 @@ def labels() -> dict[str, tuple[str, str]]:
 
 
 def labels_forget() -> None:
+    """A channel changed: this process reads the labels and the channels again."""
     _labels["at"] = -LABELS_TTL
+    _cached.clear()
 
 
 _cached: dict = {}

@@ -10,6 +10,10 @@ Fragments that need placing (a list row in date order, a thread line) go into
 their place at once (insert in order, keep the furthest of two copies, or remove). Everything
 else is a plain out-of-band swap by id. docs/live.md is the whole protocol.
 
+An agent limited to some channels (inbox/channels.py) gets nothing of a conversation on
+another channel: its events are dropped here, before any render, and its thread cannot be
+watched. Which channel a conversation is on never changes, so it is looked up once per process.
+
 The layer drops events for a socket that falls behind, without telling anyone. What goes to the
 inbox group is numbered by its publisher (inbox/events.py). When a number is still missing
 GAP_GRACE seconds after a later one arrived (numbers may arrive a little out of order: a
@@ -28,7 +32,7 @@ from django.utils import translation
 from django.utils.html import format_html
 
 from chatdesk.roles import SUPPORT, has_role
-from inbox import live, selectors
+from inbox import channels, live, selectors
 from inbox.events import INBOX_GROUP, EventType, conversation_group
 from inbox.gaps import Gaps
 from inbox.models import Conversation, Message
@@ -50,6 +54,8 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
     user = None
     revoked = False
     watching: int | None = None
+    # None: every channel (admins, and everyone while no agent is limited).
+    channel_keys: set[str] | None = None
     gap_watch: asyncio.Task | None = None
 
     async def connect(self):
@@ -70,6 +76,7 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         self.filters = selectors.ListFilters()
         self.viewers: dict[int, str] = {}
         self.gaps = Gaps()
+        self.channel_keys = await database_sync_to_async(channels.channel_keys_for)(user)
         await self.channel_layer.group_add(INBOX_GROUP, self.channel_name)
         await self.accept()
         self._access_watch()
@@ -137,6 +144,11 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
             )
             raw = str(content.get("conversation") or "")
             conversation = int(raw) if raw.isdigit() and len(raw) < 19 else None
+            # The page says what it shows on every navigation: the channels an admin gave or
+            # took away since the socket opened apply from there.
+            self.channel_keys = await database_sync_to_async(channels.channel_keys_for)(self.user)
+            if conversation is not None and await self._hidden(conversation):
+                conversation = None
             if conversation != self.watching:
                 await self._unwatch()
                 if conversation is not None:
@@ -237,7 +249,15 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
     # A fragment depends on the event, the language and (for the list) the filter, never on
     # the socket: every socket of this process with the same audience shares one render.
 
+    async def _hidden(self, conversation_id) -> bool:
+        """The conversation is on a channel this agent does not work on."""
+        if self.channel_keys is None or not isinstance(conversation_id, int):
+            return False
+        return await _channel_of(conversation_id) not in self.channel_keys
+
     async def message_created(self, event):
+        if await self._hidden(event.get("conversation_id")):
+            return
         if event.get("group") == "inbox":
             html = await self._list_update(event, event.get("message_id"))
         elif event.get("conversation_id") == self.watching:
@@ -248,12 +268,16 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
             await self.send(html)
 
     async def message_status(self, event):
+        if await self._hidden(event.get("conversation_id")):
+            return
         if event.get("group") == "conversation" and event.get("conversation_id") == self.watching:
             html = await self._thread_line(event)
             if html:
                 await self.send(html)
 
     async def conversation_updated(self, event):
+        if await self._hidden(event.get("conversation_id")):
+            return
         if event.get("group") == "inbox":
             html = await self._list_update(event)
         elif event.get("conversation_id") == self.watching:
@@ -272,9 +296,15 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
 
     async def events_batch(self, event):
         """Many messages at once (a campaign batch): the page re-fetches its list, and the
-        open thread gets its own lines, if it is in the batch."""
+        open thread gets its own lines, if it is in the batch. A limited agent hears of it
+        only when a conversation of theirs is in it."""
+        items = event.get("items", [])
+        if self.channel_keys is not None:
+            items = [item for item in items if not await self._hidden(item[0])]
+            if not items:
+                return
         await self.send(LIST_STALE)
-        for conversation_id, message_id in event.get("items", []):
+        for conversation_id, message_id in items:
             if conversation_id != self.watching or message_id is None:
                 continue
             one = {
@@ -304,6 +334,30 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
             ("line", event.get("event_id"), self.language),
             lambda: _thread_line(self.language, event["message_id"], event.get("type")),
         )
+
+
+# --- which channel a conversation is on (it never changes) ---------------------------------------
+
+CHANNEL_OF_MAX = 50_000
+_channel_of_cache: dict[int, str] = {}
+
+
+async def _channel_of(conversation_id: int) -> str:
+    key = _channel_of_cache.get(conversation_id)
+    if key is None:
+        key = await _channel_lookup(conversation_id)
+        if len(_channel_of_cache) >= CHANNEL_OF_MAX:
+            _channel_of_cache.clear()
+        if key:
+            _channel_of_cache[conversation_id] = key
+    return key
+
+
+@database_sync_to_async
+def _channel_lookup(conversation_id: int) -> str:
+    """Blank for a conversation that is gone (no channel: hidden from a limited agent)."""
+    found = Conversation.objects.filter(id=conversation_id).values_list("channel_id", flat=True)
+    return found.first() or ""
 
 
 # --- rendering (ORM and templates: in a thread, once per event and audience) ---------------------

@@ -11,6 +11,7 @@ from ninja.errors import HttpError
 
 from chatdesk.roles import MARKETING, has_role
 from customers.models import Segment
+from inbox.models import DEFAULT_CHANNEL
 from outbound.campaigns.audience import MARKETING_KINDS
 from outbound.campaigns.control import campaign_cancel, campaign_pause, campaign_resume
 from outbound.campaigns.create import (
@@ -43,10 +44,12 @@ class CampaignIn(Schema):
     window_start: time | None = None
     window_end: time | None = None
     best_hour: bool = False
+    # The key of the channel (WhatsApp number) it goes out from; the default one if omitted.
+    channel: str = DEFAULT_CHANNEL
 
 
 class WaitingOut(Schema):
-    code: str  # window, best_hour or rate_limit
+    code: str  # window, best_hour, rate_limit or meta_limit
     until: datetime
     text: str
 
@@ -56,6 +59,7 @@ class CampaignOut(Schema):
     title: str
     kind: str
     state: str
+    channel: str
     scheduled_at: datetime | None
     launched_at: datetime | None
     completed_at: datetime | None
@@ -109,6 +113,7 @@ def campaign_out(campaign: Campaign) -> dict:
     )
     return {
         **{name: getattr(campaign, name) for name in fields},
+        "channel": campaign.channel_id,
         "recipients_total": campaign.recipients_total,
         "opted_out_excluded": campaign.opted_out_excluded,
         "funnel": {k: v for k, v in funnel.items() if k != "first_pending"},
@@ -160,6 +165,7 @@ def campaign_create_api(request, payload: CampaignIn):
             window_end=payload.window_end,
             best_hour=payload.best_hour,
             created_by=request.auth.user,
+            channel=payload.channel,
         )
     except CampaignInvalid as error:
         return invalid(error.errors)

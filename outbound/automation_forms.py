@@ -10,6 +10,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from chatdesk.roles import SUPPORT
+from outbound.forms import channel_field_setup
+from outbound.meta_templates import template_channel_errors
 from outbound.models import AutomationSettings, AutoReplyRule, MessageTemplate, ReminderRule
 from outbound.renewals import MONTHS_MAX
 from outbound.rules import WEEKDAYS, business_hours_parse, keywords_parse
@@ -42,6 +44,7 @@ class ReminderRuleForm(forms.ModelForm):
             "window_start",
             "window_end",
             "include_opted_out",
+            "channel",
             "active",
         ]
         widgets = {
@@ -62,6 +65,7 @@ class ReminderRuleForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["template"].queryset = _templates()
+        channel_field_setup(self)
 
     def clean_days_from_expiry(self):
         days = self.cleaned_data["days_from_expiry"]
@@ -80,6 +84,12 @@ class ReminderRuleForm(forms.ModelForm):
             )
         if data.get("kind") == ReminderRule.Kind.ANNIVERSARY:
             data["days_from_expiry"] = 0
+        channel, template = data.get("channel"), data.get("template")
+        if channel is not None and template is not None:
+            # A Cloud API number sends reminders only as an approved Meta template.
+            problems = template_channel_errors(template=template, channel=channel.key)
+            if problems:
+                self.add_error("template", " ".join(problems))
         return data
 
 

@@ -20,6 +20,8 @@ from django.views.decorators.http import require_POST
 from chatdesk.csvexport import csv_response
 from chatdesk.roles import MARKETING, role_required
 from customers.models import Segment
+from inbox import channels
+from inbox.models import DEFAULT_CHANNEL
 from outbound.campaigns.audience import MARKETING_KINDS
 from outbound.campaigns.control import campaign_cancel, campaign_pause, campaign_resume
 from outbound.campaigns.create import (
@@ -37,6 +39,7 @@ from outbound.campaigns.results import (
     campaign_results,
     campaign_waiting,
 )
+from outbound.forms import channel_field_setup
 from outbound.models import Campaign, MessageTemplate
 from outbound.segments import SegmentFilterError, segment_count, segment_presets
 from outbound.templating import CAMPAIGN_VARIABLES
@@ -113,10 +116,12 @@ class CampaignForm(forms.Form):
     best_hour = forms.BooleanField(
         label=gettext_lazy("Enviar a la mejor hora de cada cliente"), required=False
     )
+    channel = forms.ChoiceField(label=gettext_lazy("Enviar desde el número"))
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["audience"].choices = audience_choices()
+        channel_field_setup(self)
 
     def clean(self):
         data = super().clean()
@@ -152,6 +157,12 @@ def _campaign(campaign_id: int) -> Campaign:
     return get_object_or_404(
         Campaign.objects.select_related("segment", "created_by"), pk=campaign_id
     )
+
+
+def _channel_name(campaign: Campaign) -> str:
+    """The number it goes out from, named only on installs with several."""
+    label = channels.labels().get(campaign.channel_id)
+    return label[0] if label else ""
 
 
 # --- list -------------------------------------------------------------------------------
@@ -199,10 +210,12 @@ def campaign_new(request):
                 window_end=data["window_end"],
                 best_hour=data["best_hour"],
                 created_by=request.user,
+                channel=data.get("channel") or DEFAULT_CHANNEL,
             )
         except CampaignInvalid as error:
             for field, message in error.errors.items():
                 fields = ("variant_b", "variant_c", "body", "send_at", "descuento")
+                fields += ("channel",) if "channel" in form.fields else ()
                 form.add_error(field if field in fields else None, message)
         else:
             messages.success(request, _("Campaña «%(title)s» creada.") % {"title": campaign.title})
@@ -278,6 +291,7 @@ def _page_context(request, campaign: Campaign) -> dict:
         "renewal_days": renewal_days,
         "live": campaign.state in LIVE_STATES,
         "waiting": waiting,
+        "channel_name": _channel_name(campaign),
         "query": request.GET.urlencode(),
     }
 

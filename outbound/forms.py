@@ -2,6 +2,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from customers.models import Customer, Segment, Service, Tag
+from inbox.models import DEFAULT_CHANNEL, Channel
 from outbound.meta_templates import meta_link_errors
 from outbound.models import MessageTemplate
 from outbound.segments import SegmentFilterError, segment_filters_clean
@@ -41,6 +42,30 @@ class MetaParamsField(forms.CharField):
     def to_python(self, value):
         text = super().to_python(value) or ""
         return [part.strip().strip("{}").strip() for part in text.split(",") if part.strip()]
+
+
+def channel_choices() -> list[tuple[str, str]]:
+    """The active channels a campaign or reminder may go out from; [] on a one-channel install
+    (the form then shows no choice and uses the default channel)."""
+    rows = list(Channel.objects.filter(active=True).values_list("key", "name"))
+    return rows if len(rows) > 1 else []
+
+
+def channel_field_setup(form: forms.BaseForm, *, name: str = "channel") -> None:
+    """Offer the channels when there are several, else drop the field (one-channel installs
+    look as before)."""
+    choices = channel_choices()
+    if not choices:
+        del form.fields[name]
+        return
+    field = form.fields[name]
+    if isinstance(field, forms.ModelChoiceField):
+        field.queryset = Channel.objects.filter(active=True)
+        field.empty_label = None
+    else:
+        field.choices = choices
+    if not form.is_bound and not form.initial.get(name):
+        form.initial[name] = DEFAULT_CHANNEL if DEFAULT_CHANNEL in dict(choices) else choices[0][0]
 
 
 class TemplateForm(forms.ModelForm):

@@ -5,6 +5,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from inbox.models import DEFAULT_CHANNEL
+
 
 class MessageTemplate(models.Model):
     class Category(models.TextChoices):
@@ -120,6 +122,20 @@ class MetaSend(models.Model):
         return f"{self.message_id}: {self.name}"
 
 
+def channel_field():
+    """The WhatsApp number a campaign or reminder goes out from (a channel's key, like
+    Conversation.channel: the default channel's row may be missing, so no constraint)."""
+    return models.ForeignKey(
+        "inbox.Channel",
+        to_field="key",
+        on_delete=models.PROTECT,
+        default=DEFAULT_CHANNEL,
+        related_name="+",
+        verbose_name=_("número de WhatsApp"),
+        db_constraint=False,
+    )
+
+
 # --- automations: reminders, auto-replies, opt-out (outbound.reminders, outbound.rules) ------
 class ReminderRule(models.Model):
     """A time-based message: N days before / on / after a subscription's expiry, or on its
@@ -141,6 +157,7 @@ class ReminderRule(models.Model):
     # Reminders are service messages, not marketing: by default they still reach customers
     # who opted out of promotions.
     include_opted_out = models.BooleanField(_("también a quienes pidieron la baja"), default=True)
+    channel = channel_field()
     active = models.BooleanField(_("activa"), default=True)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -392,6 +409,7 @@ class Campaign(models.Model):
     window_start = models.TimeField(_("enviar desde"), default=window_start_default)
     window_end = models.TimeField(_("enviar hasta"), default=window_end_default)
     best_hour = models.BooleanField(_("a la mejor hora de cada cliente"), default=False)
+    channel = channel_field()
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

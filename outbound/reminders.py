@@ -15,6 +15,8 @@ Choices:
   get them, unless the rule says otherwise (`include_opted_out`).
 - A template that cannot be filled for a customer (MissingValue: no name for {nombre}...) is
   recorded as skipped with the reason, and is not retried for that date.
+- A rule goes out from its channel (the WhatsApp number it names; the default one unless
+  chosen), into the customer's conversation there.
 - A renewal moves the expiry, so "before expiry" rules for the old date stop matching.
 - Anniversaries: active subscriptions whose start date has the same month and day, one year or
   more ago; a start on 29 February is celebrated on 28 February in other years.
@@ -121,7 +123,10 @@ def reminder_send(
                 return "skipped"
             try:
                 sent.message = message_send(
-                    customer=subscription.customer, text=text, author_kind=Message.Author.REMINDER
+                    customer=subscription.customer,
+                    text=text,
+                    author_kind=Message.Author.REMINDER,
+                    channel=rule.channel_id,
                 )
             except SendRejected as exc:
                 sent.outcome, sent.skip_reason = ReminderSent.Outcome.SKIPPED, exc.message[:300]

@@ -204,7 +204,11 @@ def _conversations_touch_bulk(messages: list[Message]) -> None:
 
 
 def messages_send_bulk(
-    *, sends: list[tuple[int, str]], author_kind: str, marketing: bool = False
+    *,
+    sends: list[tuple[int, str]],
+    author_kind: str,
+    marketing: bool = False,
+    channel: str = DEFAULT_CHANNEL,
 ) -> list[Message]:
     """`message_send` of many texts at once (a campaign batch), given (customer id, text)
     with texts that passed `text_check`: the same rows, previews, events and jobs, in a few
@@ -214,7 +218,7 @@ def messages_send_bulk(
     if not sends:
         return []
     with transaction.atomic():
-        conversations = _conversations_for({customer_id for customer_id, _ in sends})
+        conversations = _conversations_for({customer_id for customer_id, _ in sends}, channel)
         messages = bulk_insert(
             Message,
             [

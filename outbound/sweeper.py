@@ -9,6 +9,10 @@
 - `queued` for longer than SEND_STUCK_QUEUED_SECONDS: its broker message was lost (a Redis
   restart, an embedded process restart). Re-enqueued; the claim makes a duplicate harmless.
 - `scheduled` and due: becomes `queued` and is enqueued.
+
+Message info is WaSender's: each row is asked through its channel's client
+(inbox.channels.client_for). Meta's Cloud API has no such endpoint: a Cloud API row is never
+asked; it settles by its status webhooks, else becomes `unknown` after the wait.
 """
 
 import logging
@@ -17,15 +21,15 @@ from datetime import timedelta
 import dramatiq
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from dramatiq_crontab import interval
 
-from inbox.models import Message
+from inbox import channels
+from inbox.models import Channel, Message
 from inbox.services import message_wa_id_link
 from outbound.pipeline import message_enqueue, message_unconfirmed, status_publish
-from provider import wasender
 from provider.errors import ProviderError
 
 logger = logging.getLogger(__name__)
@@ -55,12 +59,14 @@ STAMP = {
     actor_name="outbound.outbox_sweep", queue_name="outbound", max_retries=0, time_limit=120_000
 )
 def outbox_sweep() -> None:
-    counts = sweep(client=wasender.client())
+    counts = sweep()
     if any(counts.values()):
         logger.info("outbox sweep: %s", counts)
 
 
-def sweep(*, client, now=None) -> dict:
+def sweep(*, client=None, now=None) -> dict:
+    """`client` answers message info for every WaSender row (tests); by default each row's
+    channel's own client."""
     now = now or timezone.now()
     return {
         "unconfirmed_or_resolved": sending_sweep(
@@ -76,23 +82,43 @@ def sweep(*, client, now=None) -> dict:
     }
 
 
-def sending_sweep(*, client, before) -> int:
-    stuck = Message.objects.filter(status=Status.SENDING, sending_at__lt=before)
+def info_client(channel_key: str, *, given=None):
+    """The client that asks message info for this channel's rows; None for a Cloud API
+    number (no message info at Meta) or a channel that is gone."""
+    try:
+        channel = channels.channel_cached(channel_key)
+    except Channel.DoesNotExist:
+        return None
+    if channel.is_cloudapi:
+        return None
+    return given or channels.client_for(channel)
+
+
+def _with_channel(messages):
+    return messages.annotate(channel_key=F("conversation__channel_id"))
+
+
+def sending_sweep(*, client=None, before) -> int:
+    stuck = _with_channel(Message.objects.filter(status=Status.SENDING, sending_at__lt=before))
     done = 0
     for message in stuck[:BATCH]:
-        known = message.provider_msg_id and sending_resolve(message, client=client)
+        asker = info_client(message.channel_key, given=client)
+        known = message.provider_msg_id and asker and sending_resolve(message, client=asker)
         interrupted = _("el envío se interrumpió")
         done += bool(known or message_unconfirmed(message, interrupted))
     return done
 
 
-def unconfirmed_sweep(*, client, before) -> int:
-    """Unconfirmed sends: settled by message info where the id is known; past the wait with
-    no evidence, unknown."""
+def unconfirmed_sweep(*, client=None, before) -> int:
+    """Unconfirmed sends: settled by message info where the id is known (WaSender rows);
+    past the wait with no evidence, unknown."""
     waiting = Message.objects.filter(status=Status.UNCONFIRMED).order_by("sending_at")
     done = 0
-    for message in waiting.exclude(provider_msg_id=None)[:BATCH]:
-        done += sending_resolve(message, client=client)
+    cloudapi = Channel.objects.filter(provider=Channel.Provider.CLOUDAPI).values("key")
+    askable = waiting.exclude(provider_msg_id=None).exclude(conversation__channel_id__in=cloudapi)
+    for message in _with_channel(askable)[:BATCH]:
+        asker = info_client(message.channel_key, given=client)
+        done += bool(asker) and sending_resolve(message, client=asker)
     for message in waiting.filter(sending_at__lt=before)[:BATCH]:
         done += message_unknown(message)
     return done

@@ -8,7 +8,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from customers.models import Segment
-from inbox.models import DEFAULT_CHANNEL
+from inbox.models import DEFAULT_CHANNEL, Channel
 from outbound.campaigns.launch import LAUNCHABLE, launch_enqueue_on_commit
 from outbound.meta_templates import template_channel_errors
 from outbound.models import Campaign, CampaignVariant, MessageTemplate
@@ -61,6 +61,16 @@ def _body_errors(body: str, extra: dict, *, field: str) -> dict[str, str]:
     return {}
 
 
+def channel_errors(channel: str) -> dict[str, str]:
+    """The channel a campaign or reminder goes out from: the default one (its row may be
+    missing) or an active channel."""
+    if channel == DEFAULT_CHANNEL:
+        return {}
+    if isinstance(channel, str) and Channel.objects.filter(key=channel, active=True).exists():
+        return {}
+    return {"channel": _("Ese número de WhatsApp no existe o está desactivado.")}
+
+
 def campaign_validate(
     *,
     title: str,
@@ -72,9 +82,10 @@ def campaign_validate(
     window_start: time,
     window_end: time,
     scheduled_at: datetime | None = None,
+    channel: str = DEFAULT_CHANNEL,
 ) -> tuple[dict, dict[str, str]]:
     """(clean filters, errors). A past `scheduled_at` is fine: it means now."""
-    errors: dict[str, str] = {}
+    errors: dict[str, str] = channel_errors(channel)
     if not title.strip():
         errors["title"] = _("Escriba un título.")
     if kind not in Campaign.Kind.values:
@@ -124,9 +135,9 @@ def campaign_create(
     channel: str = DEFAULT_CHANNEL,
 ) -> Campaign:
     """A draft, or a scheduled campaign when `scheduled_at` is given (a time already past
-    launches as soon as a worker takes it). Without a body, the template's is copied. On a
-    Cloud API number (`channel`) the template must be linked to an approved Meta template.
-    Raises CampaignInvalid."""
+    launches as soon as a worker takes it). Without a body, the template's is copied. It goes
+    out from `channel` (a channel's key); on a Cloud API number the template must be linked to
+    an approved Meta template. Raises CampaignInvalid."""
     if extra is not None and not isinstance(extra, dict):
         raise CampaignInvalid({"extra": _("Las variables deben ser un objeto de textos.")})
     extra = {k: str(v).strip() for k, v in (extra or {}).items() if str(v).strip()}
@@ -146,8 +157,11 @@ def campaign_create(
         window_start=window_start,
         window_end=window_end,
         scheduled_at=scheduled_at,
+        channel=channel,
     )
-    meta_errors = template_channel_errors(template=template, channel=channel)
+    meta_errors = (
+        [] if "channel" in errors else template_channel_errors(template=template, channel=channel)
+    )
     if meta_errors:
         errors["template"] = " ".join(meta_errors)
     if errors:
@@ -165,6 +179,7 @@ def campaign_create(
         window_start=window_start,
         window_end=window_end,
         best_hour=best_hour,
+        channel_id=channel,
         created_by=created_by,
     )
     if variants:
@@ -214,6 +229,7 @@ def campaign_duplicate(*, campaign: Campaign, created_by=None) -> Campaign:
         created_by=created_by,
         retarget_of=campaign.retarget_of,
         retarget_audience=campaign.retarget_audience,
+        channel=campaign.channel_id,
     )
     return copy
 
@@ -239,4 +255,5 @@ def campaign_retarget(
         created_by=created_by,
         retarget_of=campaign,
         retarget_audience=audience,
+        channel=campaign.channel_id,
     )

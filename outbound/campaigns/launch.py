@@ -46,7 +46,7 @@ from django.utils.translation import gettext_noop
 from dramatiq_crontab import interval
 
 from customers.models import Customer, Subscription
-from inbox.models import Message
+from inbox.models import DEFAULT_CHANNEL, Message
 from outbound import ratelimit
 from outbound.campaigns.audience import (
     MARKETING_KINDS,
@@ -57,6 +57,7 @@ from outbound.campaigns.audience import (
     planned_at,
     window_open_at,
 )
+from outbound.campaigns.metalimit import meta_limit_room
 from outbound.models import Campaign, CampaignRecipient
 from outbound.services import TEXT_MAX, SendRejected, messages_send_bulk, text_check
 from outbound.templating import MissingValue, TemplateError, template_render
@@ -234,7 +235,9 @@ def campaign_backlog() -> int:
     ).count()
 
 
-def recipients_queue(*, recipients: list[CampaignRecipient], now: datetime) -> int:
+def recipients_queue(
+    *, recipients: list[CampaignRecipient], now: datetime, channel: str = DEFAULT_CHANNEL
+) -> int:
     """pending -> queued, each with its message, in one transaction (a crash writes none of
     them). Recipients another chain holds or took, or of a campaign no longer running, are
     left alone. A marketing campaign runs for days: who opted out since the launch is
@@ -259,7 +262,7 @@ def recipients_queue(*, recipients: list[CampaignRecipient], now: datetime) -> i
         ready = _sendable([r for r in recipients if r.pk in claimed])
         sends = [(r.customer_id, r.body) for r in ready]
         messages = messages_send_bulk(
-            sends=sends, author_kind=Message.Author.CAMPAIGN, marketing=marketing
+            sends=sends, author_kind=Message.Author.CAMPAIGN, marketing=marketing, channel=channel
         )
         for recipient, message in zip(ready, messages, strict=True):
             recipient.message = message
@@ -317,6 +320,9 @@ def campaign_fanout_step(
     if opens > now:
         return (opens - now).total_seconds()
     room = fanout_lookahead(now=now) - campaign_backlog() if paced else CHUNK
+    room, held = meta_limit_room(channel_key=campaign.channel_id, room=room, now=now)
+    if held is not None:
+        return held
     interval_s = ratelimit.send_interval()
     if room <= 0:
         return min(max(interval_s * (1 - room), 0.2), 2.0)
@@ -329,7 +335,8 @@ def campaign_fanout_step(
         return max((window_open_at(campaign, now=next_planned) - now).total_seconds(), 0.5)
     started = time_monotonic()
     for start in range(0, len(due), FANOUT_TRANSACTION):
-        recipients_queue(recipients=due[start : start + FANOUT_TRANSACTION], now=now)
+        batch = due[start : start + FANOUT_TRANSACTION]
+        recipients_queue(recipients=batch, now=now, channel=campaign.channel_id)
         if time_monotonic() - started > FANOUT_STEP_SECONDS:
             return 0.0
     return min(max(interval_s * len(due) / 2, 0.2), 2.0)

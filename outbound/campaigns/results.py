@@ -8,12 +8,14 @@ from datetime import datetime, timedelta
 from django.core.cache import cache
 from django.db.models import Count, Exists, Min, OuterRef, Q, QuerySet
 from django.utils import formats, timezone
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from customers.models import Renewal
 from inbox.models import Message
 from outbound import ratelimit
 from outbound.campaigns.audience import _local, _reply_after, window_open_at
+from outbound.campaigns.metalimit import meta_limit_reached
 from outbound.models import Campaign, CampaignRecipient
 
 State = Campaign.State
@@ -301,7 +303,7 @@ HELD_MIN_SECONDS = 5.0
 class Waiting:
     """Why a running campaign is not sending, and when it starts again."""
 
-    code: str  # "window", "best_hour" or "rate_limit"
+    code: str  # "window", "best_hour", "meta_limit" or "rate_limit"
     until: datetime
     label: str  # "en espera hasta las 09:00"
     reason: str  # "fuera de la ventana de envío (de 09:00 a 20:00)"
@@ -327,11 +329,41 @@ def waiting_label(until: datetime, *, now: datetime) -> str:
     return _("en espera hasta el %(day)s a las %(time)s") % {"day": day, "time": clock}
 
 
+def _grouped(number: int) -> str:
+    """1.000 in Spanish (as Ecuador writes it; Django's es format groups with a space), 1,000
+    in English."""
+    text = f"{number:,}"
+    return text.replace(",", ".") if (get_language() or "es").startswith("es") else text
+
+
+def meta_limit_waiting(campaign: Campaign, *, now: datetime) -> Waiting | None:
+    """ "Pausada por el límite de Meta: 1.000 clientes en 24 h en el número Soporte; sigue a
+    las 14:30" while the campaign's Cloud API number is at its limit."""
+    reached = meta_limit_reached(channel_key=campaign.channel_id, now=now)
+    if reached is None:
+        return None
+    channel, limit, until = reached
+    local, today = _local(until), _local(now).date()
+    clock = local.strftime("%H:%M")
+    when = (
+        _("sigue a las %(time)s") % {"time": clock}
+        if local.date() == today
+        else _("sigue mañana a las %(time)s") % {"time": clock}
+    )
+    reason = _("%(limit)s clientes en 24 h en el número %(name)s; %(when)s") % {
+        "limit": _grouped(limit),
+        "name": channel.name,
+        "when": when,
+    }
+    return Waiting("meta_limit", until, _("Pausada por el límite de Meta"), reason)
+
+
 def campaign_waiting(
     *, campaign: Campaign, now: datetime | None = None, open_recipients: dict | None = None
 ) -> Waiting | None:
     """For a running campaign with nothing going out now: outside its sending window, each
-    customer's best hour still to come, or the provider's rate limit holding every send.
+    customer's best hour still to come, its Cloud API number at Meta's messaging limit, or
+    the provider's rate limit holding every send.
     `open_recipients` ({"first_pending": datetime | None, "queued": int}) when the caller
     already counted them (the list and the progress poll, in their one query)."""
     if campaign.state != State.RUNNING:
@@ -360,6 +392,9 @@ def campaign_waiting(
                 else _("los siguientes envíos están programados para más tarde")
             )
             return Waiting("best_hour", until, waiting_label(until, now=now), reason)
+        limited = meta_limit_waiting(campaign, now=now)
+        if limited is not None:
+            return limited
     elif not queued:
         return None
     held = ratelimit.bucket().held_for("default")

@@ -1,7 +1,10 @@
 """The outbox sweeper: never resends a send whose fate is uncertain (unconfirmed, then unknown
 after the wait); re-enqueues lost queue entries."""
 
+import json
+import threading
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dramatiq
 import httpx
@@ -9,7 +12,9 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
-from inbox.models import Message
+from customers.models import Customer
+from inbox import channels
+from inbox.models import Channel, Message
 from outbound.services import message_send
 from outbound.sweeper import sweep
 from tests.outbound.helpers import Script, client_for, enqueued
@@ -186,3 +191,92 @@ def test_finished_rows_are_never_touched(db):
         "cancelled",
     ]
     assert enqueued() == []
+
+
+# --- several numbers: each row asked through its own channel's client, Cloud API rows never --
+
+
+class InfoServer:
+    """A real HTTP server answering WaSender's message info ("read") and recording who asked."""
+
+    def __init__(self):
+        asked = self.asked = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                asked.append((self.path, self.headers.get("Authorization")))
+                msg_id = int(self.path.split("/")[-2])
+                data = {"msgId": msg_id, "key": {"id": f"3EB0{msg_id}"}, "status": 4}
+                body = json.dumps({"success": True, "data": data}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/api"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def info_server(settings):
+    server = InfoServer()
+    settings.WASENDER_BASE_URL = server.url
+    channels.labels_forget()
+    yield server
+    server.close()
+    channels.labels_forget()
+
+
+def channel_row(channel_key: str, phone: str, **fields):
+    customer = Customer.objects.create(phone=phone)
+    message = message_send(customer=customer, text="Hola", author_kind="api", channel=channel_key)
+    Message.objects.filter(id=message.id).update(**fields)
+    message.refresh_from_db()
+    return message
+
+
+@override_settings(SEND_UNCONFIRMED_SECONDS=600, SEND_STUCK_SENDING_SECONDS=120)
+def test_it_asks_each_wasender_row_through_its_channels_client_and_never_a_cloud_api_one(
+    db, info_server
+):
+    sucursal = Channel(key="sucursal", name="Sucursal", provider="wasender", account="s-2")
+    channels.credentials_update(sucursal, {"api_key": "clave-sucursal"})
+    sucursal.save()
+    Channel.objects.create(key="soporte", name="Soporte", provider="cloudapi", account="1065")
+    recent = NOW - timedelta(minutes=1)
+    wasender_row = channel_row(
+        "sucursal", "+593968196046", status="unconfirmed", sending_at=recent, provider_msg_id=71
+    )
+    meta_waiting = channel_row(
+        "soporte", "+593968196047", status="unconfirmed", sending_at=recent, provider_msg_id=72
+    )
+    meta_stuck = channel_row(
+        "soporte",
+        "+593968196048",
+        status="sending",
+        sending_at=NOW - timedelta(minutes=3),
+        provider_msg_id=73,
+    )
+
+    sweep(now=NOW)
+    assert info_server.asked == [("/api/messages/71/info", "Bearer clave-sucursal")]
+    for row in (wasender_row, meta_waiting, meta_stuck):
+        row.refresh_from_db()
+    assert (wasender_row.status, wasender_row.wa_id) == ("read", "3EB071")
+    # Meta's rows wait for their status webhooks: never asked, never resent...
+    assert (meta_waiting.status, meta_stuck.status) == ("unconfirmed", "unconfirmed")
+    assert enqueued() == []
+    # ...and become unknown after the wait without evidence.
+    sweep(now=NOW + timedelta(minutes=11))
+    meta_waiting.refresh_from_db()
+    assert meta_waiting.status == "unknown"
+    assert len(info_server.asked) == 1

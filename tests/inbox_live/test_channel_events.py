@@ -1,0 +1,119 @@
+"""/ws/inbox/ for agents limited to some channels (issue 20): Bob works on "Soporte" only, so
+his socket gets no frame about a conversation on another number, nor its thread; Alice (an
+admin) gets everything. Over the real stack (chatdesk.asgi), as tests/inbox_live's others.
+
+Absence is shown without timing: a frame about a conversation Bob does see is published after
+the one he must not get, and it is the first frame his socket receives."""
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+
+from chatdesk.asgi import application
+from inbox.events import EventType, event_publish, messages_created_publish
+from inbox.models import Channel
+from tests.conftest import make_user
+from tests.inbox_live.conftest import conversation_with, message_in
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+WAIT = 10  # an upper bound for a frame that must come, not a timing
+
+
+@database_sync_to_async
+def setting():
+    """Bob limited to Soporte; Alice an admin; one conversation on each number."""
+    alice = make_user("alice", "admin", first_name="Alice")
+    bob = make_user("bob", "agent", first_name="Bob")
+    soporte = Channel.objects.create(
+        key="soporte", name="Soporte", provider="cloudapi", account="1"
+    )
+    soporte.agents.add(bob)
+    ventas = conversation_with("+593968196046", "Carlos de Ventas")
+    apoyo = conversation_with("+593968196047", "Diana de Soporte", channel_id="soporte")
+    return alice, bob, ventas, apoyo
+
+
+@database_sync_to_async
+def cookie(user) -> bytes:
+    client = Client()
+    client.force_login(user)
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+async def connected(user) -> WebsocketCommunicator:
+    headers = [(b"host", b"testserver"), (b"origin", b"http://testserver")]
+    headers.append((b"cookie", await cookie(user)))
+    communicator = WebsocketCommunicator(application, "/ws/inbox/", headers=headers)
+    assert (await communicator.connect())[0]
+    return communicator
+
+
+async def watch(communicator, conversation=None):
+    await communicator.send_json_to({"type": "watch", "conversation": conversation, "view": "all"})
+    await communicator.receive_nothing(timeout=0.2)  # a round trip: the watch is applied
+
+
+@database_sync_to_async
+def new_message(conversation, text: str):
+    message = message_in(conversation, text)
+    event_publish(EventType.MESSAGE_CREATED, conversation_id=conversation.pk, message_id=message.pk)
+    return message
+
+
+async def test_a_limited_agent_gets_no_frame_of_another_channels_message(channel_layer):
+    alice, bob, ventas, apoyo = await setting()
+    admin, limited = await connected(alice), await connected(bob)
+    await watch(admin)
+    await watch(limited)
+
+    await new_message(ventas, "Quiero el combo de Ventas")
+    seen = await admin.receive_from(timeout=WAIT)
+    assert f'id="conv-{ventas.pk}"' in seen and "Quiero el combo de Ventas" in seen
+
+    await new_message(apoyo, "No me funciona la cuenta")
+    first = await limited.receive_from(timeout=WAIT)
+    assert f'id="conv-{apoyo.pk}"' in first and "No me funciona la cuenta" in first
+    assert "Ventas" not in first
+    assert f'id="conv-{apoyo.pk}"' in await admin.receive_from(timeout=WAIT)
+    await admin.disconnect()
+    await limited.disconnect()
+
+
+async def test_a_limited_agent_cannot_watch_another_channels_thread(channel_layer):
+    _alice, bob, ventas, apoyo = await setting()
+    limited = await connected(bob)
+    await watch(limited, conversation=ventas.pk)
+
+    message = await new_message(ventas, "Hola de Ventas")
+    await database_sync_to_async(event_publish)(
+        EventType.MESSAGE_STATUS, conversation_id=ventas.pk, message_id=message.pk
+    )
+    await database_sync_to_async(event_publish)(
+        EventType.CONVERSATION_UPDATED, conversation_id=ventas.pk
+    )
+    await new_message(apoyo, "Hola de Soporte")
+    first = await limited.receive_from(timeout=WAIT)
+    assert f'id="conv-{apoyo.pk}"' in first and "Hola de Ventas" not in first
+    await limited.disconnect()
+
+
+async def test_a_batch_of_another_channel_tells_a_limited_agent_nothing(channel_layer):
+    alice, bob, ventas, apoyo = await setting()
+    admin, limited = await connected(alice), await connected(bob)
+    await watch(admin)
+    await watch(limited)
+
+    @database_sync_to_async
+    def batch(conversation):
+        rows = [(conversation.pk, message_in(conversation, f"n{i}").pk) for i in range(25)]
+        messages_created_publish(rows)
+
+    await batch(ventas)
+    assert 'id="list-stale"' in await admin.receive_from(timeout=WAIT)
+    await batch(apoyo)
+    assert 'id="list-stale"' in await limited.receive_from(timeout=WAIT)
+    assert 'id="list-stale"' in await admin.receive_from(timeout=WAIT)
+    assert await limited.receive_nothing(timeout=0.3)
+    await admin.disconnect()
+    await limited.disconnect()
