@@ -33,19 +33,22 @@ ticks kick once.
 import logging
 import math
 import random
-from datetime import datetime, timedelta
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from time import monotonic as time_monotonic
 
 import dramatiq
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Prefetch, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 from dramatiq_crontab import interval
 
-from customers.models import Customer, Subscription
+from customers.models import Customer, Service, Subscription
 from inbox.models import Message
 from outbound import ratelimit
 from outbound.campaigns.audience import (
@@ -59,7 +62,13 @@ from outbound.campaigns.audience import (
 )
 from outbound.models import Campaign, CampaignRecipient
 from outbound.services import TEXT_MAX, SendRejected, messages_send_bulk, text_check
-from outbound.templating import MissingValue, TemplateError, template_render
+from outbound.templating import (
+    CUSTOMER_VARIABLES,
+    MissingValue,
+    TemplateError,
+    template_render,
+    template_variables,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +125,7 @@ def campaign_launch(*, campaign_id: int, now: datetime | None = None) -> bool:
     return True
 
 
-def _render(campaign: Campaign, body: str, customer: Customer, service, today) -> tuple[str, str]:
+def _render(campaign: Campaign, body: str, customer, service, today) -> tuple[str, str]:
     """(text, skip reason)."""
     try:
         text = template_render(
@@ -131,44 +140,113 @@ def _render(campaign: Campaign, body: str, customer: Customer, service, today) -
     return text, ""
 
 
+class _Subscriptions(list):
+    """What template_render reads of `customer.subscriptions`: `.all()`."""
+
+    def all(self):
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class _Subscription:
+    service_id: int
+    service: Service
+    price: Decimal
+    expires_on: date
+
+
+@dataclass(frozen=True, slots=True)
+class _Customer:
+    """The fields template_render reads of a customer, without a model instance: a launch to
+    a million customers builds none (building them was most of its time and memory)."""
+
+    name: str
+    subscriptions: _Subscriptions
+
+
+def _needs_subscriptions(bodies: list[str]) -> bool:
+    variables = set().union(*(template_variables(body) for body in bodies))
+    return bool(variables & (CUSTOMER_VARIABLES.keys() - {"nombre"}))
+
+
+def _audience_chunks(customers: QuerySet[Customer], *, subscriptions: bool):
+    """Lists of (customer id, _Customer) in customer id order, CHUNK at a time (keyset on the
+    id), each with their subscriptions when the bodies need them."""
+    customers = customers.order_by("pk")
+    services = {s.pk: s for s in Service.objects.all()} if subscriptions else {}
+    last = 0
+    while True:
+        rows = list(customers.filter(pk__gt=last).values_list("pk", "name")[:CHUNK])
+        if not rows:
+            return
+        last = rows[-1][0]
+        found: dict[int, _Subscriptions] = defaultdict(_Subscriptions)
+        if subscriptions:
+            subs = Subscription.objects.filter(customer_id__in=[pk for pk, _ in rows]).order_by()
+            for customer_id, service_id, price, expires_on in subs.values_list(
+                "customer_id", "service_id", "price", "expires_on"
+            ):
+                found[customer_id].append(
+                    _Subscription(service_id, services[service_id], price, expires_on)
+                )
+        yield [(pk, _Customer(name, found[pk])) for pk, name in rows]
+
+
 def recipients_materialise(*, campaign: Campaign, now: datetime) -> tuple[int, int]:
-    """Write every recipient (idempotent: existing rows are kept). (recipients, opted out)."""
+    """Write every recipient (idempotent: existing rows are kept). (recipients, opted out).
+    Customers are read as tuples and the recipients written one statement per CHUNK, so
+    time and memory stay the same per customer however large the audience."""
     customers, excluded = campaign_audience(campaign)
     variants = list(campaign.variants.all())
     rng = random.Random(campaign.pk)
     service = _single_service(campaign.filters)
     today = _local(now).date()
-    subscriptions = Subscription.objects.select_related("service")
-    customers = customers.order_by("pk").prefetch_related(
-        Prefetch("subscriptions", queryset=subscriptions)
-    )
-    last = 0
-    while True:
-        chunk = list(customers.filter(pk__gt=last)[:CHUNK])
-        if not chunk:
-            break
-        last = chunk[-1].pk
-        hours = best_hours([c.pk for c in chunk], now=now) if campaign.best_hour else {}
+    bodies = [v.body for v in variants] or [campaign.body]
+    plans: dict[int | None, datetime] = {}
+    for chunk in _audience_chunks(customers, subscriptions=_needs_subscriptions(bodies)):
+        ids = [pk for pk, _ in chunk]
+        hours = best_hours(ids, now=now) if campaign.best_hour else {}
         rows = []
-        for customer in chunk:
+        for pk, customer in chunk:
             variant = rng.choice(variants) if variants else None
             text, reason = _render(
                 campaign, variant.body if variant else campaign.body, customer, service, today
             )
-            rows.append(
-                CampaignRecipient(
-                    campaign=campaign,
-                    customer=customer,
-                    variant=variant,
-                    state=RState.SKIPPED if reason else RState.PENDING,
-                    skip_reason=reason,
-                    body=text,
-                    planned_at=planned_at(campaign, hour=hours.get(customer.pk), now=now),
-                )
-            )
-        CampaignRecipient.objects.bulk_create(rows, ignore_conflicts=True, batch_size=CHUNK)
+            hour = hours.get(pk)
+            if hour not in plans:
+                plans[hour] = planned_at(campaign, hour=hour, now=now)
+            state = RState.SKIPPED if reason else RState.PENDING
+            rows.append((pk, variant.pk if variant else None, state, reason, text, plans[hour]))
+        _recipients_insert(campaign, rows)
     total = CampaignRecipient.objects.filter(campaign=campaign).count()
     return total, excluded
+
+
+RECIPIENT_COLUMNS = ("customer_id", "variant_id", "state", "skip_reason", "body", "planned_at")
+
+
+def _recipients_insert(campaign: Campaign, rows: list[tuple]) -> None:
+    """rows of RECIPIENT_COLUMNS; a customer already a recipient keeps their row. PostgreSQL:
+    one INSERT ... SELECT FROM unnest(...) (the rows as six arrays) for the chunk."""
+    if connection.vendor != "postgresql":
+        CampaignRecipient.objects.bulk_create(
+            [
+                CampaignRecipient(
+                    campaign=campaign, **dict(zip(RECIPIENT_COLUMNS, row, strict=True))
+                )
+                for row in rows
+            ],
+            ignore_conflicts=True,
+        )
+        return
+    table = CampaignRecipient._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (campaign_id, {', '.join(RECIPIENT_COLUMNS)}) "  # noqa: S608
+            "SELECT %s, * FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[], "
+            "%s::text[], %s::timestamptz[]) ON CONFLICT (campaign_id, customer_id) DO NOTHING",
+            [campaign.pk, *(list(column) for column in zip(*rows, strict=True))],
+        )
 
 
 # --- fan-out --------------------------------------------------------------------------------
