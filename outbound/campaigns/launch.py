@@ -34,6 +34,7 @@ import logging
 import math
 import random
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -66,7 +67,7 @@ from outbound.templating import (
     CUSTOMER_VARIABLES,
     MissingValue,
     TemplateError,
-    template_render,
+    template_renderer,
     template_variables,
 )
 
@@ -125,19 +126,25 @@ def campaign_launch(*, campaign_id: int, now: datetime | None = None) -> bool:
     return True
 
 
-def _render(campaign: Campaign, body: str, customer, service, today) -> tuple[str, str]:
-    """(text, skip reason)."""
+def _renderer(campaign: Campaign, body: str, service, today) -> Callable[..., tuple[str, str]]:
+    """customer -> (text, skip reason), the body validated and split once."""
     try:
-        text = template_render(
-            body, customer=customer, extra=campaign.extra, service=service, today=today
-        )
-    except MissingValue as missing:
-        return "", f"{{{missing.variable}}}: {missing.reason}"[:300]
+        render = template_renderer(body, extra=campaign.extra, service=service, today=today)
     except TemplateError as error:
-        return "", str(error)[:300]
-    if len(text) > TEXT_MAX:
-        return "", _("El mensaje supera los %(max)s caracteres.") % {"max": TEXT_MAX}
-    return text, ""
+        invalid = str(error)[:300]
+        return lambda customer: ("", invalid)
+    too_long = _("El mensaje supera los %(max)s caracteres.") % {"max": TEXT_MAX}
+
+    def text_of(customer) -> tuple[str, str]:
+        try:
+            text = render(customer)
+        except MissingValue as missing:
+            return "", f"{{{missing.variable}}}: {missing.reason}"[:300]
+        except TemplateError as error:
+            return "", str(error)[:300]
+        return ("", too_long) if len(text) > TEXT_MAX else (text, "")
+
+    return text_of
 
 
 class _Subscriptions(list):
@@ -182,7 +189,10 @@ def _audience_chunks(customers: QuerySet[Customer], *, subscriptions: bool):
         last = rows[-1][0]
         found: dict[int, _Subscriptions] = defaultdict(_Subscriptions)
         if subscriptions:
-            subs = Subscription.objects.filter(customer_id__in=[pk for pk, _ in rows]).order_by()
+            # By id range, not IN (2,000 ids): the others in the range are simply not looked up.
+            subs = Subscription.objects.filter(
+                customer_id__gte=rows[0][0], customer_id__lte=last
+            ).order_by()
             for customer_id, service_id, price, expires_on in subs.values_list(
                 "customer_id", "service_id", "price", "expires_on"
             ):
@@ -202,22 +212,27 @@ def recipients_materialise(*, campaign: Campaign, now: datetime) -> tuple[int, i
     service = _single_service(campaign.filters)
     today = _local(now).date()
     bodies = [v.body for v in variants] or [campaign.body]
+    render = {
+        variant.pk if variant else None: _renderer(
+            campaign, variant.body if variant else campaign.body, service, today
+        )
+        for variant in variants or [None]
+    }
     plans: dict[int | None, datetime] = {}
+    fresh = not CampaignRecipient.objects.filter(campaign=campaign).exists()
     for chunk in _audience_chunks(customers, subscriptions=_needs_subscriptions(bodies)):
         ids = [pk for pk, _ in chunk]
         hours = best_hours(ids, now=now) if campaign.best_hour else {}
         rows = []
         for pk, customer in chunk:
             variant = rng.choice(variants) if variants else None
-            text, reason = _render(
-                campaign, variant.body if variant else campaign.body, customer, service, today
-            )
+            text, reason = render[variant.pk if variant else None](customer)
             hour = hours.get(pk)
             if hour not in plans:
                 plans[hour] = planned_at(campaign, hour=hour, now=now)
             state = RState.SKIPPED if reason else RState.PENDING
             rows.append((pk, variant.pk if variant else None, state, reason, text, plans[hour]))
-        _recipients_insert(campaign, rows)
+        _recipients_insert(campaign, rows, fresh=fresh)
     total = CampaignRecipient.objects.filter(campaign=campaign).count()
     return total, excluded
 
@@ -225,9 +240,10 @@ def recipients_materialise(*, campaign: Campaign, now: datetime) -> tuple[int, i
 RECIPIENT_COLUMNS = ("customer_id", "variant_id", "state", "skip_reason", "body", "planned_at")
 
 
-def _recipients_insert(campaign: Campaign, rows: list[tuple]) -> None:
-    """rows of RECIPIENT_COLUMNS; a customer already a recipient keeps their row. PostgreSQL:
-    one INSERT ... SELECT FROM unnest(...) (the rows as six arrays) for the chunk."""
+def _recipients_insert(campaign: Campaign, rows: list[tuple], *, fresh: bool) -> None:
+    """rows of RECIPIENT_COLUMNS. PostgreSQL: COPY when the campaign had no recipient (a
+    launch: its transaction holds the campaign, nobody else writes them), else one INSERT ...
+    SELECT FROM unnest(...) where a customer already a recipient keeps their row."""
     if connection.vendor != "postgresql":
         CampaignRecipient.objects.bulk_create(
             [
@@ -240,9 +256,15 @@ def _recipients_insert(campaign: Campaign, rows: list[tuple]) -> None:
         )
         return
     table = CampaignRecipient._meta.db_table
+    columns = f"campaign_id, {', '.join(RECIPIENT_COLUMNS)}"
     with connection.cursor() as cursor:
+        if fresh:
+            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row((campaign.pk, *row))
+            return
         cursor.execute(
-            f"INSERT INTO {table} (campaign_id, {', '.join(RECIPIENT_COLUMNS)}) "  # noqa: S608
+            f"INSERT INTO {table} ({columns}) "  # noqa: S608
             "SELECT %s, * FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[], "
             "%s::text[], %s::timestamptz[]) ON CONFLICT (campaign_id, customer_id) DO NOTHING",
             [campaign.pk, *(list(column) for column in zip(*rows, strict=True))],
