@@ -88,6 +88,8 @@ FANOUT_TRANSACTION = 250
 FANOUT_RAMP = 10
 THROUGHPUT_SECONDS = 5
 FANOUT_STEP_SECONDS = 1.5
+# Queued recipients a fan-out run looks at for their outcome (recipients_sync's `oldest`).
+SYNC_OLDEST = 2000
 # A chain waits at most this long in the broker; a longer wait sleeps and the tick wakes it.
 CHAIN_MAX_DELAY = 30.0
 CANCELLED_REASON = gettext_noop("cancelada")
@@ -272,16 +274,26 @@ def _recipients_insert(campaign: Campaign, rows: list[tuple], *, fresh: bool) ->
 
 
 # --- fan-out --------------------------------------------------------------------------------
-def recipients_sync(*, campaign: Campaign) -> None:
+def recipients_sync(*, campaign: Campaign, oldest: int | None = None) -> None:
     """Queued recipients take the outcome of their message once it has one; an unknown one
-    whose message the echo settled after all (it came later than the wait) becomes sent."""
+    whose message the echo settled after all (it came later than the wait) becomes sent.
+    `oldest`: look only at that many queued recipients, the first queued (their messages
+    leave first), so that a run costs the same with 1,000 or 1,000,000 queued; the fan-out
+    passes it while recipients are still pending and syncs them all at the end."""
     CampaignRecipient.objects.filter(
         campaign=campaign, state=RState.UNKNOWN, message__status__in=Message.REACHED_STATUSES
     ).update(state=RState.SENT)
     queued = CampaignRecipient.objects.filter(campaign=campaign, state=RState.QUEUED)
+    if oldest is not None:
+        # recipient_due_idx (campaign, state, planned_at) gives them in order, LIMIT stops it.
+        head = queued.order_by("planned_at").values_list("pk", "message__status")[:oldest]
+        settled = [pk for pk, status in head if status not in Message.OPEN_STATUSES]
+        if not settled:
+            return
+        queued = CampaignRecipient.objects.filter(pk__in=settled, state=RState.QUEUED)
     # One read first: while every queued message is still in flight (most runs of a large
     # campaign), the updates below would each scan the whole queue for nothing.
-    if not queued.exclude(message__status__in=Message.OPEN_STATUSES).exists():
+    elif not queued.exclude(message__status__in=Message.OPEN_STATUSES).exists():
         return
     queued.filter(message__status__in=Message.REACHED_STATUSES).update(state=RState.SENT)
     queued.filter(message__status=MStatus.FAILED).update(state=RState.FAILED)
@@ -410,7 +422,8 @@ def campaign_fanout_step(
     Campaign.objects.filter(pk=campaign.pk, fanout_token=token).update(
         fanout_next_at=timezone.now() + timedelta(seconds=FANOUT_STEP_SECONDS)
     )
-    recipients_sync(campaign=campaign)
+    pending = CampaignRecipient.objects.filter(campaign=campaign, state=RState.PENDING)
+    recipients_sync(campaign=campaign, oldest=SYNC_OLDEST if pending.exists() else None)
     if campaign_complete_if_done(campaign=campaign, now=now):
         return None
     opens = window_open_at(campaign, now=now)
@@ -420,19 +433,29 @@ def campaign_fanout_step(
     interval_s = ratelimit.send_interval()
     if room <= 0:
         return min(max(interval_s * (1 - room), 0.2), 2.0)
-    pending = CampaignRecipient.objects.filter(campaign=campaign, state=RState.PENDING)
-    due = list(pending.filter(planned_at__lte=now).order_by("planned_at", "pk")[:room])
-    if not due:
+    # Read a transaction's worth at a time, not the whole room: a run that hands over after
+    # FANOUT_STEP_SECONDS has built no recipient it did not queue. By planned_at alone:
+    # recipient_due_idx gives them in that order and LIMIT stops the scan, where a tie-break
+    # on pk would sort every due recipient (all of them, at launch) on every run; ties come
+    # in index order (the order they were written: customer id).
+    due = pending.filter(planned_at__lte=now).order_by("planned_at")
+    started, taken, seen = time_monotonic(), 0, set()
+    while taken < room:
+        batch = list(due[: min(FANOUT_TRANSACTION, room - taken)])
+        if not batch or batch[0].pk in seen:  # none left, or only rows another chain holds
+            break
+        batch.sort(key=lambda recipient: (recipient.planned_at, recipient.pk))
+        seen.update(recipient.pk for recipient in batch)
+        recipients_queue(recipients=batch, now=now)
+        taken += len(batch)
+        if time_monotonic() - started > FANOUT_STEP_SECONDS:
+            return 0.0
+    if not taken:
         next_planned = pending.order_by("planned_at").values_list("planned_at", flat=True).first()
         if next_planned is None:  # only queued ones left: wait for their outcome
             return 1.0
         return max((window_open_at(campaign, now=next_planned) - now).total_seconds(), 0.5)
-    started = time_monotonic()
-    for start in range(0, len(due), FANOUT_TRANSACTION):
-        recipients_queue(recipients=due[start : start + FANOUT_TRANSACTION], now=now)
-        if time_monotonic() - started > FANOUT_STEP_SECONDS:
-            return 0.0
-    return min(max(interval_s * len(due) / 2, 0.2), 2.0)
+    return min(max(interval_s * taken / 2, 0.2), 2.0)
 
 
 def fanout_enqueue_on_commit(campaign_id: int, token: int) -> None:
