@@ -5,8 +5,8 @@ to running, and in the same transaction its recipients are written in bulk (one 
 customer, unique per campaign), each with its variant (random, seeded by the campaign id, so a
 relaunch of the same data assigns the same variants), its rendered body, and when it may be
 sent (`planned_at`). The audience is read as tuples CHUNK customers at a time and each chunk
-written in one statement (COPY on PostgreSQL), each body validated once: no model instance
-per customer, so a million-customer launch takes the memory of a thousand. A customer the body
+written in one statement (COPY on PostgreSQL), each body validated once: no model instance per
+customer, so a million-customer launch takes the memory of a thousand. A customer the body
 cannot be filled for (MissingValue) is written `skipped` with the reason. Two launch tasks
 racing both try the update; the loser sees the state already moved and does nothing.
 
@@ -14,13 +14,13 @@ Fan-out (`campaign_fanout`, a Dramatiq actor re-enqueued by itself): each run ta
 pending recipients whose planned time has come, and for each, in one transaction, moves it
 pending -> queued (a conditional update that also requires the campaign to be running) and
 writes its Message as `message_send(author_kind="campaign")` would (`messages_send_bulk`: the
-same rows, events and jobs, a few queries per batch). It only fans out what the
-shared rate limiter can send in about FANOUT_AHEAD_SECONDS, counting the campaign messages
-already waiting: the queued backlog stays small, so a pause (which the send pipeline cannot
-see) lets at most that much go out after it. A run's cost does not grow with the campaign:
-it reads the due recipients by index, a transaction's worth at a time, and looks for outcomes
-only among the SYNC_OLDEST first queued (all of them once nothing is pending). Runs carry a token: resume and the tick's re-kick
-bump it, so an old chain stops instead of running twice as fast.
+same rows, events and jobs, a few queries per batch). It only fans out what the shared rate
+limiter can send in about FANOUT_AHEAD_SECONDS, counting the campaign messages already waiting:
+the queued backlog stays small, so a pause (which the send pipeline cannot see) lets at most
+that much go out after it. A run's cost does not grow with the campaign: it reads the due
+recipients by index, a transaction's worth at a time, and looks for outcomes only among the
+SYNC_OLDEST first queued (all of them once nothing is pending). Runs carry a token: resume and
+the tick's re-kick bump it, so an old chain stops instead of running twice as fast.
 
 Completion: when no recipient is pending or queued (a queued recipient takes its outcome from
 its message: sent, failed, unknown, or opted_out when the customer opted out before it left;
