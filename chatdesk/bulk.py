@@ -6,6 +6,9 @@ campaign batch differs only in conversation and text) is prepared for the databa
 instead of once per row. That is where `bulk_create` spends its time on a 100,000-row campaign.
 Elsewhere (SQLite), `bulk_create`. Either way: no signals, as with `bulk_create`, and the
 objects come back with their primary keys set, saved.
+
+`bulk_insert_like`: many rows differing in a column or two (a campaign's new conversations:
+only the customer), without building an instance for each.
 """
 
 from django.db import connection, models
@@ -57,3 +60,26 @@ def _prepared(field, obj):
     # What SQLInsertCompiler does for each value: pre_save (defaults, auto_now, file fields),
     # then the database's form of it.
     return field.get_db_prep_save(field.pre_save(obj, True), connection)
+
+
+def bulk_insert_like(
+    model: type[models.Model], base: models.Model, varying: dict[str, list]
+) -> None:
+    """One row per position of `varying`'s lists (attname -> values), every other field as on
+    `base` (prepared for the database once: defaults, auto_now); a row that would break a
+    unique constraint is skipped. PostgreSQL only: one INSERT ... SELECT FROM unnest(...),
+    no model instance per row."""
+    meta = model._meta
+    fields = [f for f in meta.concrete_fields if f is not meta.pk]
+    same = [f for f in fields if f.attname not in varying]
+    changing = [meta.get_field(name) for name in varying]
+    names = ", ".join(connection.ops.quote_name(f.column) for f in [*same, *changing])
+    constants = ", ".join(["%s"] * len(same))
+    arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in changing)
+    table = connection.ops.quote_name(meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({names}) SELECT {constants}{', ' if same else ''}* "  # noqa: S608
+            f"FROM unnest({arrays}) ON CONFLICT DO NOTHING",
+            [*(_prepared(f, base) for f in same), *(list(varying[f.attname]) for f in changing)],
+        )

@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from chatdesk.broker import send_many
-from chatdesk.bulk import bulk_insert
+from chatdesk.bulk import bulk_insert, bulk_insert_like
 from customers.models import Customer
 from customers.phones import InvalidPhone
 from customers.services import customer_get_or_create
@@ -175,11 +175,16 @@ def _conversations_for(customer_ids: set[int], channel: str = DEFAULT_CHANNEL) -
     rows = Conversation.objects.filter(customer_id__in=customer_ids, channel_id=channel)
     found = dict(rows.values_list("customer_id", "id"))
     missing = customer_ids - found.keys()
-    if missing:
+    if missing and connection.vendor == "postgresql":
+        # Sorted: two creators lock the unique index's entries in the same order.
+        varying = {"customer_id": sorted(missing)}
+        bulk_insert_like(Conversation, Conversation(channel_id=channel), varying)
+    elif missing:
         Conversation.objects.bulk_create(
             [Conversation(customer_id=pk, channel_id=channel) for pk in missing],
             ignore_conflicts=True,
         )
+    if missing:
         rows = Conversation.objects.filter(customer_id__in=missing, channel_id=channel)
         found.update(rows.values_list("customer_id", "id"))
     return found

@@ -130,13 +130,17 @@ def template_validate(body: str) -> list[str]:
     return errors
 
 
-def _render(body: str, value_of: Callable[[str], str]) -> str:
+def _compiled(body: str) -> list[tuple[str, str]]:
     errors = template_validate(body)
     if errors:
         raise InvalidTemplate(errors)
+    return list(_tokens(body))
+
+
+def _fill(tokens: list[tuple[str, str]], value_of: Callable[[str], str]) -> str:
     values: dict[str, str] = {}
     parts = []
-    for kind, value in _tokens(body):
+    for kind, value in tokens:
         if kind == "var":
             if value not in values:
                 values[value] = value_of(value)
@@ -144,6 +148,10 @@ def _render(body: str, value_of: Callable[[str], str]) -> str:
         else:
             parts.append(value)
     return "".join(parts)
+
+
+def _render(body: str, value_of: Callable[[str], str]) -> str:
+    return _fill(_compiled(body), value_of)
 
 
 def date_spanish(day: date, *, today: date) -> str:
@@ -217,8 +225,30 @@ def template_render(
 ) -> str:
     """The message for one customer. Raises InvalidTemplate, or MissingValue naming the first
     variable without a value (the recipient is then skipped with that reason)."""
+    return template_renderer(body, extra=extra, service=service, today=today)(customer)
+
+
+def template_renderer(
+    body: str,
+    *,
+    extra: dict | None = None,
+    service: Service | int | None = None,
+    today: date | None = None,
+) -> Callable[[Customer], str]:
+    """template_render for many customers (a campaign's launch): the body is validated and
+    split once (InvalidTemplate here), then each call renders one customer (MissingValue).
+    A customer is anything with `name` and `subscriptions.all()`."""
+    tokens = _compiled(body)
     extra = extra or {}
     today = today or timezone.localdate()
+    return lambda customer: _fill(
+        tokens, _value_of(customer, extra=extra, service=service, today=today)
+    )
+
+
+def _value_of(
+    customer: Customer, *, extra: dict, service: Service | int | None, today: date
+) -> Callable[[str], str]:
     found: list[Subscription | None] = []
 
     def subscription() -> Subscription:
@@ -266,7 +296,7 @@ def template_render(
             return str(days)
         raise MissingValue(name, _("variable desconocida"))  # unreachable after validation
 
-    return _render(body, value_of)
+    return value_of
 
 
 SAMPLE_VALUES = {

@@ -2,9 +2,11 @@
 
 Launch (`campaign_launch`): one conditional update moves the campaign from draft or scheduled
 to running, and in the same transaction its recipients are written in bulk (one row per
-customer, unique per campaign: `bulk_create(ignore_conflicts=True)` in chunks), each with its
-variant (random, seeded by the campaign id, so a relaunch of the same data assigns the same
-variants), its rendered body, and when it may be sent (`planned_at`). A customer the body
+customer, unique per campaign), each with its variant (random, seeded by the campaign id, so a
+relaunch of the same data assigns the same variants), its rendered body, and when it may be
+sent (`planned_at`). The audience is read as tuples CHUNK customers at a time and each chunk
+written in one statement (COPY on PostgreSQL), each body validated once: no model instance per
+customer, so a million-customer launch takes the memory of a thousand. A customer the body
 cannot be filled for (MissingValue) is written `skipped` with the reason. Two launch tasks
 racing both try the update; the loser sees the state already moved and does nothing.
 
@@ -12,11 +14,13 @@ Fan-out (`campaign_fanout`, a Dramatiq actor re-enqueued by itself): each run ta
 pending recipients whose planned time has come, and for each, in one transaction, moves it
 pending -> queued (a conditional update that also requires the campaign to be running) and
 writes its Message as `message_send(author_kind="campaign")` would (`messages_send_bulk`: the
-same rows, events and jobs, a few queries per batch). It only fans out what the
-shared rate limiter can send in about FANOUT_AHEAD_SECONDS, counting the campaign messages
-already waiting: the queued backlog stays small, so a pause (which the send pipeline cannot
-see) lets at most that much go out after it. Runs carry a token: resume and the tick's re-kick
-bump it, so an old chain stops instead of running twice as fast.
+same rows, events and jobs, a few queries per batch). It only fans out what the shared rate
+limiter can send in about FANOUT_AHEAD_SECONDS, counting the campaign messages already waiting:
+the queued backlog stays small, so a pause (which the send pipeline cannot see) lets at most
+that much go out after it. A run's cost does not grow with the campaign: it reads the due
+recipients by index, a transaction's worth at a time, and looks for outcomes only among the
+SYNC_OLDEST first queued (all of them once nothing is pending). Runs carry a token: resume and
+the tick's re-kick bump it, so an old chain stops instead of running twice as fast.
 
 Completion: when no recipient is pending or queued (a queued recipient takes its outcome from
 its message: sent, failed, unknown, or opted_out when the customer opted out before it left;
@@ -33,19 +37,23 @@ ticks kick once.
 import logging
 import math
 import random
-from datetime import datetime, timedelta
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from time import monotonic as time_monotonic
 
 import dramatiq
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Prefetch, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 from dramatiq_crontab import interval
 
-from customers.models import Customer, Subscription
+from customers.models import Customer, Service, Subscription
 from inbox.models import DEFAULT_CHANNEL, Message
 from outbound import ratelimit
 from outbound.campaigns.audience import (
@@ -60,7 +68,13 @@ from outbound.campaigns.audience import (
 from outbound.campaigns.metalimit import meta_limit_room
 from outbound.models import Campaign, CampaignRecipient
 from outbound.services import TEXT_MAX, SendRejected, messages_send_bulk, text_check
-from outbound.templating import MissingValue, TemplateError, template_render
+from outbound.templating import (
+    CUSTOMER_VARIABLES,
+    MissingValue,
+    TemplateError,
+    template_renderer,
+    template_variables,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +93,8 @@ FANOUT_TRANSACTION = 250
 FANOUT_RAMP = 10
 THROUGHPUT_SECONDS = 5
 FANOUT_STEP_SECONDS = 1.5
+# Queued recipients a fan-out run looks at for their outcome (recipients_sync's `oldest`).
+SYNC_OLDEST = 2000
 # A chain waits at most this long in the broker; a longer wait sleeps and the tick wakes it.
 CHAIN_MAX_DELAY = 30.0
 CANCELLED_REASON = gettext_noop("cancelada")
@@ -117,72 +133,172 @@ def campaign_launch(*, campaign_id: int, now: datetime | None = None) -> bool:
     return True
 
 
-def _render(campaign: Campaign, body: str, customer: Customer, service, today) -> tuple[str, str]:
-    """(text, skip reason)."""
+def _renderer(campaign: Campaign, body: str, service, today) -> Callable[..., tuple[str, str]]:
+    """customer -> (text, skip reason), the body validated and split once."""
     try:
-        text = template_render(
-            body, customer=customer, extra=campaign.extra, service=service, today=today
-        )
-    except MissingValue as missing:
-        return "", f"{{{missing.variable}}}: {missing.reason}"[:300]
+        render = template_renderer(body, extra=campaign.extra, service=service, today=today)
     except TemplateError as error:
-        return "", str(error)[:300]
-    if len(text) > TEXT_MAX:
-        return "", _("El mensaje supera los %(max)s caracteres.") % {"max": TEXT_MAX}
-    return text, ""
+        invalid = str(error)[:300]
+        return lambda customer: ("", invalid)
+    too_long = _("El mensaje supera los %(max)s caracteres.") % {"max": TEXT_MAX}
+
+    def text_of(customer) -> tuple[str, str]:
+        try:
+            text = render(customer)
+        except MissingValue as missing:
+            return "", f"{{{missing.variable}}}: {missing.reason}"[:300]
+        except TemplateError as error:
+            return "", str(error)[:300]
+        return ("", too_long) if len(text) > TEXT_MAX else (text, "")
+
+    return text_of
+
+
+class _Subscriptions(list):
+    """What template_render reads of `customer.subscriptions`: `.all()`."""
+
+    def all(self):
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class _Subscription:
+    service_id: int
+    service: Service
+    price: Decimal
+    expires_on: date
+
+
+@dataclass(frozen=True, slots=True)
+class _Customer:
+    """The fields template_render reads of a customer, without a model instance: a launch to
+    a million customers builds none (building them was most of its time and memory)."""
+
+    name: str
+    subscriptions: _Subscriptions
+
+
+def _needs_subscriptions(bodies: list[str]) -> bool:
+    variables = set().union(*(template_variables(body) for body in bodies))
+    return bool(variables & (CUSTOMER_VARIABLES.keys() - {"nombre"}))
+
+
+def _audience_chunks(customers: QuerySet[Customer], *, subscriptions: bool):
+    """Lists of (customer id, _Customer) in customer id order, CHUNK at a time (keyset on the
+    id), each with their subscriptions when the bodies need them."""
+    customers = customers.order_by("pk")
+    services = {s.pk: s for s in Service.objects.all()} if subscriptions else {}
+    last = 0
+    while True:
+        rows = list(customers.filter(pk__gt=last).values_list("pk", "name")[:CHUNK])
+        if not rows:
+            return
+        last = rows[-1][0]
+        found: dict[int, _Subscriptions] = defaultdict(_Subscriptions)
+        if subscriptions:
+            # By id range, not IN (2,000 ids): the others in the range are simply not looked up.
+            subs = Subscription.objects.filter(
+                customer_id__gte=rows[0][0], customer_id__lte=last
+            ).order_by()
+            for customer_id, service_id, price, expires_on in subs.values_list(
+                "customer_id", "service_id", "price", "expires_on"
+            ):
+                found[customer_id].append(
+                    _Subscription(service_id, services[service_id], price, expires_on)
+                )
+        yield [(pk, _Customer(name, found[pk])) for pk, name in rows]
 
 
 def recipients_materialise(*, campaign: Campaign, now: datetime) -> tuple[int, int]:
-    """Write every recipient (idempotent: existing rows are kept). (recipients, opted out)."""
+    """Write every recipient (idempotent: existing rows are kept). (recipients, opted out).
+    Customers are read as tuples and the recipients written one statement per CHUNK, so
+    time and memory stay the same per customer however large the audience."""
     customers, excluded = campaign_audience(campaign)
     variants = list(campaign.variants.all())
     rng = random.Random(campaign.pk)
     service = _single_service(campaign.filters)
     today = _local(now).date()
-    subscriptions = Subscription.objects.select_related("service")
-    customers = customers.order_by("pk").prefetch_related(
-        Prefetch("subscriptions", queryset=subscriptions)
-    )
-    last = 0
-    while True:
-        chunk = list(customers.filter(pk__gt=last)[:CHUNK])
-        if not chunk:
-            break
-        last = chunk[-1].pk
-        hours = best_hours([c.pk for c in chunk], now=now) if campaign.best_hour else {}
+    bodies = [v.body for v in variants] or [campaign.body]
+    render = {
+        variant.pk if variant else None: _renderer(
+            campaign, variant.body if variant else campaign.body, service, today
+        )
+        for variant in variants or [None]
+    }
+    plans: dict[int | None, datetime] = {}
+    fresh = not CampaignRecipient.objects.filter(campaign=campaign).exists()
+    for chunk in _audience_chunks(customers, subscriptions=_needs_subscriptions(bodies)):
+        ids = [pk for pk, _ in chunk]
+        hours = best_hours(ids, now=now) if campaign.best_hour else {}
         rows = []
-        for customer in chunk:
+        for pk, customer in chunk:
             variant = rng.choice(variants) if variants else None
-            text, reason = _render(
-                campaign, variant.body if variant else campaign.body, customer, service, today
-            )
-            rows.append(
-                CampaignRecipient(
-                    campaign=campaign,
-                    customer=customer,
-                    variant=variant,
-                    state=RState.SKIPPED if reason else RState.PENDING,
-                    skip_reason=reason,
-                    body=text,
-                    planned_at=planned_at(campaign, hour=hours.get(customer.pk), now=now),
-                )
-            )
-        CampaignRecipient.objects.bulk_create(rows, ignore_conflicts=True, batch_size=CHUNK)
+            text, reason = render[variant.pk if variant else None](customer)
+            hour = hours.get(pk)
+            if hour not in plans:
+                plans[hour] = planned_at(campaign, hour=hour, now=now)
+            state = RState.SKIPPED if reason else RState.PENDING
+            rows.append((pk, variant.pk if variant else None, state, reason, text, plans[hour]))
+        _recipients_insert(campaign, rows, fresh=fresh)
     total = CampaignRecipient.objects.filter(campaign=campaign).count()
     return total, excluded
 
 
+RECIPIENT_COLUMNS = ("customer_id", "variant_id", "state", "skip_reason", "body", "planned_at")
+
+
+def _recipients_insert(campaign: Campaign, rows: list[tuple], *, fresh: bool) -> None:
+    """rows of RECIPIENT_COLUMNS. PostgreSQL: COPY when the campaign had no recipient (a
+    launch: its transaction holds the campaign, nobody else writes them), else one INSERT ...
+    SELECT FROM unnest(...) where a customer already a recipient keeps their row."""
+    if connection.vendor != "postgresql":
+        CampaignRecipient.objects.bulk_create(
+            [
+                CampaignRecipient(
+                    campaign=campaign, **dict(zip(RECIPIENT_COLUMNS, row, strict=True))
+                )
+                for row in rows
+            ],
+            ignore_conflicts=True,
+        )
+        return
+    table = CampaignRecipient._meta.db_table
+    columns = f"campaign_id, {', '.join(RECIPIENT_COLUMNS)}"
+    with connection.cursor() as cursor:
+        if fresh:
+            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row((campaign.pk, *row))
+            return
+        cursor.execute(
+            f"INSERT INTO {table} ({columns}) "  # noqa: S608
+            "SELECT %s, * FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[], "
+            "%s::text[], %s::timestamptz[]) ON CONFLICT (campaign_id, customer_id) DO NOTHING",
+            [campaign.pk, *(list(column) for column in zip(*rows, strict=True))],
+        )
+
+
 # --- fan-out --------------------------------------------------------------------------------
-def recipients_sync(*, campaign: Campaign) -> None:
+def recipients_sync(*, campaign: Campaign, oldest: int | None = None) -> None:
     """Queued recipients take the outcome of their message once it has one; an unknown one
-    whose message the echo settled after all (it came later than the wait) becomes sent."""
+    whose message the echo settled after all (it came later than the wait) becomes sent.
+    `oldest`: look only at that many queued recipients, the first queued (their messages
+    leave first), so that a run costs the same with 1,000 or 1,000,000 queued; the fan-out
+    passes it while recipients are still pending and syncs them all at the end."""
     CampaignRecipient.objects.filter(
         campaign=campaign, state=RState.UNKNOWN, message__status__in=Message.REACHED_STATUSES
     ).update(state=RState.SENT)
     queued = CampaignRecipient.objects.filter(campaign=campaign, state=RState.QUEUED)
+    if oldest is not None:
+        # recipient_due_idx (campaign, state, planned_at) gives them in order, LIMIT stops it.
+        head = queued.order_by("planned_at").values_list("pk", "message__status")[:oldest]
+        settled = [pk for pk, status in head if status not in Message.OPEN_STATUSES]
+        if not settled:
+            return
+        queued = CampaignRecipient.objects.filter(pk__in=settled, state=RState.QUEUED)
     # One read first: while every queued message is still in flight (most runs of a large
     # campaign), the updates below would each scan the whole queue for nothing.
-    if not queued.exclude(message__status__in=Message.OPEN_STATUSES).exists():
+    elif not queued.exclude(message__status__in=Message.OPEN_STATUSES).exists():
         return
     queued.filter(message__status__in=Message.REACHED_STATUSES).update(state=RState.SENT)
     queued.filter(message__status=MStatus.FAILED).update(state=RState.FAILED)
@@ -313,7 +429,8 @@ def campaign_fanout_step(
     Campaign.objects.filter(pk=campaign.pk, fanout_token=token).update(
         fanout_next_at=timezone.now() + timedelta(seconds=FANOUT_STEP_SECONDS)
     )
-    recipients_sync(campaign=campaign)
+    pending = CampaignRecipient.objects.filter(campaign=campaign, state=RState.PENDING)
+    recipients_sync(campaign=campaign, oldest=SYNC_OLDEST if pending.exists() else None)
     if campaign_complete_if_done(campaign=campaign, now=now):
         return None
     opens = window_open_at(campaign, now=now)
@@ -326,20 +443,29 @@ def campaign_fanout_step(
     interval_s = ratelimit.send_interval()
     if room <= 0:
         return min(max(interval_s * (1 - room), 0.2), 2.0)
-    pending = CampaignRecipient.objects.filter(campaign=campaign, state=RState.PENDING)
-    due = list(pending.filter(planned_at__lte=now).order_by("planned_at", "pk")[:room])
-    if not due:
+    # Read a transaction's worth at a time, not the whole room: a run that hands over after
+    # FANOUT_STEP_SECONDS has built no recipient it did not queue. By planned_at alone:
+    # recipient_due_idx gives them in that order and LIMIT stops the scan, where a tie-break
+    # on pk would sort every due recipient (all of them, at launch) on every run; ties come
+    # in index order (the order they were written: customer id).
+    due = pending.filter(planned_at__lte=now).order_by("planned_at")
+    started, taken, seen = time_monotonic(), 0, set()
+    while taken < room:
+        batch = list(due[: min(FANOUT_TRANSACTION, room - taken)])
+        if not batch or batch[0].pk in seen:  # none left, or only rows another chain holds
+            break
+        batch.sort(key=lambda recipient: (recipient.planned_at, recipient.pk))
+        seen.update(recipient.pk for recipient in batch)
+        recipients_queue(recipients=batch, now=now, channel=campaign.channel_id)
+        taken += len(batch)
+        if time_monotonic() - started > FANOUT_STEP_SECONDS:
+            return 0.0
+    if not taken:
         next_planned = pending.order_by("planned_at").values_list("planned_at", flat=True).first()
         if next_planned is None:  # only queued ones left: wait for their outcome
             return 1.0
         return max((window_open_at(campaign, now=next_planned) - now).total_seconds(), 0.5)
-    started = time_monotonic()
-    for start in range(0, len(due), FANOUT_TRANSACTION):
-        batch = due[start : start + FANOUT_TRANSACTION]
-        recipients_queue(recipients=batch, now=now, channel=campaign.channel_id)
-        if time_monotonic() - started > FANOUT_STEP_SECONDS:
-            return 0.0
-    return min(max(interval_s * len(due) / 2, 0.2), 2.0)
+    return min(max(interval_s * taken / 2, 0.2), 2.0)
 
 
 def fanout_enqueue_on_commit(campaign_id: int, token: int) -> None:
