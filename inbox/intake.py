@@ -314,7 +314,10 @@ def _envelope_outcome(event: WebhookEvent, envelope: Envelope) -> Outcome:
             return _ignored(f"número de WhatsApp sin canal configurado ({account[:40]})")
         return _combine([_message(m, envelope, at, channel) for m in content.messages])
     if isinstance(content, StatusEvent):
-        return _combine([_status(u, at) for u in content.updates])
+        # Statuses need no channel, but on a Cloud API number one may settle a lost send.
+        meta = event.provider == Channel.Provider.CLOUDAPI
+        channel = _channel_key(event.provider, envelope) if meta else None
+        return _combine([_status(u, at, channel) for u in content.updates])
     if isinstance(content, SentEvent):
         return _sent(content)
     if isinstance(content, SessionEvent):
@@ -452,12 +455,22 @@ def _after_inbound(message: Message) -> None:
     inbound_react_later(message=message)
 
 
-def _status(update: StatusUpdate, at: datetime) -> Outcome:
+def _status(update: StatusUpdate, at: datetime, channel: str | None = None) -> Outcome:
     if update.status == "pending":
         return _processed("estado pendiente: nada que hacer")
     if not Message.objects.filter(wa_id=update.wa_id).exists():
         if not update.from_me:
             return _ignored(f"estado de un mensaje ajeno desconocido ({update.wa_id})")
+        if channel and (
+            linked := services.outbound_status_link(
+                channel=channel,
+                recipient=update.recipient,
+                wa_id=update.wa_id,
+                status=update.status,
+                at=update.at or at,
+            )
+        ):
+            return _processed(f"estado de nuestro envío {linked.pk} sin confirmar")
         return _pending(f"mensaje {update.wa_id} aún desconocido")
     if update.status in ("error", "failed"):
         reason = getattr(update, "error_reason", "") or ERROR_REASON

@@ -56,6 +56,12 @@ FAILABLE = [*BEFORE_STEPS, Message.Status.SENT]
 AWAITING_ECHO = [*BEFORE_STEPS, Message.Status.SENT]
 ECHO_WINDOW = timedelta(minutes=30)
 ECHO_CANDIDATES = 20
+# Meta echoes none of our sends: a status for an id we never learned settles an ambiguous send
+# of ours (outbound_status_link) when the rules there make the match certain.
+STATUS_LINK_STEPS = ("sent", "delivered", "read")
+STATUS_LINK_FROM = [Message.Status.UNCONFIRMED, Message.Status.UNKNOWN]
+STATUS_LINK_WINDOW = ECHO_WINDOW
+STATUS_LINK_SKEW = timedelta(minutes=1)
 
 
 def message_preview(*, kind: str, body: str) -> str:
@@ -175,6 +181,52 @@ def outbound_echo_link(
             message_status_advance(wa_id=wa_id, status="sent", at=at)
             return row
     return None
+
+
+def outbound_status_link(
+    *, channel: str, recipient: str, wa_id: str, status: str, at: datetime
+) -> Message | None:
+    """A status for a WhatsApp id we never learned, on a Cloud API number: the send's answer
+    (which carries Meta's id) was lost, cut or a 5xx after Meta accepted it, and Meta echoes
+    none of our sends, so its statuses are the only evidence. The row is ours when it is the
+    only send of ours to `recipient` (digits) on `channel` still without an id, claimed within
+    STATUS_LINK_WINDOW before the status, and it is unconfirmed or unknown: it gets the id and
+    moves to `status`. Nothing when that is not certain: two candidates, or one still
+    `sending` (its answer may be on the way and name this id, or another one)."""
+    if status not in STATUS_LINK_STEPS or not recipient:
+        return None
+    if Message.objects.filter(wa_id=wa_id).exists():
+        return None
+    candidates = (
+        Message.objects.filter(
+            conversation__channel_id=channel,
+            conversation__customer__phone="+" + recipient,
+            direction=Message.Direction.OUT,
+            wa_id__isnull=True,
+            status__in=BEFORE_STEPS,
+            sending_at__gte=at - STATUS_LINK_WINDOW,
+            # Meta's times are whole seconds and its clock is not ours: a status may look a
+            # moment older than our claim.
+            sending_at__lte=at + STATUS_LINK_SKEW,
+        )
+        .exclude(author_kind=Message.Author.PHONE)
+        .only("pk", "status", "conversation_id")[:2]
+    )
+    rows = list(candidates)
+    if len(rows) != 1 or rows[0].status == Message.Status.SENDING:
+        return None
+    row = rows[0]
+    try:
+        with transaction.atomic():
+            linked = Message.objects.filter(
+                pk=row.pk, wa_id__isnull=True, status__in=STATUS_LINK_FROM
+            ).update(wa_id=wa_id)
+    except IntegrityError:  # another row took this id meanwhile: it is not this one's
+        return None
+    if not linked:
+        return None
+    message_status_advance(wa_id=wa_id, status=status, at=at)
+    return row
 
 
 def message_phone_create(

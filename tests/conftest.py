@@ -72,7 +72,11 @@ def client_for(client):
 
 
 # The README's production processes for integration and browser tests (tests/topology.py).
-from tests.topology import demo_run, production_topology  # noqa: E402, F401
+from tests.topology import (  # noqa: E402, F401
+    demo_run,
+    production_topology,
+    production_topology_cloudapi,
+)
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,8 @@ from django.utils import timezone
 
 from chatdesk.models import ApiToken
 from customers.models import Customer
+from inbox.models import Conversation, Message
+from outbound.models import AutomationSettings
 from tests.conftest import make_user, require
 from tests.procs import BIN, ROOT, free_port, redis_url_for_tests
 from tests.topology import (
@@ -30,6 +32,8 @@ from tests.topology import (
     Documented,
     ForwardedProxy,
     Swap,
+    cloudapi_commands,
+    cloudapi_exports,
     compose,
     compose_commands,
     database_url_for_tests,
@@ -53,6 +57,7 @@ from tests.waiting import wait_until
 # Which test runs which commands. A command with no runner fails the coverage test.
 RUNNERS = {
     "trial": "test_it_runs_the_readme_trial_block_as_written",
+    "cloudapi trial": "test_it_runs_the_readme_cloud_api_block_as_written",
     "production": "test_it_runs_compose_the_dockerfile_and_the_operations_guide_as_written",
     "operations blocks": "test_it_runs_compose_the_dockerfile_and_the_operations_guide_as_written",
     "make demo": "test_it_runs_make_demo_as_written",
@@ -100,6 +105,8 @@ def runner_for(command: Documented, written: list[Documented]) -> str:
         return "inner loop"
     if command.source in trial:
         return "trial"
+    if command.source in {c.source for c in cloudapi_commands()}:
+        return "cloudapi trial"
     if command.source.startswith(("Dockerfile", "docker-compose.yml")):
         return "production"
     if command.source in {c.source for c in operations_table_commands()}:
@@ -133,6 +140,7 @@ def commands_for(runner: str) -> list[Documented]:
 def test_it_finds_the_documented_commands():
     programs = {c.program for c in documented_commands()}
     assert {"daphne", "dramatiq", "manage.py scheduler", "manage.py wasender_sim"} <= programs
+    assert "manage.py cloudapi_sim" in programs
     assert {"manage.py migrate", "manage.py seed_demo", "manage.py ops_status"} <= programs
     assert {"make demo", "make test", "pg_dump", "pg_restore", "sh"} <= programs
     assert {c.source for c in compose_commands()} == {
@@ -252,6 +260,61 @@ def test_it_runs_the_readme_trial_block_as_written(production_topology):
         send_and_campaign_reach_the_simulator(client, topology.simulator, procs)
     # The simulator pushes to web1 only: the statuses above came in there.
     assert topology.sim_stats()["webhooks_pushed"] > 0
+    topology.check_alive()
+
+
+REPLY_CODE = """
+from outbound.services import message_send
+print("ID", message_send(phone="{phone}", text="{text}", author_kind="api", channel="meta").id)
+"""
+
+
+@pytest.mark.integration
+@pytest.mark.services
+def test_it_runs_the_readme_cloud_api_block_as_written(production_topology_cloudapi):
+    """The trial with the README's Cloud API block: its exports in every process, its
+    simulator's line. Meta's handshake answers the block's verify token; a customer writing to
+    the simulated number lands on the channel `meta`; a reply there goes out through the Cloud
+    API simulator (counted there) and its statuses come back to read."""
+    topology = production_topology_cloudapi
+    phone, text = "+593968196046", "Hola, ya revisamos tu cuenta"
+    # The away message off: one send to count (and outbound/rules.py's bot replies go out on
+    # the default number whatever number the customer wrote to).
+    AutomationSettings.objects.update_or_create(pk=1, defaults={"away_enabled": False})
+    handshake = httpx.get(
+        f"{topology.web2}/webhooks/meta/",
+        params={
+            "hub.mode": "subscribe",
+            "hub.verify_token": cloudapi_exports()["META_VERIFY_TOKEN"],
+            "hub.challenge": "1158201444",
+        },
+    )
+    assert (handshake.status_code, handshake.text) == (200, "1158201444")
+    procs = list(topology.processes.values())
+    written = httpx.post(
+        f"{topology.cloudapi}/_sim/inbound",
+        json={"phone": phone, "text": "¿Me ayudan con mi cuenta?", "name": "Ana"},
+        timeout=30,
+    )
+    assert written.json()["data"]["delivered"] is True, written.text
+    wait_until(
+        lambda: Conversation.objects.filter(channel_id="meta", customer__phone=phone).exists(),
+        timeout=30,
+        what="the customer's conversation on the Cloud API number",
+        check=none_exited(procs),
+    )
+    out = topology.manage("shell", "-c", REPLY_CODE.format(phone=phone, text=text))
+    assert out.returncode == 0, out.stderr
+    reply = int(re.search(r"ID (\d+)", out.stdout).group(1))
+    wait_until(
+        lambda: Message.objects.get(pk=reply).status == "read",
+        timeout=60,
+        what="the reply read, through the Cloud API simulator's statuses",
+        check=none_exited(procs),
+    )
+    stats = httpx.get(f"{topology.cloudapi}/_sim/stats", timeout=5).json()
+    assert stats["sends_by_recipient"] == {phone[1:]: 1}
+    assert topology.sim_stats()["sends_accepted"] == 0  # nothing went out on WaSender
     topology.check_alive()
 
 

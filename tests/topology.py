@@ -20,6 +20,9 @@ guarantees, when it yields:
 - `migrate` exited 0; two daphnes (`web1`, `web2`) answer /readyz with 200; the dramatiq
   worker's two processes said they are ready; the scheduler holds its Redis lock; the
   simulator answers, and its webhooks go to `web1` (its `--webhook-url`, as documented);
+- with `cloudapi` (the `production_topology_cloudapi` fixture), the README's "A Cloud API
+  number beside it" block too: its META_* exports in every process's environment (swapped:
+  port 8002 -> a free port), and its `cloudapi_sim` line, webhooks to `web1`;
 - every process is stopped (its whole process group) afterwards; each one's output is kept in
   a log file (`topology.logs`), printed when the test fails (`topology.logs_tail()`).
 
@@ -57,6 +60,7 @@ from tests.waiting import wait_until
 
 DOC_FILES = ("README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md")))
 TRIAL_HEADING = "## Running with PostgreSQL and Redis"
+CLOUDAPI_HEADING = "### A Cloud API number beside it"
 PROVIDER = "https://www.wasenderapi.com/api"
 SHELL_LANGS = {"sh", "bash", "shell", "console"}
 # Words a command starts with (after VAR=value prefixes). An inline `span` starting with one of
@@ -319,15 +323,26 @@ def documented_commands() -> list[Documented]:
 
 def trial_commands() -> list[Documented]:
     """The README's "Running with PostgreSQL and Redis" block, line by line."""
-    for first, heading, text in shell_blocks("README.md"):
-        if heading == TRIAL_HEADING:
+    return block_commands("README.md", TRIAL_HEADING)
+
+
+def cloudapi_commands() -> list[Documented]:
+    """The README's block that adds a Cloud API number to the trial: META_* exports (for
+    every process of the trial) and the Cloud API simulator's line."""
+    return block_commands("README.md", CLOUDAPI_HEADING)
+
+
+def block_commands(path: str, heading: str) -> list[Documented]:
+    """The commands of the first shell block under `heading`."""
+    for first, found, text in shell_blocks(path):
+        if found == heading:
             last = first + len(text.splitlines())
             return [
                 c
-                for c in markdown_block_commands("README.md")
+                for c in markdown_block_commands(path)
                 if first <= int(c.source.split(":")[1]) < last
             ]
-    raise LookupError(f"README.md has no shell block under {TRIAL_HEADING!r}")
+    raise LookupError(f"{path} has no shell block under {heading!r}")
 
 
 def trial_command(program: str) -> Documented:
@@ -544,6 +559,7 @@ class Topology:
     logs: dict[str, Path]
     env: dict[str, str]  # the trial block's variables, swapped: what every process got
     swap: Swap
+    cloudapi: str = ""  # the Cloud API simulator's address, when the topology runs one
 
     def sim_config(self, **knobs) -> dict:
         """Change the simulator's knobs while it runs (SimConfig field names)."""
@@ -582,33 +598,59 @@ def worker_ready(started: Started, processes: int) -> bool:
     return log_text(started.log).count("ready for action") >= processes
 
 
+def with_exports(command: Documented, exports: dict[str, str]) -> Documented:
+    """`command` in a terminal where `exports` were exported too (after its own block's)."""
+    return Documented(command.source, command.text, tuple({**command.environ, **exports}.items()))
+
+
+def cloudapi_exports() -> dict[str, str]:
+    """The META_* variables the README's Cloud API block exports."""
+    return cloudapi_commands()[-1].environ
+
+
 @contextmanager
-def topology_run(*, logs: Path, database_url: str, redis_url: str, seed: bool = False):
+def topology_run(
+    *, logs: Path, database_url: str, redis_url: str, seed: bool = False, cloudapi: bool = False
+):
     """Start the README's production processes (see the module docstring); `seed` also runs
-    its `seed_demo --if-empty` line."""
+    its `seed_demo --if-empty` line. `cloudapi`: the README's Cloud API block too, as it says:
+    its exports in every process's terminal, and the Cloud API simulator (port 8002 swapped),
+    its webhooks to `web1`."""
     logs.mkdir(parents=True, exist_ok=True)
     redis.Redis.from_url(redis_url).flushdb()
     web1, web2, sim = free_port(), free_port(), free_port()
-    base = Swap(database_url=database_url, redis_url=redis_url, ports={8000: web1, 8001: sim})
-    env = {**shell_env(), **base.env(trial_command("daphne").environ)}
+    meta = free_port() if cloudapi else 0
+    sims = {8001: sim, **({8002: meta} if cloudapi else {})}
+    base = Swap(database_url=database_url, redis_url=redis_url, ports={8000: web1, **sims})
+    exports = cloudapi_exports() if cloudapi else {}
+
+    def line(program: str) -> Documented:
+        return with_exports(trial_command(program), exports)
+
+    env = {**shell_env(), **base.env(line("daphne").environ)}
     for program in ("manage.py migrate", *(("manage.py seed_demo",) if seed else ())):
-        done = run(trial_command(program), swap=base)
+        done = run(line(program), swap=base)
         (logs / f"{program.split()[-1]}.log").write_text(done.stdout + done.stderr)
         assert done.returncode == 0, f"{program} exited {done.returncode}:\n{done.stderr[-3000:]}"
     with ExitStack() as stack:
         started: dict[str, Started] = {}
 
         def launch(name: str, program: str, swap: Swap) -> Started:
-            process = start(name, trial_command(program), swap=swap, logs=logs)
+            process = start(name, line(program), swap=swap, logs=logs)
             stack.callback(stop, process)
             started[name] = process
             return process
 
         launch("web1", "daphne", base)
-        launch("web2", "daphne", Swap(database_url, redis_url, ports={8000: web2, 8001: sim}))
+        launch("web2", "daphne", Swap(database_url, redis_url, ports={8000: web2, **sims}))
         launch("worker", "dramatiq", base)
         launch("scheduler", "manage.py scheduler", base)
         launch("simulator", "manage.py wasender_sim", base)
+        if cloudapi:
+            terminal = {**trial_command("daphne").environ, **exports}
+            sim_line = with_exports(cloudapi_commands()[-1], terminal)
+            started["cloudapi"] = start("cloudapi", sim_line, swap=base, logs=logs)
+            stack.callback(stop, started["cloudapi"])
         procs = list(started.values())
         urls = {"web1": f"http://127.0.0.1:{web1}", "web2": f"http://127.0.0.1:{web2}"}
         for name, url in urls.items():
@@ -625,6 +667,14 @@ def topology_run(*, logs: Path, database_url: str, redis_url: str, seed: bool = 
             what="simulator",
             check=none_exited(procs),
         )
+        meta_url = f"http://127.0.0.1:{meta}" if cloudapi else ""
+        if cloudapi:
+            wait_until(
+                lambda: answers(f"{meta_url}/_sim/stats"),
+                timeout=60,
+                what="the Cloud API simulator",
+                check=none_exited(procs),
+            )
         processes = int(re.search(r"--processes (\d+)", started["worker"].text).group(1))
         wait_until(
             lambda: worker_ready(started["worker"], processes),
@@ -649,6 +699,7 @@ def topology_run(*, logs: Path, database_url: str, redis_url: str, seed: bool = 
             logs={name: s.log for name, s in started.items()},
             env=env,
             swap=base,
+            cloudapi=meta_url,
         )
 
 
@@ -657,22 +708,39 @@ def database_url_for_tests() -> str:
     return database_env_for_tests().get("DATABASE_URL", "")
 
 
-@pytest.fixture
-def production_topology(transactional_db, tmp_path):
-    """The README's production processes on the test database and the tests' Redis database;
-    see the module docstring. Skips without PostgreSQL and Redis (fails under
-    CHATDESK_REQUIRE_SERVICES=1)."""
+@contextmanager
+def _topology_for_a_test(tmp_path: Path, *, cloudapi: bool = False):
     from tests.conftest import require
 
     database_url = database_url_for_tests()
     require(database_url.startswith("postgres"), "the production topology needs PostgreSQL")
     require(bool(os.environ.get("REDIS_URL")), "the production topology needs Redis (REDIS_URL)")
     with topology_run(
-        logs=tmp_path / "topology", database_url=database_url, redis_url=redis_url_for_tests()
+        logs=tmp_path / "topology",
+        database_url=database_url,
+        redis_url=redis_url_for_tests(),
+        cloudapi=cloudapi,
     ) as topology:
         yield topology
         # Shown by pytest only when the test failed ("Captured stdout teardown").
         print(topology.logs_tail())
+
+
+@pytest.fixture
+def production_topology(transactional_db, tmp_path):
+    """The README's production processes on the test database and the tests' Redis database;
+    see the module docstring. Skips without PostgreSQL and Redis (fails under
+    CHATDESK_REQUIRE_SERVICES=1)."""
+    with _topology_for_a_test(tmp_path) as topology:
+        yield topology
+
+
+@pytest.fixture
+def production_topology_cloudapi(transactional_db, tmp_path):
+    """production_topology with the README's Cloud API block: a second number, `meta`, on
+    the Cloud API simulator (`topology.cloudapi`)."""
+    with _topology_for_a_test(tmp_path, cloudapi=True) as topology:
+        yield topology
 
 
 # --- `make demo` --------------------------------------------------------------------------------
