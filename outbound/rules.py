@@ -310,6 +310,8 @@ def _bot_reply(message: Message, text: str, *, answers: bool = False) -> Message
             text=text,
             author_kind=Message.Author.BOT,
             reply_to=message,
+            # On the number the customer wrote to (Meta's window is open: they just wrote).
+            channel=message.conversation.channel_id,
         )
     except SendRejected as exc:  # an empty or oversize configured text
         log.warning("auto-reply to message %s not sent: %s", message.pk, exc.message)

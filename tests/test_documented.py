@@ -278,8 +278,7 @@ def test_it_runs_the_readme_cloud_api_block_as_written(production_topology_cloud
     API simulator (counted there) and its statuses come back to read."""
     topology = production_topology_cloudapi
     phone, text = "+593968196046", "Hola, ya revisamos tu cuenta"
-    # The away message off: one send to count (and outbound/rules.py's bot replies go out on
-    # the default number whatever number the customer wrote to).
+    # The away message off: one send to count.
     AutomationSettings.objects.update_or_create(pk=1, defaults={"away_enabled": False})
     handshake = httpx.get(
         f"{topology.web2}/webhooks/meta/",

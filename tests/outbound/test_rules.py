@@ -325,6 +325,25 @@ def test_it_sends_the_away_message_once_per_window(write, closed):
     assert bot_replies() == [away_text(), away_text()]
 
 
+def test_the_away_message_goes_out_on_the_number_the_customer_wrote_to(closed):
+    from inbox.models import Channel
+
+    Channel.objects.create(key="soporte", name="Soporte", provider="cloudapi", account="123")
+    customer = Customer.objects.create(phone="+593968196046", name="María")
+    conversation = Conversation.objects.create(customer=customer, channel_id="soporte")
+    message = Message.objects.create(
+        conversation=conversation,
+        direction="in",
+        author_kind="customer",
+        body="hola",
+        status="received",
+        wa_id="wamid.1",
+    )
+    assert inbound_react(message.pk) == "away"
+    [reply] = Message.objects.filter(author_kind="bot")
+    assert reply.conversation_id == conversation.pk
+
+
 def test_the_away_message_leaves_the_conversation_new_for_the_agents(write, closed):
     write("hola")
     assert bot_replies() == [away_text()]
