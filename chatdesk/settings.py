@@ -386,4 +386,5 @@ ACTOR_MODULES: list[str] = [
     "outbound.reminders",
     "outbound.campaigns.launch",
     "outbound.rules",
+    "insights.rollups",
 ]

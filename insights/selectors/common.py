@@ -91,3 +91,34 @@ def _previous_before(column: str, alias: str, *, condition: str = "") -> str:
         f"(SELECT p.{column} FROM inbox_message p WHERE {where}{condition}"  # noqa: S608
         " ORDER BY p.created_at DESC, p.id DESC LIMIT 1)"
     )
+
+
+# --- per channel ---------------------------------------------------------------------------------
+
+# The WhatsApp number a message was on (its conversation's channel key).
+CHANNEL = "conversation__channel_id"
+
+
+def _of_channel(channel: str | None, field: str = CHANNEL) -> Q:
+    return Q() if channel is None else Q(**{field: channel})
+
+
+def _sum_counts(a: dict, b: dict) -> dict:
+    """Two {name: count or [counts]} merged (the same day on two channels)."""
+    out = dict(a)
+    for name, value in b.items():
+        if name not in out:
+            out[name] = value
+        elif isinstance(value, list):
+            out[name] = [x + y for x, y in zip(out[name], value, strict=True)]
+        else:
+            out[name] = out[name] + value
+    return out
+
+
+def _join_lists(a: dict, b: dict) -> dict:
+    """Two {key: [items]} merged: each key's lists joined."""
+    out = dict(a)
+    for key, items in b.items():
+        out[key] = [*out.get(key, []), *items]
+    return out
