@@ -31,6 +31,7 @@ from dramatiq_crontab import interval
 from inbox.models import Message
 from insights.models import Rollup, RollupMark
 from insights.selectors.agents import handled_compute, turns_compute
+from insights.selectors.behaviour import behaviour_counts
 from insights.selectors.daily import daily_compute, hours_compute, renewals_compute
 from insights.selectors.funnels import FOLDED_WITHIN_DAYS, campaign_compute, funnel_compute
 from insights.selectors.period import GYE, SETTLE_DAYS, Period
@@ -38,6 +39,7 @@ from insights.selectors.period import GYE, SETTLE_DAYS, Period
 logger = logging.getLogger(__name__)
 
 FOLD_EVERY_SECONDS = 60
+BEHAVIOUR_EVERY = timedelta(minutes=5)
 # A status written by a transaction that began before the last fold and committed after it
 # is still seen: the scan of status times starts this long before the last fold began.
 OVERLAP = timedelta(minutes=10)
@@ -71,7 +73,27 @@ def rollups_fold(*, now: datetime | None = None, kinds=None) -> dict[str, int]:
     on each kind's mark row."""
     now = now or timezone.now()
     through = now.astimezone(GYE).date() - timedelta(days=1)
-    return {kind: _kind_fold(kind, through=through, now=now) for kind in kinds or KINDS}
+    folded = {kind: _kind_fold(kind, through=through, now=now) for kind in kinds or KINDS}
+    if kinds is None:
+        folded["behaviour"] = behaviour_fold(now=now)
+    return folded
+
+
+def behaviour_fold(*, now: datetime) -> int:
+    """Customers by reply habit over the last 90 days: not a sum of days (a habit is a share
+    of a customer's replies), so the fold counts it anew every BEHAVIOUR_EVERY and keeps the
+    latest count (one row) for the page."""
+    with transaction.atomic():
+        RollupMark.objects.get_or_create(kind="behaviour")
+        mark = RollupMark.objects.select_for_update().get(kind="behaviour")
+        if mark.folded_at and timedelta(0) <= now - mark.folded_at < BEHAVIOUR_EVERY:
+            return 0
+        counts = behaviour_counts(now=now)
+        Rollup.objects.filter(kind="behaviour").delete()
+        Rollup.objects.create(kind="behaviour", day=now.astimezone(GYE).date(), data=counts)
+        mark.folded_at = now
+        mark.save()
+    return 1
 
 
 def _kind_fold(kind: str, *, through: date, now: datetime) -> int:
@@ -82,6 +104,7 @@ def _kind_fold(kind: str, *, through: date, now: datetime) -> int:
         top = Message.objects.aggregate(top=Max("id"))["top"] or 0
         if mark.through is None:
             days = _history(through)
+            mark.message_id = top  # everything so far is in the history
         else:
             days = {through - timedelta(days=n) for n in range(trailing)}
             days |= _days_between(mark.through + timedelta(days=1), through)

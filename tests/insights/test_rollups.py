@@ -117,3 +117,14 @@ def test_each_figure_can_be_read_on_one_number(world, soporte):
     today = selectors.today_figures(now=at(D1, 16), channel="soporte")["figures"]
     assert today["sent"]["value"] == 1 and today["replies"]["value"] == 1
     assert selectors.waiting_conversations(channel="soporte")["count"] == 1
+
+
+def test_the_behaviour_groups_come_from_the_latest_fold(world):
+    from django.utils import timezone
+
+    from insights.rollups import behaviour_fold
+
+    behaviour_fold(now=timezone.now())
+    assert selectors.behaviour_groups() == selectors.behaviour_groups_count()
+    Rollup.objects.filter(kind="behaviour").update(data={"fast": 7, "slow": 0, "never": 0})
+    assert selectors.behaviour_groups()[0]["customers"] == 7  # the fold's row, not a count
