@@ -140,8 +140,8 @@ def agent_stats_count(period: Period, *, channel: str | None = None) -> list[dic
     - atendidas: conversations in which they wrote at least one message in the period;
     - primera respuesta (mediana): for each customer turn that started in the period (a customer
       message whose previous message in the conversation is not the customer's), the time to
-      the next agent message, credited to the agent who wrote it (per-day lists, cached once
-      the day has settled: a turn still unanswered two days later stays unanswered);
+      the next agent message, credited to the agent who wrote it (per-day lists, folded by
+      insights.rollups: a turn still unanswered two days later stays unanswered);
     - resolución (mediana): for conversations now resolved whose last message is in the period,
       from the first customer message in the period to the last message, credited to the
       assignee. (Approximate: conversations keep no "resolved at" time.)

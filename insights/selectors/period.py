@@ -1,4 +1,4 @@
-"""Days and ranges (Guayaquil calendar days), and the per-day rollup cache every figure over
+"""Days and ranges (Guayaquil calendar days), and the per-day rollups every figure over
 a period goes through."""
 
 from dataclasses import dataclass
