@@ -5,17 +5,16 @@ from statistics import median
 
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Case, F, Min, Q, Sum, When
+from django.db.models import Case, Min, Q, Sum, When
 from django.db.models.functions import Lag, TruncDate
 
 from inbox.models import Conversation, Message
 from insights.selectors.common import (
-    CHANNEL,
     OUT,
     _analytic_cursor,
     _as_date,
+    _channel_of,
     _join_lists,
-    _of_channel,
     _previous_before,
     _seconds_between,
     _thread_window,
@@ -45,7 +44,7 @@ def turns_compute(period: Period) -> dict[tuple[date, str], dict]:
             answers=_thread_window(Sum(Case(When(ANSWER, then=1), default=0))),
             is_answer=Case(When(ANSWER, then=1), default=0),
             day=TruncDate("created_at", tzinfo=GYE),
-            ch=F(CHANNEL),
+            ch=_channel_of(),
         )
         .values(
             "id",
@@ -92,7 +91,7 @@ def handled_compute(period: Period) -> dict[tuple[date, str], dict]:
     count is the distinct ids over its days (a conversation answered on two days is one)."""
     rows = (
         Message.objects.filter(OUT, ANSWER, created_at__gte=period.start, created_at__lt=period.end)
-        .annotate(day=TruncDate("created_at", tzinfo=GYE), ch=F(CHANNEL))
+        .annotate(day=TruncDate("created_at", tzinfo=GYE), ch=_channel_of())
         .values_list("day", "ch", "agent_id", "conversation_id")
         .distinct()
         .order_by()
@@ -116,7 +115,7 @@ def _resolutions(period: Period, channel: str | None) -> dict[int, list[timedelt
             messages__direction=Message.Direction.IN,
             messages__created_at__gte=period.start,
         )
-        .filter(_of_channel(channel, "channel_id"))
+        .filter(Q() if channel is None else Q(channel_id=channel))
         .values("id", "assignee_id", "last_message_at")
         .annotate(first_in=Min("messages__created_at"))
         .order_by()

@@ -6,9 +6,9 @@ from datetime import date, datetime
 from functools import wraps
 
 from django.db import connection, transaction
-from django.db.models import F, Q, RowRange, Window
+from django.db.models import Exists, F, OuterRef, Q, RowRange, Subquery, Window
 
-from inbox.models import Message
+from inbox.models import Conversation, Message
 
 OUT = Q(direction=Message.Direction.OUT)
 IN = Q(direction=Message.Direction.IN)
@@ -95,12 +95,20 @@ def _previous_before(column: str, alias: str, *, condition: str = "") -> str:
 
 # --- per channel ---------------------------------------------------------------------------------
 
-# The WhatsApp number a message was on (its conversation's channel key).
-CHANNEL = "conversation__channel_id"
+
+def _channel_of(conversation: str = "conversation_id") -> Subquery:
+    """The WhatsApp number (channel key) of the row's conversation, looked up by primary key
+    per row: a join would make PostgreSQL hash every conversation to count one day."""
+    return Subquery(Conversation.objects.filter(pk=OuterRef(conversation)).values("channel_id"))
 
 
-def _of_channel(channel: str | None, field: str = CHANNEL) -> Q:
-    return Q() if channel is None else Q(**{field: channel})
+def _of_channel(channel: str | None) -> Q:
+    """Messages on one WhatsApp number (None: every one), a primary-key probe per row."""
+    if channel is None:
+        return Q()
+    return Q(
+        Exists(Conversation.objects.filter(pk=OuterRef("conversation_id"), channel_id=channel))
+    )
 
 
 def _sum_counts(a: dict, b: dict) -> dict:

@@ -11,11 +11,11 @@ from django.utils.translation import gettext as _
 from customers.models import Renewal, Subscription
 from inbox.models import Conversation, Message
 from insights.selectors.common import (
-    CHANNEL,
     FIGURES,
     IN,
     OUT,
     _between,
+    _channel_of,
     _delivered,
     _rate,
     _sum_counts,
@@ -26,9 +26,9 @@ from insights.selectors.period import GYE, Period, days_folded
 CENT = Decimal("0.01")
 
 
-def _per_day(queryset, field, channel: str = CHANNEL) -> dict[tuple[date, str], int]:
+def _per_day(queryset, field, channel=None) -> dict[tuple[date, str], int]:
     rows = (
-        queryset.annotate(day=TruncDate(field, tzinfo=GYE), ch=F(channel))
+        queryset.annotate(day=TruncDate(field, tzinfo=GYE), ch=channel or _channel_of())
         .values("day", "ch")
         .annotate(n=Count("id"))
         .order_by()
@@ -43,7 +43,7 @@ def daily_compute(period: Period) -> dict[tuple[date, str], dict]:
     messages = Message.objects.order_by()
     sent_rows = (
         messages.filter(OUT & _between("sent_at", start, end))
-        .annotate(day=TruncDate("sent_at", tzinfo=GYE), ch=F(CHANNEL))
+        .annotate(day=TruncDate("sent_at", tzinfo=GYE), ch=_channel_of())
         .values("day", "ch")
         .annotate(n=Count("id"), read=Count("id", filter=Q(read_at__isnull=False)))
     )
@@ -63,7 +63,7 @@ def daily_compute(period: Period) -> dict[tuple[date, str], dict]:
         "new_conversations": _per_day(
             Conversation.objects.filter(_between("created_at", start, end)),
             "created_at",
-            channel="channel_id",
+            channel=F("channel_id"),
         ),
     }
     series["sent_read"] = {(row["day"], row["ch"]): row["read"] for row in sent_rows}
@@ -120,7 +120,7 @@ def hours_compute(period: Period) -> dict[tuple[date, str], dict]:
         .annotate(
             day=TruncDate("created_at", tzinfo=GYE),
             hour=ExtractHour("created_at", tzinfo=GYE),
-            ch=F(CHANNEL),
+            ch=_channel_of(),
         )
         .values("day", "hour", "ch")
         .annotate(n=Count("id"))
@@ -133,7 +133,7 @@ def hours_compute(period: Period) -> dict[tuple[date, str], dict]:
         .annotate(
             day=TruncDate("sent_at", tzinfo=GYE),
             hour=ExtractHour("sent_at", tzinfo=GYE),
-            ch=F(CHANNEL),
+            ch=_channel_of(),
         )
         .values("day", "hour", "ch")
         .annotate(n=Count("id"), read=Count("id", filter=Q(read_at__isnull=False)))

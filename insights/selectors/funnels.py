@@ -7,7 +7,14 @@ from django.db.models.functions import TruncDate
 
 from customers.models import Renewal
 from inbox.models import Message
-from insights.selectors.common import CHANNEL, IN, _between, _rate, _sum_counts, _without_jit
+from insights.selectors.common import (
+    IN,
+    _between,
+    _channel_of,
+    _rate,
+    _sum_counts,
+    _without_jit,
+)
 from insights.selectors.period import GYE, SETTLE_DAYS, Period, days_cached, days_folded
 
 # --- conversion after reminders ----------------------------------------------------------------
@@ -38,7 +45,9 @@ def _funnel_compute(within_days: int):
                 outcome=ReminderSent.Outcome.SENT,
                 message__isnull=False,
             )
-            .annotate(day=TruncDate("created_at", tzinfo=GYE), ch=F("message__" + CHANNEL))
+            .annotate(
+                day=TruncDate("created_at", tzinfo=GYE), ch=_channel_of("message__conversation_id")
+            )
             .values("day", "ch", "rule__name", "subscription__service__name")
             .annotate(
                 reminded=Count("id"),
@@ -270,7 +279,9 @@ def _campaign_rows(campaign_ids: list[int], *, window: timedelta) -> list[dict]:
     sent = Q(message__sent_at__isnull=False)
     rows = (
         CampaignRecipient.objects.filter(campaign_id__in=campaign_ids)
-        .annotate(launched_at=F("campaign__launched_at"), ch=F("message__" + CHANNEL))
+        .annotate(
+            launched_at=F("campaign__launched_at"), ch=_channel_of("message__conversation_id")
+        )
         .values("campaign_id", "launched_at", "ch")
         .annotate(
             recipients=Count("id"),

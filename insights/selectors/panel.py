@@ -70,7 +70,9 @@ def today_figures(*, now: datetime | None = None, channel: str | None = None) ->
         **_window_counts(start, now, "t_"), **_window_counts(y_start, y_same, "y_")
     )
     conversations = Conversation.objects.filter(
-        _of_channel(channel, "channel_id"), created_at__gte=y_start, created_at__lt=now
+        Q() if channel is None else Q(channel_id=channel),
+        created_at__gte=y_start,
+        created_at__lt=now,
     )
     counts.update(
         conversations.aggregate(
@@ -93,7 +95,7 @@ def waiting_conversations(*, now: datetime | None = None, channel: str | None = 
     """Conversations in state new (a customer wrote, nobody answered) and the oldest wait,
     measured from the conversation's last message."""
     now = now or timezone.now()
-    waiting = Conversation.objects.filter(_of_channel(channel, "channel_id"))
+    waiting = Conversation.objects.filter(Q() if channel is None else Q(channel_id=channel))
     row = waiting.filter(status=Conversation.Status.NEW).aggregate(
         count=Count("id"), oldest=Min("last_message_at")
     )
