@@ -387,4 +387,5 @@ ACTOR_MODULES: list[str] = [
     "outbound.campaigns.launch",
     "outbound.rules",
     "outbound.meta_templates",
+    "insights.rollups",
 ]

@@ -40,7 +40,7 @@ from devdata.demo import (
     demo_services_ensure,
     demo_users_ensure,
 )
-from inbox.models import Conversation, Message
+from inbox.models import DEFAULT_CHANNEL, Channel, Conversation, Message
 from outbound.models import (
     Campaign,
     CampaignRecipient,
@@ -104,6 +104,9 @@ class Plan:
     days: int
     seed: int
     now: datetime
+    # WhatsApp numbers: the default one, then "soporte" (a Cloud API number), ... Customers
+    # are spread over them by index (every n-th on the second), no random draw spent.
+    channels: int = 1
 
 
 def _weighted(rng, pairs):
@@ -357,6 +360,7 @@ class Generator:
         self.rng = random.Random(self.plan.seed)
         self.campaigns_plan()  # keep the draw sequence identical to the pilot's
         self.rule = self.reminder_rule_ensure()
+        self.channel_keys = self.channels_ensure()
         self.campaign_rows = self.campaigns_write(campaigns, users["marketing"])
         columns = [f.column for f in Message._meta.concrete_fields]
         fields = {f.column: f for f in Message._meta.concrete_fields}
@@ -380,6 +384,31 @@ class Generator:
             with connection.cursor() as cursor:
                 cursor.execute("ANALYZE")  # fresh statistics, or the planner guesses from none
         return self.counts
+
+    def channels_ensure(self) -> list[str]:
+        keys = [DEFAULT_CHANNEL]
+        Channel.objects.get_or_create(key=DEFAULT_CHANNEL, defaults={"name": "Ventas"})
+        for n in range(1, self.plan.channels):
+            key = "soporte" if n == 1 else f"numero-{n + 1}"
+            Channel.objects.get_or_create(
+                key=key,
+                defaults={
+                    "name": "Soporte" if n == 1 else f"Número {n + 1}",
+                    "provider": Channel.Provider.CLOUDAPI,
+                    "account": f"10000000000000{n}",
+                    "colour": Channel.Colour.BLUE,
+                },
+            )
+            keys.append(key)
+        return keys
+
+    def channel_of(self, c: Customer) -> str:
+        # Two in three customers on the first number, the rest over the others.
+        n = len(self.channel_keys)
+        index = int(c.phone[-6:])
+        if n == 1 or index % 3:
+            return self.channel_keys[0]
+        return self.channel_keys[1 + (index // 3) % (n - 1)]
 
     def reminder_rule_ensure(self) -> ReminderRule:
         template, _ = MessageTemplate.objects.get_or_create(
@@ -560,6 +589,7 @@ class Generator:
             assignee = self.agents[c.pk % len(self.agents)]
         return Conversation(
             customer=c,
+            channel_id=self.channel_of(c),
             status=status,
             created_at=msgs[0]["created_at"],
             assignee_id=assignee,
@@ -608,8 +638,11 @@ def large_data_generate(
     days: int,
     seed: int = 7,
     now: datetime | None = None,
+    channels: int = 1,
     out=None,
 ) -> dict:
     now = now or timezone.now().replace(minute=0, second=0, microsecond=0)
-    plan = Plan(customers=customers, messages=messages, days=days, seed=seed, now=now)
+    plan = Plan(
+        customers=customers, messages=messages, days=days, seed=seed, now=now, channels=channels
+    )
     return Generator(plan, out=out).run()

@@ -134,6 +134,12 @@ class Conversation(models.Model):
             models.Index(
                 fields=["assignee", "-last_message_at", "-id"], name="conv_assignee_list_idx"
             ),
+            # New conversations counted by their day (the panel, the rollups' fold).
+            models.Index(fields=["created_at"], name="conv_created_idx"),
+            # The list filtered by number.
+            models.Index(
+                fields=["channel", "-last_message_at", "-id"], name="conv_channel_list_idx"
+            ),
         ]
 
     def __str__(self):

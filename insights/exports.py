@@ -19,8 +19,11 @@ from insights import selectors
 CHUNK = 2000
 
 
-def period_query(period: selectors.Period) -> str:
-    return urlencode({"from": period.first.isoformat(), "to": period.last.isoformat()})
+def period_query(period: selectors.Period, channel: str | None = None) -> str:
+    params = {"from": period.first.isoformat(), "to": period.last.isoformat()}
+    if channel:
+        params["channel"] = channel
+    return urlencode(params)
 
 
 def _local(moment):
@@ -108,7 +111,7 @@ def messages_csv(period, *, conversations: bool = True, **filters):
     return csv_response(_stem("mensajes", period), [labels[c] for c in columns], rows)
 
 
-def daily_csv(period):
+def daily_csv(period, *, channel=None):
     header = [
         _("día"),
         _("enviados"),
@@ -130,13 +133,13 @@ def daily_csv(period):
             r["new_conversations"],
             r["open_rate"] if r["open_rate"] is not None else "",
         ]
-        for r in selectors.daily_metrics(period)
+        for r in selectors.daily_metrics(period, channel=channel)
     )
     return csv_response(_stem("metricas_diarias", period), header, rows)
 
 
-def hours_csv(period):
-    grids = selectors.heatmaps(period)
+def hours_csv(period, *, channel=None):
+    grids = selectors.heatmaps(period, channel=channel)
     names = selectors.weekday_names()
     header = [
         _("día"),
@@ -170,8 +173,8 @@ def services_csv(period):
     return csv_response(_stem("servicios", period), header, rows)
 
 
-def reminders_csv(period, *, within_days=7):
-    funnel = selectors.reminder_funnel(period, within_days=within_days)
+def reminders_csv(period, *, within_days=7, channel=None):
+    funnel = selectors.reminder_funnel(period, within_days=within_days, channel=channel)
     header = [
         _("agrupado por"),
         _("nombre"),
@@ -200,7 +203,7 @@ def reminders_csv(period, *, within_days=7):
     return csv_response(_stem("recordatorios", period), header, rows())
 
 
-def campaigns_csv(period, *, within_days=7):
+def campaigns_csv(period, *, within_days=7, channel=None):
     header = [
         _("campaña"),
         _("lanzada"),
@@ -232,7 +235,7 @@ def campaigns_csv(period, *, within_days=7):
             r["reply_rate"],
             r["conversion_rate"],
         ]
-        for r in selectors.campaign_comparison(period, within_days=within_days)
+        for r in selectors.campaign_comparison(period, within_days=within_days, channel=channel)
     )
     return csv_response(_stem("campanas", period), header, rows)
 
@@ -241,7 +244,7 @@ def _minutes(delta):
     return round(delta.total_seconds() / 60, 1) if delta is not None else ""
 
 
-def agents_csv(period):
+def agents_csv(period, *, channel=None):
     header = [
         _("agente"),
         _("conversaciones atendidas"),
@@ -259,7 +262,7 @@ def agents_csv(period):
             r["resolved"],
             _minutes(r["resolution"]),
         ]
-        for r in selectors.agent_stats(period)
+        for r in selectors.agent_stats(period, channel=channel)
     )
     return csv_response(_stem("agentes", period), header, rows)
 

@@ -3,15 +3,33 @@ from django.shortcuts import render
 from django.utils.translation import gettext as _
 
 from chatdesk.roles import EVERYONE, MARKETING, SUPPORT, has_role, role_required
+from inbox import channels
 from inbox.models import Message
 from insights import charts, exports, selectors
 from insights.selectors import PeriodError
 
+# The exports that can be read on one WhatsApp number.
+PER_CHANNEL = ("daily", "hours", "reminders", "campaigns", "agents")
+
+
+def _channel_or_error(request) -> tuple[str | None, list, str | None]:
+    """(the ?channel= key or None for every number, the channels to choose from, an error);
+    the choice is offered only when there is more than one, as in the inbox list."""
+    choices = list(channels.channels_for(request.user))
+    key = request.GET.get("channel") or None
+    if key is not None and key not in {c.key for c in choices}:
+        return None, choices, _("Ese número de WhatsApp no existe: se muestran todos.")
+    return key, choices, None
+
 
 def _panel_context(request) -> dict:
+    channel, choices, error = _channel_or_error(request)
     return {
-        "today": selectors.today_figures(),
-        "waiting": selectors.waiting_conversations(),
+        "channel": channel,
+        "channel_choices": choices,
+        "channel_error": error,
+        "today": selectors.today_figures(channel=channel),
+        "waiting": selectors.waiting_conversations(channel=channel),
         "sessions": selectors.session_states(),
         "campaigns": selectors.campaigns_overview(),
         "can_open_inbox": has_role(request.user, *SUPPORT),
@@ -45,10 +63,11 @@ def _within_days(request) -> int:
 @role_required(*MARKETING)
 def insights_index(request):
     period, preset, error = _period_or_error(request)
+    channel, choices, channel_error = _channel_or_error(request)
     section = request.GET.get("section")
-    query = exports.period_query(period)
+    query = exports.period_query(period, channel)
     if section == "agents":
-        rows = selectors.agent_stats(period)
+        rows = selectors.agent_stats(period, channel=channel)
         return render(request, "insights/index.html#agents", {"agents": rows, "query": query})
     if section == "behaviour":
         groups = selectors.behaviour_groups()
@@ -56,12 +75,14 @@ def insights_index(request):
     if section:
         raise Http404
     within = _within_days(request)
-    daily = selectors.daily_metrics(period)
-    grids = selectors.heatmaps(period)
+    daily = selectors.daily_metrics(period, channel=channel)
+    grids = selectors.heatmaps(period, channel=channel)
     context = {
         "period": period,
         "preset": preset,
-        "error": error,
+        "error": error or channel_error,
+        "channel": channel,
+        "channel_choices": choices,
         "query": query,
         "within": within,
         "daily": daily,
@@ -74,10 +95,15 @@ def insights_index(request):
         ),
         "services": (services := selectors.popular_services(period)),
         "services_chart": charts.services_chart(services),
-        "funnel": (funnel := selectors.reminder_funnel(period, within_days=within)),
+        "funnel": (
+            funnel := selectors.reminder_funnel(period, within_days=within, channel=channel)
+        ),
         "funnel_chart": charts.funnel_chart(funnel),
         "campaigns": selectors.campaign_comparison(
-            period, within_days=within, sort=request.GET.get("sort", "-launched_at")
+            period,
+            within_days=within,
+            sort=request.GET.get("sort", "-launched_at"),
+            channel=channel,
         ),
         "sort": request.GET.get("sort", "-launched_at"),
         "campaign_columns": [
@@ -120,6 +146,12 @@ def export_csv(request, kind: str):
             filters[name] = value
         # Private conversations are the support roles' (admin included), never a marketer's.
         return export(period, conversations=has_role(request.user, *SUPPORT), **filters)
+    extra = {}
+    if kind in PER_CHANNEL:
+        channel, _choices, error = _channel_or_error(request)
+        if error:
+            return HttpResponseBadRequest(error)
+        extra["channel"] = channel
     if kind in ("reminders", "campaigns"):
-        return export(period, within_days=_within_days(request))
-    return export(period)
+        extra["within_days"] = _within_days(request)
+    return export(period, **extra)

@@ -206,7 +206,11 @@ class ReminderSent(models.Model):
                 fields=["rule", "subscription", "expiry_date"], name="one_reminder_per_expiry"
             ),
         ]
-        indexes = [models.Index(fields=["subscription", "created_at"])]
+        indexes = [
+            models.Index(fields=["subscription", "created_at"]),
+            # Reminders counted by the day they were sent (today's funnel, the rollups' fold).
+            models.Index(fields=["created_at"], name="remindersent_created_idx"),
+        ]
 
     def __str__(self):
         return f"{self.rule} · {self.subscription_id} · {self.expiry_date}"

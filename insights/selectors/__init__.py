@@ -20,7 +20,8 @@ Definitions (also shown as help on the pages):
 - change against yesterday: today so far against yesterday up to the same time of day, in %
   (none when yesterday had zero).
 
-One module per concern: `period` (days, ranges, the rollup cache), `panel` (today, live),
+One module per concern: `period` (days, ranges, reading the rollups that insights.rollups
+folds, the cache for what is not folded), `panel` (today, live),
 `daily` (trend, best hours, services), `funnels` (reminders, campaigns compared), `agents`,
 `behaviour`; `common` holds the query pieces they share. The names below are the package's
 public face (the views, the API and the exports read `selectors.<name>`).
@@ -52,6 +53,7 @@ from insights.selectors.period import (
     Period,
     PeriodError,
     days_cached,
+    days_folded,
     parse_day,
     period_from_params,
     period_make,
@@ -72,6 +74,7 @@ __all__ = [
     "campaigns_overview",
     "daily_metrics",
     "days_cached",
+    "days_folded",
     "heatmaps",
     "min_sample",
     "parse_day",

@@ -5,7 +5,7 @@ from statistics import median
 
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Case, Count, Min, Q, Sum, When
+from django.db.models import Case, Min, Q, Sum, When
 from django.db.models.functions import Lag, TruncDate
 
 from inbox.models import Conversation, Message
@@ -13,12 +13,14 @@ from insights.selectors.common import (
     OUT,
     _analytic_cursor,
     _as_date,
+    _channel_of,
+    _join_lists,
     _previous_before,
     _seconds_between,
     _thread_window,
     _without_jit,
 )
-from insights.selectors.period import GYE, LIVE_SECONDS, Period, days_cached
+from insights.selectors.period import GYE, LIVE_SECONDS, Period, days_folded
 
 # An agent's answer: a message a person wrote from the inbox (not a bot, reminder or campaign).
 ANSWER = Q(author_kind=Message.Author.AGENT, agent__isnull=False)
@@ -26,8 +28,9 @@ ANSWER = Q(author_kind=Message.Author.AGENT, agent__isnull=False)
 BOTH = Q(direction__in=(Message.Direction.IN, Message.Direction.OUT))
 
 
-def _turns_compute(period: Period) -> dict[date, dict]:
-    """{turn day: {agent id: [seconds to the first answer, ...]}} in one pass over the
+@_without_jit
+def turns_compute(period: Period) -> dict[tuple[date, str], dict]:
+    """{(turn day, channel): {agent id: [seconds to the first answer, ...]}} in one pass over the
     messages since the period's start. LAG gives each customer message the direction of the
     one before it (a turn starts when that was not the customer's); a running count of answers
     splits each conversation into runs that end with an answer, so a turn's answer is the one
@@ -41,9 +44,11 @@ def _turns_compute(period: Period) -> dict[date, dict]:
             answers=_thread_window(Sum(Case(When(ANSWER, then=1), default=0))),
             is_answer=Case(When(ANSWER, then=1), default=0),
             day=TruncDate("created_at", tzinfo=GYE),
+            ch=_channel_of(),
         )
         .values(
             "id",
+            "ch",
             "conversation_id",
             "direction",
             "created_at",
@@ -66,7 +71,7 @@ def _turns_compute(period: Period) -> dict[date, dict]:
             FROM seq s
             WINDOW run AS (PARTITION BY s.conversation_id, s.answers - s.is_answer)
         )
-        SELECT t.answered_by, t.day, {_seconds_between("t.answered_at", "t.created_at")}
+        SELECT t.answered_by, t.day, t.ch, {_seconds_between("t.answered_at", "t.created_at")}
         FROM runs t
         WHERE t.direction = 'in' AND t.created_at < %s AND t.answered_at IS NOT NULL
             AND COALESCE(t.prev_dir, {_previous_before("direction", "t")}, '') <> 'in'
@@ -74,13 +79,31 @@ def _turns_compute(period: Period) -> dict[date, dict]:
     out: dict = {}
     with _analytic_cursor() as cursor:
         cursor.execute(sql, [*params, connection.ops.adapt_datetimefield_value(end)])
-        for agent_id, day, seconds in cursor.fetchall():
-            out.setdefault(_as_date(day), {}).setdefault(agent_id, []).append(round(seconds))
+        for agent_id, day, ch, seconds in cursor.fetchall():
+            per_agent = out.setdefault((_as_date(day), ch), {})
+            per_agent.setdefault(str(agent_id), []).append(round(seconds))
     return out
 
 
 @_without_jit
-def _resolutions(period: Period) -> dict[int, list[timedelta]]:
+def handled_compute(period: Period) -> dict[tuple[date, str], dict]:
+    """{(day, channel): {agent id: [conversation ids they answered in that day]}}: a period's
+    count is the distinct ids over its days (a conversation answered on two days is one)."""
+    rows = (
+        Message.objects.filter(OUT, ANSWER, created_at__gte=period.start, created_at__lt=period.end)
+        .annotate(day=TruncDate("created_at", tzinfo=GYE), ch=_channel_of())
+        .values_list("day", "ch", "agent_id", "conversation_id")
+        .distinct()
+        .order_by()
+    )
+    out: dict = {}
+    for day, ch, agent_id, conversation_id in rows:
+        out.setdefault((day, ch), {}).setdefault(str(agent_id), []).append(conversation_id)
+    return out
+
+
+@_without_jit
+def _resolutions(period: Period, channel: str | None) -> dict[int, list[timedelta]]:
     """{assignee id: [durations]} for resolved conversations whose last message is in the
     period: from their first customer message since the period's start to the last message."""
     rows = (
@@ -92,6 +115,7 @@ def _resolutions(period: Period) -> dict[int, list[timedelta]]:
             messages__direction=Message.Direction.IN,
             messages__created_at__gte=period.start,
         )
+        .filter(Q() if channel is None else Q(channel_id=channel))
         .values("id", "assignee_id", "last_message_at")
         .annotate(first_in=Min("messages__created_at"))
         .order_by()
@@ -102,38 +126,41 @@ def _resolutions(period: Period) -> dict[int, list[timedelta]]:
     return out
 
 
-def agent_stats(period: Period) -> list[dict]:
+def agent_stats(period: Period, *, channel: str | None = None) -> list[dict]:
     """agent_stats_count, recomputed at most every LIVE_SECONDS for one period."""
-    key = f"insights:v2:agents:{period.first}:{period.last}"
-    return cache.get_or_set(key, lambda: agent_stats_count(period), LIVE_SECONDS)
+    key = f"insights:v3:agents:{period.first}:{period.last}:{channel or '*'}"
+    return cache.get_or_set(key, lambda: agent_stats_count(period, channel=channel), LIVE_SECONDS)
 
 
 @_without_jit
-def agent_stats_count(period: Period) -> list[dict]:
+def agent_stats_count(period: Period, *, channel: str | None = None) -> list[dict]:
     """Per agent (a user who wrote as an agent):
 
     - atendidas: conversations in which they wrote at least one message in the period;
     - primera respuesta (mediana): for each customer turn that started in the period (a customer
       message whose previous message in the conversation is not the customer's), the time to
-      the next agent message, credited to the agent who wrote it (per-day lists, cached once
-      the day has settled: a turn still unanswered two days later stays unanswered);
+      the next agent message, credited to the agent who wrote it (per-day lists, folded by
+      insights.rollups: a turn still unanswered two days later stays unanswered);
     - resolución (mediana): for conversations now resolved whose last message is in the period,
       from the first customer message in the period to the last message, credited to the
       assignee. (Approximate: conversations keep no "resolved at" time.)
     """
     from django.contrib.auth import get_user_model
 
-    handled = dict(
-        Message.objects.filter(OUT, ANSWER, created_at__gte=period.start, created_at__lt=period.end)
-        .values_list("agent_id")
-        .annotate(n=Count("conversation_id", distinct=True))
-        .order_by()
+    answered: dict[int, set[int]] = {}
+    days = days_folded(
+        "handled", period, handled_compute, channel=channel, empty={}, merge=_join_lists
     )
+    for per_agent in days.values():
+        for agent_id, ids in per_agent.items():
+            answered.setdefault(int(agent_id), set()).update(ids)
+    handled = {agent_id: len(ids) for agent_id, ids in answered.items()}
     turns: dict[int, list[int]] = {}
-    for per_agent in days_cached("turns", period, _turns_compute, empty={}).values():
+    days = days_folded("turns", period, turns_compute, channel=channel, empty={}, merge=_join_lists)
+    for per_agent in days.values():
         for agent_id, seconds in per_agent.items():
-            turns.setdefault(agent_id, []).extend(seconds)
-    resolutions = _resolutions(period)
+            turns.setdefault(int(agent_id), []).extend(seconds)
+    resolutions = _resolutions(period, channel)
     ids = set(handled) | set(turns) | set(resolutions)
     users = {u.pk: u for u in get_user_model().objects.filter(pk__in=ids)}
     rows = []

@@ -1,6 +1,6 @@
 """Customers by reply habit (fast, slow, never), as inbox.selectors defines it."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.core.cache import cache
 from django.db import connection
@@ -21,11 +21,23 @@ from insights.selectors.common import (
 BEHAVIOUR_SECONDS = 300
 
 
+# The fold's count (insights.rollups, every five minutes) is shown while it is this fresh.
+FOLDED_FRESH = timedelta(minutes=15)
+
+
 def behaviour_groups(*, now: datetime | None = None) -> list[dict]:
-    """behaviour_groups_count, recomputed at most every few minutes (habits over 90 days move
-    slowly; counting them reads every message of the window)."""
+    """The groups as the fold last counted them (habits over 90 days move slowly; counting
+    them reads every message of the window); without a recent fold, counted here and cached
+    for a few minutes."""
+    from insights.models import Rollup, RollupMark
+
     if now is not None:
         return behaviour_groups_count(now=now)
+    folded_at = RollupMark.objects.filter(kind="behaviour").values_list("folded_at", flat=True)
+    row = Rollup.objects.filter(kind="behaviour").values_list("data", flat=True).first()
+    at = folded_at.first()
+    if row is not None and at is not None and timezone.now() - at < FOLDED_FRESH:
+        return _groups(row)
     return cache.get_or_set(
         f"insights:v2:behaviour:{translation.get_language()}",
         behaviour_groups_count,
@@ -34,6 +46,19 @@ def behaviour_groups(*, now: datetime | None = None) -> list[dict]:
 
 
 def behaviour_groups_count(*, now: datetime | None = None) -> list[dict]:
+    return _groups(behaviour_counts(now=now))
+
+
+def _groups(counts: dict) -> list[dict]:
+    labels = {
+        "fast": _("Responden rápido (< 1 h)"),
+        "slow": _("Responden lento"),
+        "never": _("Nunca responden"),
+    }
+    return [{"key": key, "label": labels[key], "customers": counts[key]} for key in labels]
+
+
+def behaviour_counts(*, now: datetime | None = None) -> dict[str, int]:
     """Customers by reply habit, as inbox.selectors defines it (last 90 days), opted-out
     customers included (this is a description, not an audience).
 
@@ -94,10 +119,4 @@ def behaviour_groups_count(*, now: datetime | None = None) -> list[dict]:
     with _analytic_cursor() as cursor:
         cursor.execute(sql, args)
         fast, slow, never = cursor.fetchone()
-    labels = {
-        "fast": _("Responden rápido (< 1 h)"),
-        "slow": _("Responden lento"),
-        "never": _("Nunca responden"),
-    }
-    counts = {"fast": fast, "slow": slow, "never": never}
-    return [{"key": key, "label": labels[key], "customers": counts[key]} for key in labels]
+    return {"fast": fast, "slow": slow, "never": never}

@@ -6,9 +6,9 @@ from datetime import date, datetime
 from functools import wraps
 
 from django.db import connection, transaction
-from django.db.models import F, Q, RowRange, Window
+from django.db.models import Exists, F, OuterRef, Q, RowRange, Subquery, Window
 
-from inbox.models import Message
+from inbox.models import Conversation, Message
 
 OUT = Q(direction=Message.Direction.OUT)
 IN = Q(direction=Message.Direction.IN)
@@ -91,3 +91,42 @@ def _previous_before(column: str, alias: str, *, condition: str = "") -> str:
         f"(SELECT p.{column} FROM inbox_message p WHERE {where}{condition}"  # noqa: S608
         " ORDER BY p.created_at DESC, p.id DESC LIMIT 1)"
     )
+
+
+# --- per channel ---------------------------------------------------------------------------------
+
+
+def _channel_of(conversation: str = "conversation_id") -> Subquery:
+    """The WhatsApp number (channel key) of the row's conversation, looked up by primary key
+    per row: a join would make PostgreSQL hash every conversation to count one day."""
+    return Subquery(Conversation.objects.filter(pk=OuterRef(conversation)).values("channel_id"))
+
+
+def _of_channel(channel: str | None) -> Q:
+    """Messages on one WhatsApp number (None: every one), a primary-key probe per row."""
+    if channel is None:
+        return Q()
+    return Q(
+        Exists(Conversation.objects.filter(pk=OuterRef("conversation_id"), channel_id=channel))
+    )
+
+
+def _sum_counts(a: dict, b: dict) -> dict:
+    """Two {name: count or [counts]} merged (the same day on two channels)."""
+    out = dict(a)
+    for name, value in b.items():
+        if name not in out:
+            out[name] = value
+        elif isinstance(value, list):
+            out[name] = [x + y for x, y in zip(out[name], value, strict=True)]
+        else:
+            out[name] = out[name] + value
+    return out
+
+
+def _join_lists(a: dict, b: dict) -> dict:
+    """Two {key: [items]} merged: each key's lists joined."""
+    out = dict(a)
+    for key, items in b.items():
+        out[key] = [*out.get(key, []), *items]
+    return out

@@ -3,41 +3,52 @@
 from datetime import date
 from decimal import Decimal
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import Coalesce, ExtractHour, TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from customers.models import Renewal, Subscription
 from inbox.models import Conversation, Message
-from insights.selectors.common import FIGURES, IN, OUT, _between, _delivered, _rate, _without_jit
-from insights.selectors.period import GYE, Period, days_cached
+from insights.selectors.common import (
+    FIGURES,
+    IN,
+    OUT,
+    _between,
+    _channel_of,
+    _delivered,
+    _rate,
+    _sum_counts,
+    _without_jit,
+)
+from insights.selectors.period import GYE, Period, days_folded
 
 CENT = Decimal("0.01")
 
 
-def _per_day(queryset, field) -> dict[date, int]:
+def _per_day(queryset, field, channel=None) -> dict[tuple[date, str], int]:
     rows = (
-        queryset.annotate(day=TruncDate(field, tzinfo=GYE))
-        .values("day")
+        queryset.annotate(day=TruncDate(field, tzinfo=GYE), ch=channel or _channel_of())
+        .values("day", "ch")
         .annotate(n=Count("id"))
         .order_by()
     )
-    return {row["day"]: row["n"] for row in rows}
+    return {(row["day"], row["ch"]): row["n"] for row in rows}
 
 
 @_without_jit
-def _daily_compute(period: Period) -> dict[date, dict]:
+def daily_compute(period: Period) -> dict[tuple[date, str], dict]:
+    """{(day, channel): figures} for the period's days, each channel that had any."""
     start, end = period.start, period.end
     messages = Message.objects.order_by()
     sent_rows = (
         messages.filter(OUT & _between("sent_at", start, end))
-        .annotate(day=TruncDate("sent_at", tzinfo=GYE))
-        .values("day")
+        .annotate(day=TruncDate("sent_at", tzinfo=GYE), ch=_channel_of())
+        .values("day", "ch")
         .annotate(n=Count("id"), read=Count("id", filter=Q(read_at__isnull=False)))
     )
     series = {
-        "sent": {row["day"]: row["n"] for row in sent_rows},
+        "sent": {(row["day"], row["ch"]): row["n"] for row in sent_rows},
         "delivered": _per_day(
             messages.filter(_delivered(start, end)), Coalesce("delivered_at", "read_at")
         ),
@@ -50,24 +61,24 @@ def _daily_compute(period: Period) -> dict[date, dict]:
             "failed_at",
         ),
         "new_conversations": _per_day(
-            Conversation.objects.filter(_between("created_at", start, end)), "created_at"
+            Conversation.objects.filter(_between("created_at", start, end)),
+            "created_at",
+            channel=F("channel_id"),
         ),
     }
-    sent_read = {row["day"]: row["read"] for row in sent_rows}
-    return {
-        day: {
-            **{name: values.get(day, 0) for name, values in series.items()},
-            "sent_read": sent_read.get(day, 0),
-        }
-        for day in period.days
-    }
+    series["sent_read"] = {(row["day"], row["ch"]): row["read"] for row in sent_rows}
+    keys = {key for values in series.values() for key in values}
+    return {key: {name: values.get(key, 0) for name, values in series.items()} for key in keys}
 
 
-def daily_metrics(period: Period) -> list[dict]:
+def daily_metrics(period: Period, *, channel: str | None = None) -> list[dict]:
     """One row per day of the period: sent, delivered, read, replies, failed, new
-    conversations, and the open rate (read share of that day's sends)."""
+    conversations, and the open rate (read share of that day's sends); on one WhatsApp
+    number (a channel key) or all of them."""
     empty = dict.fromkeys((*FIGURES, "sent_read"), 0)
-    days = days_cached("daily", period, _daily_compute, empty=empty)
+    days = days_folded(
+        "daily", period, daily_compute, channel=channel, empty=empty, merge=_sum_counts
+    )
     return [
         {
             "day": day,
@@ -85,9 +96,9 @@ def totals(rows: list[dict]) -> dict:
     return out
 
 
-def summary(period: Period) -> dict:
+def summary(period: Period, *, channel: str | None = None) -> dict:
     """The period's totals (the API's summary), from the daily rollup."""
-    out = totals(daily_metrics(period))
+    out = totals(daily_metrics(period, channel=channel))
     out.pop("sent_read")
     return out
 
@@ -95,43 +106,56 @@ def summary(period: Period) -> dict:
 # --- best hours -------------------------------------------------------------------------------
 
 
+def _hours_empty() -> dict:
+    return {"replies": [0] * 24, "sent": [0] * 24, "sent_read": [0] * 24}
+
+
 @_without_jit
-def _hours_compute(period: Period) -> dict[date, dict]:
+def hours_compute(period: Period) -> dict[tuple[date, str], dict]:
+    """{(day, channel): {"replies": [24], "sent": [24], "sent_read": [24]}}, Guayaquil hours."""
     start, end = period.start, period.end
-    out = {
-        day: {"replies": [0] * 24, "sent": [0] * 24, "sent_read": [0] * 24} for day in period.days
-    }
+    out: dict = {}
     replies = (
         Message.objects.filter(IN & _between("created_at", start, end))
         .annotate(
-            day=TruncDate("created_at", tzinfo=GYE), hour=ExtractHour("created_at", tzinfo=GYE)
+            day=TruncDate("created_at", tzinfo=GYE),
+            hour=ExtractHour("created_at", tzinfo=GYE),
+            ch=_channel_of(),
         )
-        .values("day", "hour")
+        .values("day", "hour", "ch")
         .annotate(n=Count("id"))
         .order_by()
     )
     for row in replies:
-        out[row["day"]]["replies"][row["hour"]] = row["n"]
+        out.setdefault((row["day"], row["ch"]), _hours_empty())["replies"][row["hour"]] = row["n"]
     sent = (
         Message.objects.filter(OUT & _between("sent_at", start, end))
-        .annotate(day=TruncDate("sent_at", tzinfo=GYE), hour=ExtractHour("sent_at", tzinfo=GYE))
-        .values("day", "hour")
+        .annotate(
+            day=TruncDate("sent_at", tzinfo=GYE),
+            hour=ExtractHour("sent_at", tzinfo=GYE),
+            ch=_channel_of(),
+        )
+        .values("day", "hour", "ch")
         .annotate(n=Count("id"), read=Count("id", filter=Q(read_at__isnull=False)))
         .order_by()
     )
     for row in sent:
-        out[row["day"]]["sent"][row["hour"]] = row["n"]
-        out[row["day"]]["sent_read"][row["hour"]] = row["read"]
+        cell = out.setdefault((row["day"], row["ch"]), _hours_empty())
+        cell["sent"][row["hour"]] = row["n"]
+        cell["sent_read"][row["hour"]] = row["read"]
     return out
 
 
-def heatmaps(period: Period) -> dict:
+def heatmaps(period: Period, *, channel: str | None = None) -> dict:
     """Weekday (0 = Monday) x hour grids, Guayaquil time: customer messages by when they were
     written; our messages by when they were sent, how many of those have been read, and the
     read rate."""
-    empty = {"replies": [0] * 24, "sent": [0] * 24, "sent_read": [0] * 24}
+    empty = _hours_empty()
     grids = {name: [[0] * 24 for _ in range(7)] for name in empty}
-    for day, row in days_cached("hours", period, _hours_compute, empty=empty).items():
+    days = days_folded(
+        "hours", period, hours_compute, channel=channel, empty=empty, merge=_sum_counts
+    )
+    for day, row in days.items():
         for name, grid in grids.items():
             weekday = day.weekday()
             grid[weekday] = [a + b for a, b in zip(grid[weekday], row[name], strict=True)]
@@ -188,7 +212,8 @@ def min_sample(sent_grid) -> int:
 
 
 @_without_jit
-def _renewals_compute(period: Period) -> dict[date, dict]:
+def renewals_compute(period: Period) -> dict[tuple[date, str], dict]:
+    """{(day, ""): {service: [renewals, revenue]}}: a renewal belongs to no WhatsApp number."""
     rows = (
         Renewal.objects.filter(_between("renewed_at", period.start, period.end))
         .annotate(day=TruncDate("renewed_at", tzinfo=GYE))
@@ -199,13 +224,25 @@ def _renewals_compute(period: Period) -> dict[date, dict]:
     out: dict = {}
     for row in rows:
         money = Decimal(row["revenue"] or 0).quantize(CENT)
-        out.setdefault(row["day"], {})[row["subscription__service__name"]] = [row["n"], str(money)]
+        out.setdefault((row["day"], ""), {})[row["subscription__service__name"]] = [
+            row["n"],
+            str(money),
+        ]
+    return out
+
+
+def _renewals_merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for name, (n, money) in b.items():
+        before = out.get(name, [0, "0.00"])
+        out[name] = [before[0] + n, str(Decimal(before[1]) + Decimal(money))]
     return out
 
 
 def popular_services(period: Period, *, today: date | None = None) -> list[dict]:
     """Per service: subscriptions active today (expires_on >= today), renewals in the period
-    and their revenue (USD, the amounts paid)."""
+    and their revenue (USD, the amounts paid). Subscriptions and renewals belong to customers,
+    not to a WhatsApp number: the same on every channel."""
     today = today or timezone.localdate()
     active = dict(
         Subscription.objects.filter(expires_on__gte=today)
@@ -214,7 +251,10 @@ def popular_services(period: Period, *, today: date | None = None) -> list[dict]
         .order_by()
     )
     renewals: dict[str, list] = {}
-    for per_service in days_cached("renewals", period, _renewals_compute, empty={}).values():
+    days = days_folded(
+        "renewals", period, renewals_compute, channel=None, empty={}, merge=_renewals_merge
+    )
+    for per_service in days.values():
         for name, (n, money) in per_service.items():
             total = renewals.setdefault(name, [0, Decimal("0.00")])
             total[0] += n

@@ -1,24 +1,21 @@
 """Conversion over a period: what followed the reminders, and the campaigns compared."""
 
-import hashlib
 from datetime import date, timedelta
 
-from django.core.cache import cache
 from django.db.models import Count, DateTimeField, Exists, ExpressionWrapper, F, OuterRef, Q
 from django.db.models.functions import TruncDate
-from django.utils import timezone
 
 from customers.models import Renewal
 from inbox.models import Message
-from insights.selectors.common import IN, _between, _rate, _without_jit
-from insights.selectors.period import (
-    CACHE_SECONDS,
-    GYE,
-    LIVE_SECONDS,
-    SETTLE_DAYS,
-    Period,
-    days_cached,
+from insights.selectors.common import (
+    IN,
+    _between,
+    _channel_of,
+    _rate,
+    _sum_counts,
+    _without_jit,
 )
+from insights.selectors.period import GYE, SETTLE_DAYS, Period, days_cached, days_folded
 
 # --- conversion after reminders ----------------------------------------------------------------
 
@@ -27,7 +24,7 @@ def _funnel_compute(within_days: int):
     window = timedelta(days=within_days)
 
     @_without_jit
-    def compute(period: Period) -> dict[date, dict]:
+    def compute(period: Period) -> dict[tuple[date, str], dict]:
         from outbound.models import ReminderSent
 
         later = ExpressionWrapper(OuterRef("created_at") + window, output_field=DateTimeField())
@@ -48,8 +45,10 @@ def _funnel_compute(within_days: int):
                 outcome=ReminderSent.Outcome.SENT,
                 message__isnull=False,
             )
-            .annotate(day=TruncDate("created_at", tzinfo=GYE))
-            .values("day", "rule__name", "subscription__service__name")
+            .annotate(
+                day=TruncDate("created_at", tzinfo=GYE), ch=_channel_of("message__conversation_id")
+            )
+            .values("day", "ch", "rule__name", "subscription__service__name")
             .annotate(
                 reminded=Count("id"),
                 read=Count("id", filter=Q(message__read_at__isnull=False)),
@@ -61,7 +60,7 @@ def _funnel_compute(within_days: int):
         out: dict = {}
         for r in rows:
             key = f"{r['rule__name']}\x1f{r['subscription__service__name']}"
-            out.setdefault(r["day"], {})[key] = [
+            out.setdefault((r["day"], r["ch"]), {})[key] = [
                 r["reminded"],
                 r["read"],
                 r["replied"],
@@ -82,18 +81,38 @@ def _funnel_row(values, **extra) -> dict:
     return row
 
 
-def reminder_funnel(period: Period, *, within_days: int = 7) -> dict:
+# The window the pages open with: folded by insights.rollups; another one is computed and
+# cached per settled day.
+FOLDED_WITHIN_DAYS = 7
+funnel_compute = _funnel_compute(FOLDED_WITHIN_DAYS)
+
+
+def reminder_funnel(
+    period: Period, *, within_days: int = FOLDED_WITHIN_DAYS, channel: str | None = None
+) -> dict:
     """Reminders sent in the period (ReminderSent rows with a message): how many were read,
     how many got a customer message in the same conversation within N days, and how many were
     followed by a renewal of the reminded subscription within N days (as outbound's own
     reminder stats count conversion). Totals, by rule and by service."""
-    days = days_cached(
-        f"funnel{within_days}",
-        period,
-        _funnel_compute(within_days),
-        empty={},
-        settle_days=within_days + SETTLE_DAYS,
-    )
+    if within_days == FOLDED_WITHIN_DAYS:
+        days = days_folded(
+            f"funnel{within_days}",
+            period,
+            funnel_compute,
+            channel=channel,
+            empty={},
+            merge=_sum_counts,
+        )
+    else:
+        days = days_cached(
+            f"funnel{within_days}",
+            period,
+            _funnel_compute(within_days),
+            empty={},
+            merge=_sum_counts,
+            channel=channel,
+            settle_days=within_days + SETTLE_DAYS,
+        )
     by_rule: dict[str, list] = {}
     by_service: dict[str, list] = {}
     total = [0, 0, 0, 0]
@@ -129,9 +148,49 @@ CAMPAIGN_SORTS = (
 )
 
 
-@_without_jit
-def campaign_comparison(period: Period, *, within_days: int = 7, sort: str = "-launched_at"):
-    """Campaigns launched in the period, each over its recipients' messages:
+def _campaign_compute(within_days: int):
+    window = timedelta(days=within_days)
+
+    @_without_jit
+    def compute(period: Period) -> dict[tuple[date, str], dict]:
+        """{(launch day, channel): {campaign id: figures}} for campaigns launched in the
+        period, each over its recipients' messages on that channel."""
+        from outbound.models import Campaign
+
+        ids = list(
+            Campaign.objects.filter(
+                launched_at__gte=period.start, launched_at__lt=period.end
+            ).values_list("pk", flat=True)
+        )
+        out: dict = {}
+        for row in _campaign_rows(ids, window=window) if ids else []:
+            day = row.pop("launched_at").astimezone(GYE).date()
+            key = (day, row.pop("ch") or "")
+            out.setdefault(key, {})[str(row.pop("campaign_id"))] = row
+        return out
+
+    return compute
+
+
+campaign_compute = _campaign_compute(FOLDED_WITHIN_DAYS)
+
+
+def _campaigns_merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for pk, figures in b.items():
+        out[pk] = _sum_counts(out[pk], figures) if pk in out else figures
+    return out
+
+
+def campaign_comparison(
+    period: Period,
+    *,
+    within_days: int = FOLDED_WITHIN_DAYS,
+    sort: str = "-launched_at",
+    channel: str | None = None,
+):
+    """Campaigns launched in the period, each over its recipients' messages (on one WhatsApp
+    number, or all):
 
     - enviados: messages with sent_at; fallidos: messages that ended failed;
     - apertura: read / sent; respuesta: sent messages followed by a customer message in the
@@ -139,45 +198,45 @@ def campaign_comparison(period: Period, *, within_days: int = 7, sort: str = "-l
     - conversión: sent messages followed by a renewal of any of the customer's subscriptions
       within N days / sent;
     - bajas: recipients who opted out of marketing within N days of the send.
-    One grouped query over the campaigns not cached yet: an ended campaign is cached once its
-    N-day window, plus the settling days, has passed; the others are recomputed at most every
-    LIVE_SECONDS."""
+    The default window is folded by insights.rollups (per launch day and channel); another is
+    computed per settled day and cached."""
     from outbound.models import Campaign
 
-    window = timedelta(days=within_days)
-    launched = Campaign.objects.filter(launched_at__gte=period.start, launched_at__lt=period.end)
-    settled_before = timezone.now() - window - timedelta(days=SETTLE_DAYS)
-    ended = (Campaign.State.COMPLETED, Campaign.State.CANCELLED)
-    keys = {
-        pk: f"insights:v2:campaign{within_days}:{pk}"
-        for pk, at, state in launched.values_list("pk", "launched_at", "state")
-        if at < settled_before and state in ended
-    }
-    cached = cache.get_many(list(keys.values()))
-    done = [pk for pk, key in keys.items() if key in cached]
-    live = sorted(set(launched.values_list("pk", flat=True)) - set(done))
-    ids = hashlib.sha1(",".join(map(str, live)).encode(), usedforsecurity=False).hexdigest()
-    live_key = f"insights:v2:campaigns-live{within_days}:{ids}"
-    rows = cache.get(live_key) if live else []
-    if rows is not None:
-        rows = list(rows)
+    if within_days == FOLDED_WITHIN_DAYS:
+        days = days_folded(
+            "campaigns7",
+            period,
+            campaign_compute,
+            channel=channel,
+            empty={},
+            merge=_campaigns_merge,
+        )
     else:
-        rows = _campaign_rows(live, window=window)
-        cache.set(live_key, rows, LIVE_SECONDS)
-    # A campaign that ended and whose window has closed no longer changes: kept per campaign.
-    cache.set_many(
-        {keys[r["campaign_id"]]: r for r in rows if r["campaign_id"] in keys}, CACHE_SECONDS
+        days = days_cached(
+            f"campaigns{within_days}",
+            period,
+            _campaign_compute(within_days),
+            empty={},
+            merge=_campaigns_merge,
+            channel=channel,
+            settle_days=within_days + SETTLE_DAYS,
+        )
+    figures: dict = {}
+    for per_campaign in days.values():
+        figures = _campaigns_merge(figures, per_campaign)
+    campaigns = Campaign.objects.filter(pk__in=[int(pk) for pk in figures]).values(
+        "pk", "title", "launched_at", "state"
     )
-    rows.extend(cached.values())
     labels = dict(Campaign.State.choices)
     out = []
-    for r in rows:
+    for c in campaigns:
+        r = figures[str(c["pk"])]
         out.append(
             {
-                "id": r["campaign_id"],
-                "title": r["campaign__title"],
-                "launched_at": r["campaign__launched_at"],
-                "state": labels[r["campaign__state"]],
+                "id": c["pk"],
+                "title": c["title"],
+                "launched_at": c["launched_at"],
+                "state": labels[c["state"]],
                 "recipients": r["recipients"],
                 "sent": r["sent"],
                 "read": r["read"],
@@ -201,7 +260,8 @@ def campaign_comparison(period: Period, *, within_days: int = 7, sort: str = "-l
 
 
 def _campaign_rows(campaign_ids: list[int], *, window: timedelta) -> list[dict]:
-    """The comparison's figures for these campaigns: one grouped query over their recipients."""
+    """The comparison's figures for these campaigns and channels: one grouped query over their
+    recipients."""
     from outbound.models import CampaignRecipient
 
     later = ExpressionWrapper(OuterRef("message__sent_at") + window, output_field=DateTimeField())
@@ -219,7 +279,10 @@ def _campaign_rows(campaign_ids: list[int], *, window: timedelta) -> list[dict]:
     sent = Q(message__sent_at__isnull=False)
     rows = (
         CampaignRecipient.objects.filter(campaign_id__in=campaign_ids)
-        .values("campaign_id", "campaign__title", "campaign__launched_at", "campaign__state")
+        .annotate(
+            launched_at=F("campaign__launched_at"), ch=_channel_of("message__conversation_id")
+        )
+        .values("campaign_id", "launched_at", "ch")
         .annotate(
             recipients=Count("id"),
             sent=Count("id", filter=sent),

@@ -7,7 +7,16 @@ from django.db.models import Count, Min, Q
 from django.utils import timezone
 
 from inbox.models import Conversation, Message, SessionState
-from insights.selectors.common import FIGURES, IN, OUT, _between, _delivered, _rate, _without_jit
+from insights.selectors.common import (
+    FIGURES,
+    IN,
+    OUT,
+    _between,
+    _delivered,
+    _of_channel,
+    _rate,
+    _without_jit,
+)
 from insights.selectors.period import GYE, day_start
 
 # Session states WaSender reports when the number cannot send.
@@ -49,17 +58,22 @@ def _change(now_value, before) -> dict:
 
 
 @_without_jit
-def today_figures(*, now: datetime | None = None) -> dict:
-    """Today so far against yesterday up to the same time: two queries."""
+def today_figures(*, now: datetime | None = None, channel: str | None = None) -> dict:
+    """Today so far against yesterday up to the same time: two queries; on one WhatsApp
+    number (a channel key) or all of them."""
     now = (now or timezone.now()).astimezone(GYE)
     today = now.date()
     start = day_start(today)
     y_start = day_start(today - timedelta(days=1))
     y_same = y_start + (now - start)
-    counts = Message.objects.filter(_touching(y_start, now)).aggregate(
+    counts = Message.objects.filter(_touching(y_start, now), _of_channel(channel)).aggregate(
         **_window_counts(start, now, "t_"), **_window_counts(y_start, y_same, "y_")
     )
-    conversations = Conversation.objects.filter(created_at__gte=y_start, created_at__lt=now)
+    conversations = Conversation.objects.filter(
+        Q() if channel is None else Q(channel_id=channel),
+        created_at__gte=y_start,
+        created_at__lt=now,
+    )
     counts.update(
         conversations.aggregate(
             t_new_conversations=Count("id", filter=Q(created_at__gte=start)),
@@ -77,11 +91,12 @@ def today_figures(*, now: datetime | None = None) -> dict:
     return {"now": now, "figures": figures}
 
 
-def waiting_conversations(*, now: datetime | None = None) -> dict:
+def waiting_conversations(*, now: datetime | None = None, channel: str | None = None) -> dict:
     """Conversations in state new (a customer wrote, nobody answered) and the oldest wait,
     measured from the conversation's last message."""
     now = now or timezone.now()
-    row = Conversation.objects.filter(status=Conversation.Status.NEW).aggregate(
+    waiting = Conversation.objects.filter(Q() if channel is None else Q(channel_id=channel))
+    row = waiting.filter(status=Conversation.Status.NEW).aggregate(
         count=Count("id"), oldest=Min("last_message_at")
     )
     row["oldest_wait"] = now - row["oldest"] if row["oldest"] else None

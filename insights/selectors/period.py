@@ -1,4 +1,4 @@
-"""Days and ranges (Guayaquil calendar days), and the per-day rollup cache every figure over
+"""Days and ranges (Guayaquil calendar days), and the per-day rollups every figure over
 a period goes through."""
 
 from dataclasses import dataclass
@@ -82,38 +82,81 @@ def period_from_params(params, *, today: date | None = None) -> tuple[Period, st
     return period_preset("30", today=today), "30"
 
 
-# --- per-day rollups, cached once a day has settled ----------------------------------------------
+# --- per-day figures: folded rollups, and the cache for what is not folded -------------------
 
 CACHE_SECONDS = 6 * 3600
 # What still changes (campaigns still running or inside their window, behaviour groups) is
 # recomputed at most this often: analytics a minute old, the panel always live.
 LIVE_SECONDS = 60
 # Statuses for a day can still arrive a little later (a read the next morning, a late webhook):
-# a day is cached only once it is this many days old.
+# a day is cached only once it is this many days old, and folded again until then.
 SETTLE_DAYS = 2
 
 
-def days_cached(kind: str, period: Period, compute, *, empty, settle_days: int = SETTLE_DAYS):
-    """{day: value} for every day of the period. `compute(period)` answers {day: value} for a
-    span in grouped queries; settled days are kept in Django's cache, one entry per kind and
-    month (a year is a dozen entries), so a 365-day page computes only the last few days."""
+def _merged(computed: dict, channel: str | None, merge) -> dict:
+    """{(day, channel): value} -> {day: value} over one channel, or every one (None)."""
+    out: dict = {}
+    for (day, key), value in computed.items():
+        if channel is None or key == channel:
+            out[day] = merge(out[day], value) if day in out else value
+    return out
+
+
+def days_folded(
+    kind: str, period: Period, compute, *, channel: str | None, empty, merge
+) -> dict[date, object]:
+    """{day: value} for every day of the period, on one channel or all of them: the days the
+    fold has reached from insights.models.Rollup (a few rows per day), the rest (today, or
+    every day when no fold has run yet) computed from the raw rows by
+    `compute(period) -> {(day, channel): value}`. Never cached: the fold keeps it current."""
+    from insights.models import Rollup, RollupMark
+
+    through = RollupMark.objects.filter(kind=kind).values_list("through", flat=True).first()
+    out: dict = {}
+    if through is not None and through >= period.first:
+        rows = Rollup.objects.filter(kind=kind, day__gte=period.first, day__lte=period.last)
+        if channel is not None:
+            rows = rows.filter(channel=channel)
+        for day, value in rows.values_list("day", "data"):
+            out[day] = merge(out[day], value) if day in out else value
+    live_first = period.first if through is None else max(period.first, through + timedelta(1))
+    if live_first <= period.last:
+        live = _merged(compute(Period(live_first, period.last)), channel, merge)
+        out.update({day: live[day] for day in live if day >= live_first})
+    return {day: out.get(day, empty) for day in period.days}
+
+
+def days_cached(
+    kind: str,
+    period: Period,
+    compute,
+    *,
+    empty,
+    merge,
+    channel: str | None = None,
+    settle_days: int = SETTLE_DAYS,
+):
+    """{day: value} for every day of the period, for what the fold does not keep (a funnel
+    over a window other than the default): settled days are kept in Django's cache, one entry
+    per kind, channel and month, so a 365-day page computes only the last few days."""
     settled_before = timezone.localdate() - timedelta(days=settle_days)
-    month_keys = {f"insights:v2:{kind}:{day:%Y-%m}" for day in period.days}
+    prefix = f"insights:v3:{kind}:{channel or '*'}"
+    month_keys = {f"{prefix}:{day:%Y-%m}" for day in period.days}
     blocks = cache.get_many(sorted(month_keys))
     out, missing = {}, []
     for day in period.days:
-        block = blocks.get(f"insights:v2:{kind}:{day:%Y-%m}", {})
+        block = blocks.get(f"{prefix}:{day:%Y-%m}", {})
         if day < settled_before and day in block:
             out[day] = block[day]
         else:
             missing.append(day)
     if missing:
-        computed = compute(Period(missing[0], missing[-1]))
+        computed = _merged(compute(Period(missing[0], missing[-1])), channel, merge)
         changed = {}
         for day in missing:
             out[day] = computed.get(day, empty)
             if day < settled_before:
-                key = f"insights:v2:{kind}:{day:%Y-%m}"
+                key = f"{prefix}:{day:%Y-%m}"
                 block = changed.setdefault(key, dict(blocks.get(key, {})))
                 block[day] = out[day]
         cache.set_many(changed, CACHE_SECONDS)

@@ -49,12 +49,6 @@ def test_it_answers_none_for_an_empty_day(world):
     assert row["sent"] == 0 and row["open_rate"] is None
 
 
-def test_it_gives_the_same_figures_from_the_cache(world):
-    first = selectors.daily_metrics(Period(D, D1))
-    second = selectors.daily_metrics(Period(D, D1))  # settled days come from the cache
-    assert first == second
-
-
 def test_it_compares_today_with_yesterday_at_the_same_time(world):
     figures = selectors.today_figures(now=at(D1, 12))["figures"]
     values = {k: (f["value"], f["yesterday"]) for k, f in figures.items()}
@@ -220,28 +214,3 @@ def test_it_rejects_reversed_and_too_long_ranges():
         selectors.period_make(D1, D)
     with pytest.raises(selectors.PeriodError):
         selectors.period_make(D - timedelta(days=400), D)
-
-
-def test_it_gives_the_same_campaign_figures_from_the_cache(world):
-    from django.core.cache import cache
-
-    first = selectors.campaign_comparison(Period(D, D1))
-    assert cache.get(f"insights:v2:campaign7:{world['promo'].pk}") is not None
-    assert selectors.campaign_comparison(Period(D, D1)) == first
-
-
-def test_a_running_campaigns_figures_are_at_most_a_minute_old(world, monkeypatch):
-    from django.core.cache import cache
-
-    from inbox.models import Message
-    from outbound.models import Campaign, CampaignRecipient
-
-    Campaign.objects.filter(pk=world["promo"].pk).update(state="running")
-    period = Period(D, D1)
-    before = selectors.campaign_comparison(period)[0]["read"]
-    sent = CampaignRecipient.objects.filter(campaign=world["promo"]).values("message_id")
-    Message.objects.filter(pk__in=sent).update(read_at=at(D1, 9))
-    assert selectors.campaign_comparison(period)[0]["read"] == before  # within the minute
-    assert cache.get(f"insights:v2:campaign7:{world['promo'].pk}") is None  # not kept for long
-    cache.clear()  # the minute is over
-    assert selectors.campaign_comparison(period)[0]["read"] == 2

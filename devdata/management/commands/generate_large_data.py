@@ -21,6 +21,18 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--customers", type=int, default=50_000)
         parser.add_argument("--messages", type=int, default=1_000_000)
+        parser.add_argument(
+            "--scale",
+            type=int,
+            default=1,
+            help="Multiply --customers and --messages (5: issue 19's 250,000 and 5,000,000).",
+        )
+        parser.add_argument(
+            "--channels",
+            type=int,
+            default=1,
+            help="WhatsApp numbers the conversations are spread over (the first is the default).",
+        )
         parser.add_argument("--days", type=int, default=365)
         parser.add_argument("--seed", type=int, default=7)
         parser.add_argument(
@@ -33,9 +45,12 @@ class Command(BaseCommand):
             "--force", action="store_true", help="Generate even when there are customers already."
         )
 
-    def handle(self, *args, customers, messages, days, seed, now, force, **options):
-        if min(customers, messages, days) < 1:
-            raise CommandError("--customers, --messages and --days must be positive.")
+    def handle(self, *args, customers, messages, scale, channels, days, seed, now, force, **_):
+        if min(customers, messages, days, scale, channels) < 1:
+            raise CommandError(
+                "--customers, --messages, --scale, --channels and --days must be positive."
+            )
+        customers, messages = customers * scale, messages * scale
         existing = Customer.objects.count()
         if existing and not force:
             raise CommandError(
@@ -48,6 +63,7 @@ class Command(BaseCommand):
             days=days,
             seed=seed,
             now=now,
+            channels=channels,
             out=lambda line: self.stdout.write(line),
         )
         summary = ", ".join(f"{n} {what}" for what, n in counts.items())
