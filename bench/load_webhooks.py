@@ -251,6 +251,7 @@ async def measure(base, session, args, run, database_url, first):
         await open_loop(client, url, run=run, start=0, rate=20, seconds=1)  # warm-up
         await open_loop(client, f"{base}/bench/bare-insert/", run=run, start=0, rate=20,
                         seconds=1)  # fmt: skip
+        await settle()  # the worker is up: it has applied the warm-up's deferred webhooks
         floor_steps, steps = [], []
         if not args.no_search:
             floor_steps, steps = await search(
