@@ -1,10 +1,11 @@
 """Webhook load on one daphne process (PostgreSQL + channels-redis) with agent sockets open.
 
-1. A step search, on the same process in the same run: first the floor, a bare view that
-   inserts one row from the pooled connection (bench/urls.py), then chatdesk's webhook. The
-   rate doubles until p99 ack reaches 250 ms (or a webhook is refused), then the gap between
-   the last rate that held and the first that failed is halved down to --search-step. The
-   figure is chatdesk's highest rate as a share of the floor's.
+1. A step search, on the same process in the same run, the steps taken in turn: the floor, a
+   bare view that inserts one row from the pooled connection (bench/urls.py), and chatdesk's
+   webhook (a shared machine slows both alike). Each rate doubles until p99 ack reaches
+   250 ms (or a webhook is refused), then the gap between the last rate that held and the
+   first that failed is halved down to --search-step. The figure is chatdesk's highest rate
+   as a share of the floor's. CHANNEL_LAYER=pubsub measures the other Redis layer.
 2. A steady run at chatdesk's highest rate (or --rate) for 60 s with 50 agent sockets on
    /ws/inbox/ and one Dramatiq worker process applying what daphne stores raw during bursts:
    every acknowledged webhook must be stored once (lost and duplicated are counted against
@@ -199,37 +200,63 @@ async def step(client, url: str, *, run: str, start: int, rate: int, seconds: fl
     return p99, sum(1 for r in results if r[1] != 200)
 
 
-async def search(client, url: str, args, *, run: str, start: int, settle) -> list[tuple]:
+class Search:
     """Double the rate until a step fails (p99 ack over target, or a refusal), then halve the
-    gap between the last rate that held and the first that failed, down to --search-step.
-    Between steps, `settle` waits until the worker has applied everything."""
-    steps, held, failed, rate = [], 0, None, args.search_from
-    while rate and rate <= args.search_to:
-        p99, refused = await step(
-            client, url, run=run, start=start, rate=rate, seconds=args.step_seconds
-        )
-        start += 1_000_000
-        steps.append((rate, p99, refused))
-        print(
-            f"  {url.rsplit('/', 2)[-2]} {rate}/s: p99 ack {p99:.0f} ms, {refused} refused",
-            flush=True,
-        )
+    gap between the last rate that held and the first that failed, down to `resolution`."""
+
+    def __init__(self, url: str, *, first: int, top: int, resolution: int, start: int):
+        self.url, self.top, self.resolution, self.start = url, top, resolution, start
+        self.steps, self.held, self.failed, self.rate = [], 0, None, first
+
+    @property
+    def done(self) -> bool:
+        return not self.rate or self.rate > self.top
+
+    def record(self, p99: float, refused: int) -> None:
+        self.steps.append((self.rate, p99, refused))
+        self.start += 1_000_000
         if p99 < P99_TARGET_MS and not refused:
-            held = max(held, rate)
+            self.held = max(self.held, self.rate)
         else:
-            failed = rate if failed is None else min(failed, rate)
-        await settle()
-        await asyncio.sleep(2)
-        if failed is None:
-            rate *= 2
-            continue
-        gap = failed - held
-        rate = (
-            held + gap // 2 // args.search_step * args.search_step if gap > args.search_step else 0
+            self.failed = self.rate if self.failed is None else min(self.failed, self.rate)
+        if self.failed is None:
+            self.rate *= 2
+            return
+        gap = self.failed - self.held
+        half = gap // 2 // self.resolution * self.resolution
+        self.rate = self.held + half if gap > self.resolution and half else 0
+
+
+async def search(client, urls: list[str], args, *, run: str, settle) -> list[list[tuple]]:
+    """One search per URL, their steps taken in turn (floor, chatdesk, floor...) so that both
+    meet the same moments of a shared machine. Between steps, `settle` waits until the worker
+    has applied everything."""
+    searches = [
+        Search(
+            url,
+            first=args.search_from,
+            top=args.search_to,
+            resolution=args.search_step,
+            start=10_000_000 * (i + 1),
         )
-        if rate == held:
-            break
-    return steps
+        for i, url in enumerate(urls)
+    ]
+    while not all(one.done for one in searches):
+        for one in searches:
+            if one.done:
+                continue
+            p99, refused = await step(
+                client, one.url, run=run, start=one.start, rate=one.rate, seconds=args.step_seconds
+            )
+            print(
+                f"  {one.url.rsplit('/', 2)[-2]} {one.rate}/s: p99 ack {p99:.0f} ms, "
+                f"{refused} refused",
+                flush=True,
+            )
+            one.record(p99, refused)
+            await settle()
+            await asyncio.sleep(2)
+    return [one.steps for one in searches]
 
 
 def sustained(steps) -> int | None:
@@ -248,17 +275,12 @@ async def measure(base, session, args, run, database_url, first):
     async with httpx.AsyncClient(limits=limits, timeout=60) as client:
         await open_loop(client, url, run=run, start=0, rate=20, seconds=1)  # warm-up
         await open_loop(client, f"{base}/bench/bare-insert/", run=run, start=0, rate=20, seconds=1)
+        await settle()  # the worker is up: it has applied the warm-up's deferred webhooks
         floor_steps, steps = [], []
         if not args.no_search:
-            floor_steps = await search(
-                client,
-                f"{base}/bench/bare-insert/",
-                args,
-                run=run,
-                start=50_000_000,
-                settle=settle,
+            floor_steps, steps = await search(
+                client, [f"{base}/bench/bare-insert/", url], args, run=run, settle=settle
             )
-            steps = await search(client, url, args, run=run, start=10_000_000, settle=settle)
         rate = args.rate or sustained(steps) or args.search_from
         began = time.perf_counter()
         main = await open_loop(client, url, run=run, start=100_000, rate=rate, seconds=args.seconds)
@@ -313,7 +335,8 @@ def main() -> None:
     ack_rate, applied_rate = main_acked / answered, main_acked / (answered + drained)
     keeps_up = "ok" if drained <= DRAIN_SLACK else "MISSED"
     lines = [
-        f"One daphne process (PostgreSQL, channels-redis), {args.sockets} agent sockets on "
+        f"One daphne process (PostgreSQL, channels-redis {os.environ.get('CHANNEL_LAYER', 'core')} "
+        f"layer), {args.sockets} agent sockets on "
         f"/ws/inbox/, one Dramatiq worker process. Steady run: open loop at {rate:.0f} "
         f"webhooks/s for {args.seconds:.0f} s (plus warm-ups, counted too).",
         "",
@@ -341,8 +364,9 @@ def main() -> None:
         ratio = real / floor if real and floor else 0.0
         lines += [
             "",
-            f"Step search, in the same process and run: the bare pooled insert view "
-            f"(bench/urls.py, the floor) and then chatdesk's webhook; {args.step_seconds:.0f} s "
+            f"Step search, in the same process and run, the steps taken in turn: the bare "
+            f"pooled insert view (bench/urls.py, the floor) and chatdesk's webhook; "
+            f"{args.step_seconds:.0f} s "
             f"per rate, doubling from {args.search_from}/s until p99 ack >= {P99_TARGET_MS} ms "
             f"or a refused webhook, then halving the gap down to {args.search_step}/s.",
             "",

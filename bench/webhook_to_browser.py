@@ -1,10 +1,12 @@
 """Webhook-to-browser latency: from just before the webhook POST to the moment a WebSocket
 client logged in as an agent receives the frame holding that message. One daphne process on
 PostgreSQL and channels-redis, with 1 and with 50 agents connected; for 50 the figure is the
-time to the last (50th) agent. Side by side in the same run: a bare Channels app on the same
-settings that only group_sends the body of a POST (bench/bare_channels.py), and the floor:
-a view that inserts one row, then group_sends (bench/urls.py). Both Redis layers.
-Messages go one at a time, at most MAX_RATE a second (faster is a flood to chatdesk).
+time to the last (50th) agent. Side by side in the same run, message by message in turn: a
+bare Channels app on the same settings that only group_sends the body of a POST
+(bench/bare_channels.py), the floor (a view that inserts one row, then group_sends:
+bench/urls.py) and chatdesk; interleaved, so that a machine shared with other work slows all
+three alike and the ratios hold. Both Redis layers. Messages go one at a time, at most
+MAX_RATE a second (faster is a flood to chatdesk).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/chatdesk_bench \\
     REDIS_URL=redis://127.0.0.1:6379/0 .venv/bin/python bench/webhook_to_browser.py \
@@ -123,75 +125,85 @@ async def sockets_open(url: str, cookies: list[str], origin: str) -> list:
     return sockets
 
 
-async def measure(*, post, sockets, messages: int, warmup: int = 20) -> list[float]:
-    """Post one message at a time; its latency is until the last socket has it."""
+async def measure(targets: list[tuple], *, messages: int, warmup: int = 20) -> list[tuple]:
+    """targets: [(post, sockets)]. One message at a time, to each target in turn, so that
+    every target meets the same moments of a shared, noisy machine; a message's latency is
+    until the last of its target's sockets has it. Answers [(latencies, answers)] by target."""
     state = STATE
     state.update(marker=None, left=set(), done=asyncio.Event(), answered=0.0)
 
-    async def reader(i, ws):
+    async def reader(key, ws):
         async for frame in ws:
             marker = state["marker"]
-            if marker and i in state["left"] and marker in frame:
-                state["left"].discard(i)
+            if marker and key in state["left"] and marker in frame:
+                state["left"].discard(key)
                 if not state["left"]:
                     state["done"].set()
 
-    readers = [asyncio.create_task(reader(i, ws)) for i, ws in enumerate(sockets)]
-    latencies, answers = [], []
+    lists = {id(sockets): sockets for _, sockets in targets}  # bare and floor share theirs
+    readers = [
+        asyncio.create_task(reader((key, i), ws))
+        for key, sockets in lists.items()
+        for i, ws in enumerate(sockets)
+    ]
+    results = [([], []) for _ in targets]
     try:
         start = 0.0
         for n in range(warmup + messages):
-            marker = f"m{os.getpid()}x{n:06d}q"
-            state.update(marker=marker, left=set(range(len(sockets))), done=asyncio.Event())
-            # One message at a time, and never faster than MAX_RATE: past 60 list updates a
-            # second chatdesk stops sending list rows (a flood: the lists re-fetch instead).
-            await asyncio.sleep(max(0.0, start + 1 / MAX_RATE - time.perf_counter()))
-            start = time.perf_counter()
-            response = asyncio.create_task(post(marker))
-            await asyncio.wait_for(state["done"].wait(), timeout=30)
-            if n >= warmup:
-                latencies.append(time.perf_counter() - start)
-            assert (await response).status_code == 200
-            if n >= warmup:
-                answers.append(state["answered"] - start)
+            for t, (post, sockets) in enumerate(targets):
+                marker = f"m{os.getpid()}x{n:06d}t{t}q"
+                left = {(id(sockets), i) for i in range(len(sockets))}
+                state.update(marker=marker, left=left, done=asyncio.Event())
+                # Never faster than MAX_RATE: past 60 list updates a second chatdesk stops
+                # sending list rows (a flood: the lists re-fetch instead).
+                await asyncio.sleep(max(0.0, start + 1 / MAX_RATE - time.perf_counter()))
+                start = time.perf_counter()
+                response = asyncio.create_task(post(marker))
+                await asyncio.wait_for(state["done"].wait(), timeout=30)
+                took = time.perf_counter() - start
+                assert (await response).status_code == 200
+                if n >= warmup:
+                    results[t][0].append(took)
+                    results[t][1].append(state["answered"] - start)
     finally:
         for task in readers:
             task.cancel()
+        sockets = [ws for socket_list in lists.values() for ws in socket_list]
         await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
-    return latencies, answers
+    return results
 
 
-async def run_chatdesk(port: int, cookies: list[str], messages: int) -> list[float]:
-    host = f"127.0.0.1:{port}"
-    sockets = await sockets_open(f"ws://{host}/ws/inbox/", cookies, f"http://{host}")
-    for ws in sockets:
+async def run(chatdesk_port: int, bare_port: int, cookies: list[str], messages: int) -> list:
+    """Bare, floor and chatdesk, interleaved: [(latencies, answers)] for each."""
+    chatdesk, bare = f"127.0.0.1:{chatdesk_port}", f"127.0.0.1:{bare_port}"
+    chat_sockets = await sockets_open(f"ws://{chatdesk}/ws/inbox/", cookies, f"http://{chatdesk}")
+    for ws in chat_sockets:
         await ws.send(json.dumps({"type": "watch", "conversation": None, "view": "all", "q": ""}))
+    bare_sockets = await sockets_open(f"ws://{bare}/ws/", [""] * len(cookies), f"http://{bare}")
     await asyncio.sleep(0.5)
     headers = {"X-Webhook-Signature": SECRET, "Content-Type": "application/json"}
     async with httpx.AsyncClient(timeout=30) as client:
 
-        async def post(marker):
-            response = await client.post(
-                f"http://{host}/webhooks/wasender/", content=webhook_body(marker), headers=headers
-            )
-            STATE["answered"] = time.perf_counter()
-            return response
+        def poster(url, body, **kwargs):
+            async def post(marker):
+                response = await client.post(url, content=body(marker), **kwargs)
+                STATE["answered"] = time.perf_counter()
+                return response
 
-        return await measure(post=post, sockets=sockets, messages=messages)
+            return post
 
+        def bare_body(marker):
+            return f"Hola {marker}"
 
-async def run_bare(port: int, agents: int, messages: int, *, path: str = "/publish") -> list:
-    host = f"127.0.0.1:{port}"
-    sockets = await sockets_open(f"ws://{host}/ws/", [""] * agents, f"http://{host}")
-    await asyncio.sleep(0.5)
-    async with httpx.AsyncClient(timeout=30) as client:
-
-        async def post(marker):
-            response = await client.post(f"http://{host}{path}", content=f"Hola {marker}")
-            STATE["answered"] = time.perf_counter()
-            return response
-
-        return await measure(post=post, sockets=sockets, messages=messages)
+        targets = [
+            (poster(f"http://{bare}/publish", bare_body), bare_sockets),
+            (poster(f"http://{bare}/bench/insert-publish/", bare_body), bare_sockets),
+            (
+                poster(f"http://{chatdesk}/webhooks/wasender/", webhook_body, headers=headers),
+                chat_sockets,
+            ),
+        ]
+        return await measure(targets, messages=messages)
 
 
 def main() -> None:
@@ -212,12 +224,8 @@ def main() -> None:
             stack.enter_context(daphne(chatdesk_port, env=env))
             stack.enter_context(daphne(bare_port, env=env, app="bench.bare_channels:application"))
             for agents in agent_counts:
-                bare_lat, _ = asyncio.run(run_bare(bare_port, agents, args.messages))
-                floor_lat, floor_answer = asyncio.run(
-                    run_bare(bare_port, agents, args.messages, path="/bench/insert-publish/")
-                )
-                real_lat, real_answer = asyncio.run(
-                    run_chatdesk(chatdesk_port, cookies[:agents], args.messages)
+                (bare_lat, _), (floor_lat, floor_answer), (real_lat, real_answer) = asyncio.run(
+                    run(chatdesk_port, bare_port, cookies[:agents], args.messages)
                 )
                 figures = tuple(
                     map(summary_ms, (bare_lat, floor_lat, real_lat, floor_answer, real_answer))
@@ -234,8 +242,10 @@ def main() -> None:
                     flush=True,
                 )
     lines = [
-        f"One daphne process per app, PostgreSQL, channels-redis; {args.messages} messages one "
-        f"at a time (at most {MAX_RATE} a second) after 20 warm-up ones; latency from just "
+        f"One daphne process per app, PostgreSQL, channels-redis; {args.messages} messages to "
+        f"each of bare, floor and chatdesk, one at a time and in turn (bare, floor, chatdesk, "
+        f"bare...: all three meet the same moments of a shared machine), at most {MAX_RATE} "
+        "a second, after 20 warm-up ones; latency from just "
         "before the POST until the last "
         "connected agent has the frame. Bare = a Channels app on the same settings that only "
         "group_sends the POST body (bench/bare_channels.py). Floor = the least a push that "

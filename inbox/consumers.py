@@ -27,6 +27,7 @@ from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
+from django.db.models import F, Func, Subquery
 from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.html import format_html
@@ -387,14 +388,13 @@ def _render(language: str, name: str, context: dict) -> str:
 
 @database_sync_to_async
 def _list_update(language, user, filters, conversation_id: int, message_id: int | None) -> str:
-    message, conversation = _message_and_row(conversation_id, message_id)
+    message, conversation, unread = _message_and_row(conversation_id, message_id)
     if conversation is None:
         return ""
     if _matches(user, filters, conversation):
         op = live.op("upsert", _render(language, "conv_row", {"c": conversation}))
     else:
         op = live.op("remove", format_html('<span data-id="conv-{}"></span>', conversation_id))
-    unread = selectors.unread_conversations_count()
     parts = [
         live.staging([op]),
         format_html('<span id="unread-total" data-count="{}" hidden></span>', unread),
@@ -414,17 +414,31 @@ def _list_update(language, user, filters, conversation_id: int, message_id: int 
     return "".join(parts)
 
 
+def _unread_total() -> Subquery:
+    """selectors.unread_conversations_count as a column, so the row's query brings it."""
+    unread = Conversation.objects.filter(unread_count__gt=0).order_by()
+    return Subquery(unread.annotate(n=Func(F("pk"), function="COUNT")).values("n"))
+
+
 def _message_and_row(conversation_id: int, message_id: int | None):
-    """(message, the conversation's row): for a new message, both in one query."""
+    """(message, the conversation's row, the inbox's unread total): for a new message, all
+    three in one query; else the row and the total in one."""
     if message_id is not None:
         message = (
             Message.objects.select_related("conversation__customer", "conversation__assignee")
+            .annotate(unread_total=_unread_total())
             .filter(id=message_id, conversation_id=conversation_id)
             .first()
         )
         if message is not None:
-            return message, message.conversation
-    return None, selectors.conversation_row(conversation_id=conversation_id)
+            return message, message.conversation, message.unread_total
+    conversation = (
+        Conversation.objects.select_related("customer", "assignee")
+        .annotate(unread_total=_unread_total())
+        .filter(id=conversation_id)
+        .first()
+    )
+    return None, conversation, conversation.unread_total if conversation else 0
 
 
 def _matches(user, filters: selectors.ListFilters, conversation: Conversation) -> bool:

@@ -96,6 +96,35 @@ async def test_it_pushes_a_new_message_only_after_commit(channel_layer):
     await communicator.disconnect()
 
 
+async def test_every_list_update_carries_the_inbox_unread_total(channel_layer):
+    """The row, the new message and the total come in one query (issue 19): the total must
+    still be the inbox's, for a new message and for a conversation's change alike."""
+
+    def two_unread():
+        carlos = conversation_with("+593968196046", "Carlos", unread_count=1)
+        conversation_with("+593968196047", "Ana", unread_count=3)
+        conversation_with("+593968196048", "Luis")  # read
+        return carlos, message_in(carlos, "¿Sigue la promo?")
+
+    conversation, message = await database_sync_to_async(two_unread)()
+    communicator = await socket()
+    assert (await communicator.connect())[0]
+    await watch(communicator)
+    await database_sync_to_async(event_publish)(
+        "message.created", conversation_id=conversation.pk, message_id=message.pk
+    )
+    html = await communicator.receive_from(timeout=WAIT)
+    assert '<span id="unread-total" data-count="2" hidden>' in html
+    assert f'data-id="{message.pk}"' in html
+    await database_sync_to_async(event_publish)(
+        "conversation.updated", conversation_id=conversation.pk
+    )
+    html = await communicator.receive_from(timeout=WAIT)
+    assert '<span id="unread-total" data-count="2" hidden>' in html
+    assert f'id="conv-{conversation.pk}"' in html
+    await communicator.disconnect()
+
+
 async def test_it_pushes_nothing_for_a_rolled_back_change(channel_layer):
     conversation = await database_sync_to_async(conversation_with)("+593968196046", "Carlos")
     communicator = await socket()
