@@ -73,11 +73,12 @@ def nav(request):
         return {"nav_items": [], "user_roles": frozenset()}
     items = []
     current = request.resolver_match.view_name if request.resolver_match else ""
+    # The longest matching prefix marks the entry ("inbox:channel" is Números, not the inbox).
+    prefixes = [prefix for *_, prefix in NAV if current.startswith(prefix)]
+    here = max(prefixes, key=len, default=None)
     for name, label, roles, prefix in NAV:
         if has_role(user, *roles):
-            items.append(
-                {"url": reverse(name), "label": label, "active": current.startswith(prefix)}
-            )
+            items.append({"url": reverse(name), "label": label, "active": prefix == here})
     return {"nav_items": items, "user_roles": user_roles(user)}
 
 
