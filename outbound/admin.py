@@ -9,6 +9,8 @@ from outbound.models import (
     CampaignVariant,
     InboundReaction,
     MessageTemplate,
+    MetaSend,
+    MetaTemplate,
     ReminderRule,
     ReminderSent,
 )
@@ -122,3 +124,30 @@ class CampaignRecipientAdmin(ReadOnlyRecordAdmin):
     raw_id_fields = ["campaign", "customer", "variant", "message"]
     list_select_related = ["campaign", "customer", "variant"]
     show_full_result_count = False  # one row per customer per campaign: large
+
+
+@admin.register(MetaTemplate)
+class MetaTemplateAdmin(admin.ModelAdmin):
+    """Read from Meta (the sync and the template status webhook): looked at, not edited."""
+
+    list_display = ["name", "language", "channel", "status", "category"]
+    list_filter = ["status", "channel"]
+    search_fields = ["name", "body"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(MetaSend)
+class MetaSendAdmin(admin.ModelAdmin):
+    """What went out as a Meta template for a message, and its marketing-cap retries."""
+
+    list_display = ["message", "name", "language", "attempt", "capped_at"]
+    raw_id_fields = ["message", "retry_of"]
+    list_select_related = ["message"]
+
+    def has_add_permission(self, request):
+        return False
