@@ -203,6 +203,10 @@ class Message(models.Model):
         STICKER = "sticker", _("Sticker")
         LOCATION = "location", _("Ubicación")
         CONTACT = "contact", _("Contacto")
+        # Meta's Cloud API sends reactions as messages (the emoji; empty takes it back) and
+        # names types it cannot show "unsupported".
+        REACTION = "reaction", _("Reacción")
+        UNSUPPORTED = "unsupported", _("Tipo no soportado")
         OTHER = "other", _("Otro")
 
     conversation = models.ForeignKey(
@@ -213,7 +217,7 @@ class Message(models.Model):
     agent = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.TEXT)
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.TEXT)
     body = models.TextField(blank=True)
     # Media: the provider's (expiring) URL, then our own copy once downloaded.
     media_url = models.URLField(max_length=1000, blank=True)

@@ -185,3 +185,21 @@ def test_a_reply_outside_meta_s_window_is_refused_and_inside_goes_on_its_number(
     client.post(url, {"text": "¡Listo!"}, headers={"HX-Request": "true"})
     [reply] = Message.objects.filter(direction="out")
     assert reply.conversation_id == conversation.pk
+
+
+@pytest.mark.parametrize(
+    ("fixture", "shown"),
+    [("messages_unsupported", "Tipo no soportado"), ("messages_reaction", "Reacción")],
+)
+def test_a_reaction_and_an_unsupported_type_are_stored_and_shown(
+    client, soporte, bob, fixture, shown
+):
+    body = (FIXTURES / f"{fixture}.json").read_bytes()
+    assert _signed_post(client, body).status_code == 200
+    from inbox.models import WebhookEvent
+
+    assert WebhookEvent.objects.get().state == "processed"
+    [message] = Message.objects.all()
+    client.force_login(bob)
+    page = client.get(reverse("inbox:conversation", args=[message.conversation_id]))
+    assert shown in page.text
