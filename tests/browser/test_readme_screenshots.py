@@ -59,8 +59,9 @@ def test_it_photographs_the_inbox_with_a_conversation_open(browser, running_demo
     expect(rows.first).to_be_visible()
     assert rows.count() >= 10
     # Her conversation's own address, as a link or a bookmark opens it. The demo keeps
-    # writing (customers, the running campaign): she is found by a search, not by her place.
-    page.goto(f"{running_demo.url}/inbox/?q=María González")
+    # writing (customers, the running campaign, and on its second number customers picked at
+    # random): she is found by a search on WaSender's number, not by her place.
+    page.goto(f"{running_demo.url}/inbox/?q=María González&channel=default")
     href = rows.filter(has_text="María González").first.get_attribute("href")
     page.goto(running_demo.url + href)
     expect(page.get_by_text("Gracias, quiero renovar").first).to_be_visible()
