@@ -309,6 +309,14 @@ class Stack:
     def sim_stats(self) -> dict:
         return httpx.get(f"{self.sim_url}/_sim/stats", timeout=self.CONTROL_TIMEOUT).json()
 
+    def sim_settled(self) -> bool:
+        """Every webhook pushed (in_flight 0). A stats call that times out while the simulator
+        is still pushing a storm means "not yet", for a poll to ask again."""
+        try:
+            return self.sim_stats()["in_flight"] == 0
+        except httpx.TimeoutException:
+            return False
+
     def worker(
         self, label: str = "worker", threads: int = 4, processes: int = 1
     ) -> subprocess.Popen:

@@ -85,8 +85,8 @@ def campaign_run(running, knobs: dict) -> int:
     print(f"\ncompleted in {time.monotonic() - started:.1f}s")
     # Count once every webhook of the campaign's messages has been pushed and applied.
     wait_until(
-        lambda: stack.sim_stats()["in_flight"] == 0,
-        timeout=120,
+        stack.sim_settled,
+        timeout=180,
         what="the simulator's last webhooks",
         tick=scheduler,
     )
