@@ -8,6 +8,8 @@ class ChatdeskConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        from chatdesk import checks  # noqa: F401 (registers the production settings check)
+
         # First app in INSTALLED_APPS: the broker must exist before any @dramatiq.actor runs.
         from chatdesk.broker import broker_setup
 

@@ -6,6 +6,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatdesk.settings")
 # Django must be set up before anything imports models.
 django_asgi_app = get_asgi_application()
 
+from chatdesk.checks import production_settings_require  # noqa: E402
+
+production_settings_require()
+
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402

@@ -32,14 +32,21 @@ SECRET_KEY = env.str("SECRET_KEY", default="")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[])
 WASENDER_WEBHOOK_SECRET = env.str("WASENDER_WEBHOOK_SECRET", default="")
 
+# Production (DEBUG off) never falls back to the public development values: what is missing is
+# named here, and the web process (chatdesk/asgi.py) and every manage.py command (a system
+# check, chatdesk/checks.py) refuse to start. A worker needs none of them to start: it serves no
+# request, and Django refuses an empty SECRET_KEY where one is used.
+PRODUCTION_MISSING = []
 if not DEBUG:
-    for name, value in [
-        ("SECRET_KEY", SECRET_KEY),
-        ("ALLOWED_HOSTS", ALLOWED_HOSTS),
-        ("WASENDER_WEBHOOK_SECRET", WASENDER_WEBHOOK_SECRET),
-    ]:
-        if not value:
-            raise ImproperlyConfigured(f"{name} must be set when DEBUG is off (see .env.example).")
+    PRODUCTION_MISSING = [
+        f"{name} must be set when DEBUG is off (see .env.example)."
+        for name, value in [
+            ("SECRET_KEY", SECRET_KEY),
+            ("ALLOWED_HOSTS", ALLOWED_HOSTS),
+            ("WASENDER_WEBHOOK_SECRET", WASENDER_WEBHOOK_SECRET),
+        ]
+        if not value
+    ]
 else:
     SECRET_KEY = SECRET_KEY or "django-insecure-chatdesk-development-only"
     ALLOWED_HOSTS = ALLOWED_HOSTS or ["127.0.0.1", "localhost", "[::1]", "testserver"]
@@ -186,14 +193,14 @@ META_MARKETING_RETRY_DAYS = env.int("META_MARKETING_RETRY_DAYS", default=3)
 # from SECRET_KEY when unset. Changing it (or SECRET_KEY) makes stored credentials unreadable.
 CHANNEL_CREDENTIALS_KEY = env.str("CHANNEL_CREDENTIALS_KEY", default="")
 if META_PHONE_NUMBER_ID and META_ACCESS_TOKEN and not DEBUG:
-    for name, value in [
-        ("META_APP_SECRET", META_APP_SECRET),
-        ("META_VERIFY_TOKEN", META_VERIFY_TOKEN),
-    ]:
-        if not value:
-            raise ImproperlyConfigured(
-                f"{name} must be set with META_ACCESS_TOKEN (see .env.example)."
-            )
+    PRODUCTION_MISSING += [
+        f"{name} must be set with META_ACCESS_TOKEN (see .env.example)."
+        for name, value in [
+            ("META_APP_SECRET", META_APP_SECRET),
+            ("META_VERIFY_TOKEN", META_VERIFY_TOKEN),
+        ]
+        if not value
+    ]
 
 # Sending pace shared by every worker (messages per minute); the paid plan allows 256/min.
 SEND_RATE_PER_MINUTE = env.int("SEND_RATE_PER_MINUTE", default=256)

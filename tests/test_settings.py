@@ -116,3 +116,48 @@ def test_it_builds_an_image_that_runs_production_settings():
     assert any(" DEBUG=0 " in f"{line} " for line in env_lines)
     cmd = next(line for line in lines if line.startswith("CMD "))
     assert "DEBUG" not in cmd
+
+
+def test_the_web_process_refuses_to_start_without_its_production_settings():
+    """daphne runs no system checks: the ASGI module itself refuses."""
+    env = {k: v for k, v in os.environ.items() if k not in (*PROD_ENV, "PYTEST_VERSION")}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    result = subprocess.run(
+        [sys.executable, "-c", "import chatdesk.asgi"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set when DEBUG is off" in result.stderr
+
+
+def test_the_documented_worker_starts_with_nothing_in_its_environment():
+    """`dramatiq chatdesk.worker` as docs/operations.md writes it, with no DJANGO_SETTINGS_MODULE,
+    no DEBUG and no secrets (it serves no request): it is still running after its start-up."""
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")}
+    worker = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "dramatiq"),
+            "chatdesk.worker",
+            "--processes",
+            "1",
+            "--threads",
+            "1",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            worker.wait(timeout=8)
+    finally:
+        worker.terminate()
+        output, _ = worker.communicate(timeout=30)
+    assert "ImproperlyConfigured" not in output
+    assert "Worker process is ready" in output
