@@ -34,11 +34,16 @@ CREDENTIAL_FIELDS = {
 
 
 def _fernet() -> Fernet:
-    key = settings.CHANNEL_CREDENTIALS_KEY
+    return _fernet_for(settings.CHANNEL_CREDENTIALS_KEY, settings.SECRET_KEY)
+
+
+@cache
+def _fernet_for(key: str, secret_key: str) -> Fernet:
+    """Derived once per key (every Meta webhook reads the app secrets)."""
     if not key:
         derived = HKDF(
             algorithm=hashes.SHA256(), length=32, salt=None, info=b"chatdesk channel credentials"
-        ).derive(settings.SECRET_KEY.encode())
+        ).derive(secret_key.encode())
         key = base64.urlsafe_b64encode(derived).decode()
     return Fernet(key)
 
@@ -150,11 +155,6 @@ def channel_keys_for(user) -> set[str] | None:
     if has_role(user, ADMIN) or not Channel.agents.through.objects.exists():
         return None
     return set(channels_for(user).values_list("key", flat=True))
-
-
-def several() -> bool:
-    """More than one channel: the list shows each conversation's channel and a filter."""
-    return Channel.objects.count() > 1
 
 
 # --- providers ---------------------------------------------------------------------------------
