@@ -46,6 +46,8 @@ class CampaignIn(Schema):
     best_hour: bool = False
     # The key of the channel (WhatsApp number) it goes out from; the default one if omitted.
     channel: str = DEFAULT_CHANNEL
+    # More numbers that share the audience with `channel` (each customer gets it from one).
+    split_channels: list[str] = []
 
 
 class WaitingOut(Schema):
@@ -60,6 +62,7 @@ class CampaignOut(Schema):
     kind: str
     state: str
     channel: str
+    split_channels: list[str]
     scheduled_at: datetime | None
     launched_at: datetime | None
     completed_at: datetime | None
@@ -114,6 +117,7 @@ def campaign_out(campaign: Campaign) -> dict:
     return {
         **{name: getattr(campaign, name) for name in fields},
         "channel": campaign.channel_id,
+        "split_channels": campaign.split_channels,
         "recipients_total": campaign.recipients_total,
         "opted_out_excluded": campaign.opted_out_excluded,
         "funnel": {k: v for k, v in funnel.items() if k != "first_pending"},
@@ -166,6 +170,7 @@ def campaign_create_api(request, payload: CampaignIn):
             best_hour=payload.best_hour,
             created_by=request.auth.user,
             channel=payload.channel,
+            split_channels=payload.split_channels,
         )
     except CampaignInvalid as error:
         return invalid(error.errors)

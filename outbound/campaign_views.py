@@ -39,7 +39,7 @@ from outbound.campaigns.results import (
     campaign_results,
     campaign_waiting,
 )
-from outbound.forms import channel_field_setup
+from outbound.forms import channel_choices, channel_field_setup
 from outbound.models import Campaign, MessageTemplate
 from outbound.segments import SegmentFilterError, segment_count, segment_presets
 from outbound.templating import CAMPAIGN_VARIABLES
@@ -117,11 +117,24 @@ class CampaignForm(forms.Form):
         label=gettext_lazy("Enviar a la mejor hora de cada cliente"), required=False
     )
     channel = forms.ChoiceField(label=gettext_lazy("Enviar desde el número"))
+    split_channels = forms.MultipleChoiceField(
+        label=gettext_lazy("Repartir la audiencia también con"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=gettext_lazy(
+            "Cada cliente lo recibe de un solo número: del que ya le escribe, o repartidos por "
+            "igual, cada número a su ritmo y dentro de su límite de Meta."
+        ),
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["audience"].choices = audience_choices()
         channel_field_setup(self)
+        if "channel" in self.fields:
+            self.fields["split_channels"].choices = channel_choices()
+        else:
+            del self.fields["split_channels"]
 
     def clean(self):
         data = super().clean()
@@ -160,9 +173,10 @@ def _campaign(campaign_id: int) -> Campaign:
 
 
 def _channel_name(campaign: Campaign) -> str:
-    """The number it goes out from, named only on installs with several."""
-    label = channels.labels().get(campaign.channel_id)
-    return label[0] if label else ""
+    """The numbers it goes out from, named only on installs with several."""
+    labels = channels.labels()
+    names = [labels[key][0] for key in campaign.channel_keys if key in labels]
+    return ", ".join(names)
 
 
 # --- list -------------------------------------------------------------------------------
@@ -211,11 +225,14 @@ def campaign_new(request):
                 best_hour=data["best_hour"],
                 created_by=request.user,
                 channel=data.get("channel") or DEFAULT_CHANNEL,
+                split_channels=[
+                    key for key in data.get("split_channels") or [] if key != data.get("channel")
+                ],
             )
         except CampaignInvalid as error:
             for field, message in error.errors.items():
                 fields = ("variant_b", "variant_c", "body", "send_at", "descuento")
-                fields += ("channel",) if "channel" in form.fields else ()
+                fields += ("channel", "split_channels") if "channel" in form.fields else ()
                 form.add_error(field if field in fields else None, message)
         else:
             messages.success(request, _("Campaña «%(title)s» creada.") % {"title": campaign.title})
@@ -285,6 +302,7 @@ def _page_context(request, campaign: Campaign) -> dict:
         "badges": BADGES,
         "funnel": funnel,
         "variants": results["variants"],
+        "numbers": results["numbers"],
         "reasons": reasons,
         "page": page,
         "reply_days": reply_days,

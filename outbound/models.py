@@ -432,6 +432,10 @@ class Campaign(models.Model):
     # when the chain promised to run again (the scheduler tick re-kicks a broken promise).
     fanout_token = models.PositiveIntegerField(default=0)
     fanout_next_at = models.DateTimeField(null=True, blank=True)
+    # More numbers that share the audience with `channel` (their keys, in the order chosen):
+    # each recipient goes out from one of them (CampaignRecipient.channel), each number at its
+    # own pace and within its own messaging limit. Empty: everything from `channel`.
+    split_channels = models.JSONField(_("repartir también entre"), default=list, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -453,6 +457,18 @@ class Campaign(models.Model):
 
     def __str__(self):
         return self.title
+
+    @property
+    def channel_keys(self) -> list[str]:
+        """Every number it goes out from, its own first."""
+        return list(dict.fromkeys([self.channel_id, *self.split_channels]))
+
+    def recipient_channel(self, key: str) -> str:
+        """CampaignRecipient.channel for a recipient going out from `key`."""
+        return "" if key == self.channel_id else key
+
+    def channel_of(self, recipient_channel: str) -> str:
+        return recipient_channel or self.channel_id
 
 
 class CampaignVariant(models.Model):
@@ -502,6 +518,9 @@ class CampaignRecipient(models.Model):
     message = models.OneToOneField(
         "inbox.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The number it goes out from when the campaign splits its audience: a channel's key, or
+    # blank for the campaign's own (every recipient of a one-number campaign).
+    channel = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         verbose_name = _("destinatario")
@@ -510,7 +529,9 @@ class CampaignRecipient(models.Model):
             models.UniqueConstraint(fields=["campaign", "customer"], name="one_send_per_customer"),
         ]
         indexes = [
-            models.Index(fields=["campaign", "state", "planned_at"], name="recipient_due_idx"),
+            models.Index(
+                fields=["campaign", "state", "channel", "planned_at"], name="recipient_due_idx"
+            ),
         ]
 
     def __str__(self):

@@ -71,6 +71,18 @@ def channel_errors(channel: str) -> dict[str, str]:
     return {"channel": _("Ese número de WhatsApp no existe o está desactivado.")}
 
 
+def split_errors(channel: str, split: list[str]) -> dict[str, str]:
+    """More numbers to share the audience with: active ones, other than `channel`."""
+    if not isinstance(split, list) or not all(isinstance(key, str) for key in split):
+        return {"split_channels": _("Indique los números como una lista de claves.")}
+    for key in split:
+        if key == channel:
+            return {"split_channels": _("El número principal ya envía la campaña.")}
+        if channel_errors(key):
+            return {"split_channels": _("Ese número de WhatsApp no existe o está desactivado.")}
+    return {}
+
+
 def campaign_validate(
     *,
     title: str,
@@ -83,9 +95,11 @@ def campaign_validate(
     window_end: time,
     scheduled_at: datetime | None = None,
     channel: str = DEFAULT_CHANNEL,
+    split_channels: list[str] | None = None,
 ) -> tuple[dict, dict[str, str]]:
     """(clean filters, errors). A past `scheduled_at` is fine: it means now."""
     errors: dict[str, str] = channel_errors(channel)
+    errors.update(split_errors(channel, split_channels or []))
     if not title.strip():
         errors["title"] = _("Escriba un título.")
     if kind not in Campaign.Kind.values:
@@ -133,11 +147,13 @@ def campaign_create(
     retarget_of: Campaign | None = None,
     retarget_audience: str = "",
     channel: str = DEFAULT_CHANNEL,
+    split_channels: list[str] | None = None,
 ) -> Campaign:
     """A draft, or a scheduled campaign when `scheduled_at` is given (a time already past
     launches as soon as a worker takes it). Without a body, the template's is copied. It goes
-    out from `channel` (a channel's key); on a Cloud API number the template must be linked to
-    an approved Meta template. Raises CampaignInvalid."""
+    out from `channel` (a channel's key), its audience split with `split_channels` when given
+    (outbound/campaigns/split.py); on a Cloud API number the template must be linked to an
+    approved Meta template. Raises CampaignInvalid."""
     if extra is not None and not isinstance(extra, dict):
         raise CampaignInvalid({"extra": _("Las variables deben ser un objeto de textos.")})
     extra = {k: str(v).strip() for k, v in (extra or {}).items() if str(v).strip()}
@@ -158,12 +174,15 @@ def campaign_create(
         window_end=window_end,
         scheduled_at=scheduled_at,
         channel=channel,
+        split_channels=split_channels,
     )
-    meta_errors = (
-        [] if "channel" in errors else template_channel_errors(template=template, channel=channel)
-    )
+    split = list(dict.fromkeys(split_channels or []))
+    meta_errors = []
+    if "channel" not in errors and "split_channels" not in errors:
+        for key in (channel, *split):
+            meta_errors += template_channel_errors(template=template, channel=key)
     if meta_errors:
-        errors["template"] = " ".join(meta_errors)
+        errors["template"] = " ".join(dict.fromkeys(meta_errors))
     if errors:
         raise CampaignInvalid(errors)
     campaign = Campaign.objects.create(
@@ -180,6 +199,7 @@ def campaign_create(
         window_end=window_end,
         best_hour=best_hour,
         channel_id=channel,
+        split_channels=split,
         created_by=created_by,
     )
     if variants:
@@ -230,6 +250,7 @@ def campaign_duplicate(*, campaign: Campaign, created_by=None) -> Campaign:
         retarget_of=campaign.retarget_of,
         retarget_audience=campaign.retarget_audience,
         channel=campaign.channel_id,
+        split_channels=campaign.split_channels,
     )
     return copy
 
@@ -256,4 +277,5 @@ def campaign_retarget(
         retarget_of=campaign,
         retarget_audience=audience,
         channel=campaign.channel_id,
+        split_channels=campaign.split_channels,
     )

@@ -37,8 +37,10 @@ ticks kick once.
 import logging
 import math
 import random
+import zlib
 from collections import defaultdict
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -54,6 +56,7 @@ from django.utils.translation import gettext_noop
 from dramatiq_crontab import interval
 
 from customers.models import Customer, Service, Subscription
+from inbox import channels
 from inbox.models import DEFAULT_CHANNEL, Message
 from outbound import ratelimit
 from outbound.campaigns.audience import (
@@ -65,7 +68,8 @@ from outbound.campaigns.audience import (
     planned_at,
     window_open_at,
 )
-from outbound.campaigns.metalimit import meta_limit_room
+from outbound.campaigns.metalimit import channel_limit, meta_limit_room
+from outbound.campaigns.split import channel_assigner
 from outbound.models import Campaign, CampaignRecipient
 from outbound.services import TEXT_MAX, SendRejected, messages_send_bulk, text_check
 from outbound.templating import (
@@ -95,6 +99,8 @@ THROUGHPUT_SECONDS = 5
 FANOUT_STEP_SECONDS = 1.5
 # Queued recipients a fan-out run looks at for their outcome (recipients_sync's `oldest`).
 SYNC_OLDEST = 2000
+# pg_advisory_xact_lock's first key for the messaging-limit locks (one per number).
+LIMIT_LOCK_SPACE = 200011
 # A chain waits at most this long in the broker; a longer wait sleeps and the tick wakes it.
 CHAIN_MAX_DELAY = 30.0
 CANCELLED_REASON = gettext_noop("cancelada")
@@ -227,24 +233,34 @@ def recipients_materialise(*, campaign: Campaign, now: datetime) -> tuple[int, i
     }
     plans: dict[int | None, datetime] = {}
     fresh = not CampaignRecipient.objects.filter(campaign=campaign).exists()
+    assign = channel_assigner(campaign, now=now)
     for chunk in _audience_chunks(customers, subscriptions=_needs_subscriptions(bodies)):
         ids = [pk for pk, _ in chunk]
         hours = best_hours(ids, now=now) if campaign.best_hour else {}
         rows = []
-        for pk, customer in chunk:
+        for (pk, customer), channel in zip(chunk, assign(ids), strict=True):
             variant = rng.choice(variants) if variants else None
             text, reason = render[variant.pk if variant else None](customer)
             hour = hours.get(pk)
             if hour not in plans:
                 plans[hour] = planned_at(campaign, hour=hour, now=now)
             state = RState.SKIPPED if reason else RState.PENDING
-            rows.append((pk, variant.pk if variant else None, state, reason, text, plans[hour]))
+            variant_id = variant.pk if variant else None
+            rows.append((pk, variant_id, state, reason, text, plans[hour], channel))
         _recipients_insert(campaign, rows, fresh=fresh)
     total = CampaignRecipient.objects.filter(campaign=campaign).count()
     return total, excluded
 
 
-RECIPIENT_COLUMNS = ("customer_id", "variant_id", "state", "skip_reason", "body", "planned_at")
+RECIPIENT_COLUMNS = (
+    "customer_id",
+    "variant_id",
+    "state",
+    "skip_reason",
+    "body",
+    "planned_at",
+    "channel",
+)
 
 
 def _recipients_insert(campaign: Campaign, rows: list[tuple], *, fresh: bool) -> None:
@@ -273,7 +289,8 @@ def _recipients_insert(campaign: Campaign, rows: list[tuple], *, fresh: bool) ->
         cursor.execute(
             f"INSERT INTO {table} ({columns}) "  # noqa: S608
             "SELECT %s, * FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[], "
-            "%s::text[], %s::timestamptz[]) ON CONFLICT (campaign_id, customer_id) DO NOTHING",
+            "%s::text[], %s::timestamptz[], %s::text[]) "
+            "ON CONFLICT (campaign_id, customer_id) DO NOTHING",
             [campaign.pk, *(list(column) for column in zip(*rows, strict=True))],
         )
 
@@ -290,9 +307,16 @@ def recipients_sync(*, campaign: Campaign, oldest: int | None = None) -> None:
     ).update(state=RState.SENT)
     queued = CampaignRecipient.objects.filter(campaign=campaign, state=RState.QUEUED)
     if oldest is not None:
-        # recipient_due_idx (campaign, state, planned_at) gives them in order, LIMIT stops it.
-        head = queued.order_by("planned_at").values_list("pk", "message__status")[:oldest]
-        settled = [pk for pk, status in head if status not in Message.OPEN_STATUSES]
+        # recipient_due_idx (campaign, state, channel, planned_at) gives each number's in
+        # order, LIMIT stops it.
+        settled = []
+        for key in campaign.channel_keys:
+            head = (
+                queued.filter(channel=campaign.recipient_channel(key))
+                .order_by("planned_at")
+                .values_list("pk", "message__status")[:oldest]
+            )
+            settled += [pk for pk, status in head if status not in Message.OPEN_STATUSES]
         if not settled:
             return
         queued = CampaignRecipient.objects.filter(pk__in=settled, state=RState.QUEUED)
@@ -325,30 +349,42 @@ def campaign_complete_if_done(*, campaign: Campaign, now: datetime | None = None
     return bool(done)
 
 
-def fanout_lookahead(*, now: datetime) -> int:
-    """How many campaign sends may wait for the pipeline: what it sent over the last
-    THROUGHPUT_SECONDS, scaled to FANOUT_AHEAD_SECONDS, plus FANOUT_RAMP to grow from; never
-    more than the limiter allows in that time. Sized by what really goes out (a slow
-    provider or a busy worker sends less than the limit), so a pause drains within seconds."""
-    per_second = 1.0 / ratelimit.send_interval()
-    limit = math.ceil(per_second * FANOUT_AHEAD_SECONDS)
-    recent = Message.objects.filter(
+def channel_pace(channel_key: str) -> float:
+    """Sends a second the number's limiter allows (the pipeline's: a Cloud API number its own,
+    every WaSender session WaSender's)."""
+    channel = channels.channel_cached(channel_key)
+    if channel.is_cloudapi and channel.sends_per_second:
+        return float(channel.sends_per_second)
+    return 1.0 / ratelimit.send_interval()
+
+
+def _campaign_outbound(channel_key: str):
+    return Message.objects.filter(
         direction=Message.Direction.OUT,
         author_kind=Message.Author.CAMPAIGN,
-        sent_at__gte=now - timedelta(seconds=THROUGHPUT_SECONDS),
-    ).count()
+        conversation__channel_id=channel_key,
+    )
+
+
+def fanout_lookahead(*, now: datetime, channel_key: str = DEFAULT_CHANNEL) -> int:
+    """How many campaign sends may wait for the number's pipeline: what it sent over the last
+    THROUGHPUT_SECONDS, scaled to FANOUT_AHEAD_SECONDS, plus FANOUT_RAMP to grow from; never
+    more than its limiter allows in that time. Sized by what really goes out (a slow
+    provider or a busy worker sends less than the limit), so a pause drains within seconds."""
+    limit = math.ceil(channel_pace(channel_key) * FANOUT_AHEAD_SECONDS)
+    recent = (
+        _campaign_outbound(channel_key)
+        .filter(sent_at__gte=now - timedelta(seconds=THROUGHPUT_SECONDS))
+        .count()
+    )
     observed = math.ceil(recent * FANOUT_AHEAD_SECONDS / THROUGHPUT_SECONDS)
     return max(1, min(limit, FANOUT_MAX_BATCH, observed + FANOUT_RAMP))
 
 
-def campaign_backlog() -> int:
-    """Campaign messages waiting for the send pipeline, every campaign together (they share
-    the limiter, so they are all ahead of the next one)."""
-    return Message.objects.filter(
-        direction=Message.Direction.OUT,
-        author_kind=Message.Author.CAMPAIGN,
-        status__in=Message.IN_FLIGHT_STATUSES,
-    ).count()
+def campaign_backlog(channel_key: str = DEFAULT_CHANNEL) -> int:
+    """Campaign messages waiting for the number's send pipeline, every campaign together
+    (they share its limiter, so they are all ahead of the next one)."""
+    return _campaign_outbound(channel_key).filter(status__in=Message.IN_FLIGHT_STATUSES).count()
 
 
 def recipients_queue(
@@ -436,12 +472,50 @@ def campaign_fanout_step(
     opens = window_open_at(campaign, now=now)
     if opens > now:
         return (opens - now).total_seconds()
-    room = fanout_lookahead(now=now) - campaign_backlog() if paced else CHUNK
-    room, held = meta_limit_room(channel_key=campaign.channel_id, room=room, now=now)
+    started = time_monotonic()
+    delays = []
+    for key in campaign.channel_keys:
+        with _limit_serialised(key):
+            delay = _fanout_channel(campaign, key, now=now, paced=paced, started=started)
+        if delay == 0.0:
+            return 0.0  # the run's time is up: the next run goes on at once
+        if delay is not None:
+            delays.append(delay)
+    # None: no number has a pending recipient (only queued ones left: wait for their outcome).
+    return min(delays) if delays else 1.0
+
+
+@contextmanager
+def _limit_serialised(channel_key: str):
+    """On a number with Meta's messaging limit, one fan-out at a time counts what the number
+    reached and queues within it (a transaction holding a lock on the number), so that several
+    campaigns on it never pass the limit together. Elsewhere, nothing."""
+    if channel_limit(channel_key) is None or connection.vendor != "postgresql":
+        yield
+        return
+    with transaction.atomic(), connection.cursor() as cursor:
+        number = zlib.crc32(channel_key.encode()) - 2**31  # an int4, as the lock takes
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [LIMIT_LOCK_SPACE, number])
+        yield
+
+
+def _fanout_channel(
+    campaign: Campaign, key: str, *, now: datetime, paced: bool, started: float
+) -> float | None:
+    """The step's work for the recipients going out from one number. The seconds until this
+    number wants the next run (0.0: the run's time is up), or None when none of them is
+    pending."""
+    pending = CampaignRecipient.objects.filter(
+        campaign=campaign, state=RState.PENDING, channel=campaign.recipient_channel(key)
+    )
+    room = fanout_lookahead(now=now, channel_key=key) - campaign_backlog(key) if paced else CHUNK
+    room, held = meta_limit_room(channel_key=key, room=room, now=now)
     if held is not None:
-        return held
-    interval_s = ratelimit.send_interval()
+        return held if pending.exists() else None
+    interval_s = 1.0 / channel_pace(key)
     if room <= 0:
+        if not pending.exists():
+            return None
         return min(max(interval_s * (1 - room), 0.2), 2.0)
     # Read a transaction's worth at a time, not the whole room: a run that hands over after
     # FANOUT_STEP_SECONDS has built no recipient it did not queue. By planned_at alone:
@@ -449,21 +523,21 @@ def campaign_fanout_step(
     # on pk would sort every due recipient (all of them, at launch) on every run; ties come
     # in index order (the order they were written: customer id).
     due = pending.filter(planned_at__lte=now).order_by("planned_at")
-    started, taken, seen = time_monotonic(), 0, set()
+    taken, seen = 0, set()
     while taken < room:
         batch = list(due[: min(FANOUT_TRANSACTION, room - taken)])
         if not batch or batch[0].pk in seen:  # none left, or only rows another chain holds
             break
         batch.sort(key=lambda recipient: (recipient.planned_at, recipient.pk))
         seen.update(recipient.pk for recipient in batch)
-        recipients_queue(recipients=batch, now=now, channel=campaign.channel_id)
+        recipients_queue(recipients=batch, now=now, channel=key)
         taken += len(batch)
         if time_monotonic() - started > FANOUT_STEP_SECONDS:
             return 0.0
     if not taken:
         next_planned = pending.order_by("planned_at").values_list("planned_at", flat=True).first()
-        if next_planned is None:  # only queued ones left: wait for their outcome
-            return 1.0
+        if next_planned is None:
+            return None
         return max((window_open_at(campaign, now=next_planned) - now).total_seconds(), 0.5)
     return min(max(interval_s * taken / 2, 0.2), 2.0)
 

@@ -12,6 +12,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from customers.models import Renewal
+from inbox import channels
 from inbox.models import Message
 from outbound import ratelimit
 from outbound.campaigns.audience import _local, _reply_after, window_open_at
@@ -234,32 +235,48 @@ def campaign_results(
     bar, the results table and the variants always tell the same story: recipient states and
     message statuses counted now, per variant, in one query (the totals are their sums);
     replies and renewals with them (recounted at most every LIVE_RESULTS_SECONDS while the
-    campaign is live). {"funnel": as campaign_funnel, "variants": as campaign_variant_funnels}."""
+    campaign is live). {"funnel": as campaign_funnel, "variants": as campaign_variant_funnels,
+    "numbers": the same per number of a split campaign ([] otherwise; without replies, which
+    are counted per variant)}."""
     live = campaign.state in (State.SCHEDULED, State.RUNNING, State.PAUSED)
     rows = list(
         CampaignRecipient.objects.filter(campaign=campaign)
         .order_by()
-        .values("variant_id")
+        .values("variant_id", "channel")
         .annotate(**_progress_counts())
     )
     replies = _reply_counts(campaign, reply_days=reply_days, renewal_days=renewal_days, live=live)
-    funnel = dict.fromkeys((*PROGRESS_KEYS, "replied", "renewed"), 0)
+    names = (*PROGRESS_KEYS, "replied", "renewed")
+    funnel = dict.fromkeys(names, 0)
     funnel["first_pending"] = min(
         (r["first_pending"] for r in rows if r["first_pending"]), default=None
     )
-    by_variant = {}
+    by_variant: dict = {}
+    by_channel: dict = {}
     for row in rows:
-        row["replied"], row["renewed"] = replies.get(row["variant_id"], (0, 0))
-        for name in (*PROGRESS_KEYS, "replied", "renewed"):
+        for name in PROGRESS_KEYS:
             funnel[name] += row[name]
-        by_variant[row["variant_id"]] = row
+            for key, into in ((row["variant_id"], by_variant), (row["channel"], by_channel)):
+                into.setdefault(key, dict.fromkeys(names, 0))[name] += row[name]
+    for variant_id, (replied, renewed) in replies.items():
+        funnel["replied"] += replied
+        funnel["renewed"] += renewed
+        row = by_variant.setdefault(variant_id, dict.fromkeys(names, 0))
+        row["replied"], row["renewed"] = replied, renewed
     funnel["opted_out_excluded"] = campaign.opted_out_excluded
     variants = []
     for variant in campaign.variants.all():
-        row = by_variant.get(variant.pk) or dict.fromkeys((*PROGRESS_KEYS, "replied", "renewed"), 0)
+        row = by_variant.get(variant.pk) or dict.fromkeys(names, 0)
         variants.append(_rates({**row, "label": variant.label, "body": variant.body}))
     variant_winner_mark(variants)
-    return {"funnel": _rates(funnel), "variants": variants}
+    numbers = []
+    if len(campaign.channel_keys) > 1:
+        labels = channels.labels()
+        for key in campaign.channel_keys:
+            row = by_channel.get(campaign.recipient_channel(key)) or dict.fromkeys(names, 0)
+            name, colour = labels.get(key, (key, ""))
+            numbers.append(_rates({**row, "key": key, "name": name, "colour": colour}))
+    return {"funnel": _rates(funnel), "variants": variants, "numbers": numbers}
 
 
 def campaign_failure_reasons(*, campaign: Campaign) -> list[tuple[str, str, int]]:
@@ -338,11 +355,18 @@ def _grouped(number: int) -> str:
 
 def meta_limit_waiting(campaign: Campaign, *, now: datetime) -> Waiting | None:
     """ "Pausada por el límite de Meta: 1.000 clientes en 24 h en el número Soporte; sigue a
-    las 14:30" while the campaign's Cloud API number is at its limit."""
-    reached = meta_limit_reached(channel_key=campaign.channel_id, now=now)
-    if reached is None:
+    las 14:30" while the campaign's Cloud API number is at its limit (a split campaign: every
+    number it still has recipients for is, and the one that goes on first is named)."""
+    keys = campaign.channel_keys
+    if len(keys) > 1:
+        pending = CampaignRecipient.objects.filter(campaign=campaign, state=RState.PENDING)
+        left = set(pending.values_list("channel", flat=True).distinct())
+        keys = [key for key in keys if campaign.recipient_channel(key) in left]
+    found = [meta_limit_reached(channel_key=key, now=now) for key in keys]
+    reached = [one for one in found if one is not None]
+    if not found or len(reached) < len(found):
         return None
-    channel, limit, until = reached
+    channel, limit, until = min(reached, key=lambda one: one[2])
     local, today = _local(until), _local(now).date()
     clock = local.strftime("%H:%M")
     when = (
@@ -356,6 +380,14 @@ def meta_limit_waiting(campaign: Campaign, *, now: datetime) -> Waiting | None:
         "when": when,
     }
     return Waiting("meta_limit", until, _("Pausada por el límite de Meta"), reason)
+
+
+def _held(channel_key: str) -> tuple[float, float]:
+    """(seconds the number's limiter holds every send, its usual interval)."""
+    channel = channels.channel_cached(channel_key)
+    pace = channel.sends_per_second if channel.is_cloudapi else None
+    bucket = ratelimit.bucket(pace)
+    return bucket.held_for(channel_key), bucket.interval
 
 
 def campaign_waiting(
@@ -397,8 +429,8 @@ def campaign_waiting(
             return limited
     elif not queued:
         return None
-    held = ratelimit.bucket().held_for("default")
-    if held > max(HELD_MIN_SECONDS, 2 * ratelimit.send_interval()):
+    held, interval = min(_held(key) for key in campaign.channel_keys)
+    if held > max(HELD_MIN_SECONDS, 2 * interval):
         until = now + timedelta(seconds=math.ceil(held))
         reason = _("WhatsApp pidió una pausa (límite de envíos del proveedor)")
         return Waiting("rate_limit", until, waiting_label(until, now=now), reason)
