@@ -83,6 +83,14 @@ class Channel(models.Model):
     def is_cloudapi(self) -> bool:
         return self.provider == self.Provider.CLOUDAPI
 
+    @property
+    def pace(self) -> int | None:
+        """Sends a second of a Cloud API number (its own, else META_SENDS_PER_SECOND: Meta's 80
+        by default); None for WaSender's, whose pace is the account's (SEND_RATE_PER_MINUTE)."""
+        if not self.is_cloudapi:
+            return None
+        return self.sends_per_second or settings.META_SENDS_PER_SECOND
+
 
 class Conversation(models.Model):
     class Status(models.TextChoices):

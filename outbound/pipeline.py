@@ -80,8 +80,7 @@ def deliver(message_id: int, *, client=None, bucket=None, sleep=time.sleep) -> s
     if client is None or bucket is None:
         channel = channels.channel_cached(key)
         client = client or channels.client_for(channel)
-        pace = channel.sends_per_second if channel.is_cloudapi else None
-        bucket = bucket or ratelimit.bucket(pace)
+        bucket = bucket or ratelimit.bucket(channel.pace)
     if not ratelimit.token_wait(bucket, key, max_wait=TOKEN_MAX_WAIT, sleep=sleep):
         message_enqueue(message_id)
         return "deferred"

@@ -353,9 +353,7 @@ def channel_pace(channel_key: str) -> float:
     """Sends a second the number's limiter allows (the pipeline's: a Cloud API number its own,
     every WaSender session WaSender's)."""
     channel = channels.channel_cached(channel_key)
-    if channel.is_cloudapi and channel.sends_per_second:
-        return float(channel.sends_per_second)
-    return 1.0 / ratelimit.send_interval()
+    return float(channel.pace) if channel.pace else 1.0 / ratelimit.send_interval()
 
 
 def _campaign_outbound(channel_key: str):

@@ -9,8 +9,9 @@ Counted here as: outbound messages on the channel's conversations written in the
 a campaign or a reminder, or marked marketing, not failed nor cancelled, by distinct
 conversation (one per customer on a channel). Queued ones count: they are about to go out. A
 customer already reached in the window costs nothing more at Meta, but is not told apart here
-(the fan-out then sends a little less, never more). Several campaigns on one number read the
-same count, so together they may pass it by at most one batch each.
+(the fan-out then sends a little less, never more). Several campaigns on one number take
+turns: each fan-out run counts and queues holding a lock on the number (launch.py's
+`_limit_serialised`), so together they never pass it.
 """
 
 from datetime import datetime, timedelta

@@ -385,8 +385,7 @@ def meta_limit_waiting(campaign: Campaign, *, now: datetime) -> Waiting | None:
 def _held(channel_key: str) -> tuple[float, float]:
     """(seconds the number's limiter holds every send, its usual interval)."""
     channel = channels.channel_cached(channel_key)
-    pace = channel.sends_per_second if channel.is_cloudapi else None
-    bucket = ratelimit.bucket(pace)
+    bucket = ratelimit.bucket(channel.pace)
     return bucket.held_for(channel_key), bucket.interval
 
 

@@ -334,3 +334,191 @@ def test_a_cloud_api_number_without_a_tier_has_no_such_limit(promo):
     step(campaign)
     assert Message.objects.filter(author_kind="campaign").count() == 3
     assert campaign_waiting(campaign=campaign) is None
+
+
+# --- an audience split over several numbers ---------------------------------------------------
+
+
+def channel_of(recipient: CampaignRecipient) -> str:
+    return recipient.campaign.channel_of(recipient.channel)
+
+
+def test_a_split_campaign_sends_each_customer_once_from_the_number_they_write_to_else_evenly(
+    promo,
+):
+    customers = book(9)
+    # Two already talk to Soporte, one to the default number (newest conversation wins).
+    for customer in customers[:2]:
+        Conversation.objects.create(customer=customer, channel_id="soporte")
+    Conversation.objects.create(customer=customers[2], channel_id="soporte")
+    Conversation.objects.create(
+        customer=customers[2], channel_id=DEFAULT_CHANNEL, last_message_at=timezone.now()
+    )
+    campaign = launched(template=promo, split_channels=["soporte"])
+    assert campaign.channel_keys == [DEFAULT_CHANNEL, "soporte"]
+    by_customer = {
+        r.customer_id: channel_of(r) for r in campaign.recipients.select_related("campaign")
+    }
+    assert by_customer[customers[0].pk] == by_customer[customers[1].pk] == "soporte"
+    assert by_customer[customers[2].pk] == DEFAULT_CHANNEL
+    # The six others dealt evenly: with the three above, the numbers end at 5 and 4.
+    counts = sorted(list(by_customer.values()).count(key) for key in campaign.channel_keys)
+    assert counts == [4, 5]
+    while step(campaign) is not None and campaign.recipients.filter(state=R.PENDING).exists():
+        campaign.refresh_from_db()
+    messages = Message.objects.filter(author_kind="campaign").select_related("conversation")
+    assert messages.count() == 9
+    assert {m.conversation.customer_id: m.conversation.channel_id for m in messages} == by_customer
+
+
+def test_a_number_at_its_meta_limit_is_dealt_only_what_it_still_has_room_for(promo):
+    Channel.objects.filter(key="soporte").update(daily_customer_limit=3)
+    channels.labels_forget()
+    reached_before("soporte", book(2), ago=timedelta(hours=2))
+    Customer.objects.update(marketing_opt_out_at=timezone.now())
+    Customer.objects.bulk_create(
+        Customer(name=f"Nuevo {i}", phone=f"+5939833{i:05d}") for i in range(8)
+    )
+    campaign = launched(template=promo, split_channels=["soporte"])
+    keys = [channel_of(r) for r in campaign.recipients.select_related("campaign")]
+    assert keys.count("soporte") == 1 and keys.count(DEFAULT_CHANNEL) == 7
+
+
+def test_each_number_is_fanned_out_at_its_own_pace(promo, settings):
+    settings.SEND_RATE_PER_MINUTE = 30  # WaSender: one every 2 s, so 1 in the 2 s look-ahead
+    Channel.objects.filter(key="soporte").update(sends_per_second=80)
+    channels.labels_forget()
+    book(40)
+    campaign = launched(template=promo, split_channels=["soporte"])
+    campaign_fanout_step(campaign_id=campaign.pk, token=campaign.fanout_token)
+    queued = Message.objects.filter(author_kind="campaign")
+    on_default = queued.filter(conversation__channel_id=DEFAULT_CHANNEL).count()
+    on_soporte = queued.filter(conversation__channel_id="soporte").count()
+    # Meta's number ramps up from FANOUT_RAMP; WaSender's is held to its rate.
+    assert (on_default, on_soporte) == (1, 10)
+
+
+def test_a_cloud_api_number_without_its_own_pace_takes_metas_default(soporte, settings):
+    settings.META_SENDS_PER_SECOND = 80
+    assert soporte.sends_per_second is None and soporte.pace == 80
+    assert Channel(key="w", provider="wasender").pace is None
+
+
+def test_the_split_is_validated_kept_by_a_copy_and_shown_per_number(client_for, carla, promo):
+    with pytest.raises(CampaignInvalid) as refused:
+        campaign_create(title="x", body="Hola", filters={}, split_channels=["nadie"])
+    assert refused.value.errors == {
+        "split_channels": "Ese número de WhatsApp no existe o está desactivado."
+    }
+    with pytest.raises(CampaignInvalid) as refused:  # free text cannot go out on Soporte
+        campaign_create(title="x", body="Hola", filters={}, split_channels=["soporte"])
+    assert "solo se puede enviar una plantilla" in refused.value.errors["template"]
+    book(4)
+    campaign = launched(template=promo, split_channels=["soporte"])
+    assert campaign_duplicate(campaign=campaign).split_channels == ["soporte"]
+    step(campaign)
+    page = client_for(carla).get(reverse("outbound:campaign_detail", args=[campaign.pk])).text
+    assert "repartida entre los números" in page and "Por número" in page
+    assert page.count('class="channel-chip') >= 2
+
+
+def test_the_form_and_the_api_take_the_split(client_for, client, carla, promo):
+    page = client_for(carla).get(reverse("outbound:campaign_new")).text
+    assert 'name="split_channels"' in page
+    response = client_for(carla).post(
+        reverse("outbound:campaign_new"),
+        {
+            "title": "Promo repartida",
+            "kind": "marketing",
+            "template": promo.pk,
+            "body": "",
+            "audience": "preset:all",
+            "when": "draft",
+            "window_start": "09:00",
+            "window_end": "20:00",
+            "channel": DEFAULT_CHANNEL,
+            "split_channels": ["soporte"],
+        },
+    )
+    assert response.status_code == 302, response.text
+    assert Campaign.objects.get().split_channels == ["soporte"]
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {ApiToken.issue(user=carla, name='t')[1]}"}
+    body = {"title": "Promo", "template_id": promo.pk, "filters": {}, "split_channels": ["soporte"]}
+    created = client.post("/api/v1/campaigns", body, content_type="application/json", **headers)
+    assert created.status_code == 201 and created.json()["split_channels"] == ["soporte"]
+    body["split_channels"] = "soporte"
+    refused = client.post("/api/v1/campaigns", body, content_type="application/json", **headers)
+    assert refused.status_code == 422
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_campaigns_fanning_out_at_once_never_pass_the_numbers_limit_together(monkeypatch):
+    """Each run counts what the number reached and queues within it while holding a lock on
+    the number: without it both read the same count and each queues up to the limit. The
+    count is made slow, so that both runs are sure to count before either queues."""
+    import threading
+    import time
+
+    from django.db import connection
+
+    from outbound.campaigns import metalimit
+
+    counted = metalimit.customers_reached
+
+    def slow_count(**kwargs):
+        found = counted(**kwargs)
+        time.sleep(0.3)
+        return found
+
+    monkeypatch.setattr(metalimit, "customers_reached", slow_count)
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the lock is PostgreSQL's (SQLite serialises its writers anyway)")
+    channels.labels_forget()
+    Channel.objects.create(
+        key="soporte", name="Soporte", provider="cloudapi", account="1", daily_customer_limit=30
+    )
+    MetaTemplate.objects.create(
+        channel=Channel.objects.get(key="soporte"),
+        name="promo_mes",
+        language="es",
+        status="APPROVED",
+        params_count=1,
+    )
+    template = MessageTemplate.objects.create(
+        name="Promo",
+        body="Hola {nombre}",
+        meta_name="promo_mes",
+        meta_language="es",
+        meta_params=["nombre"],
+    )
+    customers = [c.pk for c in book(80)]
+    first, second = (launched(channel="soporte", template=template) for _ in range(2))
+    # Forty customers each: a customer reached by both would count once at Meta.
+    first.recipients.filter(customer_id__in=customers[40:]).delete()
+    second.recipients.filter(customer_id__in=customers[:40]).delete()
+    start = threading.Barrier(2)
+
+    def fan_out(campaign: Campaign) -> None:
+        try:
+            start.wait()
+            for _ in range(4):
+                campaign_fanout_step(
+                    campaign_id=campaign.pk, token=campaign.fanout_token, paced=False
+                )
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=fan_out, args=(c,)) for c in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    reached = (
+        Message.objects.filter(author_kind="campaign", conversation__channel_id="soporte")
+        .values("conversation__customer_id")
+        .distinct()
+        .count()
+    )
+    assert reached == 30
+    channels.labels_forget()
