@@ -133,6 +133,7 @@ class CampaignForm(forms.Form):
         channel_field_setup(self)
         if "channel" in self.fields:
             self.fields["split_channels"].choices = channel_choices()
+            self.fields["channel"].widget.attrs["data-hides-choice"] = "split_channels"
         else:
             del self.fields["split_channels"]
 

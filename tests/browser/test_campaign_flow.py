@@ -101,3 +101,50 @@ def test_it_lets_a_marketer_schedule_watch_pause_and_resume(page_for, live_serve
 
     page.goto(f"{live_server_url}/campaigns/")
     expect(page.locator(".campaign-table")).to_contain_text("Completada")
+
+
+def test_a_marketer_splits_a_campaign_over_two_numbers_and_sees_each_ones_figures(
+    page_for, live_server_url
+):
+    from inbox import channels
+    from inbox.models import Channel
+
+    Channel.objects.update_or_create(key="default", defaults={"name": "Ventas"})
+    Channel.objects.create(key="sucursal", name="Sucursal", provider="wasender", account="s-2")
+    channels.labels_forget()
+    make_user("carla", "marketer", first_name="Carla")
+    Customer.objects.bulk_create(
+        Customer(name=f"Cliente {i}", phone=f"+5939912{i:05d}") for i in range(6)
+    )
+    provider = client_for(Script(httpx.Response(200, json={"success": True, "data": {"msgId": 8}})))
+    page = page_for("carla", "pass-carla", width=390, height=844)  # a phone
+
+    page.goto(f"{live_server_url}/campaigns/new/")
+    page.fill("input[name=title]", "Promo en los dos números")
+    page.fill("textarea[name=body]", "Hola {nombre}")
+    split = page.locator("fieldset.split-channels")
+    # The campaign's own number is not offered again; choosing the other one swaps them.
+    expect(split.get_by_label("Ventas")).to_be_hidden()
+    expect(split.get_by_label("Sucursal")).to_be_visible()
+    page.select_option("select[name=channel]", "sucursal")
+    expect(split.get_by_label("Sucursal")).to_be_hidden()
+    split.get_by_label("Ventas").check()
+    page.fill("input[name=window_start]", "00:00")
+    page.fill("input[name=window_end]", "23:59")
+    page.get_by_role("button", name="Crear campaña").click()
+    expect(page.locator(".campaign-channel")).to_have_text(
+        "repartida entre los números Sucursal, Ventas"
+    )
+
+    campaign = Campaign.objects.get()
+    assert (campaign.channel_id, campaign.split_channels) == ("sucursal", ["default"])
+    as_worker(campaign_launch_task, campaign.pk)
+    as_worker(fanout, campaign)
+    as_worker(send_queued, provider)
+    rows = page.locator(".number-table tbody tr")
+    expect(rows).to_have_count(2)
+    for key in ("sucursal", "default"):
+        row = page.locator(f'.number-table tr[data-channel="{key}"]')
+        expect(row.locator('[data-figure="total"]')).to_have_text("3")
+        expect(row.locator('[data-figure="sent"]')).to_have_text("3")
+    channels.labels_forget()

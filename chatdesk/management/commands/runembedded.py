@@ -85,12 +85,14 @@ def _cloudapi_simulated(app, *, port: int, meta_port: int):
     settings.META_DISPLAY_PHONE = settings.META_DISPLAY_PHONE or "+593 99 000 0001"
     settings.META_APP_SECRET = settings.META_APP_SECRET or settings.META_SIMULATOR_APP_SECRET
     settings.META_VERIFY_TOKEN = settings.META_VERIFY_TOKEN or "simulator-verify-token"
+    settings.META_WABA_ID = settings.META_WABA_ID or SIMULATOR_WABA_ID
     if settings.META_CHANNEL_NAME == "WhatsApp Cloud API":
         settings.META_CHANNEL_NAME = "Soporte"
     channels_env_sync()
     # The demo's two numbers: WaSender's sells, the Cloud API one supports.
     Channel.objects.filter(key=DEFAULT_CHANNEL, name="WhatsApp").update(name="Ventas")
     labels_forget()
+    _demo_templates_link()
     served = app
     wrapped = embedded_app(
         chatdesk_app=served,
@@ -103,6 +105,26 @@ def _cloudapi_simulated(app, *, port: int, meta_port: int):
         None if port_ == meta_port else (outer_rule(path, port_) if outer_rule else None)
     )
     return wrapped
+
+
+# provider/cloudapi/simulator.py's WABA, and the Meta templates it approves that fit the demo's
+# chatdesk templates (name -> Meta name, chatdesk's variables for its {{1}}, {{2}}...).
+SIMULATOR_WABA_ID = "200000000000001"
+DEMO_TEMPLATE_LINKS = {"Vencimiento": ("recordatorio_pago", ["nombre", "servicio"])}
+
+
+def _demo_templates_link() -> None:
+    """Campaigns and reminders on the simulated number need approved Meta templates: the
+    demo's templates are linked (those an admin left unlinked) and Meta's list is synced by
+    the worker once the simulator answers (then every 6 h, as in production)."""
+    from outbound.meta_templates import meta_templates_sync_tick
+    from outbound.models import MessageTemplate
+
+    for name, (meta_name, params) in DEMO_TEMPLATE_LINKS.items():
+        MessageTemplate.objects.filter(name=name, meta_name="").update(
+            meta_name=meta_name, meta_language="es", meta_params=params
+        )
+    meta_templates_sync_tick.send_with_options(delay=2000)
 
 
 async def customers_sample() -> list[tuple[str, str]]:
