@@ -12,6 +12,9 @@ local-memory cache, so a shared Redis is never flushed); p50/p95 and the query c
 last request are recorded. The analytics page loads its agents and behaviour sections with
 htmx after the page: they are measured as their own rows. Then each analytics section alone,
 with an empty cache.
+
+BENCH_PAGES="panel;inbox list;thread" measures only the pages named (no fold, no sections): a
+quick before/after of one fix.
 """
 
 import os
@@ -40,6 +43,7 @@ from inbox.models import Conversation, Message  # noqa: E402
 from insights import selectors  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "30"))
+ONLY = [name.strip() for name in os.environ.get("BENCH_PAGES", "").split(";") if name.strip()]
 # Issue 19's goal 4 (at 5x scale), warm and cold alike.
 TARGETS = {
     "panel": 50,
@@ -159,6 +163,8 @@ def main():
         ("inbox list", "/inbox/", {}),
         ("thread", f"/inbox/c/{busiest}/", {}),
     ]
+    if ONLY:
+        pages = [page for page in pages if page[0] in ONLY]
     year_ago = (timezone.localdate() - timedelta(days=364)).isoformat()
     lines = [
         f"{Message.objects.count()} messages, {Conversation.objects.count()} conversations, "
@@ -166,7 +172,7 @@ def main():
         "warm-up; cold: Django's cache emptied before every request (the rollups current, as "
         "the worker keeps them).",
         "",
-        *fold_rows(),
+        *([] if ONLY else fold_rows()),
         "",
         "| page | warm p50 ms | warm p95 ms | cold p50 ms | cold p95 ms | queries | target p95 |",
         "|---|---|---|---|---|---|---|",
@@ -181,7 +187,8 @@ def main():
         verdict = f"{target} ms {'ok' if worst < target else 'MISSED'}" if target else ""
         cells = [f"{percentile(t, q) * 1000:.1f}" for t in (warm, cold) for q in (50, 95)]
         lines.append(f"| {name} | {' | '.join(cells)} | {queries} | {verdict} |")
-    lines.extend(cold_rows())
+    if not ONLY:
+        lines.extend(cold_rows())
     record("Pages at issue 19's scale (in-process, server time, warm and cold)", lines)
 
 

@@ -148,6 +148,9 @@ class Conversation(models.Model):
             models.Index(
                 fields=["channel", "-last_message_at", "-id"], name="conv_channel_list_idx"
             ),
+            # The inbox's unread total (every page and every live push counts it): the few
+            # unread conversations, not a scan of all of them.
+            models.Index(fields=["id"], name="conv_unread_idx", condition=Q(unread_count__gt=0)),
         ]
 
     def __str__(self):

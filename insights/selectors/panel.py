@@ -57,7 +57,7 @@ def _change(now_value, before) -> dict:
     return {"pct": abs(pct), "direction": "up" if pct > 0 else "down" if pct < 0 else "flat"}
 
 
-@_without_jit
+@_without_jit(serial=True)
 def today_figures(*, now: datetime | None = None, channel: str | None = None) -> dict:
     """Today so far against yesterday up to the same time: two queries; on one WhatsApp
     number (a channel key) or all of them."""

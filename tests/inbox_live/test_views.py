@@ -189,6 +189,32 @@ def test_it_shows_author_ticks_failure_and_quote_per_line(client_for, bob, carlo
         assert text in html, text
 
 
+def test_it_shows_a_page_of_quoted_lines_without_a_query_per_line(
+    client_for, bob, carlos, django_assert_max_num_queries
+):
+    agent = make_user("ana", "agent", first_name="Ana", last_name="Ruiz")
+    first = carlos.messages.get()
+    for i in range(20):
+        question = message_in(carlos, f"pregunta {i}", minutes_ago=60 - 2 * i)
+        Message.objects.create(
+            conversation=carlos,
+            direction="out",
+            author_kind="agent",
+            agent=agent,
+            body=f"respuesta {i}",
+            status="read",
+            reply_to=question if i % 2 else first,
+            created_at=question.created_at + timedelta(seconds=30),
+        )
+    client = client_for(bob)
+    with django_assert_max_num_queries(23):
+        html = client.get(f"/inbox/c/{carlos.pk}/").content.decode()
+    quotes = re.findall(r'<blockquote class="quote"><strong>([^<]*)</strong> ([^<]*)<', html)
+    assert len(quotes) == 20
+    assert ("Carlos Pérez", "Quiero renovar Netflix") in quotes
+    assert ("Carlos Pérez", "pregunta 19") in quotes
+
+
 def test_it_pages_older_messages_with_a_keyset_cursor(client_for, bob, carlos):
     for i in range(60):
         message_in(carlos, f"mensaje {i}", minutes_ago=100 - i)
