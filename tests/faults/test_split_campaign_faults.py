@@ -1,8 +1,8 @@
 """A campaign split over two WhatsApp numbers, WaSender's and a Cloud API number, under the
-faults both providers have after they accepted a send, counted at the two simulators' end:
-each customer gets it exactly once across both (nobody twice, nobody missing), a customer who
-already writes to one number gets it from that one, the rest are shared out evenly, and the
-campaign completes.
+faults both providers have after they accepted a send (in one case while both also refuse
+what goes over their rate), counted at the two simulators' end: each customer gets it exactly
+once across both (nobody twice, nobody missing), a customer who already writes to one number
+gets it from that one, the rest are shared out evenly, and the campaign completes.
 
 The production processes run once for the module on private PostgreSQL and Redis
 (tests/faults/services.py): one daphne taking both providers' webhooks, a Dramatiq worker, the
@@ -73,6 +73,13 @@ FAULTS = {
     "10% cut on WaSender, 10% without a wamid on Meta": (
         {"accept_then_drop": 0.1},
         {"answer_without_id": 0.1},
+    ),
+    # Each provider allows far less than chatdesk's pace for the number (15 and 8 a second
+    # against 50): attempts over it are refused (nothing sent) and retried, each number's fan-out
+    # slows on its own, and the faults still strike.
+    "both providers slower than our pace (429, 130429), 10% lost on WaSender, 5xx on Meta": (
+        {**LOST, "rate_per_minute": 900, "burst": 5},
+        {"accept_then_5xx": 0.1, "throughput_per_second": 8, "burst": 4},
     ),
 }
 _batches = itertools.count(1)
@@ -223,6 +230,7 @@ class SplitTally:
     by_meta: Counter
     everyone: set
     ambiguous: tuple[int, int]  # answers lost or broken after acceptance: WaSender, Meta
+    refused: tuple[int, dict]  # WaSender's 429s, Meta's errors by code (nothing sent)
     ours: dict  # phone -> (recipient channel, recipient state, message status)
 
     @property
@@ -246,7 +254,8 @@ class SplitTally:
             f"{self.by_wasender.total()} sends to {len(self.by_wasender)} customers, Meta's "
             f"{self.by_meta.total()} to {len(self.by_meta)}; {len(self.twice)} customers "
             f"messaged twice, {len(self.missing)} missing; answers lost or broken after "
-            f"acceptance: WaSender {self.ambiguous[0]}, Meta {self.ambiguous[1]}; recipients "
+            f"acceptance: WaSender {self.ambiguous[0]}, Meta {self.ambiguous[1]}; refused "
+            f"(nothing sent): WaSender {self.refused[0]} 429s, Meta {self.refused[1]}; recipients "
             f"{dict(states)}, messages {dict(statuses)}"
         )
 
@@ -269,6 +278,7 @@ def split_tally(stack, meta: CloudApi, phones: list[str], campaign: int) -> Spli
             sum(wasender_stats.get(k, 0) for k in AFTER_ACCEPTANCE),
             sum(meta_stats.get(k, 0) for k in AFTER_ACCEPTANCE),
         ),
+        refused=(wasender_stats["responses_429"], meta_stats["errors_by_code"]),
         ours={phone: tuple(rest) for phone, *rest in rows},
     )
 
