@@ -6,11 +6,12 @@ A campaign goes out from its number (`Campaign.channel`) and, when told, from mo
 
 - a customer who already has a conversation on one of them gets it from that number (the
   newest such conversation): they know it, and their reply lands in the thread they use;
-- the others are dealt out evenly, in the order the numbers were chosen, to the numbers that
-  still have room under Meta's messaging limit (a Cloud API number with a tier: its limit
-  less the customers it reached in the last 24 h, less those already dealt to it); when none
-  has room left, evenly over all of them (they then wait for the limit as one-number
-  campaigns do).
+- each of the others goes to the number with the fewest recipients so far (the customers
+  above included, so that the numbers end with about as many each; ties in the order the
+  numbers were chosen) among those that still have room under Meta's messaging limit (a
+  Cloud API number with a tier: its limit less the customers it reached in the last 24 h,
+  less those already dealt to it); when none has room left, among all of them (they then
+  wait for the limit as one-number campaigns do).
 
 The fan-out then paces each number on its own (outbound/campaigns/launch.py).
 """
