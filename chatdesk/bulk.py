@@ -11,10 +11,14 @@ objects come back with their primary keys set, saved.
 only the customer), without building an instance for each.
 """
 
+from typing import TypeVar
+
 from django.db import connection, models
 
+M = TypeVar("M", bound=models.Model)
 
-def bulk_insert(model: type[models.Model], objs: list[models.Model]) -> list[models.Model]:
+
+def bulk_insert(model: type[M], objs: list[M]) -> list[M]:
     """Insert `objs` (new instances of `model`, no primary key set): on PostgreSQL one query
     for their ids and one COPY."""
     if not objs:

@@ -4,7 +4,8 @@ into JavaScript as strings). Series differ by dash style and point shape as well
 from django.utils import formats
 from django.utils.translation import gettext as _
 
-TREND = (
+# (figure, label, colour, dash pattern, point style)
+TREND: tuple[tuple[str, str, str, list[int], str], ...] = (
     ("sent", "Enviados", "#075e54", [], "circle"),
     ("delivered", "Entregados", "#1a73e8", [6, 4], "rect"),
     ("read", "Leídos", "#1e8e3e", [2, 3], "triangle"),

@@ -5,9 +5,11 @@ UTF-8 with a BOM (Excel opens it as UTF-8). Text cells that start with = + - @ o
 character are prefixed with ' so a spreadsheet never runs them as formulas (CSV injection).
 """
 
+from collections.abc import Callable
 from urllib.parse import urlencode
 
 from django.db.models import Count, Q
+from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -309,7 +311,8 @@ def customers_csv(period):
     return csv_response("clientes.csv", header, gen())
 
 
-EXPORTS = {
+# kind -> its CSV for a period (and the keyword arguments each takes).
+EXPORTS: dict[str, Callable[..., HttpResponse]] = {
     "messages": messages_csv,
     "daily": daily_csv,
     "hours": hours_csv,

@@ -135,8 +135,8 @@ def export_csv(request, kind: str):
         raise Http404
     try:
         period, _preset = selectors.period_from_params(request.GET)
-    except PeriodError as error:
-        return HttpResponseBadRequest(str(error))
+    except PeriodError as invalid:
+        return HttpResponseBadRequest(str(invalid))
     if kind == "messages":
         filters = {}
         for name, allowed in MESSAGE_FILTERS.items():
@@ -146,7 +146,7 @@ def export_csv(request, kind: str):
             filters[name] = value
         # Private conversations are the support roles' (admin included), never a marketer's.
         return export(period, conversations=has_role(request.user, *SUPPORT), **filters)
-    extra = {}
+    extra: dict[str, object] = {}
     if kind in PER_CHANNEL:
         channel, _choices, error = _channel_or_error(request)
         if error:

@@ -10,6 +10,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from chatdesk.roles import SUPPORT
+from customers.models import Subscription
 from outbound.forms import channel_field_setup
 from outbound.meta_templates import template_channel_errors
 from outbound.models import AutomationSettings, AutoReplyRule, MessageTemplate, ReminderRule
@@ -243,7 +244,10 @@ class AutomationSettingsForm(forms.ModelForm):
 
 
 class RenewalForm(forms.Form):
-    subscription = forms.ModelChoiceField(queryset=None, label=gettext_lazy("Servicio"))
+    # Its queryset is the customer's subscriptions (__init__).
+    subscription: "forms.ModelChoiceField[Subscription]" = forms.ModelChoiceField(
+        queryset=None, label=gettext_lazy("Servicio")
+    )
     how = forms.ChoiceField(
         label=gettext_lazy("Renovar"),
         choices=[("months", gettext_lazy("por meses")), ("date", gettext_lazy("hasta una fecha"))],

@@ -23,7 +23,10 @@ from outbound.reminders import reminder_stats
 from outbound.rules import automation_settings, business_hours_parse
 
 STATS_DAYS = 30
-RULE_KINDS = {"reminder": ReminderRule, "reply": AutoReplyRule}
+RULE_KINDS: dict[str, type[ReminderRule] | type[AutoReplyRule]] = {
+    "reminder": ReminderRule,
+    "reply": AutoReplyRule,
+}
 
 
 def _reminder_when(rule: ReminderRule) -> str:
@@ -93,7 +96,7 @@ def automation_toggle(request, kind: str, rule_id: int):
     rule = get_object_or_404(model, pk=rule_id)
     active = request.POST.get("active") == "1"
     model.objects.filter(pk=rule.pk).update(active=active)
-    rule.active = active
+    rule.active = active  # type: ignore[attr-defined]  # both kinds have it; mypy joins them
     if request.htmx:
         template = "outbound/automation_index.html#toggle"
         return render(request, template, {"rule": rule, "kind": kind})

@@ -147,7 +147,7 @@ class CampaignForm(forms.Form):
         return data
 
 
-def audience_choices() -> list[tuple[str, str]]:
+def audience_choices() -> list[tuple[str, str] | tuple[str, list[tuple[str, str]]]]:
     presets = [(f"preset:{key}", str(name)) for key, (name, _f) in segment_presets().items()]
     saved = [(f"segment:{s.pk}", s.name) for s in Segment.objects.all()]
     choices = [(_("Atajos"), presets)]

@@ -62,7 +62,7 @@ def channel_field_setup(form: forms.BaseForm, *, name: str = "channel") -> None:
     if isinstance(field, forms.ModelChoiceField):
         field.queryset = Channel.objects.filter(active=True)
         field.empty_label = None
-    else:
+    elif isinstance(field, forms.ChoiceField):
         field.choices = choices
     if not form.is_bound and not form.initial.get(name):
         form.initial[name] = DEFAULT_CHANNEL if DEFAULT_CHANNEL in dict(choices) else choices[0][0]
@@ -224,8 +224,9 @@ class SegmentForm(forms.Form):
         super().__init__(*args, **kw)
         self.segment = segment
         self.fields["name"].required = require_name
-        self.fields["cities"].choices = _place_choices("city")
-        self.fields["provinces"].choices = _place_choices("province")
+        # Both are MultipleChoiceFields; django-stubs types form.fields as dict[str, Field].
+        self.fields["cities"].choices = _place_choices("city")  # type: ignore[attr-defined]
+        self.fields["provinces"].choices = _place_choices("province")  # type: ignore[attr-defined]
 
     @staticmethod
     def initial_from(filters: dict, *, name: str = "") -> dict:

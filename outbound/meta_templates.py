@@ -284,7 +284,7 @@ def _send_spec(template: MessageTemplate, params: list[str], meta: MetaTemplate)
 def composer_choices(*, conversation: Conversation) -> list[dict]:
     """The approved, linked templates an agent may send in this conversation, each with the
     text the customer would read (or why it cannot be filled for them)."""
-    channel = channels.channel_cached(conversation.channel_id)
+    channel = channels.channel_cached(conversation.channel_id)  # type: ignore[arg-type]  # FK default: never None
     if not channel.is_cloudapi:
         return []
     metas = {
@@ -365,7 +365,7 @@ def template_send_for(message: Message) -> TemplateSend | None:
     """The template a Cloud API row goes out as; None for a free-form message (or on WaSender).
     Raises a permanent ProviderError when its campaign's or reminder's template cannot go out
     (never linked, not approved, a value missing): the row fails with that reason."""
-    channel = channels.channel_cached(message.conversation.channel_id)
+    channel = channels.channel_cached(message.conversation.channel_id)  # type: ignore[arg-type]  # FK default: never None
     if not channel.is_cloudapi:
         return None
     row = MetaSend.objects.filter(message_id=message.pk).first()

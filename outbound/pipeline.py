@@ -62,8 +62,10 @@ def message_deliver(message_id: int) -> None:
 
 
 def message_enqueue(message_id: int, *, delay: float = 0.0) -> None:
-    options = {"delay": int(delay * 1000)} if delay > 0 else {}
-    message_deliver.send_with_options(args=(message_id,), **options)
+    # delay=None is send_with_options' default: at once.
+    message_deliver.send_with_options(
+        args=(message_id,), delay=int(delay * 1000) if delay > 0 else None
+    )
 
 
 def deliver(message_id: int, *, client=None, bucket=None, sleep=time.sleep) -> str:
@@ -76,7 +78,7 @@ def deliver(message_id: int, *, client=None, bucket=None, sleep=time.sleep) -> s
     )
     if message is None:
         return "skipped"  # sent, cancelled, or another worker has it
-    key = message.conversation.channel_id
+    key: str = message.conversation.channel_id  # type: ignore[assignment]  # FK default: never None
     if client is None or bucket is None:
         channel = channels.channel_cached(key)
         client = client or channels.client_for(channel)
@@ -171,7 +173,7 @@ def send_request(message: Message) -> SendRequest:
 def _ids(result: SendResult) -> dict:
     """WaSender answers its integer msgId (WhatsApp's id comes later, by webhook); Meta
     answers WhatsApp's id itself."""
-    ids = {}
+    ids: dict[str, int | str] = {}
     if result.provider_id.isdigit():
         ids["provider_msg_id"] = int(result.provider_id)
     if result.wa_id:

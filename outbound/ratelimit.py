@@ -168,14 +168,13 @@ def bucket(per_second: float | None = None):
         found = _buckets.get(interval)
         if found is None:
             jitter = settings.SEND_JITTER_SECONDS if not per_second else 0.0
-            kwargs = {"interval": interval, "jitter": jitter}
             if settings.REDIS_URL:
                 import redis
 
-                kwargs["redis"] = redis.Redis.from_url(settings.REDIS_URL)
-                found = RedisBucket(**kwargs)
+                client = redis.Redis.from_url(settings.REDIS_URL)
+                found = RedisBucket(redis=client, interval=interval, jitter=jitter)
             else:
-                found = MemoryBucket(**kwargs)
+                found = MemoryBucket(interval=interval, jitter=jitter)
             _buckets[interval] = found
         return found
 

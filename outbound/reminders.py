@@ -126,7 +126,7 @@ def reminder_send(
                     customer=subscription.customer,
                     text=text,
                     author_kind=Message.Author.REMINDER,
-                    channel=rule.channel_id,
+                    channel=rule.channel_id,  # type: ignore[arg-type]  # FK default: never None
                 )
             except SendRejected as exc:
                 sent.outcome, sent.skip_reason = ReminderSent.Outcome.SKIPPED, exc.message[:300]
@@ -192,4 +192,7 @@ def reminder_stats(*, since: datetime, days: int = CONVERSION_DAYS) -> dict[int,
             renewed=Count("pk", filter=Q(outcome=ReminderSent.Outcome.SENT, converted=True)),
         )
     )
-    return {row.pop("rule_id"): row for row in rows}
+    return {
+        row["rule_id"]: {"sent": row["sent"], "skipped": row["skipped"], "renewed": row["renewed"]}
+        for row in rows
+    }

@@ -61,12 +61,12 @@ def _subscription(
     if customer is None or service is None:
         raise RenewalRejected("service", _("Indica la suscripción o el cliente y el servicio."))
     if isinstance(service, str):
-        found = Service.objects.filter(name__iexact=service.strip()).first()
-        if found is None:
+        named = Service.objects.filter(name__iexact=service.strip()).first()
+        if named is None:
             raise RenewalRejected(
                 "service", _("Servicio desconocido: %(name)s") % {"name": service.strip()[:80]}
             )
-        service = found
+        service = named
     found = Subscription.objects.filter(customer=customer, service=service).first()
     if found is None:
         raise RenewalRejected(
@@ -90,6 +90,7 @@ def _new_expiry(current: date, *, new_expiry: date | None, months: int | None, t
             raise RenewalRejected(
                 "months", _("La nueva fecha de vencimiento queda fuera del calendario.")
             ) from None
+    assert new_expiry is not None  # exactly one of the two is given (checked above)
     if new_expiry <= current or new_expiry < today:
         raise RenewalRejected(
             "new_expiry",

@@ -105,7 +105,7 @@ def business_hours_parse(hours: dict) -> dict[int, tuple[time, time]]:
     """{"0": ["09:00", "19:00"], ...} -> {0: (09:00, 19:00)}; bad or empty days are closed."""
     week = {}
     for day in WEEKDAYS:
-        value = hours.get(str(day)) if isinstance(hours, dict) else None
+        value = hours.get(str(day), ()) if isinstance(hours, dict) else ()
         try:
             opens, closes = (time.fromisoformat(v) for v in value)
         except (TypeError, ValueError):
@@ -262,7 +262,11 @@ def _rule_apply(
         customer.tags.add(tag_get_or_create(name=rule.tag))
         conversation_updated_publish(conversation_id=conversation.id)
         actions.append("tag")
-    if rule.assign_to_id and conversation.assignee_id is None and rule.assign_to.is_active:
+    if (
+        conversation.assignee_id is None
+        and rule.assign_to is not None  # None without a query when assign_to_id is
+        and rule.assign_to.is_active
+    ):
         conversation_assign(conversation=conversation, assignee=rule.assign_to)
         actions.append("assign")
     if rule.mark_urgent:
@@ -311,7 +315,7 @@ def _bot_reply(message: Message, text: str, *, answers: bool = False) -> Message
             author_kind=Message.Author.BOT,
             reply_to=message,
             # On the number the customer wrote to (Meta's window is open: they just wrote).
-            channel=message.conversation.channel_id,
+            channel=message.conversation.channel_id,  # type: ignore[arg-type]  # FK default: never None
         )
     except SendRejected as exc:  # an empty or oversize configured text
         log.warning("auto-reply to message %s not sent: %s", message.pk, exc.message)

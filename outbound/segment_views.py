@@ -31,7 +31,7 @@ def _audience(filters: dict, *, recipients: bool) -> dict:
         count, excluded = segment_count(filters)
     except SegmentFilterError as error:
         return {"invalid": error.errors}
-    audience = {"count": count, "excluded": excluded}
+    audience: dict[str, object] = {"count": count, "excluded": excluded}
     if recipients:
         audience["recipients"] = list(
             segment_queryset(filters)

@@ -35,6 +35,7 @@ from datetime import timedelta
 
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
+from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -175,13 +176,10 @@ def segment_filters_clean(raw: dict) -> dict:
     return clean
 
 
-def _service_condition(subs: QuerySet, services: list[int], mode: str) -> Q:
+def _service_condition(subs: QuerySet, services: list[int], mode: str) -> Q | Exists:
     chosen = subs.filter(service_id__in=services)
     if mode == "all":
-        condition = Q()
-        for service_id in services:
-            condition &= Exists(subs.filter(service_id=service_id))
-        return condition
+        return Q(*(Exists(subs.filter(service_id=service_id)) for service_id in services))
     if mode == "only":
         return Exists(chosen) & ~Exists(subs.exclude(service_id__in=services))
     return Exists(chosen)
@@ -255,14 +253,14 @@ def segment_count(filters: dict, *, marketing: bool = True) -> tuple[int, int]:
 
 
 # The proposal's quick audiences. "Solo <service>" exists only when the service does.
-PRESETS = {
+PRESETS: dict[str, tuple[str | Promise, dict]] = {
     "active": (gettext_lazy("Clientes activos"), {"state": "active"}),
     "inactive": (gettext_lazy("Clientes inactivos"), {"state": "expired"}),
 }
 PRESET_SERVICES = {"netflix": "Netflix", "hbo": "HBO Max"}
 
 
-def segment_presets() -> dict[str, tuple[str, dict]]:
+def segment_presets() -> dict[str, tuple[str | Promise, dict]]:
     """key -> (name, filters), in display order; one query for the services."""
     presets = dict(PRESETS)
     lookup = Q()

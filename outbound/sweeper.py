@@ -126,6 +126,8 @@ def unconfirmed_sweep(*, client=None, before) -> int:
 
 def sending_resolve(message: Message, *, client) -> bool:
     """Ask WaSender what became of a send whose id we know; False when it cannot say."""
+    if message.provider_msg_id is None:  # callers pass rows with an id only
+        return False
     try:
         info = client.message_info(message.provider_msg_id)
     except ProviderError as error:

@@ -251,7 +251,7 @@ def _value_of(
 ) -> Callable[[str], str]:
     found: list[Subscription | None] = []
 
-    def subscription() -> Subscription:
+    def subscription() -> Subscription | None:
         if not found:
             found.append(subscription_for(customer, service=service, today=today))
         return found[0]

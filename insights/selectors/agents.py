@@ -129,7 +129,10 @@ def _resolutions(period: Period, channel: str | None) -> dict[int, list[timedelt
 def agent_stats(period: Period, *, channel: str | None = None) -> list[dict]:
     """agent_stats_count, recomputed at most every LIVE_SECONDS for one period."""
     key = f"insights:v3:agents:{period.first}:{period.last}:{channel or '*'}"
-    return cache.get_or_set(key, lambda: agent_stats_count(period, channel=channel), LIVE_SECONDS)
+    # get_or_set returns the computed list, never None; django-stubs types it Any | None.
+    return cache.get_or_set(  # type: ignore[return-value]
+        key, lambda: agent_stats_count(period, channel=channel), LIVE_SECONDS
+    )
 
 
 @_without_jit

@@ -38,7 +38,8 @@ def behaviour_groups(*, now: datetime | None = None) -> list[dict]:
     at = folded_at.first()
     if row is not None and at is not None and timezone.now() - at < FOLDED_FRESH:
         return _groups(row)
-    return cache.get_or_set(
+    # get_or_set returns the computed list, never None; django-stubs types it Any | None.
+    return cache.get_or_set(  # type: ignore[return-value]
         f"insights:v2:behaviour:{translation.get_language()}",
         behaviour_groups_count,
         BEHAVIOUR_SECONDS,

@@ -159,11 +159,11 @@ def heatmaps(period: Period, *, channel: str | None = None) -> dict:
         for name, grid in grids.items():
             weekday = day.weekday()
             grid[weekday] = [a + b for a, b in zip(grid[weekday], row[name], strict=True)]
-    grids["rate"] = [
+    rate = [
         [_rate(r, n) for r, n in zip(reads, sents, strict=True)]
         for reads, sents in zip(grids["sent_read"], grids["sent"], strict=True)
     ]
-    return grids
+    return {**grids, "rate": rate}
 
 
 def weekday_names() -> list[str]:

@@ -287,8 +287,8 @@ def _campaign_rows(campaign_ids: list[int], *, window: timedelta) -> list[dict]:
             recipients=Count("id"),
             sent=Count("id", filter=sent),
             read=Count("id", filter=sent & Q(message__read_at__isnull=False)),
-            replied=Count("id", filter=sent & Exists(replied)),
-            renewed=Count("id", filter=sent & Exists(renewed)),
+            replied=Count("id", filter=sent & Q(Exists(replied))),
+            renewed=Count("id", filter=sent & Q(Exists(renewed))),
             failed=Count("id", filter=Q(message__status=Message.Status.FAILED)),
             opt_outs=Count(
                 "id",
@@ -301,4 +301,4 @@ def _campaign_rows(campaign_ids: list[int], *, window: timedelta) -> list[dict]:
         )
         .order_by()
     )
-    return list(rows)
+    return [dict(row) for row in rows]  # plain dicts: the caller pops keys

@@ -104,10 +104,8 @@ def waiting_conversations(*, now: datetime | None = None, channel: str | None = 
 
 
 def session_states() -> list[dict]:
-    rows = list(SessionState.objects.order_by("session").values("session", "status", "changed_at"))
-    for row in rows:
-        row["down"] = row["status"].lower() in SESSION_DOWN
-    return rows
+    rows = SessionState.objects.order_by("session").values("session", "status", "changed_at")
+    return [{**row, "down": row["status"].lower() in SESSION_DOWN} for row in rows]
 
 
 def campaigns_overview() -> list[dict]:
@@ -135,9 +133,13 @@ def campaigns_overview() -> list[dict]:
         c.pk: campaign_waiting(campaign=c)
         for c in Campaign.objects.filter(pk__in=[c["id"] for c in campaigns], state="running")
     }
-    for c in campaigns:
-        c["waiting"] = waiting.get(c["id"])
-        c["done"] = done.get(c["id"], 0)
-        c["progress"] = _rate(c["done"], c["recipients_total"]) or 0
-        c["state_label"] = labels[c["state"]]
-    return campaigns
+    return [
+        {
+            **c,
+            "waiting": waiting.get(c["id"]),
+            "done": done.get(c["id"], 0),
+            "progress": _rate(done.get(c["id"], 0), c["recipients_total"]) or 0,
+            "state_label": labels[c["state"]],
+        }
+        for c in campaigns
+    ]

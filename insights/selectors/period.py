@@ -3,6 +3,7 @@ a period goes through."""
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -104,7 +105,7 @@ def _merged(computed: dict, channel: str | None, merge) -> dict:
 
 def days_folded(
     kind: str, period: Period, compute, *, channel: str | None, empty, merge
-) -> dict[date, object]:
+) -> dict[date, Any]:
     """{day: value} for every day of the period, on one channel or all of them: the days the
     fold has reached from insights.models.Rollup (a few rows per day), the rest (today, or
     every day when no fold has run yet) computed from the raw rows by
@@ -135,7 +136,7 @@ def days_cached(
     merge,
     channel: str | None = None,
     settle_days: int = SETTLE_DAYS,
-):
+) -> dict[date, Any]:
     """{day: value} for every day of the period, for what the fold does not keep (a funnel
     over a window other than the default): settled days are kept in Django's cache, one entry
     per kind, channel and month, so a 365-day page computes only the last few days."""
@@ -152,7 +153,7 @@ def days_cached(
             missing.append(day)
     if missing:
         computed = _merged(compute(Period(missing[0], missing[-1])), channel, merge)
-        changed = {}
+        changed: dict[str, dict] = {}
         for day in missing:
             out[day] = computed.get(day, empty)
             if day < settled_before:

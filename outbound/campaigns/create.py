@@ -249,7 +249,7 @@ def campaign_duplicate(*, campaign: Campaign, created_by=None) -> Campaign:
         created_by=created_by,
         retarget_of=campaign.retarget_of,
         retarget_audience=campaign.retarget_audience,
-        channel=campaign.channel_id,
+        channel=campaign.channel_id,  # type: ignore[arg-type]  # FK default: never None
         split_channels=campaign.split_channels,
     )
     return copy
@@ -276,6 +276,6 @@ def campaign_retarget(
         created_by=created_by,
         retarget_of=campaign,
         retarget_audience=audience,
-        channel=campaign.channel_id,
+        channel=campaign.channel_id,  # type: ignore[arg-type]  # FK default: never None
         split_channels=campaign.split_channels,
     )

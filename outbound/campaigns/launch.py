@@ -229,7 +229,7 @@ def recipients_materialise(*, campaign: Campaign, now: datetime) -> tuple[int, i
         variant.pk if variant else None: _renderer(
             campaign, variant.body if variant else campaign.body, service, today
         )
-        for variant in variants or [None]
+        for variant in variants or [None]  # type: ignore[list-item]  # None: the campaign's body
     }
     plans: dict[int | None, datetime] = {}
     fresh = not CampaignRecipient.objects.filter(campaign=campaign).exists()
@@ -401,6 +401,8 @@ def recipients_queue(
         rows = claimable.select_for_update(skip_locked=True, of=("self",)).values_list(
             "pk", "campaign__kind", "customer__marketing_opt_out_at"
         )
+        claimed: set[int]
+        opted_out: set[int]
         claimed, opted_out, marketing = set(), set(), False
         for pk, kind, opted_out_at in rows:
             marketing = kind in MARKETING_KINDS
@@ -521,6 +523,7 @@ def _fanout_channel(
     # on pk would sort every due recipient (all of them, at launch) on every run; ties come
     # in index order (the order they were written: customer id).
     due = pending.filter(planned_at__lte=now).order_by("planned_at")
+    seen: set[int]
     taken, seen = 0, set()
     while taken < room:
         batch = list(due[: min(FANOUT_TRANSACTION, room - taken)])

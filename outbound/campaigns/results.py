@@ -140,7 +140,8 @@ def campaign_open_counts(*, campaign_ids: list[int]) -> dict[int, dict]:
         .values("campaign_id")
         .annotate(open=Count("pk"), **_open_counts())
     )
-    return {row.pop("campaign_id"): row for row in rows}
+    # values() rows are plain dicts (django-stubs types them as TypedDicts, which cannot pop).
+    return {row.pop("campaign_id"): row for row in rows}  # type: ignore[misc]
 
 
 def campaign_variant_funnels(
@@ -239,15 +240,16 @@ def campaign_results(
     "numbers": the same per number of a split campaign ([] otherwise; without replies, which
     are counted per variant)}."""
     live = campaign.state in (State.SCHEDULED, State.RUNNING, State.PAUSED)
-    rows = list(
-        CampaignRecipient.objects.filter(campaign=campaign)
+    rows: list[dict] = list(
+        # Plain dicts, with keys (annotate(**...)) that django-stubs' row type does not list.
+        CampaignRecipient.objects.filter(campaign=campaign)  # type: ignore[arg-type]
         .order_by()
         .values("variant_id", "channel")
         .annotate(**_progress_counts())
     )
     replies = _reply_counts(campaign, reply_days=reply_days, renewal_days=renewal_days, live=live)
     names = (*PROGRESS_KEYS, "replied", "renewed")
-    funnel = dict.fromkeys(names, 0)
+    funnel: dict = dict.fromkeys(names, 0)
     funnel["first_pending"] = min(
         (r["first_pending"] for r in rows if r["first_pending"]), default=None
     )

@@ -45,12 +45,14 @@ def channel_assigner(campaign: Campaign, *, now: datetime) -> Callable[[list[int
     order = {key: n for n, key in enumerate(keys)}
 
     def least_dealt() -> str:
-        open_ = [key for key in keys if room[key] is None or room[key] > 0] or keys
+        # mypy does not narrow room[key] after `is None`: the ignores below are that.
+        open_ = [key for key in keys if room[key] is None or room[key] > 0] or keys  # type: ignore[operator]
         return min(open_, key=lambda key: (dealt[key], order[key]))
 
     def assign(ids: list[int]) -> list[str]:
-        known = dict(
-            Conversation.objects.filter(customer_id__in=ids, channel_id__in=keys)
+        known: dict[int, str] = dict(
+            # channel_id holds the channel's key (to_field): django-stubs reads it as the pk, int.
+            Conversation.objects.filter(customer_id__in=ids, channel_id__in=keys)  # type: ignore[arg-type]
             .order_by("customer_id", F("last_message_at").asc(nulls_first=True), "pk")
             .values_list("customer_id", "channel_id")
         )  # the newest conversation of each customer wins (it comes last)
@@ -59,7 +61,7 @@ def channel_assigner(campaign: Campaign, *, now: datetime) -> Callable[[list[int
             key = known.get(customer_id) or least_dealt()
             dealt[key] += 1
             if room[key] is not None:
-                room[key] = max(room[key] - 1, 0)
+                room[key] = max(room[key] - 1, 0)  # type: ignore[operator]
             values.append(campaign.recipient_channel(key))
         return values
 
