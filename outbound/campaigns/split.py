@@ -40,13 +40,13 @@ def channel_assigner(campaign: Campaign, *, now: datetime) -> Callable[[list[int
     keys = campaign.channel_keys
     if len(keys) == 1:
         return lambda ids: [""] * len(ids)
-    room = {key: _room(key, now=now) for key in keys}
+    # What each number may still be dealt; a number nothing limits is not in it.
+    room = {key: left for key in keys if (left := _room(key, now=now)) is not None}
     dealt = dict.fromkeys(keys, 0)
     order = {key: n for n, key in enumerate(keys)}
 
     def least_dealt() -> str:
-        # mypy does not narrow room[key] after `is None`: the ignores below are that.
-        open_ = [key for key in keys if room[key] is None or room[key] > 0] or keys  # type: ignore[operator]
+        open_ = [key for key in keys if room.get(key, 1) > 0] or keys
         return min(open_, key=lambda key: (dealt[key], order[key]))
 
     def assign(ids: list[int]) -> list[str]:
@@ -60,8 +60,8 @@ def channel_assigner(campaign: Campaign, *, now: datetime) -> Callable[[list[int
         for customer_id in ids:
             key = known.get(customer_id) or least_dealt()
             dealt[key] += 1
-            if room[key] is not None:
-                room[key] = max(room[key] - 1, 0)  # type: ignore[operator]
+            if key in room:
+                room[key] = max(room[key] - 1, 0)
             values.append(campaign.recipient_channel(key))
         return values
 
