@@ -1,9 +1,10 @@
 """/ws/inbox/: the agents' live socket. It turns the high-level events of inbox/events.py into
 HTML fragments the htmx ws extension swaps in (out of band), and relays presence.
 
-The page tells the socket what it shows ({"type": "watch", "conversation": id, "view", "q"}):
-the list filter decides whether a changed conversation belongs in this agent's list, and the
-open conversation's group brings its thread lines, ticks and who else is looking at it.
+The page tells the socket what it shows ({"type": "watch", "conversation": id, "view", "q",
+"channel"}): the list filter decides whether a changed conversation belongs in this agent's
+list, and the open conversation's group brings its thread lines, ticks and who else is looking
+at it.
 
 Fragments that need placing (a list row in date order, a thread line) go into
 #live-staging wrapped in `.live-op` elements (inbox/live.py); static/js/inbox.js puts them in
@@ -143,7 +144,7 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         if kind == "watch":
             # The frame comes from the browser: only short strings go further.
             self.filters = selectors.ListFilters.from_params(
-                {key: str(content.get(key) or "")[:100] for key in ("view", "q")}
+                {key: str(content.get(key) or "")[:100] for key in ("view", "q", "channel")}
             )
             raw = str(content.get("conversation") or "")
             conversation = int(raw) if raw.isdigit() and len(raw) < 19 else None
@@ -332,6 +333,7 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
             self.language,
             filters.view,
             filters.q,
+            filters.channel,
             who,
             keys,
         )
@@ -464,10 +466,11 @@ def _message_and_row(
 
 
 def _matches(user, filters: selectors.ListFilters, conversation: Conversation) -> bool:
-    """The unfiltered list holds every conversation with a message: no query for it (the
-    usual view), the row in hand says."""
+    """The list unfiltered, or filtered by number only, holds every conversation with a
+    message (on that number): no query for it (the usual view), the row in hand says."""
     if filters.view == "all" and not filters.q:
-        return conversation.last_message_at is not None
+        on_channel = filters.channel in ("", conversation.channel_id)
+        return conversation.last_message_at is not None and on_channel
     return selectors.conversation_matches(
         user=user, filters=filters, conversation_id=conversation.pk
     )
