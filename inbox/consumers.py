@@ -1,9 +1,10 @@
 """/ws/inbox/: the agents' live socket. It turns the high-level events of inbox/events.py into
 HTML fragments the htmx ws extension swaps in (out of band), and relays presence.
 
-The page tells the socket what it shows ({"type": "watch", "conversation": id, "view", "q"}):
-the list filter decides whether a changed conversation belongs in this agent's list, and the
-open conversation's group brings its thread lines, ticks and who else is looking at it.
+The page tells the socket what it shows ({"type": "watch", "conversation": id, "view", "q",
+"channel"}): the list filter decides whether a changed conversation belongs in this agent's
+list, and the open conversation's group brings its thread lines, ticks and who else is looking
+at it.
 
 Fragments that need placing (a list row in date order, a thread line) go into
 #live-staging wrapped in `.live-op` elements (inbox/live.py); static/js/inbox.js puts them in
@@ -12,7 +13,9 @@ else is a plain out-of-band swap by id. docs/live.md is the whole protocol.
 
 An agent limited to some channels (inbox/channels.py) gets nothing of a conversation on
 another channel: its events are dropped here, before any render, and its thread cannot be
-watched. Which channel a conversation is on never changes, so it is looked up once per process.
+watched, and the unread total every list update carries counts their channels only (as the
+page's first render does). Which channel a conversation is on never changes, so it is looked up
+once per process.
 
 The layer drops events for a socket that falls behind, without telling anyone. What goes to the
 inbox group is numbered by its publisher (inbox/events.py). When a number is still missing
@@ -141,7 +144,7 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         if kind == "watch":
             # The frame comes from the browser: only short strings go further.
             self.filters = selectors.ListFilters.from_params(
-                {key: str(content.get(key) or "")[:100] for key in ("view", "q")}
+                {key: str(content.get(key) or "")[:100] for key in ("view", "q", "channel")}
             )
             raw = str(content.get("conversation") or "")
             conversation = int(raw) if raw.isdigit() and len(raw) < 19 else None
@@ -247,8 +250,9 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         )
 
     # --- events from inbox/events.py --------------------------------------------------------
-    # A fragment depends on the event, the language and (for the list) the filter, never on
-    # the socket: every socket of this process with the same audience shares one render.
+    # A fragment depends on the event, the language and (for the list) the filter and the
+    # agent's channels, never on the socket: every socket of this process with the same
+    # audience shares one render.
 
     async def _hidden(self, conversation_id) -> bool:
         """The conversation is on a channel this agent does not work on."""
@@ -320,13 +324,23 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
     async def _list_update(self, event, message_id: int | None = None) -> str:
         filters = self.filters
         user = self.user
-        # Only "mine" depends on who is asking.
+        # Only "mine" depends on who is asking; the unread total on the channels they work on.
         who = user.pk if filters.view == "mine" else None
-        key = ("list", event.get("event_id"), self.language, filters.view, filters.q, who)
+        keys = None if self.channel_keys is None else frozenset(self.channel_keys)
+        key = (
+            "list",
+            event.get("event_id"),
+            self.language,
+            filters.view,
+            filters.q,
+            filters.channel,
+            who,
+            keys,
+        )
         return await _shared(
             key,
             lambda: _list_update(
-                self.language, user, filters, event["conversation_id"], message_id
+                self.language, user, keys, filters, event["conversation_id"], message_id
             ),
         )
 
@@ -387,8 +401,15 @@ def _render(language: str, name: str, context: dict) -> str:
 
 
 @database_sync_to_async
-def _list_update(language, user, filters, conversation_id: int, message_id: int | None) -> str:
-    message, conversation, unread = _message_and_row(conversation_id, message_id)
+def _list_update(
+    language: str,
+    user,
+    channel_keys: frozenset[str] | None,
+    filters: selectors.ListFilters,
+    conversation_id: int,
+    message_id: int | None,
+) -> str:
+    message, conversation, unread = _message_and_row(conversation_id, message_id, channel_keys)
     if conversation is None:
         return ""
     if _matches(user, filters, conversation):
@@ -414,38 +435,42 @@ def _list_update(language, user, filters, conversation_id: int, message_id: int 
     return "".join(parts)
 
 
-def _unread_total() -> Subquery:
-    """selectors.unread_conversations_count as a column, so the row's query brings it."""
-    unread = Conversation.objects.filter(unread_count__gt=0).order_by()
+def _unread_total(channel_keys: frozenset[str] | None) -> Subquery:
+    """selectors.unread_conversations_count as a column, so the row's query brings it (NULL
+    for an agent on no channel at all: Django's answer to an empty IN)."""
+    unread = selectors.unread_conversations(channel_keys=channel_keys).order_by()
     return Subquery(unread.annotate(n=Func(F("pk"), function="COUNT")).values("n"))
 
 
-def _message_and_row(conversation_id: int, message_id: int | None):
-    """(message, the conversation's row, the inbox's unread total): for a new message, all
-    three in one query; else the row and the total in one."""
+def _message_and_row(
+    conversation_id: int, message_id: int | None, channel_keys: frozenset[str] | None
+):
+    """(message, the conversation's row, the unread total on these channels): for a new
+    message, all three in one query; else the row and the total in one."""
     if message_id is not None:
         message = (
             Message.objects.select_related("conversation__customer", "conversation__assignee")
-            .annotate(unread_total=_unread_total())
+            .annotate(unread_total=_unread_total(channel_keys))
             .filter(id=message_id, conversation_id=conversation_id)
             .first()
         )
         if message is not None:
-            return message, message.conversation, message.unread_total
+            return message, message.conversation, message.unread_total or 0
     conversation = (
         Conversation.objects.select_related("customer", "assignee")
-        .annotate(unread_total=_unread_total())
+        .annotate(unread_total=_unread_total(channel_keys))
         .filter(id=conversation_id)
         .first()
     )
-    return None, conversation, conversation.unread_total if conversation else 0
+    return None, conversation, (conversation.unread_total or 0) if conversation else 0
 
 
 def _matches(user, filters: selectors.ListFilters, conversation: Conversation) -> bool:
-    """The unfiltered list holds every conversation with a message: no query for it (the
-    usual view), the row in hand says."""
+    """The list unfiltered, or filtered by number only, holds every conversation with a
+    message (on that number): no query for it (the usual view), the row in hand says."""
     if filters.view == "all" and not filters.q:
-        return conversation.last_message_at is not None
+        on_channel = filters.channel in ("", conversation.channel_id)
+        return conversation.last_message_at is not None and on_channel
     return selectors.conversation_matches(
         user=user, filters=filters, conversation_id=conversation.pk
     )

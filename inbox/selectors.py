@@ -2,6 +2,7 @@
 how customers reply (the one place that knows what a reply is)."""
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -129,8 +130,17 @@ def conversation_row(*, conversation_id: int) -> Conversation | None:
     )
 
 
-def unread_conversations_count() -> int:
-    return Conversation.objects.filter(unread_count__gt=0).count()
+def unread_conversations(*, channel_keys: Collection[str] | None) -> QuerySet[Conversation]:
+    """What the tab's unread count counts: conversations with something unread on the channels
+    the agent works on (None: every channel). Not the list's filter (view, search, number): it
+    says how much waits for this agent, whatever the list shows (inbox/consumers.py sends the
+    same count live)."""
+    unread = Conversation.objects.filter(unread_count__gt=0)
+    return unread if channel_keys is None else unread.filter(channel_id__in=channel_keys)
+
+
+def unread_conversations_count(*, user) -> int:
+    return unread_conversations(channel_keys=channels.channel_keys_for(user)).count()
 
 
 def conversation_get(*, conversation_id: int) -> Conversation:

@@ -113,7 +113,7 @@ def inbox_index(request, conversation_id: int | None = None):
         )
     context = _list_context(request, filters)
     context.update(_thread_context(request, conversation) if conversation else {})
-    context["unread_total"] = selectors.unread_conversations_count()
+    context["unread_total"] = selectors.unread_conversations_count(user=request.user)
     return render(request, "inbox/index.html", context)
 
 
@@ -125,7 +125,7 @@ def conversation_list(request):
     context = _list_context(request, filters)
     template = "inbox/index.html#list_page" if request.GET.get("after") else "inbox/index.html#list"
     # A re-fetch after a reconnect or a flood: the tab's unread count comes along (out of band).
-    context["unread_total"] = selectors.unread_conversations_count()
+    context["unread_total"] = selectors.unread_conversations_count(user=request.user)
     if not request.htmx:
         return redirect(reverse("inbox:index") + "?" + request.GET.urlencode())
     return render(request, template, context)

@@ -17,7 +17,11 @@
     const form = $("#list-filters");
     const view = form ? (form.querySelector("input[name=view]:checked") || {}).value : "all";
     const q = form ? form.querySelector("input[name=q]").value : "";
-    state.socket.send(JSON.stringify({ type: "watch", conversation: openConversation(), view: view || "all", q: q }));
+    const number = form && form.querySelector("[name=channel]");
+    state.socket.send(JSON.stringify({
+      type: "watch", conversation: openConversation(), view: view || "all", q: q,
+      channel: number ? number.value : "",
+    }));
     document.querySelectorAll(".conv-row[aria-current]").forEach((row) => row.removeAttribute("aria-current"));
     const current = openConversation() && document.getElementById("conv-" + openConversation());
     if (current) current.setAttribute("aria-current", "true");

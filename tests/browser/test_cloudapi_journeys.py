@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
 from inbox.models import DEFAULT_CHANNEL, Channel, Conversation, Message
@@ -72,10 +73,26 @@ class CloudDesk:
     def wasender_sends(self) -> int:
         return httpx.get(f"{self.wasender}/_sim/stats", timeout=10).json()["sends_accepted"]
 
-    def customer_writes(self, text: str, *, hours_ago: float = 0, name: str = "María González"):
+    def customer_writes(
+        self,
+        text: str,
+        *,
+        hours_ago: float = 0,
+        name: str = "María González",
+        phone: str = PHONE,
+    ):
         response = httpx.post(
             f"{self.meta}/_sim/inbound",
-            json={"phone": PHONE, "text": text, "name": name, "hours_ago": hours_ago},
+            json={"phone": phone, "text": text, "name": name, "hours_ago": hours_ago},
+            timeout=30,
+        )
+        assert response.json()["data"]["delivered"] is True, response.text
+
+    def customer_writes_on_wasender(self, text: str, *, phone: str, name: str):
+        """A customer writes to the desk's other number, WaSender's."""
+        response = httpx.post(
+            f"{self.wasender}/_sim/inbound",
+            json={"phone": phone, "text": text, "name": name},
             timeout=30,
         )
         assert response.json()["data"]["delivered"] is True, response.text
@@ -379,3 +396,77 @@ def test_with_the_window_closed_the_composer_offers_only_meta_templates(desk, ag
     assert stats["sends_by_recipient"] == {digits(PHONE): 1}
     assert stats["errors_by_code"] == {}
     assert [m.body for m in replies()] == ["Perfecto, te ayudo"]
+
+
+# --- two numbers: a list filtered to one, an agent limited to one ------------------------------
+
+TITLE = "Conversaciones · chatdesk"
+
+
+def stored_on(channel: str, phone: str) -> Conversation:
+    return wait_until(
+        lambda: Conversation.objects.filter(customer__phone=phone, channel_id=channel).first(),
+        timeout=20,
+        what=f"the conversation of {phone} on {channel} stored",
+    )
+
+
+def test_a_list_filtered_to_one_number_and_a_limited_agent_s_unread_count_follow_the_numbers(
+    desk, agents
+):
+    """Bob works on both numbers and filters his list to WaSender's: a customer writing to the
+    Cloud API number never shows in it, yet counts in his tab's unread total (what waits for
+    him, not what the list shows). Ana works on the Cloud API number only: her tab counts the
+    conversations waiting there, on the first render and on every live update."""
+    users = get_user_model().objects
+    bob_user, ana_user = users.get(username="bob"), users.get(username="ana")
+    Channel.objects.get(key=DEFAULT_CHANNEL).agents.add(bob_user)
+    Channel.objects.get(key=META).agents.add(bob_user, ana_user)
+    wasender_name = Channel.objects.get(key=DEFAULT_CHANNEL).name
+    desk.customer_writes_on_wasender("Hola por WhatsApp", phone="+593968196100", name="Pedro Ruiz")
+    pedro = stored_on(DEFAULT_CHANNEL, "+593968196100")
+    maria = a_customer_wrote(desk, "Hola, quiero renovar Netflix")
+    bob, ana = agents.pages
+
+    # Ana's first render: the one unread conversation on her number, Pedro's is not hers.
+    ana.goto(f"{ana.url_base}/inbox/")
+    socket_open(ana)
+    expect(ana.locator(f"#conv-{maria.pk}")).to_be_visible()
+    expect(ana.locator(f"#conv-{pedro.pk}")).to_have_count(0)
+    expect(ana).to_have_title(f"(1) {TITLE}")
+
+    # Bob sees both, and picks WaSender's number in the list's filter.
+    bob.goto(f"{bob.url_base}/inbox/")
+    socket_open(bob)
+    expect(bob.locator(f"#conv-{maria.pk}")).to_be_visible()
+    expect(bob).to_have_title(f"(2) {TITLE}")
+    bob.get_by_role("combobox", name="Canal").select_option(label=wasender_name)
+    expect(bob.locator(f"#conv-{maria.pk}")).to_have_count(0)
+    expect(bob.locator(f"#conv-{pedro.pk}")).to_be_visible()
+
+    # Lucía writes to the Cloud API number: in Ana's list and count; counted in Bob's tab, and
+    # once his tab says so (the same frame carries the row's fate), not in his list.
+    desk.customer_writes("¿Tienen Disney+?", name="Lucía Mera", phone="+593968196101")
+    lucia = stored_on(META, "+593968196101")
+    row = ana.locator(f"#conv-{lucia.pk}")
+    expect(row).to_be_visible(timeout=LIVE)
+    expect(row.locator(".unread-count")).to_have_text("1")
+    expect(ana).to_have_title(f"(2) {TITLE}")
+    expect(bob).to_have_title(f"(3) {TITLE}", timeout=LIVE)
+    expect(bob.locator(f"#conv-{lucia.pk}")).to_have_count(0)
+    expect(bob.locator("#conv-list .conv-row")).to_have_count(1)
+
+    # Pedro writes again on WaSender's number: Bob's list and tab move; then María writes on
+    # the Cloud API number, and Ana's tab, updated in the same frame as María's row, still
+    # counts her number's two conversations only.
+    desk.customer_writes_on_wasender("¿Me responden?", phone="+593968196100", name="Pedro Ruiz")
+    expect(bob.locator(f"#conv-{pedro.pk} .conv-preview")).to_have_text(
+        "¿Me responden?", timeout=LIVE
+    )
+    expect(bob).to_have_title(f"(3) {TITLE}")
+    desk.customer_writes("¿Siguen ahí?")
+    expect(ana.locator(f"#conv-{maria.pk} .conv-preview")).to_have_text(
+        "¿Siguen ahí?", timeout=LIVE
+    )
+    expect(ana).to_have_title(f"(2) {TITLE}")
+    expect(ana.locator(f"#conv-{pedro.pk}")).to_have_count(0)

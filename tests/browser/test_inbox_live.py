@@ -140,6 +140,41 @@ def test_it_shows_a_new_conversation_in_the_list_and_counts_unread_in_the_title(
     expect(bob).to_have_url(re.compile(r"/inbox/c/\d+/$"))
 
 
+def test_a_list_fetched_before_a_filter_never_lands_over_it(page_for, live_server_url):
+    """The page re-fetches its list as its socket opens; an agent who picks a filter while that
+    answer is on its way gets the filtered list, whatever order the two answers come in (the
+    re-fetch is held here until the filter is picked, then let through first)."""
+    make_user("bob", "agent", first_name="Bob")
+    inbound(live_server_url, "Ya quedó, gracias", name="Luis Torres", phone="593991234567")
+    inbound(live_server_url, "¿Me ayudan?")
+    Conversation.objects.filter(customer__name="Luis Torres").update(status="resolved")
+    luis, maria = (
+        Conversation.objects.get(customer__name=n) for n in ("Luis Torres", "María González")
+    )
+    bob = page_for("bob", "pass-bob")
+    held, holding = [], [True]
+
+    def hold(route):
+        if holding[0]:
+            held.append(route)
+        else:
+            route.continue_()
+
+    bob.route("**/inbox/list/**", hold)
+    with bob.expect_request("**/inbox/list/**"):
+        bob.goto(f"{live_server_url}/inbox/")
+    bob.get_by_role("radio", name="Resueltas").check()
+    holding[0] = False
+    # Held: the re-fetch, and the filter's own fetch if the page sent it before the first came.
+    first, later = held[0], held[1:]
+    with bob.expect_response("**/inbox/list/**"):
+        first.continue_()
+    for route in later:
+        route.continue_()
+    expect(bob.locator(f"#conv-{luis.pk}")).to_be_visible()
+    expect(bob.locator(f"#conv-{maria.pk}")).to_have_count(0)
+
+
 def test_it_shows_one_pane_at_a_time_on_a_phone(page_for, live_server_url):
     make_user("bob", "agent", first_name="Bob")
     inbound(live_server_url, "Hola desde el celular")

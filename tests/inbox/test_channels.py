@@ -155,6 +155,28 @@ def test_an_agent_limited_to_one_number_sees_only_its_conversations(client, bob,
     assert client.get(reverse("inbox:conversation", args=[shown.pk])).status_code == 200
 
 
+def test_the_tab_s_unread_count_counts_only_the_numbers_an_agent_works_on(
+    client, alice, bob, soporte
+):
+    """The page's first render and its list re-fetches: Bob (Soporte only) has one unread
+    conversation waiting, Alice (an admin) two, whatever number the list is filtered to."""
+    now = timezone.now()
+    for phone, channel in [("+593968196001", DEFAULT_CHANNEL), ("+593968196002", "soporte")]:
+        customer = Customer.objects.create(phone=phone)
+        Conversation.objects.create(
+            customer=customer, channel_id=channel, last_message_at=now, unread_count=2
+        )
+    soporte.agents.add(bob)
+    for user, count in [(bob, 1), (alice, 2)]:
+        client.force_login(user)
+        page = client.get(reverse("inbox:index"))
+        assert f'<span id="unread-total" data-count="{count}" hidden>' in page.text
+        listing = client.get(
+            reverse("inbox:list"), {"channel": "soporte"}, headers={"HX-Request": "true"}
+        )
+        assert f'data-count="{count}" hx-swap-oob="true"' in listing.text
+
+
 def test_a_reply_outside_meta_s_window_is_refused_and_inside_goes_on_its_number(
     client, bob, soporte
 ):

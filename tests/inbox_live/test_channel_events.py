@@ -1,6 +1,8 @@
 """/ws/inbox/ for agents limited to some channels (issue 20): Bob works on "Soporte" only, so
-his socket gets no frame about a conversation on another number, nor its thread; Alice (an
-admin) gets everything. Over the real stack (chatdesk.asgi), as tests/inbox_live's others.
+his socket gets no frame about a conversation on another number, nor its thread, and its
+unread total counts Soporte's conversations only; Alice (an admin) gets everything, except in
+a list she filtered to one number. Over the real stack (chatdesk.asgi), as tests/inbox_live's
+others.
 
 Absence is shown without timing: a frame about a conversation Bob does see is published after
 the one he must not get, and it is the first frame his socket receives."""
@@ -11,6 +13,7 @@ from channels.testing import WebsocketCommunicator
 from django.test import Client
 
 from chatdesk.asgi import application
+from inbox import consumers
 from inbox.events import EventType, event_publish, messages_created_publish
 from inbox.models import Channel
 from tests.conftest import make_user
@@ -117,3 +120,100 @@ async def test_a_batch_of_another_channel_tells_a_limited_agent_nothing(channel_
     assert await limited.receive_nothing(timeout=0.3)
     await admin.disconnect()
     await limited.disconnect()
+
+
+async def watch_number(communicator, channel: str, view: str = "all"):
+    await communicator.send_json_to(
+        {"type": "watch", "conversation": None, "view": view, "q": "", "channel": channel}
+    )
+    await communicator.receive_nothing(timeout=0.2)
+
+
+@database_sync_to_async
+def unread(*conversations):
+    for conversation in conversations:
+        conversation.unread_count = 1
+        conversation.save(update_fields=["unread_count"])
+
+
+async def test_a_limited_agent_s_unread_total_counts_only_their_channels(channel_layer):
+    """Two unread conversations, one on each number: a message on Soporte tells Bob (Soporte
+    only) 1 and Alice (every number) 2, the counts their pages' first render shows too."""
+    alice, bob, ventas, apoyo = await setting()
+    await unread(ventas, apoyo)
+    admin, limited = await connected(alice), await connected(bob)
+    await watch(admin)
+    await watch(limited)
+
+    await new_message(apoyo, "¿Me ayudan?")
+    assert '<span id="unread-total" data-count="1" hidden>' in await limited.receive_from(WAIT)
+    assert '<span id="unread-total" data-count="2" hidden>' in await admin.receive_from(WAIT)
+    await database_sync_to_async(event_publish)(
+        EventType.CONVERSATION_UPDATED, conversation_id=apoyo.pk
+    )
+    assert '<span id="unread-total" data-count="1" hidden>' in await limited.receive_from(WAIT)
+    assert '<span id="unread-total" data-count="2" hidden>' in await admin.receive_from(WAIT)
+    await admin.disconnect()
+    await limited.disconnect()
+
+
+async def test_agents_on_the_same_channels_share_one_render(channel_layer):
+    """Bob and Beto both work on Soporte only: one render (one query) serves both sockets."""
+    _alice, bob, _ventas, apoyo = await setting()
+
+    @database_sync_to_async
+    def beto_on_soporte():
+        beto = make_user("beto", "agent", first_name="Beto")
+        Channel.objects.get(key="soporte").agents.add(beto)
+        return beto
+
+    first, second = await connected(bob), await connected(await beto_on_soporte())
+    await watch(first)
+    await watch(second)
+    consumers._renders.clear()
+    await new_message(apoyo, "Hola a los dos")
+    assert await first.receive_from(WAIT) == await second.receive_from(WAIT)
+    assert len(consumers._renders) == 1  # the communicators run in this process
+    await first.disconnect()
+    await second.disconnect()
+
+
+async def test_a_list_filtered_to_one_number_gets_no_row_of_another(channel_layer):
+    """Alice's list shows Soporte only: a message on the other number removes (never inserts)
+    its row there, while her other tab, unfiltered, gets the row. The unread total is still
+    every number's: it says what waits for her, not what the list shows."""
+    alice, _bob, ventas, apoyo = await setting()
+    await unread(ventas, apoyo)
+    filtered, everything = await connected(alice), await connected(alice)
+    await watch_number(filtered, "soporte")
+    await watch(everything)
+
+    await new_message(ventas, "Quiero el combo de Ventas")
+    frame = await filtered.receive_from(WAIT)
+    assert 'data-op="upsert"' not in frame
+    assert 'data-op="remove"' in frame and f'data-id="conv-{ventas.pk}"' in frame
+    assert '<span id="unread-total" data-count="2" hidden>' in frame
+    frame = await everything.receive_from(WAIT)
+    assert 'data-op="upsert"' in frame and f'id="conv-{ventas.pk}"' in frame
+
+    await new_message(apoyo, "No me funciona la cuenta")
+    frame = await filtered.receive_from(WAIT)
+    assert 'data-op="upsert"' in frame and f'id="conv-{apoyo.pk}"' in frame
+    assert f'id="conv-{apoyo.pk}"' in await everything.receive_from(WAIT)
+    await filtered.disconnect()
+    await everything.disconnect()
+
+
+async def test_a_number_filter_combines_with_the_view(channel_layer):
+    """The "Nuevas" view on Soporte: a new conversation on the other number stays out too
+    (the filtered query decides, not the row in hand)."""
+    alice, _bob, ventas, apoyo = await setting()
+    communicator = await connected(alice)
+    await watch_number(communicator, "soporte", view="new")
+    await new_message(ventas, "Hola de Ventas")
+    frame = await communicator.receive_from(WAIT)
+    assert 'data-op="remove"' in frame and 'data-op="upsert"' not in frame
+    await new_message(apoyo, "Hola de Soporte")
+    frame = await communicator.receive_from(WAIT)
+    assert 'data-op="upsert"' in frame and f'id="conv-{apoyo.pk}"' in frame
+    await communicator.disconnect()
