@@ -520,7 +520,7 @@ class CampaignRecipient(models.Model):
     )
     # The number it goes out from when the campaign splits its audience: a channel's key, or
     # blank for the campaign's own (every recipient of a one-number campaign).
-    channel = models.CharField(max_length=64, blank=True, default="")
+    channel = models.CharField(max_length=64, blank=True, default="", db_default="")
 
     class Meta:
         verbose_name = _("destinatario")
