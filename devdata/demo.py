@@ -24,7 +24,7 @@ from chatdesk.roles import ADMIN, AGENT, MARKETER, ROLE_LABELS
 from customers.importer import customer_import, customer_import_record
 from customers.models import Customer, CustomerImport, Renewal, Service, Subscription, Tag
 from customers.phones import InvalidPhone, phone_normalize
-from inbox.models import Conversation, Message, SessionState
+from inbox.models import Conversation, Message, Resolution, SessionState
 from inbox.services import (
     conversation_get_or_create,
     conversation_last_message_note,
@@ -477,6 +477,7 @@ class World:
     provider_msg_id: int = 48_210_000
     reminders_per_day: Counter = field(default_factory=Counter)
     tagged: list = field(default_factory=list)  # (Line.tag, Message) once the history is built
+    resolutions: list = field(default_factory=list)  # Resolution rows, saved after conversations
 
 
 def _phone_new(rng: random.Random, taken: set[str]) -> str:
@@ -1242,8 +1243,9 @@ def _episodes_plan(w: World, person: Person, agent: User, today_chat: bool) -> l
 
 def _layout(w: World, episodes: list[Episode], not_before: datetime):
     """Place the episodes one after another; a line that would fall after `now` is not written
-    yet (the conversation is still going on)."""
-    laid, last, cursor = [], None, not_before
+    yet (the conversation is still going on). Also answers when each finished episode that
+    closes the matter ended (an agent marked the conversation resolved then)."""
+    laid, last, cursor, closed = [], None, not_before, []
     for episode in sorted(episodes, key=lambda e: (e.start, not e.essential)):
         start = episode.start
         if start < cursor:
@@ -1261,19 +1263,56 @@ def _layout(w: World, episodes: list[Episode], not_before: datetime):
                 line.mark(t)
         if t > start or done:
             last = (episode, done)
+        if episode.closes and done:
+            closed.append(t)
         cursor = t
-    return laid, last
+    return laid, last, closed
 
 
 def _conversation_build(w: World, person: Person, episodes: list[Episode]):
     c = person.customer
-    laid, last = _layout(w, episodes, c.created_at)
+    laid, last, closed = _layout(w, episodes, c.created_at)
     if not laid:
         return None, []
     conversation = Conversation(customer=c, created_at=laid[0][0])
     messages = _messages_build(w, conversation, laid)
     _conversation_state(w, conversation, messages, last)
+    w.resolutions += _resolutions_build(conversation, messages, closed)
     return conversation, messages
+
+
+def _resolutions_build(
+    conversation: Conversation, messages: list[Message], closed: list[datetime]
+) -> list[Resolution]:
+    """What conversation_resolve would have written: one row each time a closing episode ended
+    (the customer writing again reopened it), and one for a conversation left resolved with the
+    customer unanswered (closed two days after their last message)."""
+    final = messages[-1].created_at
+    if conversation.status == Conversation.Status.RESOLVED and (not closed or closed[-1] < final):
+        closed = [*closed, final + timedelta(days=2)]
+    rows, previous = [], None
+    for at in closed:
+        inbound = [
+            m.created_at
+            for m in messages
+            if m.direction == Message.Direction.IN
+            and (previous is None or m.created_at > previous)
+            and m.created_at <= at
+        ]
+        agents = [m.agent for m in messages if m.agent and m.created_at <= at]
+        last_one = at == closed[-1] and conversation.status == Conversation.Status.RESOLVED
+        assignee = conversation.assignee if last_one else (agents[-1] if agents else None)
+        rows.append(
+            Resolution(
+                conversation=conversation,
+                channel_id=conversation.channel_id,
+                assignee=assignee,
+                started_at=min(inbound, default=None),
+                resolved_at=at,
+            )
+        )
+        previous = at
+    return rows
 
 
 def _conversation_state(w: World, conversation: Conversation, messages: list[Message], last):
@@ -1427,6 +1466,7 @@ def _save(w: World, built) -> dict[str, int]:
     renewals = Renewal.objects.bulk_create([r for p in w.people for r in p.renewals])
     conversations = Conversation.objects.bulk_create([c for c, _m in built])
     messages = Message.objects.bulk_create([m for _c, ms in built for m in ms], batch_size=500)
+    Resolution.objects.bulk_create(w.resolutions)
     return {
         "customers": len(customers),
         "subscriptions": len(subs),

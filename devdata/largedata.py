@@ -8,10 +8,10 @@ a reminder (3 days before, 09:00) from one ReminderRule, each with its ReminderS
 dozen campaigns a year at fixed hours to a share of the customers who have not opted out, as
 Campaign rows (some with an A/B variant) and one CampaignRecipient per message; spontaneous
 support chats answered by the demo agents, their conversations assigned to whoever answered
-last (resolved ones to an agent in any case). Each customer has a reply habit (fast / slow /
-never), so replies, read times and renewals after a reminder follow it. Outbound messages walk
-sent -> delivered -> read (some straight to read with no delivered_at, some failed with a
-reason); nothing is dated after `now`.
+last (resolved ones to an agent in any case, with one Resolution row each). Each customer has
+a reply habit (fast / slow / never), so replies, read times and renewals after a reminder
+follow it. Outbound messages walk sent -> delivered -> read (some straight to read with no
+delivered_at, some failed with a reason); nothing is dated after `now`.
 
 Customers are processed in chunks: their conversations are bulk-created (ids come back), then
 their messages are written with COPY on PostgreSQL (ids drawn from the sequence first, so the
@@ -40,7 +40,7 @@ from devdata.demo import (
     demo_services_ensure,
     demo_users_ensure,
 )
-from inbox.models import DEFAULT_CHANNEL, Channel, Conversation, Message
+from inbox.models import DEFAULT_CHANNEL, Channel, Conversation, Message, Resolution
 from outbound.models import (
     Campaign,
     CampaignRecipient,
@@ -281,7 +281,7 @@ class Generator:
 
     def support_chat(self, msgs, at, first) -> None:
         rng = self.rng
-        msgs.append(self.inbound(at, rng.choice(SUPPORT_OPENERS)))
+        msgs.append({**self.inbound(at, rng.choice(SUPPORT_OPENERS)), "_opens": True})
         for _ in range(rng.randint(1, 3)):
             at += S * rng.randint(60, 3 * 3600)
             if at > self.now:
@@ -525,6 +525,7 @@ class Generator:
                 rows.append(m)
         self.messages_write(rows, columns, fields)
         self.links_write(rows)
+        self.resolutions_write(conversations, [ms for _c, ms in talking])
         self.counts["customers"] += len(people)
         self.counts["subscriptions"] += len(subs)
         self.counts["renewals"] += len(renewals)
@@ -570,6 +571,29 @@ class Generator:
         self.counts["campaign_recipients"] = self.counts.get("campaign_recipients", 0) + len(
             recipients
         )
+
+    def resolutions_write(self, conversations: list[Conversation], threads: list[list]) -> None:
+        """One Resolution per resolved conversation, as conversation_resolve writes it: resolved
+        at its last message, started at the opening of the customer's last support chat (no
+        earlier resolution is modelled), else at their first message."""
+        rows = []
+        for conv, msgs in zip(conversations, threads, strict=True):
+            if conv.status != Conversation.Status.RESOLVED:
+                continue
+            inbound = [m for m in msgs if m["direction"] == "in"]
+            opens = [m for m in inbound if m.get("_opens")]
+            start = opens[-1] if opens else (inbound[0] if inbound else None)
+            rows.append(
+                Resolution(
+                    conversation_id=conv.pk,
+                    channel_id=conv.channel_id,
+                    assignee_id=conv.assignee_id,
+                    started_at=start["created_at"] if start else None,
+                    resolved_at=conv.last_message_at,
+                )
+            )
+        Resolution.objects.bulk_create(rows, batch_size=5000)
+        self.counts["resolutions"] = self.counts.get("resolutions", 0) + len(rows)
 
     def conversation(self, c: Customer, msgs: list[dict]) -> Conversation:
         last = msgs[-1]

@@ -3,14 +3,14 @@ at once cannot undo each other's work twice) and publishes `conversation.updated
 only when something changed."""
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Min, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from customers.models import Customer
 from inbox import services
 from inbox.events import conversation_updated_publish, message_status_publish
-from inbox.models import Conversation, Message, Note
+from inbox.models import Conversation, Message, Note, Resolution
 
 NOTE_MAX = 2000
 
@@ -33,12 +33,38 @@ def conversation_assign(*, conversation: Conversation, assignee) -> bool:
 
 
 def conversation_resolve(*, conversation: Conversation) -> bool:
-    return _update(
-        conversation,
-        ~Q(status=Conversation.Status.RESOLVED),
-        status=Conversation.Status.RESOLVED,
-        unread_count=0,
-    )
+    """Resolved, and one Resolution row for the analytics: from the first customer message
+    since the previous resolution to now, credited to the assignee of this moment."""
+    with transaction.atomic():
+        if not _update(
+            conversation,
+            ~Q(status=Conversation.Status.RESOLVED),
+            status=Conversation.Status.RESOLVED,
+            unread_count=0,
+        ):
+            return False
+        # Our UPDATE locks the row: the assignee and number read here are the ones resolved.
+        row = Conversation.objects.values("assignee_id", "channel_id").get(id=conversation.id)
+        previous = (
+            Resolution.objects.filter(conversation_id=conversation.id)
+            .order_by("-resolved_at")
+            .values_list("resolved_at", flat=True)
+            .first()
+        )
+        inbound = Message.objects.filter(
+            conversation_id=conversation.id, direction=Message.Direction.IN
+        )
+        if previous is not None:
+            inbound = inbound.filter(created_at__gt=previous)
+        started_at = inbound.aggregate(at=Min("created_at"))["at"]
+        Resolution.objects.create(
+            conversation_id=conversation.id,
+            channel_id=row["channel_id"],
+            assignee_id=row["assignee_id"],
+            started_at=started_at,
+            resolved_at=timezone.now(),
+        )
+    return True
 
 
 def conversation_reopen(*, conversation: Conversation) -> bool:

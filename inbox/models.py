@@ -157,6 +157,45 @@ class Conversation(models.Model):
         return str(self.customer)
 
 
+class Resolution(models.Model):
+    """One "resuelta" by an agent: reopening keeps it, resolving again adds another. The
+    analytics' resolution time is resolved_at - started_at, credited to the assignee of that
+    moment."""
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="resolutions"
+    )
+    # The conversation's number when it was resolved (no join for the per-number figures).
+    channel = models.ForeignKey(
+        Channel,
+        to_field="key",
+        on_delete=models.PROTECT,
+        default=DEFAULT_CHANNEL,
+        related_name="+",
+        # As Conversation.channel: the default channel's row may be missing.
+        db_constraint=False,
+    )
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The first customer message after the previous resolution; None when the customer wrote
+    # nothing since (an agent reopened and resolved again).
+    started_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("resolución")
+        verbose_name_plural = _("resoluciones")
+        indexes = [
+            # The analytics' period, all numbers or one.
+            models.Index(fields=["resolved_at"], name="resolution_at_idx"),
+            models.Index(fields=["channel", "resolved_at"], name="resolution_channel_at_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.conversation_id} @ {self.resolved_at}"
+
+
 class Message(models.Model):
     """Both directions. Outbound rows are also the outbox: the send pipeline works from them."""
 

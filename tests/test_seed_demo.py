@@ -16,7 +16,9 @@ from chatdesk.roles import has_role
 from customers.models import Customer, Renewal, Subscription
 from customers.phones import phone_normalize
 from devdata.demo import DEMO_URL, DEMO_USERS, demo_now, demo_seed, demo_wipe
-from inbox.models import Conversation, Message
+from inbox.models import Conversation, Message, Resolution
+from insights.selectors import Period
+from insights.selectors.agents import agent_stats_count
 from outbound.models import MessageTemplate
 
 GYE = ZoneInfo("America/Guayaquil")
@@ -198,6 +200,22 @@ def test_it_keeps_conversations_consistent_with_their_messages():
     assert conversations.exclude(assignee=None).exists()
     carlos = conversations.get(customer__phone="+593987654321")
     assert carlos.status == "new" and local_date(carlos.last_message_at) == TODAY
+
+
+def test_it_records_the_resolutions_the_analytics_measure():
+    demo_seed(now=ANCHOR)
+    resolved = Conversation.objects.filter(status="resolved")
+    for conversation in resolved:
+        last = conversation.resolutions.order_by("resolved_at").last()
+        assert last is not None and last.resolved_at >= conversation.last_message_at
+        assert last.assignee_id == conversation.assignee_id
+    for r in Resolution.objects.all():
+        assert r.resolved_at <= ANCHOR
+        assert r.started_at is None or r.started_at <= r.resolved_at
+    # Matters closed and reopened by the customer: more resolutions than resolved conversations.
+    assert Resolution.objects.count() > resolved.count()
+    rows = agent_stats_count(Period(TODAY - timedelta(days=29), TODAY))
+    assert any(row["resolved"] and row["resolution"] for row in rows)
 
 
 def test_it_stores_the_proposal_templates():

@@ -11,7 +11,7 @@ import pytest
 from django.core.cache import cache
 
 from customers.models import Customer, Renewal, Service, Subscription
-from inbox.models import Conversation, Message
+from inbox.models import Conversation, Message, Resolution
 from outbound.models import Campaign, CampaignRecipient, MessageTemplate, ReminderRule, ReminderSent
 from tests.procs import redis_url_for_tests
 
@@ -133,6 +133,10 @@ def world(db, bob):
         delivered_at=at(D1, 10, 5),
     )
     out(conv_a, at(D1, 0, 20), status="queued", author="agent", agent=bob)
+    # Bob marked it resolved with his answer, 35 minutes after the customer wrote.
+    Resolution.objects.create(
+        conversation=conv_a, assignee=bob, started_at=at(D, 23, 45), resolved_at=at(D1, 0, 20)
+    )
     template = MessageTemplate.objects.create(name="Aviso", category="notification", body="x")
     rule = ReminderRule.objects.create(name="3 días antes", days_from_expiry=-3, template=template)
     ReminderSent.objects.create(
