@@ -1,21 +1,54 @@
+from datetime import timedelta
+
 from django.db import migrations
+from django.db.models import Min, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 
 # Conversations resolved before Resolution existed kept no resolved-at time, so each gets one
-# approximate row: resolved at its last message, started at its first customer message ever
-# (not the first one after an earlier resolution, which nothing recorded), credited to its
-# assignee now. One INSERT ... SELECT: a large install backfills in seconds.
-BACKFILL = """
-INSERT INTO inbox_resolution (conversation_id, channel_id, assignee_id, started_at, resolved_at)
-SELECT c.id, c.channel_id, c.assignee_id, f.first_in, COALESCE(c.last_message_at, c.created_at)
-FROM inbox_conversation c
-LEFT JOIN (
-    SELECT conversation_id, MIN(created_at) AS first_in
-    FROM inbox_message
-    WHERE direction = 'in'
-    GROUP BY conversation_id
-) f ON f.conversation_id = c.id
-WHERE c.status = 'resolved'
-"""
+# approximate row: resolved at its last message, credited to its assignee now, started at the
+# first customer message of its last week (nothing recorded where the resolved episode began:
+# the first message ever would give months-long "resolutions" to every old conversation).
+EPISODE_AT_MOST = timedelta(days=7)
+BATCH = 5000
+
+
+def backfill(apps, schema_editor):
+    Conversation = apps.get_model("inbox", "Conversation")
+    Message = apps.get_model("inbox", "Message")
+    Resolution = apps.get_model("inbox", "Resolution")
+    first_in = (
+        Message.objects.filter(
+            conversation_id=OuterRef("pk"),
+            direction="in",
+            created_at__gte=OuterRef("ended") - EPISODE_AT_MOST,
+            created_at__lte=OuterRef("ended"),
+        )
+        .order_by()
+        .values("conversation_id")
+        .annotate(first=Min("created_at"))
+        .values("first")
+    )
+    rows = (
+        Conversation.objects.filter(status="resolved")
+        .annotate(ended=Coalesce("last_message_at", "created_at"))
+        .annotate(first_in=Subquery(first_in))
+        .values_list("pk", "channel_id", "assignee_id", "first_in", "ended")
+    )
+    batch = []
+    for pk, channel, assignee, started, ended in rows.iterator(chunk_size=BATCH):
+        batch.append(
+            Resolution(
+                conversation_id=pk,
+                channel_id=channel,
+                assignee_id=assignee,
+                started_at=started,
+                resolved_at=ended,
+            )
+        )
+        if len(batch) >= BATCH:
+            Resolution.objects.bulk_create(batch)
+            batch = []
+    Resolution.objects.bulk_create(batch)
 
 
 class Migration(migrations.Migration):
@@ -24,5 +57,5 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RunSQL(BACKFILL, reverse_sql=migrations.RunSQL.noop),
+        migrations.RunPython(backfill, migrations.RunPython.noop),
     ]
