@@ -104,6 +104,8 @@ class SimKnobs:
 
 
 TRUE_WORDS = ("1", "true", "yes", "on")
+# Webhooks a simulator has on the wire at once (its pool's connections).
+PUSH_SLOTS = 300
 
 
 class TokenBucket:
@@ -187,6 +189,11 @@ class SimulatorBase:
         self.phones_sample = phones_sample
         self.rng = random.Random(self.config.seed or None)
         self.http: httpx.AsyncClient | None = None
+        # Webhooks on the wire at once; the others wait their turn here, in order. Handed all to
+        # httpx, thousands waiting for its pool made each pool change scan them all (the
+        # simulator then spent its CPU there and timed its own pushes out, while chatdesk
+        # waited for work): a backlog must cost chatdesk's time, not the simulator's.
+        self.push_slots: asyncio.Semaphore | None = None
         self.tasks: set[asyncio.Task] = set()
         self.demo_task: asyncio.Task | None = None
         routes: list[tuple[str, str, Callable[..., Any]]] = [
@@ -447,15 +454,17 @@ class SimulatorBase:
         url = self.config.webhook_url
         if not url:
             return False
-        if self.http is None:
+        if self.http is None or self.push_slots is None:
             # Enough connections that a burst of webhooks waits on chatdesk, not on this pool
             # (a pool timeout here would lose webhooks the real provider would have sent).
-            limits = httpx.Limits(max_connections=300, max_keepalive_connections=50)
+            limits = httpx.Limits(max_connections=PUSH_SLOTS, max_keepalive_connections=50)
             self.http = httpx.AsyncClient(timeout=30.0, limits=limits)
+            self.push_slots = asyncio.Semaphore(PUSH_SLOTS)
         post = self.webhook_post(body)
         for attempt in range(attempts):
             try:
-                response = await self.http.post(url, **post)
+                async with self.push_slots:
+                    response = await self.http.post(url, **post)
                 if response.status_code < 500:
                     self.stats["webhooks_pushed"] += 1
                     by_kind = self.stats[self.BY_KIND]
