@@ -1,7 +1,15 @@
 from django.contrib import admin
 from django.db import models
 
-from inbox.models import Channel, Conversation, Message, Note, SessionState, WebhookEvent
+from inbox.models import (
+    Channel,
+    Conversation,
+    Message,
+    Note,
+    Resolution,
+    SessionState,
+    WebhookEvent,
+)
 
 
 @admin.register(Conversation)
@@ -90,3 +98,14 @@ class ChannelAdmin(admin.ModelAdmin):
     list_filter = ["provider", "active"]
     exclude = ["credentials"]
     filter_horizontal = ["agents"]
+
+
+@admin.register(Resolution)
+class ResolutionAdmin(admin.ModelAdmin):
+    """A record of each time a conversation was marked resolved (the analytics read it)."""
+
+    list_display = ["resolved_at", "conversation", "channel", "assignee", "started_at"]
+    list_filter = ["channel"]
+    search_fields = ["conversation__customer__name", "conversation__customer__phone"]
+    readonly_fields = ["conversation", "channel", "assignee", "started_at", "resolved_at"]
+    date_hierarchy = "resolved_at"
