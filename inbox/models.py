@@ -92,6 +92,22 @@ class Channel(models.Model):
         return self.sends_per_second or settings.META_SENDS_PER_SECOND
 
 
+def channel_key_field(*, related_name: str = "+", **options) -> models.ForeignKey:
+    """A WhatsApp number named by its channel's key (conversations, resolutions, campaigns,
+    reminder rules). The default channel is implicit (WASENDER_* in the environment): its row
+    may be missing (a flushed test database) without breaking what points at it, so no
+    database constraint."""
+    return models.ForeignKey(
+        Channel,
+        to_field="key",
+        on_delete=models.PROTECT,
+        default=DEFAULT_CHANNEL,
+        related_name=related_name,
+        db_constraint=False,
+        **options,
+    )
+
+
 class Conversation(models.Model):
     class Status(models.TextChoices):
         NEW = "new", _("Nuevo")
@@ -100,17 +116,7 @@ class Conversation(models.Model):
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="conversations")
     # The WhatsApp number the customer wrote to (or was written from).
-    channel = models.ForeignKey(
-        Channel,
-        to_field="key",
-        on_delete=models.PROTECT,
-        default=DEFAULT_CHANNEL,
-        related_name="conversations",
-        verbose_name=_("canal"),
-        # The default channel is implicit (WASENDER_* in the environment): its row may be
-        # missing (a flushed test database) without breaking a conversation.
-        db_constraint=False,
-    )
+    channel = channel_key_field(related_name="conversations", verbose_name=_("canal"))
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.NEW)
     assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -166,15 +172,7 @@ class Resolution(models.Model):
         Conversation, on_delete=models.CASCADE, related_name="resolutions"
     )
     # The conversation's number when it was resolved (no join for the per-number figures).
-    channel = models.ForeignKey(
-        Channel,
-        to_field="key",
-        on_delete=models.PROTECT,
-        default=DEFAULT_CHANNEL,
-        related_name="+",
-        # As Conversation.channel: the default channel's row may be missing.
-        db_constraint=False,
-    )
+    channel = channel_key_field()
     assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -5,7 +5,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from inbox.models import DEFAULT_CHANNEL
+from inbox.models import channel_key_field
 
 
 class MessageTemplate(models.Model):
@@ -123,17 +123,8 @@ class MetaSend(models.Model):
 
 
 def channel_field():
-    """The WhatsApp number a campaign or reminder goes out from (a channel's key, like
-    Conversation.channel: the default channel's row may be missing, so no constraint)."""
-    return models.ForeignKey(
-        "inbox.Channel",
-        to_field="key",
-        on_delete=models.PROTECT,
-        default=DEFAULT_CHANNEL,
-        related_name="+",
-        verbose_name=_("número de WhatsApp"),
-        db_constraint=False,
-    )
+    """The WhatsApp number a campaign or reminder goes out from."""
+    return channel_key_field(verbose_name=_("número de WhatsApp"))
 
 
 # --- automations: reminders, auto-replies, opt-out (outbound.reminders, outbound.rules) ------
