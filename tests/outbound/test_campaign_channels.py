@@ -398,10 +398,29 @@ def test_each_number_is_fanned_out_at_its_own_pace(promo, settings):
     assert (on_default, on_soporte) == (1, 10)
 
 
-def test_a_cloud_api_number_without_its_own_pace_takes_metas_default(soporte, settings):
+def test_a_cloud_api_number_without_its_own_pace_takes_metas_default(
+    soporte, settings, monkeypatch
+):
     settings.META_SENDS_PER_SECOND = 80
     assert soporte.sends_per_second is None and soporte.pace == 80
     assert Channel(key="w", provider="wasender").pace is None
+    # The send pipeline asks the limiter for that pace (it once asked for WaSender's).
+    from outbound import pipeline, ratelimit
+
+    class Asked(Exception):
+        pass
+
+    def bucket(per_second=None):
+        raise Asked(per_second)
+
+    monkeypatch.setattr(ratelimit, "bucket", bucket)
+    conversation = Conversation.objects.create(customer=book(1)[0], channel_id="soporte")
+    message = Message.objects.create(
+        conversation=conversation, direction="out", body="Hola", status="queued"
+    )
+    with pytest.raises(Asked) as asked:
+        pipeline.deliver(message.pk, client=object())
+    assert asked.value.args == (80,)
 
 
 def test_the_split_is_validated_kept_by_a_copy_and_shown_per_number(client_for, carla, promo):
