@@ -8,6 +8,7 @@ healthy: web answers /readyz, the worker delivers a real send to the simulator (
 command is given to a runner by what it is, and every runner runs all the commands given to it.
 """
 
+import dataclasses
 import os
 import re
 import shlex
@@ -491,13 +492,11 @@ def operations_blocks_run(database_url: str, redis_url: str, tmp: Path) -> None:
     subprocess.run(
         ["dropdb", "--if-exists", f"--maintenance-db={database_url}", restored], check=True
     )
-    dump = tmp / f"chatdesk-{timezone.localdate():%Y-%m-%d}.dump"
     swap = Swap(
         database_url=database_url,
         redis_url=redis_url,
         databases={"chatdesk_restored": restored},
         paths={"--file=chatdesk-": f"--file={tmp}/chatdesk-"},
-        dump_name=str(dump),
     )
     ran = 0
     try:
@@ -505,7 +504,12 @@ def operations_blocks_run(database_url: str, redis_url: str, tmp: Path) -> None:
             done = run(command, swap=swap, image=True)
             assert done.returncode == 0, f"{command.source}: {command.text}\n{done.stderr[-2000:]}"
             ran += 1
-        assert dump.exists()
+            # The dump is named by the shell's `date +%F` (the machine's day, not Guayaquil's,
+            # and a run may cross midnight): the restore reads the file the backup made.
+            dumps = sorted(tmp.glob("chatdesk-*.dump"))
+            if dumps and not swap.dump_name:
+                swap = dataclasses.replace(swap, dump_name=str(dumps[0]))
+        assert swap.dump_name and Path(swap.dump_name).exists()
         counts = (
             "SELECT (SELECT count(*) FROM inbox_message), (SELECT count(*) FROM customers_customer)"
         )
