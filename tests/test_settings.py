@@ -19,17 +19,19 @@ PROD_ENV = {
 }
 
 
-def run_check(**env_overrides) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in PROD_ENV and k != "PYTEST_VERSION"}
-    env.update(env_overrides)
+def without_production_settings() -> dict[str, str]:
+    """This environment less the production secrets and pytest's marker."""
+    return {k: v for k, v in os.environ.items() if k not in PROD_ENV and k != "PYTEST_VERSION"}
+
+
+def run_python(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )
+
+
+def run_check(**env_overrides) -> subprocess.CompletedProcess:
+    return run_python("manage.py", "check", env=without_production_settings() | env_overrides)
 
 
 def test_it_uses_sqlite_without_database_url(tmp_path):
@@ -95,15 +97,7 @@ def test_it_starts_without_debug_when_production_settings_are_given():
 def test_it_runs_production_settings_when_debug_is_not_set():
     """No DEBUG in the environment is production: without its secrets chatdesk refuses to start
     (never the public development key and webhook secret), naming the first one missing."""
-    env = {k: v for k, v in os.environ.items() if k not in (*PROD_ENV, "PYTEST_VERSION")}
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_check()
     assert result.returncode != 0
     assert "SECRET_KEY must be set when DEBUG is off" in result.stderr
 
@@ -120,16 +114,9 @@ def test_it_builds_an_image_that_runs_production_settings():
 
 def test_the_web_process_refuses_to_start_without_its_production_settings():
     """daphne runs no system checks: the ASGI module itself refuses."""
-    env = {k: v for k, v in os.environ.items() if k not in (*PROD_ENV, "PYTEST_VERSION")}
+    env = without_production_settings()
     env.pop("DJANGO_SETTINGS_MODULE", None)
-    result = subprocess.run(
-        [sys.executable, "-c", "import chatdesk.asgi"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_python("-c", "import chatdesk.asgi", env=env)
     assert result.returncode != 0
     assert "SECRET_KEY must be set when DEBUG is off" in result.stderr
 
