@@ -146,8 +146,14 @@ async def test_a_limited_agent_s_unread_total_counts_only_their_channels(channel
     await watch(limited)
 
     await new_message(apoyo, "¿Me ayudan?")
-    assert '<span id="unread-total" data-count="1" hidden>' in await limited.receive_from(WAIT)
-    assert '<span id="unread-total" data-count="2" hidden>' in await admin.receive_from(WAIT)
+    frame = await limited.receive_from(WAIT)
+    assert '<span id="unread-total" data-count="1" hidden>' in frame
+    # The navigation's badge, in the same frame, with its words.
+    assert '<span id="nav-unread" class="nav-badge" data-count="1" hx-swap-oob="true">' in frame
+    assert '<span class="visually-hidden">1 conversación sin leer</span>' in frame
+    frame = await admin.receive_from(WAIT)
+    assert '<span id="unread-total" data-count="2" hidden>' in frame
+    assert '<span class="visually-hidden">2 conversaciones sin leer</span>' in frame
     await database_sync_to_async(event_publish)(
         EventType.CONVERSATION_UPDATED, conversation_id=apoyo.pk
     )
@@ -193,6 +199,7 @@ async def test_a_list_filtered_to_one_number_gets_no_row_of_another(channel_laye
     assert 'data-op="upsert"' not in frame
     assert 'data-op="remove"' in frame and f'data-id="conv-{ventas.pk}"' in frame
     assert '<span id="unread-total" data-count="2" hidden>' in frame
+    assert 'data-count="2" hx-swap-oob="true">' in frame  # the badge: every number too
     frame = await everything.receive_from(WAIT)
     assert 'data-op="upsert"' in frame and f'id="conv-{ventas.pk}"' in frame
 
