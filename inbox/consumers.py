@@ -424,14 +424,18 @@ def _list_update(
         format_html('<span id="unread-total" data-count="{}" hidden></span>', unread),
         badge,
     ]
-    if message is not None and message.direction == Message.Direction.IN:
+    # No notification for a number the list is filtered away from (the agent chose not to
+    # watch it); conversations on a number the agent does not work on never got this far.
+    on_shown_number = filters.channel in ("", conversation.channel_id)
+    if message is not None and message.direction == Message.Direction.IN and on_shown_number:
         customer = conversation.customer
         parts.append(
             format_html(
-                '<div id="notify" hidden data-id="{}" '
-                'data-conversation="{}" data-title="{}" data-body="{}"></div>',
+                '<div id="notify" hidden data-id="{}" data-conversation="{}" '
+                'data-channel="{}" data-title="{}" data-body="{}"></div>',
                 message.pk,
                 conversation_id,
+                conversation.channel_id,
                 customer.name or customer.phone,
                 (message.body or message.get_kind_display())[:140],
             )

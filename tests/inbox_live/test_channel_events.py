@@ -187,25 +187,30 @@ async def test_agents_on_the_same_channels_share_one_render(channel_layer):
 async def test_a_list_filtered_to_one_number_gets_no_row_of_another(channel_layer):
     """Alice's list shows Soporte only: a message on the other number removes (never inserts)
     its row there, while her other tab, unfiltered, gets the row. The unread total is still
-    every number's: it says what waits for her, not what the list shows."""
+    every number's: it says what waits for her, not what the list shows. A browser
+    notification comes only for a number the list shows."""
     alice, _bob, ventas, apoyo = await setting()
     await unread(ventas, apoyo)
     filtered, everything = await connected(alice), await connected(alice)
     await watch_number(filtered, "soporte")
     await watch(everything)
 
-    await new_message(ventas, "Quiero el combo de Ventas")
+    ventas_message = await new_message(ventas, "Quiero el combo de Ventas")
     frame = await filtered.receive_from(WAIT)
     assert 'data-op="upsert"' not in frame
     assert 'data-op="remove"' in frame and f'data-id="conv-{ventas.pk}"' in frame
     assert '<span id="unread-total" data-count="2" hidden>' in frame
     assert 'data-count="2" hx-swap-oob="true">' in frame  # the badge: every number too
+    # No browser notification for a number she filtered away; her other tab gets one.
+    assert 'id="notify"' not in frame
     frame = await everything.receive_from(WAIT)
     assert 'data-op="upsert"' in frame and f'id="conv-{ventas.pk}"' in frame
+    assert f'<div id="notify" hidden data-id="{ventas_message.pk}"' in frame
 
-    await new_message(apoyo, "No me funciona la cuenta")
+    apoyo_message = await new_message(apoyo, "No me funciona la cuenta")
     frame = await filtered.receive_from(WAIT)
     assert 'data-op="upsert"' in frame and f'id="conv-{apoyo.pk}"' in frame
+    assert f'<div id="notify" hidden data-id="{apoyo_message.pk}"' in frame
     assert f'id="conv-{apoyo.pk}"' in await everything.receive_from(WAIT)
     await filtered.disconnect()
     await everything.disconnect()
