@@ -78,7 +78,9 @@ def nav(request):
     here = max(prefixes, key=len, default=None)
     for name, label, roles, prefix in NAV:
         if has_role(user, *roles):
-            items.append({"url": reverse(name), "label": label, "active": prefix == here})
+            items.append(
+                {"name": name, "url": reverse(name), "label": label, "active": prefix == here}
+            )
     return {"nav_items": items, "user_roles": user_roles(user)}
 
 

@@ -116,6 +116,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "chatdesk.roles.nav",
+                "inbox.context_processors.unread_badge",
             ],
         },
     }

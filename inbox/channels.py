@@ -157,6 +157,17 @@ def channel_keys_for(user) -> set[str] | None:
     return set(channels_for(user).values_list("key", flat=True))
 
 
+def channel_keys_for_request(request) -> set[str] | None:
+    """channel_keys_for(request.user), read once per request (the list, the open thread's check
+    and the unread count all ask). Kept on the request, never on the user: the socket's user
+    lives as long as the socket, and it re-reads on every `watch`."""
+    try:
+        return request._channel_keys
+    except AttributeError:
+        request._channel_keys = channel_keys_for(request.user)
+        return request._channel_keys
+
+
 # --- providers ---------------------------------------------------------------------------------
 
 

@@ -37,6 +37,7 @@ from django.utils.html import format_html
 
 from chatdesk.roles import SUPPORT, has_role
 from inbox import channels, live, selectors
+from inbox.context_processors import BADGE, unread_badge_context
 from inbox.events import INBOX_GROUP, EventType, conversation_group
 from inbox.gaps import Gaps
 from inbox.models import Conversation, Message
@@ -412,22 +413,29 @@ def _list_update(
     message, conversation, unread = _message_and_row(conversation_id, message_id, channel_keys)
     if conversation is None:
         return ""
-    if _matches(user, filters, conversation):
+    if _matches(user, channel_keys, filters, conversation):
         op = live.op("upsert", _render(language, "conv_row", {"c": conversation}))
     else:
         op = live.op("remove", format_html('<span data-id="conv-{}"></span>', conversation_id))
+    with translation.override(language):
+        badge = render_to_string(BADGE, unread_badge_context(unread, oob=True))
     parts = [
         live.staging([op]),
         format_html('<span id="unread-total" data-count="{}" hidden></span>', unread),
+        badge,
     ]
-    if message is not None and message.direction == Message.Direction.IN:
+    # No notification for a number the list is filtered away from (the agent chose not to
+    # watch it); conversations on a number the agent does not work on never got this far.
+    on_shown_number = filters.channel in ("", conversation.channel_id)
+    if message is not None and message.direction == Message.Direction.IN and on_shown_number:
         customer = conversation.customer
         parts.append(
             format_html(
-                '<div id="notify" hidden data-id="{}" '
-                'data-conversation="{}" data-title="{}" data-body="{}"></div>',
+                '<div id="notify" hidden data-id="{}" data-conversation="{}" '
+                'data-channel="{}" data-title="{}" data-body="{}"></div>',
                 message.pk,
                 conversation_id,
+                conversation.channel_id,
                 customer.name or customer.phone,
                 (message.body or message.get_kind_display())[:140],
             )
@@ -465,14 +473,19 @@ def _message_and_row(
     return None, conversation, (conversation.unread_total or 0) if conversation else 0
 
 
-def _matches(user, filters: selectors.ListFilters, conversation: Conversation) -> bool:
+def _matches(
+    user,
+    channel_keys: frozenset[str] | None,
+    filters: selectors.ListFilters,
+    conversation: Conversation,
+) -> bool:
     """The list unfiltered, or filtered by number only, holds every conversation with a
     message (on that number): no query for it (the usual view), the row in hand says."""
     if filters.view == "all" and not filters.q:
         on_channel = filters.channel in ("", conversation.channel_id)
         return conversation.last_message_at is not None and on_channel
     return selectors.conversation_matches(
-        user=user, filters=filters, conversation_id=conversation.pk
+        user=user, channel_keys=channel_keys, filters=filters, conversation_id=conversation.pk
     )
 
 

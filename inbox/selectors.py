@@ -13,7 +13,6 @@ from django.utils import timezone
 from chatdesk.roles import SUPPORT
 from customers.models import Customer, Subscription
 from customers.selectors import phone_search_q
-from inbox import channels
 from inbox.models import Conversation, Message, Note
 
 LIST_PAGE = 30
@@ -67,7 +66,11 @@ def _search(conversations: QuerySet[Conversation], q: str) -> QuerySet[Conversat
     return conversations.filter(Q(customer__name__icontains=q) | by_text)
 
 
-def conversations_filtered(*, user, filters: ListFilters) -> QuerySet[Conversation]:
+def conversations_filtered(
+    *, user, channel_keys: Collection[str] | None, filters: ListFilters
+) -> QuerySet[Conversation]:
+    """`channel_keys`: the channels `user` works on (inbox.channels.channel_keys_for), read
+    by the caller once per request or socket `watch`."""
     # A conversation appears once it has a message: that is what the list sorts on.
     conversations = Conversation.objects.filter(last_message_at__isnull=False)
     if filters.view in ("new", "answered", "resolved"):
@@ -80,26 +83,35 @@ def conversations_filtered(*, user, filters: ListFilters) -> QuerySet[Conversati
         conversations = _search(conversations, filters.q)
     if filters.channel:
         conversations = conversations.filter(channel_id=filters.channel)
-    return conversations_visible(conversations, user)
+    return conversations_visible(conversations, channel_keys=channel_keys)
 
 
-def conversations_visible(conversations: QuerySet[Conversation], user) -> QuerySet[Conversation]:
+def conversations_visible(
+    conversations: QuerySet[Conversation], *, channel_keys: Collection[str] | None
+) -> QuerySet[Conversation]:
     """Only the conversations on channels this user works on (agents may be limited)."""
-    keys = channels.channel_keys_for(user)
-    return conversations if keys is None else conversations.filter(channel_id__in=keys)
+    if channel_keys is None:
+        return conversations
+    return conversations.filter(channel_id__in=channel_keys)
 
 
-def conversation_visible(*, user, conversation: Conversation) -> bool:
-    keys = channels.channel_keys_for(user)
-    return keys is None or conversation.channel_id in keys
+def conversation_visible(
+    *, channel_keys: Collection[str] | None, conversation: Conversation
+) -> bool:
+    return channel_keys is None or conversation.channel_id in channel_keys
 
 
 def conversation_list(
-    *, user, filters: ListFilters, after: str | None = None, limit: int = LIST_PAGE
+    *,
+    user,
+    channel_keys: Collection[str] | None,
+    filters: ListFilters,
+    after: str | None = None,
+    limit: int = LIST_PAGE,
 ) -> tuple[list[Conversation], str | None]:
     """One page, newest activity first, keyset on (last_message_at, id); returns the next
     cursor when there is more."""
-    conversations = conversations_filtered(user=user, filters=filters)
+    conversations = conversations_filtered(user=user, channel_keys=channel_keys, filters=filters)
     position = cursor_decode(after)
     if position:
         moment, pk = position
@@ -118,8 +130,11 @@ def conversation_list(
     return rows[:limit], cursor_encode(last.last_message_at, last.pk)
 
 
-def conversation_matches(*, user, filters: ListFilters, conversation_id: int) -> bool:
-    return conversations_filtered(user=user, filters=filters).filter(id=conversation_id).exists()
+def conversation_matches(
+    *, user, channel_keys: Collection[str] | None, filters: ListFilters, conversation_id: int
+) -> bool:
+    conversations = conversations_filtered(user=user, channel_keys=channel_keys, filters=filters)
+    return conversations.filter(id=conversation_id).exists()
 
 
 def conversation_row(*, conversation_id: int) -> Conversation | None:
@@ -139,8 +154,8 @@ def unread_conversations(*, channel_keys: Collection[str] | None) -> QuerySet[Co
     return unread if channel_keys is None else unread.filter(channel_id__in=channel_keys)
 
 
-def unread_conversations_count(*, user) -> int:
-    return unread_conversations(channel_keys=channels.channel_keys_for(user)).count()
+def unread_conversations_count(*, channel_keys: Collection[str] | None) -> int:
+    return unread_conversations(channel_keys=channel_keys).count()
 
 
 def conversation_get(*, conversation_id: int) -> Conversation:

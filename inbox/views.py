@@ -18,6 +18,7 @@ from chatdesk.csvexport import csv_response
 from chatdesk.roles import SUPPORT, has_role, role_required
 from customers.models import Customer
 from inbox import channels, conversations, live, selectors
+from inbox.context_processors import unread_total
 from inbox.models import Conversation, Message
 from outbound import composer
 from provider import wasender
@@ -33,7 +34,8 @@ def _conversation_or_404(request, conversation_id: int) -> Conversation:
         conversation = selectors.conversation_get(conversation_id=conversation_id)
     except Conversation.DoesNotExist:
         raise Http404 from None
-    if not selectors.conversation_visible(user=request.user, conversation=conversation):
+    keys = channels.channel_keys_for_request(request)
+    if not selectors.conversation_visible(channel_keys=keys, conversation=conversation):
         raise Http404
     return conversation
 
@@ -43,7 +45,8 @@ def _message_or_404(request, message_id: int) -> Message:
         message = selectors.message_get(message_id=message_id)
     except Message.DoesNotExist:
         raise Http404 from None
-    if not selectors.conversation_visible(user=request.user, conversation=message.conversation):
+    keys = channels.channel_keys_for_request(request)
+    if not selectors.conversation_visible(channel_keys=keys, conversation=message.conversation):
         raise Http404
     return message
 
@@ -61,7 +64,10 @@ def _view_choices() -> list[tuple[str, str]]:
 
 def _list_context(request, filters: selectors.ListFilters) -> dict:
     rows, next_cursor = selectors.conversation_list(
-        user=request.user, filters=filters, after=request.GET.get("after")
+        user=request.user,
+        channel_keys=channels.channel_keys_for_request(request),
+        filters=filters,
+        after=request.GET.get("after"),
     )
     return {
         "rows": rows,
@@ -113,7 +119,7 @@ def inbox_index(request, conversation_id: int | None = None):
         )
     context = _list_context(request, filters)
     context.update(_thread_context(request, conversation) if conversation else {})
-    context["unread_total"] = selectors.unread_conversations_count(user=request.user)
+    context["unread_total"] = unread_total(request)
     return render(request, "inbox/index.html", context)
 
 
@@ -124,10 +130,11 @@ def conversation_list(request):
     filters = selectors.ListFilters.from_params(request.GET)
     context = _list_context(request, filters)
     template = "inbox/index.html#list_page" if request.GET.get("after") else "inbox/index.html#list"
-    # A re-fetch after a reconnect or a flood: the tab's unread count comes along (out of band).
-    context["unread_total"] = selectors.unread_conversations_count(user=request.user)
     if not request.htmx:
         return redirect(reverse("inbox:index") + "?" + request.GET.urlencode())
+    # A re-fetch after a reconnect or a flood: the tab's unread count and the navigation's
+    # badge come along (out of band).
+    context["unread_total"] = unread_total(request)
     return render(request, template, context)
 
 

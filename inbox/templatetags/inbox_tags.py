@@ -4,6 +4,7 @@ from django.utils.translation import gettext as _
 
 from customers.templatetags import customer_tags
 from inbox import channels, live, selectors
+from inbox.context_processors import BADGE, unread_badge_context
 from inbox.models import Message
 
 register = template.Library()
@@ -101,3 +102,9 @@ def channel_chip(channel_key: str) -> dict:
     """The channel's name in its colour, on installs with more than one number."""
     label = channels.labels().get(channel_key)
     return {"label": label}
+
+
+@register.inclusion_tag(BADGE)
+def unread_badge(count, oob=False):
+    """The navigation's unread badge (every page; the inbox's list re-fetches, out of band)."""
+    return unread_badge_context(int(count or 0), oob=oob)

@@ -321,6 +321,10 @@
     const box = $("#notify");
     if (!box || !box.dataset.id || box.dataset.id === state.notified) return;
     state.notified = box.dataset.id;
+    // The socket leaves out numbers the list is filtered away from; this covers a frame
+    // rendered before the socket heard of a filter just picked.
+    const number = document.querySelector("#list-filters [name=channel]");
+    if (number && number.value && box.dataset.channel && number.value !== box.dataset.channel) return;
     if (!document.hidden || !("Notification" in window) || Notification.permission !== "granted") return;
     // Notification text is plain text: no HTML is interpreted.
     const note = new Notification(box.dataset.title, { body: box.dataset.body, tag: "conv-" + box.dataset.conversation });

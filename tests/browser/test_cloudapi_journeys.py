@@ -411,6 +411,11 @@ def stored_on(channel: str, phone: str) -> Conversation:
     )
 
 
+def badge(page):
+    """The navigation's unread badge: the tab title's count, on every page."""
+    return page.locator("#nav-unread .nav-badge-count")
+
+
 def test_a_list_filtered_to_one_number_and_a_limited_agent_s_unread_count_follow_the_numbers(
     desk, agents
 ):
@@ -434,6 +439,7 @@ def test_a_list_filtered_to_one_number_and_a_limited_agent_s_unread_count_follow
     expect(ana.locator(f"#conv-{maria.pk}")).to_be_visible()
     expect(ana.locator(f"#conv-{pedro.pk}")).to_have_count(0)
     expect(ana).to_have_title(f"(1) {TITLE}")
+    expect(badge(ana)).to_have_text("1")
 
     # Bob sees both, and picks WaSender's number in the list's filter.
     bob.goto(f"{bob.url_base}/inbox/")
@@ -452,7 +458,9 @@ def test_a_list_filtered_to_one_number_and_a_limited_agent_s_unread_count_follow
     expect(row).to_be_visible(timeout=LIVE)
     expect(row.locator(".unread-count")).to_have_text("1")
     expect(ana).to_have_title(f"(2) {TITLE}")
+    expect(badge(ana)).to_have_text("2")
     expect(bob).to_have_title(f"(3) {TITLE}", timeout=LIVE)
+    expect(badge(bob)).to_have_text("3")
     expect(bob.locator(f"#conv-{lucia.pk}")).to_have_count(0)
     expect(bob.locator("#conv-list .conv-row")).to_have_count(1)
 
@@ -469,4 +477,5 @@ def test_a_list_filtered_to_one_number_and_a_limited_agent_s_unread_count_follow
         "¿Siguen ahí?", timeout=LIVE
     )
     expect(ana).to_have_title(f"(2) {TITLE}")
+    expect(badge(ana)).to_have_text("2")
     expect(ana.locator(f"#conv-{pedro.pk}")).to_have_count(0)

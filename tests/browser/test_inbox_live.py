@@ -130,14 +130,99 @@ def test_it_shows_a_new_conversation_in_the_list_and_counts_unread_in_the_title(
     bob = page_for("bob", "pass-bob")
     bob.goto(f"{live_server_url}/inbox/")
     socket_open(bob)
+    expect(bob.locator("#nav-unread")).to_be_hidden()
     inbound(live_server_url, "Primera vez que escribo", name="Luis Torres", phone="593991234567")
     row = bob.locator(".conv-row", has_text="Luis Torres")
     # (An out-of-hours auto-reply may follow, so the preview is not asserted here.)
     expect(row.locator(".unread-count")).to_have_text("1")
     expect(bob).to_have_title(re.compile(r"^\(1\) "))
+    # The navigation's badge follows, and says it in words to a screen reader.
+    expect(bob.locator("#nav-unread")).to_be_visible()
+    expect(bob.locator("#nav-unread .nav-badge-count")).to_have_text("1")
+    inbox_link = bob.get_by_role("link", name="Conversaciones 1 conversación sin leer")
+    expect(inbox_link).to_be_visible()
     row.click()
     expect(bob.locator("#thread-messages")).to_contain_text("Primera vez que escribo")
     expect(bob).to_have_url(re.compile(r"/inbox/c/\d+/$"))
+
+
+def test_the_navigation_badge_counts_unread_conversations_live_on_a_phone(
+    page_for, live_server_url
+):
+    """At a phone's width: hidden while nothing waits, live on the inbox as customers write,
+    rendered with the page elsewhere (no socket there), and one less once a conversation is
+    opened."""
+    make_user("ana", "agent", first_name="Ana")
+    ana = page_for("ana", "pass-ana", width=390, height=844)
+    ana.goto(f"{live_server_url}/inbox/")
+    socket_open(ana)
+    badge, count = ana.locator("#nav-unread"), ana.locator("#nav-unread .nav-badge-count")
+    expect(badge).to_be_hidden()
+    inbound(live_server_url, "Hola, ¿tienen Netflix?", name="Luis Torres", phone="593991234567")
+    expect(badge).to_be_visible()
+    expect(count).to_have_text("1")
+    inbound(live_server_url, "¿Y Disney+?")
+    expect(count).to_have_text("2")
+    expect(ana.get_by_role("link", name="Conversaciones 2 conversaciones sin leer")).to_be_visible()
+    # Another page: the count comes with it.
+    ana.goto(f"{live_server_url}/customers/")
+    expect(badge).to_be_visible()
+    expect(count).to_have_text("2")
+    # Opening one reads it: that page's badge already counts one.
+    luis = Conversation.objects.get(customer__name="Luis Torres")
+    open_conversation(ana, live_server_url, luis.pk)
+    expect(count).to_have_text("1")
+    # María writes again: her row counts two messages, the badge still one conversation.
+    inbound(live_server_url, "Sigo esperando")
+    maria = Conversation.objects.get(customer__name="María González")
+    expect(ana.locator(f"#conv-{maria.pk} .unread-count")).to_have_text("2")
+    expect(count).to_have_text("1")
+
+
+NOTIFICATIONS = """
+window.__notes = [];
+window.Notification = class {
+  constructor(title, options) { window.__notes.push({ title, body: (options || {}).body }); }
+  static get permission() { return "granted"; }
+  static requestPermission() { return Promise.resolve("granted"); }
+};
+// The page notifies only while it is out of sight.
+Object.defineProperty(document, "hidden", { configurable: true, get: () => true });
+"""
+
+
+def test_no_notification_for_a_number_the_list_is_filtered_away_from(page_for, live_server_url):
+    """Bob filters his list to the "Ventas" number: a customer writing to the other number
+    moves his tab's count (what waits for him) but raises no browser notification; back on
+    every number, the next message does."""
+    from inbox.models import DEFAULT_CHANNEL, Channel
+
+    Channel.objects.get_or_create(
+        key=DEFAULT_CHANNEL, defaults={"name": "WhatsApp", "from_env": True}
+    )
+    Channel.objects.create(key="ventas", name="Ventas")
+    make_user("bob", "agent", first_name="Bob")
+    inbound(live_server_url, "Buenas tardes")
+    maria = Conversation.objects.get()
+    bob = page_for("bob", "pass-bob")
+    bob.context.add_init_script(NOTIFICATIONS)
+    bob.goto(f"{live_server_url}/inbox/")
+    socket_open(bob)
+    expect(bob.locator(f"#conv-{maria.pk}")).to_be_visible()
+    bob.get_by_role("combobox", name="Canal").select_option(label="Ventas")
+    expect(bob.locator(f"#conv-{maria.pk}")).to_have_count(0)
+
+    inbound(live_server_url, "Hola, ¿tienen Netflix?", name="Luis Torres", phone="593991234567")
+    # The frame that moves the count is the one that would have carried the notification.
+    expect(bob).to_have_title(re.compile(r"^\(2\) "))
+    expect(bob.locator("#nav-unread .nav-badge-count")).to_have_text("2")
+    assert bob.evaluate("window.__notes") == []
+
+    bob.get_by_role("combobox", name="Canal").select_option(label="Todos los números")
+    expect(bob.locator(".conv-row", has_text="Luis Torres")).to_be_visible()
+    inbound(live_server_url, "¿Me ayudan?", name="Luis Torres", phone="593991234567")
+    bob.wait_for_function("window.__notes.length > 0")
+    assert bob.evaluate("window.__notes") == [{"title": "Luis Torres", "body": "¿Me ayudan?"}]
 
 
 def test_a_list_fetched_before_a_filter_never_lands_over_it(page_for, live_server_url):

@@ -146,8 +146,14 @@ async def test_a_limited_agent_s_unread_total_counts_only_their_channels(channel
     await watch(limited)
 
     await new_message(apoyo, "¿Me ayudan?")
-    assert '<span id="unread-total" data-count="1" hidden>' in await limited.receive_from(WAIT)
-    assert '<span id="unread-total" data-count="2" hidden>' in await admin.receive_from(WAIT)
+    frame = await limited.receive_from(WAIT)
+    assert '<span id="unread-total" data-count="1" hidden>' in frame
+    # The navigation's badge, in the same frame, with its words.
+    assert '<span id="nav-unread" class="nav-badge" data-count="1" hx-swap-oob="true">' in frame
+    assert '<span class="visually-hidden">1 conversación sin leer</span>' in frame
+    frame = await admin.receive_from(WAIT)
+    assert '<span id="unread-total" data-count="2" hidden>' in frame
+    assert '<span class="visually-hidden">2 conversaciones sin leer</span>' in frame
     await database_sync_to_async(event_publish)(
         EventType.CONVERSATION_UPDATED, conversation_id=apoyo.pk
     )
@@ -181,24 +187,30 @@ async def test_agents_on_the_same_channels_share_one_render(channel_layer):
 async def test_a_list_filtered_to_one_number_gets_no_row_of_another(channel_layer):
     """Alice's list shows Soporte only: a message on the other number removes (never inserts)
     its row there, while her other tab, unfiltered, gets the row. The unread total is still
-    every number's: it says what waits for her, not what the list shows."""
+    every number's: it says what waits for her, not what the list shows. A browser
+    notification comes only for a number the list shows."""
     alice, _bob, ventas, apoyo = await setting()
     await unread(ventas, apoyo)
     filtered, everything = await connected(alice), await connected(alice)
     await watch_number(filtered, "soporte")
     await watch(everything)
 
-    await new_message(ventas, "Quiero el combo de Ventas")
+    ventas_message = await new_message(ventas, "Quiero el combo de Ventas")
     frame = await filtered.receive_from(WAIT)
     assert 'data-op="upsert"' not in frame
     assert 'data-op="remove"' in frame and f'data-id="conv-{ventas.pk}"' in frame
     assert '<span id="unread-total" data-count="2" hidden>' in frame
+    assert 'data-count="2" hx-swap-oob="true">' in frame  # the badge: every number too
+    # No browser notification for a number she filtered away; her other tab gets one.
+    assert 'id="notify"' not in frame
     frame = await everything.receive_from(WAIT)
     assert 'data-op="upsert"' in frame and f'id="conv-{ventas.pk}"' in frame
+    assert f'<div id="notify" hidden data-id="{ventas_message.pk}"' in frame
 
-    await new_message(apoyo, "No me funciona la cuenta")
+    apoyo_message = await new_message(apoyo, "No me funciona la cuenta")
     frame = await filtered.receive_from(WAIT)
     assert 'data-op="upsert"' in frame and f'id="conv-{apoyo.pk}"' in frame
+    assert f'<div id="notify" hidden data-id="{apoyo_message.pk}"' in frame
     assert f'id="conv-{apoyo.pk}"' in await everything.receive_from(WAIT)
     await filtered.disconnect()
     await everything.disconnect()
