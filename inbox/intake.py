@@ -30,7 +30,7 @@ from customers.phones import InvalidPhone, phone_normalize_reported
 from customers.services import customer_get_or_create_reported
 from inbox import channels, services
 from inbox.media import MEDIA_MAX_BYTES, media_download
-from inbox.models import DEFAULT_CHANNEL, Channel, Conversation, Message, WebhookEvent
+from inbox.models import DEFAULT_CHANNEL, Channel, Message, WebhookEvent
 from inbox.services import conversation_get_or_create
 from provider.cloudapi.codes import MARKETING_CAP
 from provider.records import (
@@ -363,27 +363,21 @@ def _customer(m: WaMessage):
     return None, "mensaje sin remitente"
 
 
-def _known_conversation(m: WaMessage, channel: str) -> Conversation | None:
-    """The sender's conversation, with its customer, in one query: the common case (someone
-    who wrote before) on the path every customer message takes before the live push."""
+def _known_inbound(m: WaMessage, at: datetime, channel: str) -> Outcome | None:
+    """A customer's message to the conversation they already have (someone who wrote
+    before): the path every such message takes before the live push. The lookup, the insert
+    (the unique wa_id settles a duplicate, no lookup first) and the conversation's note are one
+    statement (services.message_inbound_create_known); only a stored message teaches us the
+    sender's name and LID. None when there is no such conversation."""
     if not m.phone:
         return None
     try:
         e164, _valid = phone_normalize_reported(m.phone)
     except InvalidPhone:
         return None
-    return (
-        Conversation.objects.select_related("customer")
-        .filter(customer__phone=e164, channel_id=channel)
-        .first()
-    )
-
-
-def _inbound(m: WaMessage, conversation: Conversation, at: datetime) -> Outcome:
-    """A customer's message to a conversation we know: the unique wa_id settles a duplicate
-    (no lookup first), and only a stored message teaches us the sender's name and LID."""
-    message, created = services.message_inbound_create(
-        conversation=conversation,
+    found = services.message_inbound_create_known(
+        phone=e164,
+        channel=channel,
         wa_id=m.wa_id,
         kind=m.kind,
         body=m.body,
@@ -391,9 +385,13 @@ def _inbound(m: WaMessage, conversation: Conversation, at: datetime) -> Outcome:
         media=m.media,
         media_source=m.source,
     )
+    if found is None:
+        return None
+    message, created = found
     if not created:
         return _processed("ya registrado")
-    services.customer_whatsapp_learn(customer=conversation.customer, name=m.push_name, lid=m.lid)
+    customer = message.conversation.customer
+    services.customer_whatsapp_learn(customer=customer, name=m.push_name, lid=m.lid)
     _after_inbound(message)
     return _processed()
 
@@ -403,8 +401,8 @@ def _message(
 ) -> Outcome:
     if m.skip:
         return _ignored(m.skip)
-    if not m.from_me and (conversation := _known_conversation(m, channel)):
-        return _inbound(m, conversation, at)
+    if not m.from_me and (outcome := _known_inbound(m, at, channel)):
+        return outcome
     # Three columns, not the whole row: this runs for every message webhook.
     existing = (
         Message.objects.filter(wa_id=m.wa_id).values("conversation_id", "kind", "body").first()

@@ -2,7 +2,7 @@
 
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, DateTimeField, F, Q, Value, When
 from django.utils import timezone
 
@@ -141,6 +141,112 @@ def message_inbound_create(
         )
         message_created_publish(conversation_id=conversation.pk, message_id=message.pk)
     return message, created
+
+
+def message_inbound_create_known(
+    *,
+    phone: str,
+    channel: str,
+    wa_id: str,
+    kind: str,
+    body: str,
+    created_at: datetime,
+    media=None,
+    media_source: dict | None = None,
+) -> tuple[Message, bool] | None:
+    """A customer's message to the conversation they already have on this number (by E.164
+    phone), stored with the conversation's note in one statement on PostgreSQL: the lookup, the
+    insert (ON CONFLICT on the unique wa_id: a duplicate, or a copy racing this one, is never
+    stored twice, and no savepoint is needed) and message_inbound_create's conversation
+    update, one round trip where they were five. The message comes back with its
+    conversation and customer (their id, name and LID: what the intake learns from). None
+    when the phone has no conversation on this number (the intake's general path)."""
+    if connection.vendor != "postgresql":
+        conversation = (
+            Conversation.objects.select_related("customer")
+            .filter(customer__phone=phone, channel_id=channel)
+            .first()
+        )
+        if conversation is None:
+            return None
+        message, created = message_inbound_create(
+            conversation=conversation,
+            wa_id=wa_id,
+            kind=kind,
+            body=body,
+            created_at=created_at,
+            media=media,
+            media_source=media_source,
+        )
+        message.conversation = conversation
+        return message, created
+    message = Message(
+        wa_id=wa_id,
+        direction=Message.Direction.IN,
+        author_kind=Message.Author.CUSTOMER,
+        status=Message.Status.RECEIVED,
+        kind=kind,
+        body=body,
+        created_at=created_at,
+        **_media_fields(media, media_source),
+    )
+    row = _inbound_insert(message, phone=phone, channel=channel)
+    if row is None:
+        return None
+    message_id, conversation_id, customer_id, name, lid = row
+    customer = Customer(pk=customer_id, phone=phone, name=name, whatsapp_lid=lid)
+    message.conversation = Conversation(pk=conversation_id, customer=customer, channel_id=channel)
+    if message_id is None:
+        return message, False
+    message.pk = message_id
+    message._state.adding, message._state.db = False, connection.alias
+    message_created_publish(conversation_id=conversation_id, message_id=message_id)
+    return message, True
+
+
+def _inbound_insert(message: Message, *, phone: str, channel: str):
+    """(message id or None for a duplicate, conversation id, customer id, name, LID), or None
+    when there is no such conversation. The UPDATE is conversation_inbound_note's, run only
+    when the insert stored a row."""
+    meta = Message._meta
+    fields = [f for f in meta.concrete_fields if f is not meta.pk and f.name != "conversation"]
+    quote = connection.ops.quote_name
+    names = ", ".join(quote(f.column) for f in fields)
+    # Typed: in an INSERT ... SELECT a bare literal is text, whatever the column.
+    values = ", ".join(f"CAST(%s AS {f.cast_db_type(connection)})" for f in fields)
+    params = [f.get_db_prep_save(f.pre_save(message, True), connection) for f in fields]
+    at = message.created_at
+    preview = message_preview(kind=message.kind, body=message.body)[:160]
+    conversation_table = quote(Conversation._meta.db_table)
+    sql = f"""
+        WITH conv AS (
+            SELECT c.id, cu.id AS customer_id, cu.name, cu.whatsapp_lid
+            FROM {conversation_table} c
+            JOIN {quote(Customer._meta.db_table)} cu ON cu.id = c.customer_id
+            WHERE cu.phone = %s AND c.channel_id = %s
+        ), m AS (
+            INSERT INTO {quote(meta.db_table)} (conversation_id, {names})
+            SELECT conv.id, {values} FROM conv
+            ON CONFLICT (wa_id) DO NOTHING
+            RETURNING id, conversation_id
+        ), note AS (
+            UPDATE {conversation_table} c SET
+                status = %s,
+                unread_count = c.unread_count + 1,
+                last_message_at = CASE WHEN c.last_message_at IS NULL
+                    OR c.last_message_at <= %s THEN %s ELSE c.last_message_at END,
+                last_message_preview = CASE WHEN c.last_message_at IS NULL
+                    OR c.last_message_at <= %s THEN %s ELSE c.last_message_preview END
+            FROM m WHERE c.id = m.conversation_id
+        )
+        SELECT (SELECT id FROM m), conv.id, conv.customer_id, conv.name, conv.whatsapp_lid
+        FROM conv
+    """  # noqa: S608 (names from the models' metadata, values as parameters)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql, [phone, channel, *params, Conversation.Status.NEW, at, at, at, preview]
+        )
+        return cursor.fetchone()
 
 
 def _same_text(a: str, b: str) -> bool:
