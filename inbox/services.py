@@ -1,5 +1,6 @@
 """Writes to conversations and messages (the webhook intake and the send pipeline use these)."""
 
+import functools
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, connection, transaction
@@ -204,24 +205,22 @@ def message_inbound_create_known(
     return message, True
 
 
-def _inbound_insert(message: Message, *, phone: str, channel: str):
-    """(message id or None for a duplicate, conversation id, customer id, name, LID), or None
-    when there is no such conversation. The UPDATE is conversation_inbound_note's, run only
-    when the insert stored a row."""
+@functools.cache
+def _inbound_insert_sql() -> tuple[str, tuple]:
+    """The statement and the fields it inserts, made once per process (from the models)."""
     meta = Message._meta
-    fields = [f for f in meta.concrete_fields if f is not meta.pk and f.name != "conversation"]
+    fields = tuple(
+        f for f in meta.concrete_fields if f is not meta.pk and f.name != "conversation"
+    )
     quote = connection.ops.quote_name
     names = ", ".join(quote(f.column) for f in fields)
     # Typed: in an INSERT ... SELECT a bare literal is text, whatever the column.
     values = ", ".join(f"CAST(%s AS {f.cast_db_type(connection)})" for f in fields)
-    params = [f.get_db_prep_save(f.pre_save(message, True), connection) for f in fields]
-    at = message.created_at
-    preview = message_preview(kind=message.kind, body=message.body)[:160]
-    conversation_table = quote(Conversation._meta.db_table)
+    conversations = quote(Conversation._meta.db_table)
     sql = f"""
         WITH conv AS (
             SELECT c.id, cu.id AS customer_id, cu.name, cu.whatsapp_lid
-            FROM {conversation_table} c
+            FROM {conversations} c
             JOIN {quote(Customer._meta.db_table)} cu ON cu.id = c.customer_id
             WHERE cu.phone = %s AND c.channel_id = %s
         ), m AS (
@@ -230,7 +229,7 @@ def _inbound_insert(message: Message, *, phone: str, channel: str):
             ON CONFLICT (wa_id) DO NOTHING
             RETURNING id, conversation_id
         ), note AS (
-            UPDATE {conversation_table} c SET
+            UPDATE {conversations} c SET
                 status = %s,
                 unread_count = c.unread_count + 1,
                 last_message_at = CASE WHEN c.last_message_at IS NULL
@@ -242,6 +241,17 @@ def _inbound_insert(message: Message, *, phone: str, channel: str):
         SELECT (SELECT id FROM m), conv.id, conv.customer_id, conv.name, conv.whatsapp_lid
         FROM conv
     """  # noqa: S608 (names from the models' metadata, values as parameters)
+    return sql, fields
+
+
+def _inbound_insert(message: Message, *, phone: str, channel: str):
+    """(message id or None for a duplicate, conversation id, customer id, name, LID), or None
+    when there is no such conversation. The UPDATE is conversation_inbound_note's, run only
+    when the insert stored a row."""
+    sql, fields = _inbound_insert_sql()
+    params = [f.get_db_prep_save(f.pre_save(message, True), connection) for f in fields]
+    at = message.created_at
+    preview = message_preview(kind=message.kind, body=message.body)[:160]
     with connection.cursor() as cursor:
         cursor.execute(
             sql, [phone, channel, *params, Conversation.Status.NEW, at, at, at, preview]
