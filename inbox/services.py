@@ -209,9 +209,7 @@ def message_inbound_create_known(
 def _inbound_insert_sql() -> tuple[str, tuple]:
     """The statement and the fields it inserts, made once per process (from the models)."""
     meta = Message._meta
-    fields = tuple(
-        f for f in meta.concrete_fields if f is not meta.pk and f.name != "conversation"
-    )
+    fields = tuple(f for f in meta.concrete_fields if f is not meta.pk and f.name != "conversation")
     quote = connection.ops.quote_name
     names = ", ".join(quote(f.column) for f in fields)
     # Typed: in an INSERT ... SELECT a bare literal is text, whatever the column.
@@ -253,9 +251,7 @@ def _inbound_insert(message: Message, *, phone: str, channel: str):
     at = message.created_at
     preview = message_preview(kind=message.kind, body=message.body)[:160]
     with connection.cursor() as cursor:
-        cursor.execute(
-            sql, [phone, channel, *params, Conversation.Status.NEW, at, at, at, preview]
-        )
+        cursor.execute(sql, [phone, channel, *params, Conversation.Status.NEW, at, at, at, preview])
         return cursor.fetchone()
 
 
