@@ -219,7 +219,7 @@ def _inbound_insert_sql() -> tuple[str, tuple]:
     meta = Message._meta
     fields = tuple(f for f in meta.concrete_fields if f is not meta.pk and f.name != "conversation")
     quote = connection.ops.quote_name
-    names = ", ".join(quote(f.column) for f in fields)
+    names = ", ".join(quote(str(f.column)) for f in fields)
     # Typed: in an INSERT ... SELECT a bare literal is text, whatever the column.
     values = ", ".join(f"CAST(%s AS {f.cast_db_type(connection)})" for f in fields)
     conversations = quote(Conversation._meta.db_table)
@@ -263,8 +263,8 @@ def _inbound_insert(
     extra = "".join(f", {name} AS ({statement})" for name, statement, _ in also)
     ids = "".join(f", (SELECT id FROM {name})" for name, _, _ in also)  # noqa: S608 (names from code)
     sql = sql.replace("{also}", extra).replace("{ids}", ids)
-    note = [Conversation.Status.NEW, at, at, at, preview]
-    also_params = [p for _, _, statement_params in also for p in statement_params]
+    note: list = [Conversation.Status.NEW, at, at, at, preview]
+    also_params: list = [p for _, _, statement_params in also for p in statement_params]
     with connection.cursor() as cursor:
         cursor.execute(sql, [phone, channel, *params, *note, *also_params])
         return cursor.fetchone()
