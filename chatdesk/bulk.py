@@ -11,6 +11,7 @@ objects come back with their primary keys set, saved.
 only the customer), without building an instance for each.
 """
 
+import functools
 from typing import TypeVar
 
 from django.db import connection, models
@@ -87,3 +88,42 @@ def bulk_insert_like(
             f"FROM unnest({arrays}) ON CONFLICT DO NOTHING",
             [*(_prepared(f, base) for f in same), *(list(varying[f.attname]) for f in changing)],
         )
+
+
+def insert_select(
+    obj: models.Model, *, source: str, exprs: dict[str, tuple[str, list]] | None = None
+) -> tuple[str, list]:
+    """`INSERT INTO <obj's table> (...) SELECT ... FROM <source> RETURNING <pk> AS id`, for a
+    data-modifying CTE that stores a row with others in one statement (PostgreSQL). Every
+    column but an automatic primary key, as `obj` has it (prepared as an insert would:
+    defaults, auto_now) and cast to its column's type (in a SELECT a bare literal is text),
+    except `exprs`: attname -> (SQL, params), e.g. a column of `source`."""
+    exprs = exprs or {}
+    meta = obj._meta
+    quote = connection.ops.quote_name
+    names, values, params = [], [], []
+    for field, column, cast in _insert_columns(type(obj)):
+        if field.attname in exprs:
+            sql, extra = exprs[field.attname]
+            values.append(sql)
+            params += extra
+        elif field is meta.pk:
+            continue
+        else:
+            values.append(cast)
+            params.append(_prepared(field, obj))
+        names.append(column)
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(names)}) "  # noqa: S608 (names from the model)
+        f"SELECT {', '.join(values)} FROM {source} RETURNING {quote(meta.pk.column)} AS id"
+    )
+    return sql, params
+
+
+@functools.cache
+def _insert_columns(model: type[models.Model]) -> list[tuple]:
+    quote = connection.ops.quote_name
+    return [
+        (f, quote(f.column), f"CAST(%s AS {f.cast_db_type(connection)})")
+        for f in model._meta.concrete_fields
+    ]

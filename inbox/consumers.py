@@ -25,17 +25,22 @@ process sends from several threads), the socket has the page re-fetch its list a
 """
 
 import asyncio
+import functools
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import EmptyResultSet
+from django.db import connection
 from django.db.models import F, Func, Subquery
 from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.html import format_html
 
 from chatdesk.roles import SUPPORT, has_role
+from customers.models import Customer
 from inbox import channels, live, selectors
 from inbox.context_processors import BADGE, unread_badge_context
 from inbox.events import INBOX_GROUP, EventType, conversation_group
@@ -454,16 +459,11 @@ def _message_and_row(
     conversation_id: int, message_id: int | None, channel_keys: frozenset[str] | None
 ):
     """(message, the conversation's row, the unread total on these channels): for a new
-    message, all three in one query; else the row and the total in one."""
+    message, all three in one query (_MessageRow); else the row and the total in one."""
     if message_id is not None:
-        message = (
-            Message.objects.select_related("conversation__customer", "conversation__assignee")
-            .annotate(unread_total=_unread_total(channel_keys))
-            .filter(id=message_id, conversation_id=conversation_id)
-            .first()
-        )
-        if message is not None:
-            return message, message.conversation, message.unread_total or 0
+        found = _message_row.get(message_id, conversation_id, channel_keys)
+        if found is not None:
+            return found
     conversation = (
         Conversation.objects.select_related("customer", "assignee")
         .annotate(unread_total=_unread_total(channel_keys))
@@ -471,6 +471,99 @@ def _message_and_row(
         .first()
     )
     return None, conversation, (conversation.unread_total or 0) if conversation else 0
+
+
+@functools.lru_cache(maxsize=256)
+def _unread_total_sql(channel_keys: frozenset[str] | None) -> tuple[str, tuple]:
+    """_unread_total's query as SQL, compiled once per set of channels (an audience)."""
+    query = _unread_total(channel_keys).query
+    try:
+        sql, params = query.get_compiler(connection=connection).as_sql()
+    except EmptyResultSet:  # an agent on no channel at all (Django's empty IN)
+        return "SELECT NULL", ()
+    return sql, tuple(params)
+
+
+class _MessageRow:
+    """A message with its conversation, customer and assignee, and the unread total, read
+    by one statement made once per process (the same columns and joins as the ORM's
+    select_related, built from the models) and turned into model instances: on every list
+    update the ORM spent more time compiling that query (1.5-2 ms) than the database spent
+    running it."""
+
+    def __init__(self):
+        self.sql = ""
+        self.parts: list[tuple] = []
+
+    def _prepare(self) -> None:
+        quote = connection.ops.quote_name
+        user_model = get_user_model()
+        tables = [(Message, "m"), (Conversation, "c"), (Customer, "cu"), (user_model, "u")]
+        columns, parts = [], []
+        for model, alias in tables:
+            fields = model._meta.concrete_fields
+            columns += [f"{alias}.{quote(f.column)}" for f in fields]
+            converters = [
+                connection.ops.get_db_converters(col) + col.get_db_converters(connection)
+                for col in (f.get_col(alias) for f in fields)
+            ]
+            parts.append((model, fields, converters))
+        self.parts = parts
+        tables_sql = (
+            f"{quote(Message._meta.db_table)} m "
+            f"JOIN {quote(Conversation._meta.db_table)} c ON c.id = m.conversation_id "
+            f"JOIN {quote(Customer._meta.db_table)} cu ON cu.id = c.customer_id "
+            f"LEFT JOIN {quote(user_model._meta.db_table)} u ON u.id = c.assignee_id"
+        )
+        select = ", ".join(columns)
+        # Names from the models' metadata; the values are parameters.
+        self.sql = f"SELECT {select}, ({{unread}}) FROM {tables_sql} WHERE m.id = %s AND m.conversation_id = %s"  # noqa: E501, S608
+
+    def get(self, message_id: int, conversation_id: int, channel_keys):
+        if connection.vendor != "postgresql":
+            return self._orm(message_id, conversation_id, channel_keys)
+        if not self.sql:
+            self._prepare()
+        unread_sql, unread_params = _unread_total_sql(channel_keys)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                self.sql.format(unread=unread_sql),
+                [*unread_params, message_id, conversation_id],
+            )
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        message, conversation, customer, assignee = self._instances(row)
+        conversation.customer = customer
+        conversation.assignee = assignee if assignee.pk is not None else None
+        message.conversation = conversation
+        return message, conversation, row[-1] or 0
+
+    def _instances(self, row) -> list:
+        made, start = [], 0
+        for model, fields, converters in self.parts:
+            values = list(row[start : start + len(fields)])
+            for i, (field, field_converters) in enumerate(zip(fields, converters, strict=True)):
+                for converter in field_converters:
+                    values[i] = converter(values[i], field, connection)
+            made.append(model.from_db(connection.alias, None, values))
+            start += len(fields)
+        return made
+
+    @staticmethod
+    def _orm(message_id: int, conversation_id: int, channel_keys):
+        message = (
+            Message.objects.select_related("conversation__customer", "conversation__assignee")
+            .annotate(unread_total=_unread_total(channel_keys))
+            .filter(id=message_id, conversation_id=conversation_id)
+            .first()
+        )
+        if message is None:
+            return None
+        return message, message.conversation, message.unread_total or 0
+
+
+_message_row = _MessageRow()
 
 
 def _matches(

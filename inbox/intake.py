@@ -22,15 +22,16 @@ from datetime import datetime, timedelta
 
 import dramatiq
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from dramatiq_crontab import interval
 
+from chatdesk.bulk import insert_select
 from customers.phones import InvalidPhone, phone_normalize_reported
 from customers.services import customer_get_or_create_reported
 from inbox import channels, services
 from inbox.media import MEDIA_MAX_BYTES, media_download
-from inbox.models import DEFAULT_CHANNEL, Channel, Conversation, Message, WebhookEvent
+from inbox.models import DEFAULT_CHANNEL, Channel, Message, WebhookEvent
 from inbox.services import conversation_get_or_create
 from provider.cloudapi.codes import MARKETING_CAP
 from provider.records import (
@@ -59,6 +60,7 @@ RETRY_MAX_SECONDS = 3600.0
 STALE_AFTER = timedelta(seconds=60)
 LEASE = timedelta(seconds=120)
 ERROR_REASON = "WhatsApp informó un error al entregar el mensaje."
+DUPLICATE = "ya registrado"
 
 
 @dataclass(frozen=True)
@@ -152,12 +154,79 @@ def webhook_event_receive(
         event=_event_name(payload), provider=provider, payload=payload, received_at=now
     )
     try:
+        if _known_inbound_alone(event, now):
+            return event
         with transaction.atomic():
             _finish(event, _outcome(event), now)
     except Exception as exc:
         log.exception("webhook event not applied; stored for a retry")
         _store_failed(event, exc, now)
     return event
+
+
+def _known_inbound_alone(event: WebhookEvent, now: datetime) -> bool:
+    """The common webhook, in one statement and no transaction around it (PostgreSQL): one
+    customer's message on a conversation we know. The message (ON CONFLICT on its wa_id), the
+    conversation's note, the pending reaction and the raw event, processed, commit together
+    in one round trip where the general path takes nine; the push leaves right after. False
+    (nothing written) for anything else, which takes the general path."""
+    if event.provider != Channel.Provider.WASENDER or connection.vendor != "postgresql":
+        return False
+    try:
+        (envelope,) = _envelopes(event)
+    except (ParseError, ValueError):
+        return False
+    content = envelope.content
+    if not isinstance(content, MessagesEvent) or len(content.messages) != 1:
+        return False
+    m = content.messages[0]
+    if m.skip or m.from_me or not m.phone:
+        return False
+    channel = _channel_key(event.provider, envelope)
+    try:
+        e164, _valid = phone_normalize_reported(m.phone)
+    except InvalidPhone:
+        return False
+    if channel is None:
+        return False
+    # Late import: outbound's rules import inbox (the one call up a floor, ARCHITECTURE.md).
+    from outbound.rules import inbound_react_enqueue, inbound_react_later_sql
+
+    event.state, event.processed_at, event.retry_at, event.error = State.PROCESSED, now, None, ""
+    raw_event = insert_select(
+        event,
+        source="conv",
+        exprs={"error": ("CASE WHEN EXISTS (SELECT 1 FROM m) THEN '' ELSE %s END", [DUPLICATE])},
+    )
+    found = services.message_inbound_create_known(
+        phone=e164,
+        channel=channel,
+        wa_id=m.wa_id,
+        kind=m.kind,
+        body=m.body,
+        created_at=m.at or envelope.at or event.received_at,
+        media=m.media,
+        media_source=m.source,
+        also=[("raw_event", *raw_event), ("reaction", *inbound_react_later_sql("m"))],
+    )
+    if found is None:
+        event.state, event.processed_at = State.PENDING, None
+        return False
+    message, created, (event.pk, _reaction) = found
+    event._state.adding, event._state.db = False, connection.alias
+    if not created:
+        event.error = DUPLICATE
+        return True
+    # Committed: what follows must not fail the webhook (its event says processed).
+    try:
+        customer = message.conversation.customer
+        services.customer_whatsapp_learn(customer=customer, name=m.push_name, lid=m.lid)
+    except DatabaseError:
+        log.exception("customer %s: name or LID not learned", message.conversation.customer.pk)
+    if message.media_source and message.kind in MEDIA_MAX_BYTES:
+        transaction.on_commit(lambda: media_download.send(message.pk), robust=True)
+    inbound_react_enqueue(message.pk)
+    return True
 
 
 def _store_failed(event: WebhookEvent, exc: Exception, now: datetime) -> None:
@@ -363,27 +432,21 @@ def _customer(m: WaMessage):
     return None, "mensaje sin remitente"
 
 
-def _known_conversation(m: WaMessage, channel: str) -> Conversation | None:
-    """The sender's conversation, with its customer, in one query: the common case (someone
-    who wrote before) on the path every customer message takes before the live push."""
+def _known_inbound(m: WaMessage, at: datetime, channel: str) -> Outcome | None:
+    """A customer's message to the conversation they already have (someone who wrote
+    before): the path every such message takes before the live push. The lookup, the insert
+    (the unique wa_id settles a duplicate, no lookup first) and the conversation's note are one
+    statement (services.message_inbound_create_known); only a stored message teaches us the
+    sender's name and LID. None when there is no such conversation."""
     if not m.phone:
         return None
     try:
         e164, _valid = phone_normalize_reported(m.phone)
     except InvalidPhone:
         return None
-    return (
-        Conversation.objects.select_related("customer")
-        .filter(customer__phone=e164, channel_id=channel)
-        .first()
-    )
-
-
-def _inbound(m: WaMessage, conversation: Conversation, at: datetime) -> Outcome:
-    """A customer's message to a conversation we know: the unique wa_id settles a duplicate
-    (no lookup first), and only a stored message teaches us the sender's name and LID."""
-    message, created = services.message_inbound_create(
-        conversation=conversation,
+    found = services.message_inbound_create_known(
+        phone=e164,
+        channel=channel,
         wa_id=m.wa_id,
         kind=m.kind,
         body=m.body,
@@ -391,9 +454,13 @@ def _inbound(m: WaMessage, conversation: Conversation, at: datetime) -> Outcome:
         media=m.media,
         media_source=m.source,
     )
+    if found is None:
+        return None
+    message, created, _ = found
     if not created:
         return _processed("ya registrado")
-    services.customer_whatsapp_learn(customer=conversation.customer, name=m.push_name, lid=m.lid)
+    customer = message.conversation.customer
+    services.customer_whatsapp_learn(customer=customer, name=m.push_name, lid=m.lid)
     _after_inbound(message)
     return _processed()
 
@@ -403,8 +470,8 @@ def _message(
 ) -> Outcome:
     if m.skip:
         return _ignored(m.skip)
-    if not m.from_me and (conversation := _known_conversation(m, channel)):
-        return _inbound(m, conversation, at)
+    if not m.from_me and (outcome := _known_inbound(m, at, channel)):
+        return outcome
     # Three columns, not the whole row: this runs for every message webhook.
     existing = (
         Message.objects.filter(wa_id=m.wa_id).values("conversation_id", "kind", "body").first()

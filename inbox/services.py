@@ -1,8 +1,10 @@
 """Writes to conversations and messages (the webhook intake and the send pipeline use these)."""
 
+import functools
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, DateTimeField, F, Q, Value, When
 from django.utils import timezone
 
@@ -141,6 +143,131 @@ def message_inbound_create(
         )
         message_created_publish(conversation_id=conversation.pk, message_id=message.pk)
     return message, created
+
+
+def message_inbound_create_known(
+    *,
+    phone: str,
+    channel: str,
+    wa_id: str,
+    kind: str,
+    body: str,
+    created_at: datetime,
+    media=None,
+    media_source: dict | None = None,
+    also: Sequence[tuple[str, str, list]] = (),
+) -> tuple[Message, bool, list] | None:
+    """A customer's message to the conversation they already have on this number (by E.164
+    phone), stored with the conversation's note in one statement on PostgreSQL: the lookup, the
+    insert (ON CONFLICT on the unique wa_id: a duplicate, or a copy racing this one, is never
+    stored twice, and no savepoint is needed) and message_inbound_create's conversation
+    update, one round trip where they were five. The message comes back with its
+    conversation and customer (their id, name and LID: what the intake learns from). None
+    when the phone has no conversation on this number (the intake's general path).
+
+    `also`: more rows stored by the same statement, [(name, INSERT ... RETURNING ... AS id,
+    params)], each run only when the conversation exists and free to read `m` (the stored
+    message: id, conversation_id; empty for a duplicate) and `conv` (the conversation). Their
+    ids come back third, in order. Out of a transaction, the statement commits alone: the
+    intake's one round trip (PostgreSQL only: elsewhere `also` must be empty)."""
+    if connection.vendor != "postgresql":
+        conversation = (
+            Conversation.objects.select_related("customer")
+            .filter(customer__phone=phone, channel_id=channel)
+            .first()
+        )
+        if conversation is None:
+            return None
+        message, created = message_inbound_create(
+            conversation=conversation,
+            wa_id=wa_id,
+            kind=kind,
+            body=body,
+            created_at=created_at,
+            media=media,
+            media_source=media_source,
+        )
+        message.conversation = conversation
+        return message, created, []
+    message = Message(
+        wa_id=wa_id,
+        direction=Message.Direction.IN,
+        author_kind=Message.Author.CUSTOMER,
+        status=Message.Status.RECEIVED,
+        kind=kind,
+        body=body,
+        created_at=created_at,
+        **_media_fields(media, media_source),
+    )
+    row = _inbound_insert(message, phone=phone, channel=channel, also=also)
+    if row is None:
+        return None
+    message_id, conversation_id, customer_id, name, lid, *also_ids = row
+    customer = Customer(pk=customer_id, phone=phone, name=name, whatsapp_lid=lid)
+    message.conversation = Conversation(pk=conversation_id, customer=customer, channel_id=channel)
+    if message_id is None:
+        return message, False, also_ids
+    message.pk = message_id
+    message._state.adding, message._state.db = False, connection.alias
+    message_created_publish(conversation_id=conversation_id, message_id=message_id)
+    return message, True, also_ids
+
+
+@functools.cache
+def _inbound_insert_sql() -> tuple[str, tuple]:
+    """The statement and the fields it inserts, made once per process (from the models)."""
+    meta = Message._meta
+    fields = tuple(f for f in meta.concrete_fields if f is not meta.pk and f.name != "conversation")
+    quote = connection.ops.quote_name
+    names = ", ".join(quote(str(f.column)) for f in fields)
+    # Typed: in an INSERT ... SELECT a bare literal is text, whatever the column.
+    values = ", ".join(f"CAST(%s AS {f.cast_db_type(connection)})" for f in fields)
+    conversations = quote(Conversation._meta.db_table)
+    sql = f"""
+        WITH conv AS (
+            SELECT c.id, cu.id AS customer_id, cu.name, cu.whatsapp_lid
+            FROM {conversations} c
+            JOIN {quote(Customer._meta.db_table)} cu ON cu.id = c.customer_id
+            WHERE cu.phone = %s AND c.channel_id = %s
+        ), m AS (
+            INSERT INTO {quote(meta.db_table)} (conversation_id, {names})
+            SELECT conv.id, {values} FROM conv
+            ON CONFLICT (wa_id) DO NOTHING
+            RETURNING id, conversation_id
+        ), note AS (
+            UPDATE {conversations} c SET
+                status = %s,
+                unread_count = c.unread_count + 1,
+                last_message_at = CASE WHEN c.last_message_at IS NULL
+                    OR c.last_message_at <= %s THEN %s ELSE c.last_message_at END,
+                last_message_preview = CASE WHEN c.last_message_at IS NULL
+                    OR c.last_message_at <= %s THEN %s ELSE c.last_message_preview END
+            FROM m WHERE c.id = m.conversation_id
+        ){{also}}
+        SELECT (SELECT id FROM m), conv.id, conv.customer_id, conv.name, conv.whatsapp_lid{{ids}}
+        FROM conv
+    """  # noqa: S608 (names from the models' metadata, values as parameters)
+    return sql, fields
+
+
+def _inbound_insert(
+    message: Message, *, phone: str, channel: str, also: Sequence[tuple[str, str, list]] = ()
+):
+    """(message id or None for a duplicate, conversation id, customer id, name, LID, the ids
+    of `also`), or None when there is no such conversation. The UPDATE is
+    conversation_inbound_note's, run only when the insert stored a row."""
+    sql, fields = _inbound_insert_sql()
+    params = [f.get_db_prep_save(f.pre_save(message, True), connection) for f in fields]
+    at = message.created_at
+    preview = message_preview(kind=message.kind, body=message.body)[:160]
+    extra = "".join(f", {name} AS ({statement})" for name, statement, _ in also)
+    ids = "".join(f", (SELECT id FROM {name})" for name, _, _ in also)  # noqa: S608 (names from code)
+    sql = sql.replace("{also}", extra).replace("{ids}", ids)
+    note: list = [Conversation.Status.NEW, at, at, at, preview]
+    also_params: list = [p for _, _, statement_params in also for p in statement_params]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [phone, channel, *params, *note, *also_params])
+        return cursor.fetchone()
 
 
 def _same_text(a: str, b: str) -> bool:

@@ -40,6 +40,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from dramatiq_crontab import interval
 
+from chatdesk.bulk import insert_select
 from customers.services import (
     customer_marketing_opt_in,
     customer_marketing_opt_out,
@@ -128,7 +129,26 @@ def inbound_react_later(*, message: Message) -> None:
     InboundReaction.objects.create(
         message_id=message.pk, conversation_id=message.conversation_id, action=""
     )
-    transaction.on_commit(lambda: inbound_react_actor.send(message.pk), robust=True)
+    inbound_react_enqueue(message.pk)
+
+
+def inbound_react_later_sql(source: str) -> tuple[str, list]:
+    """inbound_react_later's pending reaction row as an INSERT ... SELECT from `source` (the
+    new message: its id and conversation_id), for an intake that stores the message, the
+    reaction and the raw event in one statement. After it: inbound_react_enqueue."""
+    pending = InboundReaction(action="")
+    return insert_select(
+        pending,
+        source=source,
+        exprs={
+            "message_id": (f"{source}.id", []),
+            "conversation_id": (f"{source}.conversation_id", []),
+        },
+    )
+
+
+def inbound_react_enqueue(message_id: int) -> None:
+    transaction.on_commit(lambda: inbound_react_actor.send(message_id), robust=True)
 
 
 @dramatiq.actor(actor_name="outbound_inbound_react", max_retries=3)

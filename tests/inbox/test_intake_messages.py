@@ -306,6 +306,68 @@ def test_a_race_on_the_same_message_is_settled_by_the_unique_constraint(post, mo
     assert Conversation.objects.get().unread_count == 1
 
 
+def test_the_one_statement_path_stores_the_event_and_the_reaction(post):
+    from outbound.models import InboundReaction
+
+    post("messages_received_text")
+    again = copy.deepcopy(fixture_load("messages_received_text"))
+    again["data"]["messages"]["key"]["id"] = "3EB0ONESTATEMENT01"
+    assert post(again).status_code == 200
+    message = Message.objects.get(wa_id="3EB0ONESTATEMENT01")
+    event = WebhookEvent.objects.order_by("-pk").first()
+    assert (event.state, event.error, event.payload) == ("processed", "", again)
+    assert event.processed_at is not None and event.retry_at is None
+    reaction = InboundReaction.objects.get(message_id=message.pk)
+    assert (reaction.conversation_id, reaction.action) == (message.conversation_id, "")
+    assert Conversation.objects.get().unread_count == 2
+    assert post(again).status_code == 200  # delivered twice: stored once, the event says so
+    assert Message.objects.filter(wa_id="3EB0ONESTATEMENT01").count() == 1
+    assert WebhookEvent.objects.order_by("-pk").first().error == "ya registrado"
+    assert InboundReaction.objects.count() == 2
+    assert Conversation.objects.get().unread_count == 2
+
+
+def test_a_known_customer_message_already_stored_is_not_counted_again(post):
+    """The one-statement path (lookup, insert ON CONFLICT, note): a copy of a stored message,
+    delivered again or inserted by a racing request first, changes nothing."""
+    from inbox import services
+
+    post("messages_received_text")
+    existing = Message.objects.get()
+    conversation = existing.conversation
+    before = Conversation.objects.values("unread_count", "last_message_preview").get()
+    message, created, _ = services.message_inbound_create_known(
+        phone=conversation.customer.phone,
+        channel=conversation.channel_id,
+        wa_id=existing.wa_id,
+        kind="text",
+        body="otra vez",
+        created_at=existing.created_at,
+    )
+    assert created is False
+    assert message.conversation.pk == conversation.pk
+    assert Message.objects.count() == 1
+    assert Message.objects.get().body == existing.body
+    assert Conversation.objects.values("unread_count", "last_message_preview").get() == before
+
+
+def test_the_one_statement_path_needs_the_conversation_on_that_number(post):
+    from inbox import services
+
+    post("messages_received_text")
+    customer = Message.objects.get().conversation.customer
+    found = services.message_inbound_create_known(
+        phone=customer.phone,
+        channel="otro-numero",
+        wa_id="3EB0OTHERCHANNEL01",
+        kind="text",
+        body="hola",
+        created_at=timezone.now(),
+    )
+    assert found is None
+    assert not Message.objects.filter(wa_id="3EB0OTHERCHANNEL01").exists()
+
+
 def test_protocol_and_reaction_messages_are_not_stored(post):
     body = fixture_load("messages_received_text")
     del body["data"]["messages"]["messageBody"]
@@ -385,14 +447,14 @@ def test_a_fuzzed_copy_does_not_change_the_fixture(post):
 def test_a_known_customer_message_reaches_the_publish_in_few_queries(
     post, django_assert_max_num_queries, django_capture_on_commit_callbacks
 ):
-    """The path before the live push: one lookup (the conversation with its customer, by
-    phone), the message, the conversation's note, the pending reaction and the raw event; the
-    savepoints of the request's transaction and of the unique insert. Duplicates are settled by
-    the insert, not looked up first (issue 19)."""
+    """The path before the live push is one statement (issue 19): the lookup (the
+    conversation with its customer, by phone), the message (ON CONFLICT on its wa_id: no
+    lookup first, no savepoint), the conversation's note, the pending reaction and the raw
+    event, committed alone (no BEGIN, no COMMIT outside a test)."""
     post("messages_received_text")
     again = copy.deepcopy(fixture_load("messages_received_text"))
     again["data"]["messages"]["key"]["id"] = "3EB0QUERYCOUNT0001"
-    with django_assert_max_num_queries(9), django_capture_on_commit_callbacks(execute=True) as run:
+    with django_assert_max_num_queries(1), django_capture_on_commit_callbacks(execute=True) as run:
         assert post(again).status_code == 200
     assert Message.objects.filter(wa_id="3EB0QUERYCOUNT0001").exists()
     assert run  # the push (and the reaction's job) left after the commit

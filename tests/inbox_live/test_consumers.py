@@ -125,6 +125,41 @@ async def test_every_list_update_carries_the_inbox_unread_total(channel_layer):
     await communicator.disconnect()
 
 
+async def test_a_new_message_row_is_the_list_page_row(channel_layer):
+    """The socket reads a new message's row with one statement of its own (issue 19), not the
+    ORM's: the row it sends is the one the list page renders (assignee, customer, counts),
+    customer text escaped."""
+    from inbox import consumers
+
+    def assigned():
+        agent = make_user("carla", "agent", first_name="Carla")
+        conversation = conversation_with(
+            "+593968196046", HOSTILE, text=HOSTILE, unread_count=2, assignee=agent
+        )
+        return conversation, message_in(conversation, HOSTILE)
+
+    conversation, message = await database_sync_to_async(assigned)()
+    communicator = await socket()
+    assert (await communicator.connect())[0]
+    await watch(communicator)
+    await database_sync_to_async(event_publish)(
+        "message.created", conversation_id=conversation.pk, message_id=message.pk
+    )
+    html = await communicator.receive_from(timeout=WAIT)
+    assert HOSTILE not in html
+    assert "→ Carla" in html
+
+    @database_sync_to_async
+    def page_row():
+        from inbox.models import Conversation
+
+        row = Conversation.objects.select_related("customer", "assignee").get(pk=conversation.pk)
+        return consumers._render("es", "conv_row", {"c": row})
+
+    assert await page_row() in html
+    await communicator.disconnect()
+
+
 async def test_it_pushes_nothing_for_a_rolled_back_change(channel_layer):
     conversation = await database_sync_to_async(conversation_with)("+593968196046", "Carlos")
     communicator = await socket()
