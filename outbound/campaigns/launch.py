@@ -4,9 +4,12 @@ Launch (`campaign_launch`): one conditional update moves the campaign from draft
 to running, and in the same transaction its recipients are written in bulk (one row per
 customer, unique per campaign), each with its variant (random, seeded by the campaign id, so a
 relaunch of the same data assigns the same variants), its rendered body, and when it may be
-sent (`planned_at`). The audience is read as tuples CHUNK customers at a time and each chunk
-written in one statement (COPY on PostgreSQL), each body validated once: no model instance per
-customer, so a million-customer launch takes the memory of a thousand. A customer the body
+sent (`planned_at`). A campaign with one body, one number and no best hour is written by one
+INSERT ... SELECT with the text made in SQL (sqlbody.py: what the Python path would write, row
+for row): no customer passes through Python. Otherwise the audience is read as tuples CHUNK
+customers at a time and each chunk written in one statement (COPY on PostgreSQL), each body
+validated once: no model instance per customer, so a million-customer launch takes the memory
+of a thousand. A customer the body
 cannot be filled for (MissingValue) is written `skipped` with the reason. Two launch tasks
 racing both try the update; the loser sees the state already moved and does nothing.
 
@@ -223,8 +226,9 @@ def _audience_chunks(customers: QuerySet[Customer], *, subscriptions: bool):
 
 def recipients_materialise(*, campaign: Campaign, now: datetime) -> tuple[int, int]:
     """Write every recipient (idempotent: existing rows are kept). (recipients, opted out).
-    Customers are read as tuples and the recipients written one statement per CHUNK, so
-    time and memory stay the same per customer however large the audience."""
+    In one statement where SQL can make the text (_sql_path); else customers are read as
+    tuples and the recipients written one statement per CHUNK, so time and memory stay the
+    same per customer however large the audience."""
     customers, excluded = campaign_audience(campaign)
     variants = list(campaign.variants.all())
     rng = random.Random(campaign.pk)

@@ -25,6 +25,7 @@ import sys
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import cast
 
 from django.db import connection, transaction
 from django.db.models import QuerySet
@@ -106,15 +107,17 @@ class _BodySql:
             self.parts.append(expression)
             self.parts_params += params
 
-    def _value(self, name: str, *, name_of: str = "", service=None, expires_on=None):
-        """A zero-argument call of templating's value_of for a stand-in customer."""
+    def _value(self, name: str, *, service=None, expires_on=None):
+        """A zero-argument call of templating's value_of for a stand-in customer (no name;
+        a subscription when given its service or expiry)."""
         subs = _Subscriptions()
         if service is not None or expires_on is not None:
             service = service or Service(pk=self.service_id or 0, name="", normal_price=0)
             subs.append(
                 Subscription(service=service, price=Decimal(0), expires_on=expires_on or date.max)
             )
-        customer = _StandIn(name=name_of, subscriptions=subs)
+        # value_of reads `name` and `subscriptions.all()`, as of launch.py's _Customer.
+        customer = cast(Customer, _StandIn(name="", subscriptions=subs))
         value_of = _value_of(customer, extra=self.extra, service=self.service_id, today=self.today)
         return lambda: value_of(name)
 
