@@ -3,6 +3,7 @@ path writes: the same text, state and skip reason for every customer, over names
 whitespace, customers without subscriptions, ties, expired ones, campaign values and their
 absence, a service filter and a text too long."""
 
+import sys
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 
@@ -10,7 +11,7 @@ import pytest
 from django.utils import timezone
 
 from customers.models import Customer, Service, Subscription
-from outbound.campaigns import campaign_create, campaign_launch, launch
+from outbound.campaigns import campaign_create, campaign_launch, launch, sqlbody
 from outbound.models import Campaign, CampaignRecipient
 from outbound.templating import template_validate
 
@@ -148,3 +149,30 @@ def test_the_cases_cover_every_outcome(audience, monkeypatch):
     assert states == {"pending", "skipped"}
     assert "Hola María 👋 tu Netflix tiene una oferta." in texts
     assert "Hola {nombre} 👋 tu Disney+ tiene una oferta." in texts
+
+
+def test_the_whitespace_list_is_pythons():
+    everything = map(chr, range(sys.maxunicode + 1))
+    assert "".join(c for c in everything if c.isspace()) == sqlbody.WHITESPACE
+
+
+def test_a_variable_it_cannot_make_leaves_the_python_path(audience, monkeypatch):
+    monkeypatch.setattr(sqlbody, "SUBSCRIPTION_VARIABLES", ("servicio",))
+    campaign = campaign_create(
+        title="Nueva variable",
+        body="Hola {nombre}, {dias_restantes} días",
+        filters={},
+        kind=Campaign.Kind.NOTIFICATION,
+    )
+    assert (
+        sqlbody.recipients_insert_select(
+            campaign=campaign,
+            customers=Customer.objects.all(),
+            service_id=None,
+            today=TODAY,
+            planned=NOW,
+            fresh=True,
+        )
+        is None
+    )
+    assert not CampaignRecipient.objects.filter(campaign=campaign).exists()
