@@ -121,10 +121,38 @@ def campaign_funnel(
     return _rates(counts)
 
 
+# What the progress poll counts from the recipients' states alone.
+_STATE_COUNTS = ("pending", "skipped", "opted_out")
+
+
 def campaign_progress_counts(*, campaign: Campaign) -> dict:
-    """The live part of the funnel (polled every 2 s): recipient states and their messages'
-    statuses in one aggregate, without campaign_funnel's reply and renewal subqueries."""
-    counts = CampaignRecipient.objects.filter(campaign=campaign).aggregate(**_progress_counts())
+    """The live part of the funnel (polled every 2 s), without campaign_funnel's reply and
+    renewal subqueries: what _progress_counts counts, in two reads that each touch what they
+    need. The recipients' states (grouped, no join), then their messages' statuses among the
+    recipients past pending only: a recipient gets its message as it leaves pending
+    (recipients_queue), so on a campaign just launched to a million the join covers the few
+    already queued, not every recipient (1.2 s as one aggregate)."""
+    recipients = CampaignRecipient.objects.filter(campaign=campaign)
+    counts: dict = {"first_pending": None, "total": 0, **dict.fromkeys(_STATE_COUNTS, 0)}
+    # COUNT(*), not of the id: recipient_due_idx (campaign, state, channel, planned_at) holds
+    # all it reads, an index-only scan once vacuum has passed.
+    by_state = (
+        recipients.order_by()
+        .values_list("state")
+        .annotate(n=Count("*"), first=Min("planned_at"))
+        .values_list("state", "n", "first")
+    )
+    for state, n, first in by_state:
+        counts["total"] += n
+        if state in _STATE_COUNTS:
+            counts[state] = n
+        if state == RState.PENDING:
+            counts["first_pending"] = first
+    by_message = {
+        name: aggregate for name, aggregate in _progress_counts().items() if name not in counts
+    }
+    past_pending = [state for state in RState.values if state != RState.PENDING]
+    counts.update(recipients.filter(state__in=past_pending).aggregate(**by_message))
     return _done(counts)
 
 
