@@ -16,6 +16,7 @@ always safe. Outcomes:
 
 import logging
 import threading
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -198,15 +199,11 @@ def _known_inbound_alone(event: WebhookEvent, now: datetime) -> bool:
         source="conv",
         exprs={"error": ("CASE WHEN EXISTS (SELECT 1 FROM m) THEN '' ELSE %s END", [DUPLICATE])},
     )
-    found = services.message_inbound_create_known(
-        phone=e164,
-        channel=channel,
-        wa_id=m.wa_id,
-        kind=m.kind,
-        body=m.body,
-        created_at=m.at or envelope.at or event.received_at,
-        media=m.media,
-        media_source=m.source,
+    found = _known_store(
+        m,
+        e164,
+        channel,
+        envelope.at or event.received_at,
         also=[("raw_event", *raw_event), ("reaction", *inbound_react_later_sql("m"))],
     )
     if found is None:
@@ -432,6 +429,22 @@ def _customer(m: WaMessage):
     return None, "mensaje sin remitente"
 
 
+def _known_store(m: WaMessage, e164: str, channel: str, at: datetime, also: Sequence = ()):
+    """services.message_inbound_create_known for this message (`at` when it has no time of its
+    own): both paths of a known customer's message store it alike."""
+    return services.message_inbound_create_known(
+        phone=e164,
+        channel=channel,
+        wa_id=m.wa_id,
+        kind=m.kind,
+        body=m.body,
+        created_at=m.at or at,
+        media=m.media,
+        media_source=m.source,
+        also=also,
+    )
+
+
 def _known_inbound(m: WaMessage, at: datetime, channel: str) -> Outcome | None:
     """A customer's message to the conversation they already have (someone who wrote
     before): the path every such message takes before the live push. The lookup, the insert
@@ -444,16 +457,7 @@ def _known_inbound(m: WaMessage, at: datetime, channel: str) -> Outcome | None:
         e164, _valid = phone_normalize_reported(m.phone)
     except InvalidPhone:
         return None
-    found = services.message_inbound_create_known(
-        phone=e164,
-        channel=channel,
-        wa_id=m.wa_id,
-        kind=m.kind,
-        body=m.body,
-        created_at=m.at or at,
-        media=m.media,
-        media_source=m.source,
-    )
+    found = _known_store(m, e164, channel, at)
     if found is None:
         return None
     message, created, _ = found
