@@ -338,12 +338,21 @@ def _retry_enqueue(event_id: int, delay_seconds: float) -> None:
 
 def _envelopes(event: WebhookEvent) -> list[Envelope]:
     """What the event says, in its provider's shape: WaSender sends one thing per webhook,
-    Meta batches several (entries, changes, messages and statuses)."""
+    Meta batches several (entries, changes, messages and statuses). Parsed once per event
+    object: a webhook the one-statement path declines (a status, a new customer) is read
+    again by the general path."""
+    try:
+        return event._envelopes  # type: ignore[attr-defined]
+    except AttributeError:
+        pass
     if event.provider == Channel.Provider.CLOUDAPI:
         from provider.cloudapi import payloads as cloudapi_payloads
 
-        return list(cloudapi_payloads.event_parse(event.payload))
-    return [wasender_payloads.event_parse(event.payload)]
+        envelopes = list(cloudapi_payloads.event_parse(event.payload))
+    else:
+        envelopes = [wasender_payloads.event_parse(event.payload)]
+    event._envelopes = envelopes  # type: ignore[attr-defined]
+    return envelopes
 
 
 def _outcome(event: WebhookEvent) -> Outcome:
