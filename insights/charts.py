@@ -77,7 +77,8 @@ def _level(value, top: int, shade_of) -> int:
     """0 for an empty cell, else 1-4 by the value's share of the busiest cell."""
     if not value or not top:
         return 0
-    return 1 + min(3, 4 * shade_of(value) // (top + 1))
+    # An int even for a rate (a float): the level names a CSS class, "lv2", never "lv2,0".
+    return 1 + min(3, int(4 * shade_of(value) // (top + 1)))
 
 
 def heat_tables(grids: dict) -> dict:
