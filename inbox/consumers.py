@@ -110,8 +110,10 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         socket_forget(self)
         if self.gap_watch is not None:
             self.gap_watch.cancel()
-        await self._unwatch()
+        # First: the hub holds this socket until told (daphne cancels a disconnect that takes
+        # too long, say on a Redis that does not answer).
         await hub_leave(self.channel_layer, INBOX_GROUP, self)
+        await self._unwatch()
 
     # --- access: re-checked while the socket is open (inbox/socket_access.py) ------------------
 
