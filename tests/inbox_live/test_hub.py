@@ -166,10 +166,20 @@ async def test_a_socket_that_falls_behind_loses_events_and_resyncs(layer_kind, m
         await real(self, event)
 
     monkeypatch.setattr(InboxConsumer, "list_stale", list_stale)
+    handed = []
+    fan_out = hub.Hub._fan_out
+
+    def counted(self, message):
+        fan_out(self, message)
+        handed.append(message["seq"])
+
+    monkeypatch.setattr(hub.Hub, "_fan_out", counted)
     (bob,) = await sockets("bob")
     for seq in range(1, 7):
         await stale(seq)
-    await asyncio.sleep(0.2)  # the hub has handed on what it could
+    async with asyncio.timeout(WAIT):  # the hub has handed on what it could
+        while len(handed) < 6:
+            await asyncio.sleep(0.02)
     gate.set()
     # 2 queued, and perhaps 1 already in hand; the rest lost.
     frames = []
