@@ -22,10 +22,15 @@ inbox group is numbered by its publisher (inbox/events.py). When a number is sti
 GAP_GRACE seconds after a later one arrived (numbers may arrive a little out of order: a
 process sends from several threads), the socket has the page re-fetch its list and thread
 (#live-resync), as after a reconnect.
+
+The inbox group's events come from this process's hub (inbox/hub.py: one member of the group
+per process, not one per socket), through the same dispatch as the socket's own messages, one
+at a time per socket. Conversation groups are joined by each socket itself.
 """
 
 import asyncio
 import functools
+import logging
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
@@ -45,6 +50,7 @@ from inbox import channels, live, selectors
 from inbox.context_processors import BADGE, unread_badge_context
 from inbox.events import INBOX_GROUP, EventType, conversation_group
 from inbox.gaps import Gaps
+from inbox.hub import hub_join, hub_leave
 from inbox.models import Conversation, Message
 from inbox.socket_access import socket_forget, socket_watch
 
@@ -53,6 +59,7 @@ CLOSE_FORBIDDEN = 4403
 INDEX = "inbox/index.html"
 LIST_STALE = '<div id="list-stale" hx-swap-oob="true" hidden></div>'
 RESYNC = '<div id="live-resync" hx-swap-oob="true" hidden></div>'
+log = logging.getLogger(__name__)
 
 
 def _language(scope) -> str:
@@ -67,6 +74,12 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
     # None: every channel (admins, and everyone while no agent is limited).
     channel_keys: set[str] | None = None
     gap_watch: asyncio.Task | None = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The hub's events and the socket's own messages (a watch, presence) are handled one
+        # at a time, as when they all came through Channels' one loop per consumer.
+        self.serial = asyncio.Lock()
 
     async def connect(self):
         # Accept, then close with a code: the browser learns why, and the ws extension does
@@ -87,7 +100,7 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         self.viewers: dict[int, str] = {}
         self.gaps = Gaps()
         self.channel_keys = await database_sync_to_async(channels.channel_keys_for)(user)
-        await self.channel_layer.group_add(INBOX_GROUP, self.channel_name)
+        await hub_join(self.channel_layer, INBOX_GROUP, self, self.inbox_event)
         await self.accept()
         self._access_watch()
 
@@ -97,8 +110,10 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         socket_forget(self)
         if self.gap_watch is not None:
             self.gap_watch.cancel()
+        # First: the hub holds this socket until told (daphne cancels a disconnect that takes
+        # too long, say on a Redis that does not answer).
+        await hub_leave(self.channel_layer, INBOX_GROUP, self)
         await self._unwatch()
-        await self.channel_layer.group_discard(INBOX_GROUP, self.channel_name)
 
     # --- access: re-checked while the socket is open (inbox/socket_access.py) ------------------
 
@@ -115,7 +130,20 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         self.user, self.revoked = None, True
         await self.close(code=code)
 
+    async def inbox_event(self, message):
+        """An event of the inbox group, from the hub. A handler that fails costs this socket
+        that event only: the page re-fetches what it shows, as when a number goes missing."""
+        try:
+            await self.dispatch(message)
+        except Exception:
+            log.exception("inbox socket failed on %s", message.get("type"))
+            await self.send(RESYNC)
+
     async def dispatch(self, message):
+        async with self.serial:
+            await self._dispatch(message)
+
+    async def _dispatch(self, message):
         if self.revoked and not message["type"].startswith("websocket."):
             return
         if self.user is not None and "seq" in message:

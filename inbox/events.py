@@ -18,11 +18,12 @@ lists are told to re-fetch themselves (list.stale) at most once a second. A page
 seconds before it re-fetches, so the events of the second it was told about are in it, and a
 later second tells it again. Unread counts and browser notifications wait for that re-fetch.
 
-The layer is at most once: a socket that falls behind (its channel full) loses events without
-anyone being told. So everything sent to the inbox group carries this process's `source` and a
-`seq` counting up: a socket that sees a number go missing has the page re-fetch what it shows
-(inbox/consumers.py). Every event reaches the inbox group, as a list copy, a batch or a
-list.stale, so a socket that falls behind misses some of these numbers.
+The layer is at most once, and so is a process's hub (inbox/hub.py): a socket that falls behind
+(its queue full) loses events without anyone being told. So everything sent to the inbox group
+carries this process's `source` and a `seq` counting up: a socket that sees a number go missing
+has the page re-fetch what it shows (inbox/consumers.py). Every event reaches the inbox group,
+as a list copy, a batch or a list.stale, so a socket that falls behind misses some of these
+numbers.
 """
 
 import asyncio

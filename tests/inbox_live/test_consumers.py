@@ -490,12 +490,14 @@ async def test_a_socket_that_fell_behind_and_lost_events_resyncs_at_the_next_one
                 )
 
     await database_sync_to_async(publish)(12)
-    frames = []
+    frames = [await communicator.receive_from(timeout=WAIT)]
     while not await communicator.receive_nothing(timeout=0.5):
         frames.append(await communicator.receive_from())
-    assert 0 < len(frames) < 12  # the layer dropped some, and said nothing
-    assert consumers.RESYNC not in frames  # no later number yet: nothing to notice
-    await database_sync_to_async(publish)(1)
-    frames = [await communicator.receive_from(timeout=WAIT) for _ in range(2)]
+    assert 0 < len([f for f in frames if f != consumers.RESYNC]) < 12  # the layer dropped some
+    # The process's hub takes events off the layer as they come, so the lost ones may be in
+    # the middle of the burst (noticed at once) or its end (noticed at the next number).
+    if consumers.RESYNC not in frames:
+        await database_sync_to_async(publish)(1)
+        frames = [await communicator.receive_from(timeout=WAIT) for _ in range(2)]
     assert consumers.RESYNC in frames
     await communicator.disconnect()

@@ -114,6 +114,52 @@ def test_it_pushes_from_one_process_to_a_socket_on_the_other(two_daphnes):
     assert 'id="live-staging"' in frame and "conv-row" in frame
 
 
+async def every_socket_hears(a: str, b: str, cookie: str, text: str) -> list[int]:
+    """Three sockets on each process (each process's hub is one member of the inbox group,
+    inbox/hub.py); the webhook goes to A. How many frames with `text` each socket got."""
+    sockets = [
+        await websockets.connect(
+            f"ws://{host}/ws/inbox/", origin=f"http://{host}", additional_headers={"Cookie": cookie}
+        )
+        for host in (a, a, a, b, b, b)
+    ]
+    for socket in sockets:
+        await socket.send(json.dumps({"type": "watch", "conversation": None, "view": "all"}))
+    await asyncio.sleep(0.5)  # the watches applied
+    async with httpx.AsyncClient() as client:
+        response = await client.post(
+            f"http://{a}/webhooks/wasender/",
+            json=webhook_body(text),
+            headers={"X-Webhook-Signature": settings.WASENDER_WEBHOOK_SECRET},
+        )
+        assert response.status_code == 200, response.text
+
+    async def count(socket) -> int:
+        heard = 0
+        # An upper bound for the frame that must come, then a quiet second for a second copy.
+        async with asyncio.timeout(30):
+            while not heard:
+                heard += text in await socket.recv()
+        try:
+            async with asyncio.timeout(1):
+                while True:
+                    heard += text in await socket.recv()
+        except TimeoutError:
+            return heard
+
+    try:
+        return list(await asyncio.gather(*(count(socket) for socket in sockets)))
+    finally:
+        for socket in sockets:
+            await socket.close()
+
+
+def test_every_socket_on_both_processes_hears_an_event_once(two_daphnes):
+    a, b = two_daphnes
+    bob = make_user("bob", "agent", first_name="Bob")
+    assert run(every_socket_hears(a, b, session_cookie(bob), "Hola a los seis")) == [1] * 6
+
+
 def test_it_keeps_an_idle_socket_past_the_redis_read_timeout(two_daphnes):
     """redis-py reads with a 5 s timeout by default; the layer's blocking pop waits 5 s."""
     a, b = two_daphnes
