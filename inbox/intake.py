@@ -4,9 +4,10 @@ A fresh event is applied in the request that brought it, stored in the same comm
 (webhook_event_receive): the live inbox hears of a message milliseconds after WaSender sent
 it. When this process is busy (another webhook in hand: a burst), the raw body is committed
 alone and a worker applies it (webhook_event_accept): WaSender asks for a quick 200, and one
-web process then acknowledges bursts at close to the rate of a bare insert. From the commit
-on, nothing is lost. Processing is idempotent, so a retry after a crash or a failure is
-always safe. Outcomes:
+web process then acknowledges bursts at close to the rate of a bare insert. The worker takes
+those raw events in batches (webhook_events_apply), in a few statements per batch, so that it
+keeps up with what the web processes acknowledge. From the commit on, nothing is lost.
+Processing is idempotent, so a retry after a crash or a failure is always safe. Outcomes:
 - processed: applied (or already applied: a duplicate delivery);
 - ignored: nothing to do, with the reason (unreadable, a group, an unknown event...);
 - pending: it names a message we do not know yet (a status before message.sent); retried with
