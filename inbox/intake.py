@@ -4,9 +4,10 @@ A fresh event is applied in the request that brought it, stored in the same comm
 (webhook_event_receive): the live inbox hears of a message milliseconds after WaSender sent
 it. When this process is busy (another webhook in hand: a burst), the raw body is committed
 alone and a worker applies it (webhook_event_accept): WaSender asks for a quick 200, and one
-web process then acknowledges bursts at close to the rate of a bare insert. From the commit
-on, nothing is lost. Processing is idempotent, so a retry after a crash or a failure is
-always safe. Outcomes:
+web process then acknowledges bursts at close to the rate of a bare insert. The worker takes
+those raw events in batches (webhook_events_apply), in a few statements per batch, so that it
+keeps up with what the web processes acknowledge. From the commit on, nothing is lost.
+Processing is idempotent, so a retry after a crash or a failure is always safe. Outcomes:
 - processed: applied (or already applied: a duplicate delivery);
 - ignored: nothing to do, with the reason (unreadable, a group, an unknown event...);
 - pending: it names a message we do not know yet (a status before message.sent); retried with
@@ -171,25 +172,9 @@ def _known_inbound_alone(event: WebhookEvent, now: datetime) -> bool:
     conversation's note, the pending reaction and the raw event, processed, commit together
     in one round trip where the general path takes nine; the push leaves right after. False
     (nothing written) for anything else, which takes the general path."""
-    if event.provider != Channel.Provider.WASENDER or connection.vendor != "postgresql":
+    if connection.vendor != "postgresql" or (known := _known_candidate(event)) is None:
         return False
-    try:
-        (envelope,) = _envelopes(event)
-    except (ParseError, ValueError):
-        return False
-    content = envelope.content
-    if not isinstance(content, MessagesEvent) or len(content.messages) != 1:
-        return False
-    m = content.messages[0]
-    if m.skip or m.from_me or not m.phone:
-        return False
-    channel = _channel_key(event.provider, envelope)
-    try:
-        e164, _valid = phone_normalize_reported(m.phone)
-    except InvalidPhone:
-        return False
-    if channel is None:
-        return False
+    m, e164, channel, at = known
     # Late import: outbound's rules import inbox (the one call up a floor, ARCHITECTURE.md).
     from outbound.rules import inbound_react_enqueue, inbound_react_later_sql
 
@@ -203,7 +188,7 @@ def _known_inbound_alone(event: WebhookEvent, now: datetime) -> bool:
         m,
         e164,
         channel,
-        envelope.at or event.received_at,
+        at,
         also=[("raw_event", *raw_event), ("reaction", *inbound_react_later_sql("m"))],
     )
     if found is None:
@@ -224,6 +209,31 @@ def _known_inbound_alone(event: WebhookEvent, now: datetime) -> bool:
         transaction.on_commit(lambda: media_download.send(message.pk), robust=True)
     inbound_react_enqueue(message.pk)
     return True
+
+
+def _known_candidate(event: WebhookEvent) -> tuple[WaMessage, str, str, datetime] | None:
+    """(the message, its sender's E.164 phone, the channel, the webhook's time) when the event
+    is one customer's WaSender message, the shape the one-statement path stores; else None."""
+    if event.provider != Channel.Provider.WASENDER:
+        return None
+    try:
+        (envelope,) = _envelopes(event)
+    except (ParseError, ValueError):
+        return None
+    content = envelope.content
+    if not isinstance(content, MessagesEvent) or len(content.messages) != 1:
+        return None
+    m = content.messages[0]
+    if m.skip or m.from_me or not m.phone:
+        return None
+    channel = _channel_key(event.provider, envelope)
+    try:
+        e164, _valid = phone_normalize_reported(m.phone)
+    except InvalidPhone:
+        return None
+    if channel is None:
+        return None
+    return m, e164, channel, envelope.at or event.received_at
 
 
 def _store_failed(event: WebhookEvent, exc: Exception, now: datetime) -> None:
@@ -278,6 +288,20 @@ def _process(event_id: int, now: datetime) -> str:
 
 def _finish(event: WebhookEvent, outcome: Outcome, now: datetime) -> None:
     """Record the outcome on the event (inserting a fresh one), and schedule its retry."""
+    retry = _settle(event, outcome, now)
+    if event.pk is None:
+        event.save()
+    else:
+        event.save(update_fields=SETTLED_FIELDS)
+    if retry is not None:
+        _retry_enqueue(event.pk, retry)
+
+
+SETTLED_FIELDS = ["state", "error", "attempts", "processed_at", "retry_at"]
+
+
+def _settle(event: WebhookEvent, outcome: Outcome, now: datetime) -> float | None:
+    """The outcome on the event's fields (not saved); answers the retry's delay, if any."""
     event.error = outcome.note[:2000]
     retry = None
     if outcome.state != State.PENDING:
@@ -289,12 +313,7 @@ def _finish(event: WebhookEvent, outcome: Outcome, now: datetime) -> None:
         event.state, event.attempts = State.PENDING, event.attempts + 1
         retry = retry_delay(event.attempts)
         event.retry_at = now + timedelta(seconds=retry)
-    if event.pk is None:
-        event.save()
-    else:
-        event.save(update_fields=["state", "error", "attempts", "processed_at", "retry_at"])
-    if retry is not None:
-        _retry_enqueue(event.pk, retry)
+    return retry
 
 
 def _fail(event_id: int, exc: Exception, now: datetime) -> str:
@@ -579,6 +598,147 @@ def _sent(sent: SentEvent) -> Outcome:
     return _processed()
 
 
+# --- the worker's batches ---------------------------------------------------------------------
+
+BATCH_SIZE = 50
+STATUS_STEPS = services.STATUS_STEPS
+
+
+@dataclass(frozen=True)
+class _Statuses:
+    """A WaSender status webhook whose every update only moves a send forward (or is
+    "pending"): applied with the batch's other statuses, in two statements."""
+
+    updates: list[StatusUpdate]
+    at: datetime
+
+
+def webhook_events_apply(*, now: datetime | None = None, limit: int = BATCH_SIZE) -> int:
+    """The raw events busy web processes stored (fresh: pending, never tried), up to `limit`
+    of the oldest, claimed with SKIP LOCKED (two workers never take the same event, and none
+    waits behind another's batch) and applied in one transaction: known customers' messages
+    one statement each, statuses in two for all, the rest by the general path. If anything
+    fails, the batch is rolled back whole (nothing of it was applied, nothing published) and
+    its events are applied one by one as before, so a bad event is recorded failed alone.
+    Answers how many events were claimed. PostgreSQL only (webhook_event_process)."""
+    now = now or timezone.now()
+    claimed: list[int] = []
+    try:
+        with transaction.atomic():
+            events = list(
+                WebhookEvent.objects.select_for_update(skip_locked=True)
+                .filter(state=State.PENDING, attempts=0)
+                .order_by("retry_at", "pk")[:limit]
+            )
+            claimed = [event.pk for event in events]
+            _batch_apply(events, now)
+    except Exception:
+        log.exception("webhook batch from event %s failed; one by one", claimed[:1])
+        for pk in claimed:
+            webhook_event_handle(pk, now=now)
+    return len(claimed)
+
+
+def _batch_apply(events: list[WebhookEvent], now: datetime) -> None:
+    """In id order, statuses gathered until something else must see them applied. When
+    nothing in the batch takes the general path, messages go first, by sender, and statuses
+    last: every batch then locks conversations and messages in the same order."""
+    kinds = [(event, _batch_kind(event)) for event in events]
+    if all(kind is not None for _, kind in kinds):
+        kinds.sort(key=lambda pair: (isinstance(pair[1], _Statuses), _sender(pair[1])))
+    outcomes: list[tuple[WebhookEvent, Outcome]] = []
+    statuses: list[tuple[WebhookEvent, _Statuses]] = []
+    for event, kind in kinds:
+        if isinstance(kind, _Statuses):
+            statuses.append((event, kind))
+            continue
+        outcomes += _statuses_apply(statuses)
+        statuses = []
+        outcome = _known_batched(*kind) if kind else None
+        outcomes.append((event, outcome or _outcome(event)))
+    outcomes += _statuses_apply(statuses)
+    for event, outcome in outcomes:
+        if (retry := _settle(event, outcome, now)) is not None:
+            _retry_enqueue(event.pk, retry)
+    WebhookEvent.objects.bulk_update([event for event, _ in outcomes], SETTLED_FIELDS)
+
+
+def _sender(kind) -> tuple[str, str]:
+    return ("", "") if isinstance(kind, _Statuses) else (kind[2], kind[1])
+
+
+def _batch_kind(event: WebhookEvent):
+    """What batches this event: a known customer's message ((m, e164, channel, at), a
+    statement of its own), statuses (_Statuses), or None for the general path."""
+    if (known := _known_candidate(event)) is not None:
+        return known
+    if event.provider != Channel.Provider.WASENDER:
+        return None
+    try:
+        (envelope,) = _envelopes(event)
+    except (ParseError, ValueError):
+        return None
+    content = envelope.content
+    if not isinstance(content, StatusEvent) or not content.updates:
+        return None
+    if any(u.status != "pending" and u.status not in STATUS_STEPS for u in content.updates):
+        return None  # a failure: its order against the steps matters, the general path
+    return _Statuses(list(content.updates), envelope.at or event.received_at)
+
+
+def _known_batched(m: WaMessage, e164: str, channel: str, at: datetime) -> Outcome | None:
+    """_known_inbound_alone inside the batch's transaction (the raw event is updated with
+    the others, not inserted); None when the sender has no conversation here."""
+    from outbound.rules import inbound_react_enqueue, inbound_react_later_sql  # the seam
+
+    found = _known_store(m, e164, channel, at, also=[("reaction", *inbound_react_later_sql("m"))])
+    if found is None:
+        return None
+    message, created, _ = found
+    if not created:
+        return _processed(DUPLICATE)
+    customer = message.conversation.customer
+    services.customer_whatsapp_learn(customer=customer, name=m.push_name, lid=m.lid)
+    if message.media_source and message.kind in MEDIA_MAX_BYTES:
+        transaction.on_commit(lambda: media_download.send(message.pk), robust=True)
+    inbound_react_enqueue(message.pk)
+    return _processed()
+
+
+def _statuses_apply(
+    statuses: list[tuple[WebhookEvent, _Statuses]],
+) -> list[tuple[WebhookEvent, Outcome]]:
+    """_status for many webhooks at once: each message moves to the furthest step reported
+    for it, each step keeping the earliest time reported for it or a later step (what one by
+    one gives, in any order). A status of a message not stored yet waits, as _status's."""
+    steps: dict[str, tuple[str, dict[str, datetime]]] = {}
+    for _, kind in statuses:
+        for u in kind.updates:
+            if u.status == "pending":
+                continue
+            furthest, times = steps.get(u.wa_id, (u.status, {}))
+            if STATUS_STEPS.index(u.status) > STATUS_STEPS.index(furthest):
+                furthest = u.status
+            for step in STATUS_STEPS[: STATUS_STEPS.index(u.status) + 1]:
+                times[step] = min(times.get(step, kind.at), kind.at)
+            steps[u.wa_id] = (furthest, times)
+    found = services.message_statuses_advance(steps=steps) if steps else set()
+    return [
+        (event, _combine([_status_found(u, found) for u in kind.updates]))
+        for event, kind in statuses
+    ]
+
+
+def _status_found(update: StatusUpdate, found: set[str]) -> Outcome:
+    if update.status == "pending":
+        return _processed("estado pendiente: nada que hacer")
+    if update.wa_id in found:
+        return _processed()
+    if not update.from_me:
+        return _ignored(f"estado de un mensaje ajeno desconocido ({update.wa_id})")
+    return _pending(f"mensaje {update.wa_id} aún desconocido")
+
+
 # --- the intake's actors (the worker's side of this module) -----------------------------------
 
 
@@ -591,8 +751,13 @@ def webhook_events_sweep() -> None:
 
 @dramatiq.actor(actor_name="inbox_webhook_event_process", queue_name="intake", max_retries=0)
 def webhook_event_process(event_id: int) -> None:
-    """An event the web process stored during a burst, without applying it."""
-    webhook_event_handle(event_id)
+    """An event the web process stored during a burst, without applying it: on PostgreSQL,
+    with a batch of the others waiting (this one among them, unless another worker has taken
+    it: then it is that worker's to apply)."""
+    if connection.vendor != "postgresql":
+        webhook_event_handle(event_id)
+        return
+    webhook_events_apply()
 
 
 @dramatiq.actor(actor_name="inbox_webhook_event_retry", max_retries=0)

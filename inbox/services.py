@@ -10,7 +10,9 @@ from django.utils import timezone
 
 from customers.models import Customer
 from inbox.events import (
+    EventType,
     conversation_updated_publish,
+    events_publish,
     message_created_publish,
     message_status_publish,
 )
@@ -445,6 +447,44 @@ def message_status_fail(*, wa_id: str, at: datetime, reason: str) -> bool:
     if moved:
         _status_publish(wa_id)
     return bool(moved)
+
+
+def message_statuses_advance(*, steps: dict[str, tuple[str, dict[str, datetime]]]) -> set[str]:
+    """message_status_advance for many messages in two statements (the worker's batches):
+    `steps` maps a wa_id to the furthest step reported for it and, for each step, the earliest
+    time reported for it or a later step. The rows are locked first, in wa_id order (two
+    batches never wait on each other crosswise), so what is computed from them stands: a step
+    only moves forward, a time only moves earlier. One message.status per moved row (an
+    events.batch for many). Answers the wa_ids stored, whatever their direction or state."""
+    fields = ["status", *(f"{s}_at" for s in STATUS_STEPS)]
+    rows = (
+        Message.objects.select_for_update()
+        .filter(wa_id__in=sorted(steps))
+        .order_by("wa_id")
+        .only("wa_id", "conversation_id", "direction", *fields)
+    )
+    found: set[str] = set()
+    changed, moved = [], []
+    for row in rows:
+        if row.wa_id is None:  # never: the filter names wa_ids (for the type checker)
+            continue
+        found.add(row.wa_id)
+        if row.direction != Message.Direction.OUT or row.status not in BEFORE_STEPS + STATUS_STEPS:
+            continue  # failed, cancelled, queued or inbound: nothing a step can change
+        status, times = steps[row.wa_id]
+        if _step_rank(row.status) < STATUS_STEPS.index(status):
+            row.status = status
+            moved.append({"conversation_id": row.conversation_id, "message_id": row.pk})
+        for step, at in times.items():
+            stamp = f"{step}_at"
+            if getattr(row, stamp) is None or getattr(row, stamp) > at:
+                setattr(row, stamp, at)
+        changed.append(row)
+    if changed:
+        Message.objects.bulk_update(changed, fields)
+    if moved:
+        events_publish(EventType.MESSAGE_STATUS, moved)
+    return found
 
 
 def _status_publish(wa_id: str) -> None:
