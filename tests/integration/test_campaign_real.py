@@ -180,6 +180,12 @@ def outcome(campaign: Campaign) -> dict:
     return {state: list(rows).count(state) for state in set(rows)}
 
 
+# How long a campaign of 1,000 may take to finish here: a bound on liveness, not a speed
+# promise (the promises are counted at the simulator). A 2-core CI machine slower than usual
+# took 60-80 s (2026-12-07: the same with the code before that day), so 60 s was a coin toss.
+COMPLETION_SECONDS = 180
+
+
 def test_it_sends_a_1000_campaign_exactly_once_when_two_ticks_race(services, simulator):
     phones = audience(1000)
     campaign = scheduled_campaign("Promo 1000")
@@ -189,7 +195,12 @@ def test_it_sends_a_1000_campaign_exactly_once_when_two_ticks_race(services, sim
         # Two more ticks through the broker, as two scheduler processes would send them.
         campaigns.campaigns_tick.send()
         campaigns.campaigns_tick.send()
-        wait_until(lambda: completed(campaign), timeout=60, tick=Scheduler(), what="completion")
+        wait_until(
+            lambda: completed(campaign),
+            timeout=COMPLETION_SECONDS,
+            tick=Scheduler(),
+            what="completion",
+        )
         took = time.monotonic() - started
     by_recipient = sim_stats(simulator)["sends_by_recipient"]
     print(f"\n1000 recipients, two racing ticks: completed in {took:.1f}s, {outcome(campaign)}")
@@ -206,7 +217,7 @@ def test_it_stops_sending_within_5s_of_a_pause_and_resume_finishes(services, sim
         campaign_tick()
         wait_until(
             lambda: sim_stats(simulator)["sends_accepted"] >= 300,
-            timeout=60,
+            timeout=COMPLETION_SECONDS,
             tick=tick,
             what="300 sends",
         )
@@ -220,7 +231,9 @@ def test_it_stops_sending_within_5s_of_a_pause_and_resume_finishes(services, sim
         late = [m for m in sends if m["timestamp"] > paused_at + 5]
         held = sim_stats(simulator)["sends_accepted"]
         campaign_resume(campaign=campaign)
-        wait_until(lambda: completed(campaign), timeout=60, tick=tick, what="completion")
+        wait_until(
+            lambda: completed(campaign), timeout=COMPLETION_SECONDS, tick=tick, what="completion"
+        )
     by_recipient = sim_stats(simulator)["sends_by_recipient"]
     print(
         f"\npause at {at_pause} sends: {held - at_pause} more went out after it, the last "
