@@ -211,14 +211,22 @@ def _known_inbound_alone(event: WebhookEvent, now: datetime) -> bool:
     return True
 
 
-def _known_candidate(event: WebhookEvent) -> tuple[WaMessage, str, str, datetime] | None:
-    """(the message, its sender's E.164 phone, the channel, the webhook's time) when the event
-    is one customer's WaSender message, the shape the one-statement path stores; else None."""
+def _wasender_envelope(event: WebhookEvent) -> Envelope | None:
+    """The one thing a WaSender webhook says (it sends one per webhook), or None for another
+    provider's event or one that does not parse (the general path records why)."""
     if event.provider != Channel.Provider.WASENDER:
         return None
     try:
         (envelope,) = _envelopes(event)
     except (ParseError, ValueError):
+        return None
+    return envelope
+
+
+def _known_candidate(event: WebhookEvent) -> tuple[WaMessage, str, str, datetime] | None:
+    """(the message, its sender's E.164 phone, the channel, the webhook's time) when the event
+    is one customer's WaSender message, the shape the one-statement path stores; else None."""
+    if (envelope := _wasender_envelope(event)) is None:
         return None
     content = envelope.content
     if not isinstance(content, MessagesEvent) or len(content.messages) != 1:
@@ -672,11 +680,7 @@ def _batch_kind(event: WebhookEvent):
     statement of its own), statuses (_Statuses), or None for the general path."""
     if (known := _known_candidate(event)) is not None:
         return known
-    if event.provider != Channel.Provider.WASENDER:
-        return None
-    try:
-        (envelope,) = _envelopes(event)
-    except (ParseError, ValueError):
+    if (envelope := _wasender_envelope(event)) is None:
         return None
     content = envelope.content
     if not isinstance(content, StatusEvent) or not content.updates:
