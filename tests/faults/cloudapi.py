@@ -124,13 +124,15 @@ def rows(stack: Stack, ids: list[int]) -> dict[int, tuple[str, str, str | None]]
 
 def settled(stack: Stack, meta: CloudApi, ids: list[int]) -> dict | None:
     """The rows once nothing can move them any more: none open, the simulator's webhooks all
-    pushed, every stored webhook applied (a status waiting for its send is pending)."""
-    found = rows(stack, ids)
-    if any(status in OPEN for status, _, _ in found.values()):
+    pushed, every stored webhook applied (a status waiting for its send is pending). The rows
+    are read again last: a status applied between the first reading and the check of the
+    webhooks (an `unknown` send linked to its wamid) is in what this answers."""
+    if any(status in OPEN for status, _, _ in rows(stack, ids).values()):
         return None
     if meta.stats()["in_flight"]:
         return None
     waiting = "SELECT count(*) FROM inbox_webhookevent WHERE state IN ('pending', 'failed')"
     if stack.sql(waiting)[0][0]:
         return None
-    return found
+    found = rows(stack, ids)
+    return None if any(status in OPEN for status, _, _ in found.values()) else found
