@@ -8,6 +8,7 @@ from decimal import Decimal
 import dramatiq
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.db.models import Count
 from django.utils import timezone
 
@@ -170,6 +171,26 @@ def test_it_skips_a_customer_who_opts_out_after_the_launch(db):
     assert recipient.skip_reason == "El cliente pidió la baja"
     campaign.refresh_from_db()
     assert campaign.state == "completed"
+
+
+def test_it_claims_recipients_by_key_alone_with_no_join(db):
+    """The claim of each batch (SELECT ... FOR UPDATE SKIP LOCKED) reads the recipients by
+    primary key and nothing else: joined to the campaign or the customer, PostgreSQL's planner
+    walked the campaign's whole pending index on statistics older than a launch, 290 ms a batch
+    at 1,000,000 recipients (bench/campaign_launch.py). The campaign and the opt-outs are read
+    after, by their own keys."""
+    customers(3, opted_out=1)
+    campaign = new()
+    campaign_launch(campaign_id=campaign.pk)
+    with CaptureQueriesContext(connection) as queries:
+        run_fanout(campaign)
+    claims = [q["sql"] for q in queries if "SKIP LOCKED" in q["sql"]]
+    assert claims, "no batch was claimed"
+    recipients = CampaignRecipient._meta.db_table
+    for sql in claims:
+        assert " JOIN " not in sql.upper(), sql
+        assert f'FROM "{recipients}"' in sql, sql
+    assert Message.objects.count() == 2
 
 
 def test_it_still_sends_a_notification_to_a_customer_who_opts_out_after_the_launch(db):
