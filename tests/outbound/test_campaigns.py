@@ -8,8 +8,8 @@ from decimal import Decimal
 import dramatiq
 import pytest
 from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from django.db.models import Count
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from customers.models import Customer, Renewal, Service, Subscription
