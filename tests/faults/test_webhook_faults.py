@@ -14,15 +14,19 @@ import re
 from tests.faults.agents import agent_session, agent_socket, frames_until, listed_conversations
 from tests.faults.webhooks import Outcome, echo, inbound, post_all, post_all_async, status
 
-# What the scheduler's 30-second sweep of webhook events does, an hour early: every pending or
-# failed event is due (the intake's retry backoff is minutes; the invariant is not about time).
+# What the scheduler's 30-second sweep of webhook events does as the minutes pass, run at once:
+# from 2 minutes on (past STALE_AFTER, when a raw event a busy process stored is due), a pass a
+# minute until 9 (inside PENDING_WINDOW, after which a status still waiting for its message is
+# given up). One pass alone, 5 minutes ahead, is not the sweep: a status tried before its
+# message in that pass waits its backoff, due only after that pass's clock, so it never came
+# due again, and CI once found 115 such events pending.
 RETRY_DUE = """
 from datetime import timedelta
 from django.utils import timezone
 from inbox.intake import webhook_events_retry_due
-for _ in range(5):
-    if not webhook_events_retry_due(now=timezone.now() + timedelta(minutes=5), limit=5000):
-        break
+start = timezone.now()
+for minute in range(2, 10):
+    webhook_events_retry_due(now=start + timedelta(minutes=minute), limit=5000)
 """
 
 
