@@ -6,6 +6,7 @@ from django.contrib.auth import get_user_model
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from chatdesk.forms import IdsField
 from chatdesk.roles import SUPPORT
 from inbox import channels
 from inbox.models import Channel
@@ -42,6 +43,7 @@ class ChannelForm(forms.ModelForm):
             "active",
         ]
         widgets = {"agents": forms.CheckboxSelectMultiple}
+        field_classes = {"agents": IdsField}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -1,33 +1,13 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from chatdesk.forms import IdsField
 from customers.models import Customer, Segment, Service, Tag
 from inbox.models import DEFAULT_CHANNEL, Channel
 from outbound.meta_templates import meta_link_errors
 from outbound.models import MessageTemplate
 from outbound.segments import SegmentFilterError, segment_filters_clean
 from outbound.templating import CAMPAIGN_VARIABLES, template_validate
-
-ID_MAX = 2**63 - 1
-
-
-class IdsField(forms.ModelMultipleChoiceField):
-    """A choice of rows by id, where an id past 64 bits is an invalid choice like any other
-    (SQLite cannot even bind it: its `__in` lookup raised OverflowError)."""
-
-    def _check_values(self, value):
-        for pk in value:
-            try:
-                too_big = abs(int(str(pk))) > ID_MAX
-            except ValueError:
-                continue  # not a number: Django's own check refuses it
-            if too_big:
-                raise forms.ValidationError(
-                    self.error_messages["invalid_pk_value"],
-                    code="invalid_pk_value",
-                    params={"pk": str(pk)[:20]},
-                )
-        return super()._check_values(value)
 
 
 class MetaParamsField(forms.CharField):

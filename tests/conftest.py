@@ -20,6 +20,15 @@ def require(condition: bool, reason: str) -> None:
         pytest.skip(reason)
 
 
+@pytest.fixture
+def postgres():
+    """For a test of what only PostgreSQL does (SKIP LOCKED, its SQL, the one-statement
+    paths): skipped on SQLite (`make test` without DATABASE_URL), failed in CI."""
+    from django.db import connection
+
+    require(connection.vendor == "postgresql", "needs PostgreSQL (DATABASE_URL)")
+
+
 def mark_folder(items: list[pytest.Item], conftest: str, *marks: pytest.MarkDecorator) -> None:
     """Give every test under the folder of `conftest` (a folder conftest's `__file__`) the
     folder's marks, so that a file added there cannot forget them (`-m "not browser"` must not

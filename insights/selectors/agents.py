@@ -195,5 +195,6 @@ def _float(sql: str) -> str:
 
 
 def _duration(seconds: float) -> timedelta:
-    """Whole microseconds, as a median of timedeltas gives them."""
-    return timedelta(microseconds=round(seconds * 1_000_000))
+    """To the millisecond: SQLite's date arithmetic (julianday) is exact to no more, and a
+    median resolution time is read in minutes."""
+    return timedelta(milliseconds=round(seconds * 1000))

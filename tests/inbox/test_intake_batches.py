@@ -15,6 +15,9 @@ from inbox.services import conversation_get_or_create
 from outbound.models import InboundReaction
 from tests.inbox.conftest import outbound_row
 
+# PostgreSQL's alone (tests/conftest.py: skipped on SQLite, failed in CI).
+pytestmark = pytest.mark.usefixtures("postgres")
+
 T0 = int(datetime(2026, 3, 2, 15, 0, tzinfo=UTC).timestamp())
 PHONES = [f"5939911100{i:02d}" for i in range(6)]
 

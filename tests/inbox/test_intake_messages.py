@@ -445,7 +445,7 @@ def test_a_fuzzed_copy_does_not_change_the_fixture(post):
 
 
 def test_a_known_customer_message_reaches_the_publish_in_few_queries(
-    post, django_assert_max_num_queries, django_capture_on_commit_callbacks
+    post, django_assert_max_num_queries, django_capture_on_commit_callbacks, postgres
 ):
     """The path before the live push is one statement (issue 19): the lookup (the
     conversation with its customer, by phone), the message (ON CONFLICT on its wa_id: no

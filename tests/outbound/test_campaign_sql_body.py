@@ -15,6 +15,9 @@ from outbound.campaigns import campaign_create, campaign_launch, launch, sqlbody
 from outbound.models import Campaign, CampaignRecipient
 from outbound.templating import template_validate
 
+# PostgreSQL's alone (tests/conftest.py: skipped on SQLite, failed in CI).
+pytestmark = pytest.mark.usefixtures("postgres")
+
 NOW = timezone.make_aware(datetime(2026, 12, 5, 15, 30))
 TODAY = timezone.localdate(NOW)
 

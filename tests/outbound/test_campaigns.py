@@ -173,7 +173,7 @@ def test_it_skips_a_customer_who_opts_out_after_the_launch(db):
     assert campaign.state == "completed"
 
 
-def test_it_claims_recipients_by_key_alone_with_no_join(db):
+def test_it_claims_recipients_by_key_alone_with_no_join(db, postgres):
     """The claim of each batch (SELECT ... FOR UPDATE SKIP LOCKED) reads the recipients by
     primary key and nothing else: joined to the campaign or the customer, PostgreSQL's planner
     walked the campaign's whole pending index on statistics older than a launch, 290 ms a batch
