@@ -119,7 +119,7 @@ def _resolutions(period: Period, channel: str | None) -> dict[int, list[float]]:
         .filter(Q() if channel is None else Q(channel_id=channel))
         # Seconds from the database, as floats: a year at issue 19's scale is ~140,000 rows,
         # and two aware datetimes, or a Decimal and a timedelta, per row cost more than the
-        # query (210 ms against 100). Constant column names only.
+        # query (the read: 210 ms that way, 137 ms as floats). Constant column names only.
         .annotate(seconds=RawSQL(_float(_seconds_between("resolved_at", "started_at")), []))  # noqa: S611
         .values_list("assignee_id", "seconds")
         .order_by()
