@@ -2,6 +2,7 @@
 
 from django import forms
 
+# The largest id a 64-bit key column takes (the middleware's 404 for a URL past it, too).
 ID_MAX = 2**63 - 1
 
 

@@ -10,6 +10,7 @@ from django.middleware.locale import LocaleMiddleware
 from django.utils import translation
 from django.utils.translation import gettext as _
 
+from chatdesk.forms import ID_MAX
 from chatdesk.logging import request_id_from_header, request_id_var
 from chatdesk.security import client_ip, ip_allowed
 
@@ -39,7 +40,6 @@ class RequestIdMiddleware:
 
 # What no database column takes: NUL (PostgreSQL refuses it) and lone surrogates (not UTF-8).
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-ID_MAX = 2**63 - 1
 
 
 def _unstorable(value) -> bool:
