@@ -127,7 +127,7 @@ def settled(stack: Stack, meta: CloudApi, ids: list[int]) -> dict | None:
     pushed, every stored webhook applied (a status waiting for its send is pending). The rows
     are read again last: a status applied between the first reading and the check of the
     webhooks (an `unknown` send linked to its wamid) is in what this answers."""
-    if any(status in OPEN for status, _, _ in rows(stack, ids).values()):
+    if _open(rows(stack, ids)):
         return None
     if meta.stats()["in_flight"]:
         return None
@@ -135,4 +135,8 @@ def settled(stack: Stack, meta: CloudApi, ids: list[int]) -> dict | None:
     if stack.sql(waiting)[0][0]:
         return None
     found = rows(stack, ids)
-    return None if any(status in OPEN for status, _, _ in found.values()) else found
+    return None if _open(found) else found
+
+
+def _open(found: dict) -> bool:
+    return any(status in OPEN for status, _, _ in found.values())
