@@ -26,14 +26,15 @@ class Rollup(models.Model):
 
 class RollupMark(models.Model):
     """How far one kind is folded: every day up to `through` is in Rollup, and the rows the
-    last folds saw (message ids, the time it started) tell the next fold what changed."""
+    last folds saw (the ids of the kind's source rows, messages or resolutions, and the time
+    it started) tell the next fold what changed."""
 
     kind = models.CharField(max_length=32, unique=True)
     through = models.DateField(null=True)
-    # The highest message id the last fold saw, and the one before it: a fold rescans from
+    # The highest source id the last fold saw, and the one before it: a fold rescans from
     # the older one, so a row whose id was drawn before a commit that landed later is seen.
-    message_id = models.BigIntegerField(default=0)
-    message_id_before = models.BigIntegerField(default=0)
+    seen_id = models.BigIntegerField(default=0)
+    seen_id_before = models.BigIntegerField(default=0)
     folded_at = models.DateTimeField(null=True)
 
     def __str__(self):

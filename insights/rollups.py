@@ -13,24 +13,27 @@ replaces their Rollup rows, so folding twice gives the same numbers. Which days:
 - the days any recently touched message counts on: rows inserted since the last folds (by id:
   a phone syncing a backlog writes messages dated days ago) and rows with a status time since
   the last fold began (a read today of a message sent last week moves that week's open rate);
+  for the resolutions, the days of the resolutions recorded since the last folds;
 - for campaigns, the launch day of every one not ended yet.
 
 Today is never folded: the pages count it from the raw rows (a small range on indexed times).
 """
 
 import logging
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
+from typing import NamedTuple
 
 import dramatiq
 from django.db import transaction
-from django.db.models import Max, Min, Q
+from django.db.models import Max, Min, Model, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 from dramatiq_crontab import interval
 
-from inbox.models import Message
+from inbox.models import Message, Resolution
 from insights.models import Rollup, RollupMark
-from insights.selectors.agents import handled_compute, turns_compute
+from insights.selectors.agents import handled_compute, resolutions_compute, turns_compute
 from insights.selectors.behaviour import behaviour_counts
 from insights.selectors.daily import daily_compute, hours_compute, renewals_compute
 from insights.selectors.funnels import FOLDED_WITHIN_DAYS, campaign_compute, funnel_compute
@@ -48,15 +51,52 @@ SPAN_DAYS = 31
 
 STAMPS = ("created_at", "sent_at", "delivered_at", "read_at", "failed_at")
 
-# kind: (compute, trailing days refolded every time, whether touched messages dirty its days)
+
+def _touched_days(*, since_id: int, since: datetime) -> set[date]:
+    """The days the messages inserted or moved on since the last folds count on."""
+    recent = Q(id__gt=since_id)
+    for stamp in STAMPS[1:]:
+        recent |= Q(**{f"{stamp}__gte": since})
+    rows = (
+        Message.objects.filter(recent)
+        .annotate(**{f"d_{stamp}": TruncDate(stamp, tzinfo=GYE) for stamp in STAMPS})
+        .values_list(*(f"d_{stamp}" for stamp in STAMPS))
+        .distinct()
+        .order_by()
+    )
+    return {day for row in rows for day in row if day is not None}
+
+
+def _resolved_days(*, since_id: int, since: datetime) -> set[date]:
+    """The days of the resolutions recorded since the last folds (a row never changes)."""
+    rows = (
+        Resolution.objects.filter(id__gt=since_id)
+        .annotate(day=TruncDate("resolved_at", tzinfo=GYE))
+        .values_list("day", flat=True)
+        .distinct()
+        .order_by()
+    )
+    return set(rows)
+
+
+class Kind(NamedTuple):
+    compute: Callable[[Period], dict]
+    trailing: int  # the last days refolded every time
+    touched: Callable[..., set[date]] | None = _touched_days  # days dirtied since the last folds
+    source: type[Model] = Message  # whose ids the mark keeps for `touched`
+
+
 KINDS = {
-    "daily": (daily_compute, SETTLE_DAYS, True),
-    "hours": (hours_compute, SETTLE_DAYS, True),
-    "renewals": (renewals_compute, SETTLE_DAYS, False),
-    f"funnel{FOLDED_WITHIN_DAYS}": (funnel_compute, FOLDED_WITHIN_DAYS + SETTLE_DAYS, True),
-    f"campaigns{FOLDED_WITHIN_DAYS}": (campaign_compute, FOLDED_WITHIN_DAYS + SETTLE_DAYS, False),
-    "turns": (turns_compute, SETTLE_DAYS, True),
-    "handled": (handled_compute, SETTLE_DAYS, True),
+    "daily": Kind(daily_compute, SETTLE_DAYS),
+    "hours": Kind(hours_compute, SETTLE_DAYS),
+    "renewals": Kind(renewals_compute, SETTLE_DAYS, None),
+    f"funnel{FOLDED_WITHIN_DAYS}": Kind(funnel_compute, FOLDED_WITHIN_DAYS + SETTLE_DAYS),
+    f"campaigns{FOLDED_WITHIN_DAYS}": Kind(
+        campaign_compute, FOLDED_WITHIN_DAYS + SETTLE_DAYS, None
+    ),
+    "turns": Kind(turns_compute, SETTLE_DAYS),
+    "handled": Kind(handled_compute, SETTLE_DAYS),
+    "resolutions": Kind(resolutions_compute, SETTLE_DAYS, _resolved_days, Resolution),
 }
 
 
@@ -97,27 +137,27 @@ def behaviour_fold(*, now: datetime) -> int:
 
 
 def _kind_fold(kind: str, *, through: date, now: datetime) -> int:
-    compute, trailing, touched = KINDS[kind]
+    compute, trailing, touched, source = KINDS[kind]
     with transaction.atomic():
         RollupMark.objects.get_or_create(kind=kind)
         mark = RollupMark.objects.select_for_update().get(kind=kind)
-        top = Message.objects.aggregate(top=Max("id"))["top"] or 0
+        top = source.objects.aggregate(top=Max("id"))["top"] or 0
         if mark.through is None:
             days = _history(through)
-            mark.message_id = top  # everything so far is in the history
+            mark.seen_id = top  # everything so far is in the history
         else:
             days = {through - timedelta(days=n) for n in range(trailing)}
             days |= _days_between(mark.through + timedelta(days=1), through)
             if touched:
                 since = (mark.folded_at or now) - OVERLAP
-                days |= _touched_days(since_id=mark.message_id_before, since=since)
+                days |= touched(since_id=mark.seen_id_before, since=since)
             if kind.startswith("campaigns"):
                 days |= _open_campaign_days()
         days = {day for day in days if day <= through}
         for span in _spans(sorted(days)):
             _span_write(kind, span, compute(Period(span[0], span[-1])))
         mark.through = through
-        mark.message_id_before, mark.message_id = mark.message_id, top
+        mark.seen_id_before, mark.seen_id = mark.seen_id, top
         mark.folded_at = now
         mark.save()
     return len(days)
@@ -158,21 +198,6 @@ def _history(through: date) -> set[date]:
     ]
     starts = [at.astimezone(GYE).date() for at in starts if at is not None]
     return _days_between(min(starts), through) if starts else set()
-
-
-def _touched_days(*, since_id: int, since: datetime) -> set[date]:
-    """The days the messages inserted or moved on since the last folds count on."""
-    recent = Q(id__gt=since_id)
-    for stamp in STAMPS[1:]:
-        recent |= Q(**{f"{stamp}__gte": since})
-    rows = (
-        Message.objects.filter(recent)
-        .annotate(**{f"d_{stamp}": TruncDate(stamp, tzinfo=GYE) for stamp in STAMPS})
-        .values_list(*(f"d_{stamp}" for stamp in STAMPS))
-        .distinct()
-        .order_by()
-    )
-    return {day for row in rows for day in row if day is not None}
 
 
 def _open_campaign_days() -> set[date]:

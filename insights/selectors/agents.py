@@ -1,8 +1,8 @@
 """Per agent over a period: conversations handled, time to the first answer, time to resolve."""
 
 from datetime import date, timedelta
-from statistics import median
 
+import numpy as np
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import Case, Q, Sum, When
@@ -21,6 +21,7 @@ from insights.selectors.common import (
     _thread_window,
     _without_jit,
 )
+from insights.selectors.packed import FLOATS, IDS, SECONDS, packed_lists, unpacked
 from insights.selectors.period import GYE, LIVE_SECONDS, Period, days_folded
 
 # An agent's answer: a message a person wrote from the inbox (not a bot, reminder or campaign).
@@ -31,7 +32,8 @@ BOTH = Q(direction__in=(Message.Direction.IN, Message.Direction.OUT))
 
 @_without_jit
 def turns_compute(period: Period) -> dict[tuple[date, str], dict]:
-    """{(turn day, channel): {agent id: [seconds to the first answer, ...]}} in one pass over the
+    """{(turn day, channel): {agent id: [seconds to the first answer, packed]}} (see
+    insights.selectors.packed) in one pass over the
     messages since the period's start. LAG gives each customer message the direction of the
     one before it (a turn starts when that was not the customer's); a running count of answers
     splits each conversation into runs that end with an answer, so a turn's answer is the one
@@ -82,14 +84,15 @@ def turns_compute(period: Period) -> dict[tuple[date, str], dict]:
         cursor.execute(sql, [*params, connection.ops.adapt_datetimefield_value(end)])
         for agent_id, day, ch, seconds in cursor.fetchall():
             per_agent = out.setdefault((_as_date(day), ch), {})
-            per_agent.setdefault(str(agent_id), []).append(round(seconds))
-    return out
+            per_agent.setdefault(agent_id, []).append(round(seconds))
+    return {key: packed_lists(per_agent, SECONDS) for key, per_agent in out.items()}
 
 
 @_without_jit
 def handled_compute(period: Period) -> dict[tuple[date, str], dict]:
-    """{(day, channel): {agent id: [conversation ids they answered in that day]}}: a period's
-    count is the distinct ids over its days (a conversation answered on two days is one)."""
+    """{(day, channel): {agent id: [conversation ids they answered in that day, packed]}}: a
+    period's count is the distinct ids over its days (a conversation answered on two days is
+    one)."""
     rows = (
         Message.objects.filter(OUT, ANSWER, created_at__gte=period.start, created_at__lt=period.end)
         .annotate(day=TruncDate("created_at", tzinfo=GYE), ch=_channel_of())
@@ -99,16 +102,16 @@ def handled_compute(period: Period) -> dict[tuple[date, str], dict]:
     )
     out: dict = {}
     for day, ch, agent_id, conversation_id in rows:
-        out.setdefault((day, ch), {}).setdefault(str(agent_id), []).append(conversation_id)
-    return out
+        out.setdefault((day, ch), {}).setdefault(agent_id, []).append(conversation_id)
+    return {key: packed_lists(per_agent, IDS) for key, per_agent in out.items()}
 
 
 @_without_jit
-def _resolutions(period: Period, channel: str | None) -> dict[int, list[float]]:
-    """{assignee id: [seconds]} for the resolutions in the period (inbox.Resolution, one row
-    each time an agent marked a conversation resolved): from the first customer message since
-    the previous resolution to that moment. A resolution with no customer message (reopened
-    and resolved again) or nobody assigned is left out."""
+def resolutions_compute(period: Period) -> dict[tuple[date, str], dict]:
+    """{(day resolved, channel): {assignee id: [seconds, packed]}} for the resolutions in the
+    period (inbox.Resolution, one row each time an agent marked a conversation resolved): from
+    the first customer message since the previous resolution to that moment. A resolution
+    with no customer message (reopened and resolved again) or nobody assigned is left out."""
     rows = (
         Resolution.objects.filter(
             resolved_at__gte=period.start,
@@ -116,18 +119,19 @@ def _resolutions(period: Period, channel: str | None) -> dict[int, list[float]]:
             assignee__isnull=False,
             started_at__isnull=False,
         )
-        .filter(Q() if channel is None else Q(channel_id=channel))
-        # Seconds from the database, as floats: a year at issue 19's scale is ~140,000 rows,
-        # and two aware datetimes, or a Decimal and a timedelta, per row cost more than the
-        # query (the read: 210 ms that way, 137 ms as floats). Constant column names only.
-        .annotate(seconds=RawSQL(_float(_seconds_between("resolved_at", "started_at")), []))  # noqa: S611
-        .values_list("assignee_id", "seconds")
+        .annotate(
+            day=TruncDate("resolved_at", tzinfo=GYE),
+            # Seconds from the database, as floats: two aware datetimes, or a Decimal and a
+            # timedelta, per row cost more than the query. Constant column names only.
+            seconds=RawSQL(_float(_seconds_between("resolved_at", "started_at")), []),  # noqa: S611
+        )
+        .values_list("day", "channel_id", "assignee_id", "seconds")
         .order_by()
     )
-    out: dict[int, list[float]] = {}
-    for assignee_id, seconds in rows:
-        out.setdefault(assignee_id, []).append(seconds)
-    return out
+    out: dict = {}
+    for day, ch, assignee_id, seconds in rows:
+        out.setdefault((_as_date(day), ch), {}).setdefault(assignee_id, []).append(seconds)
+    return {key: packed_lists(per_agent, FLOATS) for key, per_agent in out.items()}
 
 
 def agent_stats(period: Period, *, channel: str | None = None) -> list[dict]:
@@ -146,28 +150,25 @@ def agent_stats_count(period: Period, *, channel: str | None = None) -> list[dic
     - atendidas: conversations in which they wrote at least one message in the period;
     - primera respuesta (mediana): for each customer turn that started in the period (a customer
       message whose previous message in the conversation is not the customer's), the time to
-      the next agent message, credited to the agent who wrote it (per-day lists, folded by
-      insights.rollups: a turn still unanswered two days later stays unanswered);
+      the next agent message, credited to the agent who wrote it (a turn still unanswered two
+      days later stays unanswered);
     - resolución (mediana): for each time a conversation was marked resolved in the period
       (inbox.Resolution), from the customer's first message since its previous resolution to
       that moment, credited to whoever was assigned then.
+
+    Each is read from per-day packed arrays folded by insights.rollups (today's from the raw
+    rows), and the medians are exact: numpy over every value of the period.
     """
     from django.contrib.auth import get_user_model
 
-    answered: dict[int, set[int]] = {}
-    days = days_folded(
-        "handled", period, handled_compute, channel=channel, empty={}, merge=_join_lists
-    )
-    for per_agent in days.values():
-        for agent_id, ids in per_agent.items():
-            answered.setdefault(int(agent_id), set()).update(ids)
-    handled = {agent_id: len(ids) for agent_id, ids in answered.items()}
-    turns: dict[int, list[int]] = {}
-    days = days_folded("turns", period, turns_compute, channel=channel, empty={}, merge=_join_lists)
-    for per_agent in days.values():
-        for agent_id, seconds in per_agent.items():
-            turns.setdefault(int(agent_id), []).extend(seconds)
-    resolutions = _resolutions(period, channel)
+    def folded(kind, compute, dtype) -> dict[int, np.ndarray]:
+        days = days_folded(kind, period, compute, channel=channel, empty={}, merge=_join_lists)
+        return unpacked(days.values(), dtype)
+
+    answered = folded("handled", handled_compute, IDS)
+    handled = {pk: int(np.unique(ids).size) for pk, ids in answered.items()}
+    turns = folded("turns", turns_compute, SECONDS)
+    resolutions = folded("resolutions", resolutions_compute, FLOATS)
     ids = set(handled) | set(turns) | set(resolutions)
     users = {u.pk: u for u in get_user_model().objects.filter(pk__in=ids)}
     rows = []
@@ -175,18 +176,23 @@ def agent_stats_count(period: Period, *, channel: str | None = None) -> list[dic
         user = users.get(pk)
         if user is None:
             continue
-        waits, durations = turns.get(pk, []), resolutions.get(pk, [])
+        waits, durations = turns.get(pk, NONE), resolutions.get(pk, NONE)
         rows.append(
             {
                 "agent": user.get_full_name() or user.get_username(),
                 "handled": handled.get(pk, 0),
-                "turns": len(waits),
-                "first_response": timedelta(seconds=median(waits)) if waits else None,
-                "resolved": len(durations),
-                "resolution": _duration(median(durations)) if durations else None,
+                "turns": int(waits.size),
+                "first_response": (
+                    timedelta(seconds=float(np.median(waits))) if waits.size else None
+                ),
+                "resolved": int(durations.size),
+                "resolution": _duration(float(np.median(durations))) if durations.size else None,
             }
         )
     return rows
+
+
+NONE = np.empty(0)
 
 
 def _float(sql: str) -> str:

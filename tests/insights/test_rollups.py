@@ -128,3 +128,29 @@ def test_the_behaviour_groups_come_from_the_latest_fold(world):
     assert selectors.behaviour_groups() == selectors.behaviour_groups_count()
     Rollup.objects.filter(kind="behaviour").update(data={"fast": 7, "slow": 0, "never": 0})
     assert selectors.behaviour_groups()[0]["customers"] == 7  # the fold's row, not a count
+
+
+def test_a_resolution_recorded_for_a_folded_day_is_folded(world, bob):
+    from inbox.models import Resolution
+
+    rollups_fold(now=at(D4 + timedelta(days=5), 12))  # D is long settled
+    period = Period(D, D)
+    assert [a["resolved"] for a in selectors.agent_stats_count(period)] == [0]
+    # Recorded now for D (an import, or a backfill): the next fold finds it by its id.
+    Resolution.objects.create(
+        conversation=world["conv_a"], assignee=bob, started_at=at(D, 9), resolved_at=at(D, 9, 42)
+    )
+    rollups_fold(now=at(D4 + timedelta(days=5), 12, 1))
+    [bob_row] = selectors.agent_stats_count(period)
+    assert (bob_row["resolved"], bob_row["resolution"]) == (1, timedelta(minutes=42))
+    assert Rollup.objects.filter(kind="resolutions", day=D).exists()
+
+
+def test_the_agents_rollups_keep_every_number_packed(world, soporte, bob):
+    from insights.selectors.packed import SECONDS, unpacked
+
+    rollups_fold(now=at(D3, 12))
+    turns = Rollup.objects.filter(kind="turns").values_list("data", flat=True)
+    # Bob answered Ana after 35 minutes (on the default number) and Beto after 5 (soporte).
+    assert sorted(unpacked(turns, SECONDS)[bob.pk].tolist()) == [300, 2100]
+    assert all(isinstance(p, str) for data in turns for ps in data.values() for p in ps)
