@@ -141,7 +141,7 @@ def _kind_fold(kind: str, *, through: date, now: datetime) -> int:
     with transaction.atomic():
         RollupMark.objects.get_or_create(kind=kind)
         mark = RollupMark.objects.select_for_update().get(kind=kind)
-        top = source.objects.aggregate(top=Max("id"))["top"] or 0
+        top = source._default_manager.aggregate(top=Max("id"))["top"] or 0
         if mark.through is None:
             days = _history(through)
             mark.seen_id = top  # everything so far is in the history
