@@ -154,3 +154,18 @@ def test_the_agents_rollups_keep_every_number_packed(world, soporte, bob):
     # Bob answered Ana after 35 minutes (on the default number) and Beto after 5 (soporte).
     assert sorted(unpacked(turns, SECONDS)[bob.pk].tolist()) == [300, 2100]
     assert all(isinstance(p, str) for data in turns for ps in data.values() for p in ps)
+
+
+def test_a_conversation_answered_on_several_days_is_handled_once(world, soporte, bob):
+    # Bob answers Ana (conv_a) on D1 (the world's answer), D3 and D4, and Beto on D1.
+    for day in (D3, D4):
+        inbound(world["conv_a"], at(day, 9))
+        out(world["conv_a"], at(day, 9, 10), status="read", agent=bob, sent_at=at(day, 9, 10))
+    period = Period(D, D4)
+    for folded in (False, True):
+        if folded:
+            rollups_fold(now=at(D4 + timedelta(days=1), 12))
+        [row] = selectors.agent_stats_count(period)
+        assert (row["handled"], row["turns"]) == (2, 4)
+        # The median of 35 (Ana on D), 5 (Beto), 10 and 10 minutes; their mean would be 15.
+        assert row["first_response"] == timedelta(minutes=10)
