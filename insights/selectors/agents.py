@@ -33,11 +33,10 @@ BOTH = Q(direction__in=(Message.Direction.IN, Message.Direction.OUT))
 @_without_jit
 def turns_compute(period: Period) -> dict[tuple[date, str], dict]:
     """{(turn day, channel): {agent id: [seconds to the first answer, packed]}} (see
-    insights.selectors.packed) in one pass over the
-    messages since the period's start. LAG gives each customer message the direction of the
-    one before it (a turn starts when that was not the customer's); a running count of answers
-    splits each conversation into runs that end with an answer, so a turn's answer is the one
-    answer in its run."""
+    insights.selectors.packed) in one pass over the messages since the period's start. LAG
+    gives each customer message the direction of the one before it (a turn starts when that
+    was not the customer's); a running count of answers splits each conversation into runs
+    that end with an answer, so a turn's answer is the one answer in its run."""
     start, end = period.start, period.end
     seq = (
         Message.objects.filter(BOTH, created_at__gte=start)
