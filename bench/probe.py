@@ -52,12 +52,13 @@ def install(path: str) -> None:
     run = asyncio.events.Handle._run
 
     def timed(self):
+        callback = self._callback  # a callback that cancels its own handle clears it
         began = time.perf_counter()
         try:
             run(self)
         finally:
             spent = time.perf_counter() - began
-            entry = _totals.setdefault(_owner(self._callback), [0, 0.0])
+            entry = _totals.setdefault(_owner(callback), [0, 0.0])
             entry[0] += 1
             entry[1] += spent
 
