@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 REJOIN_SECONDS = 60.0
 RECEIVE_RETRY_SECONDS = 1.0
 DEFAULT_CAPACITY = 100
-# The most events handed over at once: a frame of 25 list updates is some 50 KB, and the
+# The most events handed over at once: a frame of 25 list updates is some 20 KB, and the
 # first of them waits for the others' renders.
 BATCH_MAX = 25
 
