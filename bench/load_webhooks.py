@@ -111,6 +111,7 @@ class Sockets:
         self.seen: dict[str, list[float]] = {}
         self.stale = 0  # "re-fetch your list" notices (a flood coalesces the list's frames)
         self.resync = 0  # "you missed events, re-fetch list and thread" (a socket fell behind)
+        self.frames = 0  # websocket frames received (all sockets)
         self.tasks: list[asyncio.Task] = []
         self.connections = []
 
@@ -130,12 +131,14 @@ class Sockets:
     async def _read(self, socket) -> None:
         async for frame in socket:
             now = time.perf_counter()
-            if 'id="notify"' in frame and (found := TOKEN.search(frame)):
-                self.seen.setdefault(found[1], []).append(now)
-            elif 'id="list-stale"' in frame:
-                self.stale += 1
-            elif 'id="live-resync"' in frame:
-                self.resync += 1
+            self.frames += 1
+            # A socket behind in a burst gets the events waiting for it in one frame: each
+            # message's token once (its row and its notification both carry it).
+            if 'id="notify"' in frame:
+                for token in set(TOKEN.findall(frame)):
+                    self.seen.setdefault(token, []).append(now)
+            self.stale += frame.count('id="list-stale"')
+            self.resync += frame.count('id="live-resync"')
 
     async def close(self) -> None:
         for socket in self.connections:
@@ -165,6 +168,12 @@ async def open_loop(client, url: str, *, run: str, start: int, rate: float, seco
         tasks.append(asyncio.create_task(one(start + i)))
     await asyncio.gather(*tasks)
     return results
+
+
+def cpu_seconds(pid: int) -> float:
+    """A process's CPU time so far (user + system), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def stored(database_url: str, run: str) -> tuple[dict[str, int], int]:
@@ -263,7 +272,7 @@ def sustained(steps) -> int | None:
     return max((r for r, p99, bad in steps if p99 < P99_TARGET_MS and not bad), default=None)
 
 
-async def measure(base, session, args, run, database_url, first):
+async def measure(base, session, args, run, database_url, first, server_pid):
     sockets = Sockets()
     await sockets.open(base, session, args.sockets)
     url = f"{base}/webhooks/wasender/"
@@ -282,13 +291,16 @@ async def measure(base, session, args, run, database_url, first):
                 client, [f"{base}/bench/bare-insert/", url], args, run=run, settle=settle
             )
         rate = args.rate or sustained(steps) or args.search_from
+        sockets.frames = 0
+        cpu_before = cpu_seconds(server_pid)
         began = time.perf_counter()
         main = await open_loop(client, url, run=run, start=100_000, rate=rate, seconds=args.seconds)
         answered = time.perf_counter() - began
         drained, _ = await asyncio.to_thread(drain, database_url, after_id=first)
         await asyncio.sleep(3)  # frames still on their way
+        cpu = cpu_seconds(server_pid) - cpu_before
     await sockets.close()
-    return main, sockets, floor_steps, steps, rate, answered, drained
+    return main, sockets, floor_steps, steps, rate, answered, drained, cpu
 
 
 def main() -> None:
@@ -316,9 +328,9 @@ def main() -> None:
     run = str(int(time.time()))
     port = free_port()
     first = last_event_id(database_url)
-    with daphne(port, env=env), worker(env=env):
-        main_results, sockets, floor_steps, steps, rate, answered, drained = asyncio.run(
-            measure(f"http://127.0.0.1:{port}", session, args, run, database_url, first)
+    with daphne(port, env=env) as server, worker(env=env):
+        main_results, sockets, floor_steps, steps, rate, answered, drained, cpu = asyncio.run(
+            measure(f"http://127.0.0.1:{port}", session, args, run, database_url, first, server.pid)
         )
     acked = {f"LOAD{run}X{n:09d}" for n, code, _, _ in main_results if code == 200}
     messages, events = stored(database_url, run)
@@ -358,6 +370,9 @@ def main() -> None:
         f"at-most-once layer) | {missing} of {len(acked) * args.sockets} |",
         f"| list re-fetch notices received instead (all sockets) | {sockets.stale} |",
         f"| resync notices: a socket saw it had missed events (all sockets) | {sockets.resync} |",
+        f"| websocket frames received (all sockets, steady run) | {sockets.frames} |",
+        f"| daphne CPU, steady run until its frames were out | {cpu:.1f} s "
+        f"({cpu / max(len(main_results), 1) * 1000:.1f} ms per webhook) |",
     ]
     if steps:
         floor, real = sustained(floor_steps), sustained(steps)

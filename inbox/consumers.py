@@ -26,6 +26,15 @@ process sends from several threads), the socket has the page re-fetch its list a
 The inbox group's events come from this process's hub (inbox/hub.py: one member of the group
 per process, not one per socket), through the same dispatch as the socket's own messages, one
 at a time per socket. Conversation groups are joined by each socket itself.
+
+A socket behind in a burst gets the events waiting for it together (the hub takes what is
+already queued, never waits for more): each is handled as ever, and what they send leaves as
+one websocket frame (_Frame), in order. Sending a frame per event per socket was daphne's
+largest cost left in a webhook burst (bench/RESULTS.md), on the event loop the webhooks'
+answers wait on. In that frame the list's totals (#unread-total, #nav-unread) come once, the
+last event's: they are absolute counts, and the last is what the page would have shown after
+the separate frames. Every other fragment stays, a #notify per message: the page notifies on
+each swap of it, not once per frame (static/js/inbox.js).
 """
 
 import asyncio
@@ -59,7 +68,29 @@ CLOSE_FORBIDDEN = 4403
 INDEX = "inbox/index.html"
 LIST_STALE = '<div id="list-stale" hx-swap-oob="true" hidden></div>'
 RESYNC = '<div id="live-resync" hx-swap-oob="true" hidden></div>'
+# A list update's totals: in a frame of several, only the last one's are sent.
+COUNTERS = "counters"
+# A list update's parts: the row's op (in #live-staging), the totals, the notification.
+ListUpdate = tuple[str, str, str]
 log = logging.getLogger(__name__)
+
+
+class _Frame:
+    """Fragments for one websocket frame, in the order they were sent. A fragment with a key
+    is kept at its last occurrence only."""
+
+    def __init__(self):
+        self.parts: list[tuple[str, str]] = []
+
+    def add(self, html: str, key: str = "") -> None:
+        if html:
+            self.parts.append((html, key))
+
+    def text(self) -> str:
+        last = {key: i for i, (_, key) in enumerate(self.parts) if key}
+        return "".join(
+            html for i, (html, key) in enumerate(self.parts) if not key or last[key] == i
+        )
 
 
 def _language(scope) -> str:
@@ -74,6 +105,8 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
     # None: every channel (admins, and everyone while no agent is limited).
     channel_keys: set[str] | None = None
     gap_watch: asyncio.Task | None = None
+    # While the hub's events of a burst are handled: what they send, for one frame.
+    frame: _Frame | None = None
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -100,7 +133,7 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         self.viewers: dict[int, str] = {}
         self.gaps = Gaps()
         self.channel_keys = await database_sync_to_async(channels.channel_keys_for)(user)
-        await hub_join(self.channel_layer, INBOX_GROUP, self, self.inbox_event)
+        await hub_join(self.channel_layer, INBOX_GROUP, self, self.inbox_events)
         await self.accept()
         self._access_watch()
 
@@ -129,6 +162,41 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         await self.disconnect(code)
         self.user, self.revoked = None, True
         await self.close(code=code)
+
+    async def inbox_events(self, messages: list[dict]):
+        """Events of the inbox group, from the hub: one, or those that waited for this socket
+        (a burst), each handled as ever, what they send leaving as one frame."""
+        if len(messages) == 1:
+            await self.inbox_event(messages[0])
+            return
+        self.frame = _Frame()
+        try:
+            for message in messages:
+                await self.inbox_event(message)
+        finally:
+            text, self.frame = self.frame.text(), None
+        # A socket that lost access meanwhile gets nothing more.
+        if text and not self.revoked:
+            await super().send(text)
+
+    async def send(self, text_data=None, bytes_data=None, close=False):
+        """Into the frame being gathered, if any (whoever sends meanwhile: its place in the
+        frame is its place in time)."""
+        if self.frame is None or text_data is None or bytes_data is not None or close:
+            await super().send(text_data, bytes_data, close)
+            return
+        self.frame.add(text_data)
+
+    async def _send_list(self, update: ListUpdate):
+        """A list update (its ops, its totals, its notification): alone, one frame as ever;
+        in a frame of several, the totals only once (_Frame)."""
+        placed, counters, notify = update
+        if self.frame is None:
+            await self.send(placed + counters + notify)
+            return
+        self.frame.add(placed)
+        self.frame.add(counters, COUNTERS)
+        self.frame.add(notify)
 
     async def inbox_event(self, message):
         """An event of the inbox group, from the hub. A handler that fails costs this socket
@@ -298,13 +366,13 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         if await self._hidden(event.get("conversation_id")):
             return
         if event.get("group") == "inbox":
-            html = await self._list_update(event, event.get("message_id"))
+            update = await self._list_update(event, event.get("message_id"))
+            if update is not None:
+                await self._send_list(update)
         elif event.get("conversation_id") == self.watching:
             html = await self._thread_line(event)
-        else:
-            return
-        if html:
-            await self.send(html)
+            if html:
+                await self.send(html)
 
     async def message_status(self, event):
         if await self._hidden(event.get("conversation_id")):
@@ -318,16 +386,16 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         if await self._hidden(event.get("conversation_id")):
             return
         if event.get("group") == "inbox":
-            html = await self._list_update(event)
+            update = await self._list_update(event)
+            if update is not None:
+                await self._send_list(update)
         elif event.get("conversation_id") == self.watching:
             html = await _shared(
                 ("head", event.get("event_id"), self.language),
                 lambda: _thread_head(self.language, event["conversation_id"]),
             )
-        else:
-            return
-        if html:
-            await self.send(html)
+            if html:
+                await self.send(html)
 
     async def list_stale(self, event):
         """Too many changes to send one by one (a flood): the page re-fetches its list."""
@@ -355,7 +423,7 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
             if html:
                 await self.send(html)
 
-    async def _list_update(self, event, message_id: int | None = None) -> str:
+    async def _list_update(self, event, message_id: int | None = None) -> ListUpdate | None:
         filters = self.filters
         user = self.user
         # Only "mine" depends on who is asking; the unread total on the channels they work on.
@@ -415,7 +483,7 @@ SHARED_SECONDS = 10.0
 _renders: dict[tuple, asyncio.Task] = {}
 
 
-async def _shared(key: tuple, render) -> str:
+async def _shared(key: tuple, render):
     """The first socket to ask renders; the others await the same task. Keyed by the event's
     unique id, kept a few seconds (the layer delivers an event to every socket at once)."""
     if key[1] is None:  # an event from an older publisher: no id, no sharing
@@ -442,38 +510,35 @@ def _list_update(
     filters: selectors.ListFilters,
     conversation_id: int,
     message_id: int | None,
-) -> str:
+) -> ListUpdate | None:
+    """The row's op, the totals, the notification (blank if none): apart, so that a frame of
+    several list updates carries the totals once."""
     message, conversation, unread = _message_and_row(conversation_id, message_id, channel_keys)
     if conversation is None:
-        return ""
+        return None
     if _matches(user, channel_keys, filters, conversation):
         op = live.op("upsert", _render(language, "conv_row", {"c": conversation}))
     else:
         op = live.op("remove", format_html('<span data-id="conv-{}"></span>', conversation_id))
     with translation.override(language):
         badge = render_to_string(BADGE, unread_badge_context(unread, oob=True))
-    parts = [
-        live.staging([op]),
-        format_html('<span id="unread-total" data-count="{}" hidden></span>', unread),
-        badge,
-    ]
+    counters = format_html('<span id="unread-total" data-count="{}" hidden></span>', unread) + badge
+    notify = ""
     # No notification for a number the list is filtered away from (the agent chose not to
     # watch it); conversations on a number the agent does not work on never got this far.
     on_shown_number = filters.channel in ("", conversation.channel_id)
     if message is not None and message.direction == Message.Direction.IN and on_shown_number:
         customer = conversation.customer
-        parts.append(
-            format_html(
-                '<div id="notify" hidden data-id="{}" data-conversation="{}" '
-                'data-channel="{}" data-title="{}" data-body="{}"></div>',
-                message.pk,
-                conversation_id,
-                conversation.channel_id,
-                customer.name or customer.phone,
-                (message.body or message.get_kind_display())[:140],
-            )
+        notify = format_html(
+            '<div id="notify" hidden data-id="{}" data-conversation="{}" '
+            'data-channel="{}" data-title="{}" data-body="{}"></div>',
+            message.pk,
+            conversation_id,
+            conversation.channel_id,
+            customer.name or customer.phone,
+            (message.body or message.get_kind_display())[:140],
         )
-    return "".join(parts)
+    return live.staging([op]), counters, notify
 
 
 def _unread_total(channel_keys: frozenset[str] | None) -> Subquery:

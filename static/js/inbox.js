@@ -303,7 +303,12 @@
     document.title = (count > 0 ? "(" + count + ") " : "") + inbox.dataset.title;
   }
 
+  // Tones that would overlap sound as one: a frame that brings several notifications (a socket
+  // that caught up after a burst) beeps once.
+  let beepedAt = 0;
   function beep() {
+    if (Date.now() - beepedAt < 250) return;
+    beepedAt = Date.now();
     try {
       const audio = new (window.AudioContext || window.webkitAudioContext)();
       const tone = audio.createOscillator();
@@ -317,6 +322,8 @@
     } catch (e) { /* no audio: the notification still shows */ }
   }
 
+  // Called on every swap of #notify, not once per frame: a frame may bring several messages
+  // (each its own #notify, swapped in turn), and each is notified as if it came alone.
   function notify() {
     const box = $("#notify");
     if (!box || !box.dataset.id || box.dataset.id === state.notified) return;
@@ -388,6 +395,7 @@
   document.addEventListener("htmx:oobAfterSwap", (evt) => {
     const id = evt.detail && evt.detail.target && evt.detail.target.id;
     if (id === "live-staging") drain();
+    else if (id === "notify") notify();
     else if (id === "list-stale") listStale();
     else if (id === "live-resync") liveResync();
   });

@@ -225,6 +225,80 @@ def test_no_notification_for_a_number_the_list_is_filtered_away_from(page_for, l
     assert bob.evaluate("window.__notes") == [{"title": "Luis Torres", "body": "¿Me ayudan?"}]
 
 
+def _waiting_in_server_layer() -> int:
+    """Messages the server's Redis layer still holds for its process (channels-redis keeps a
+    process's channel as a sorted set named after it): none once its hub has taken them."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url_for_tests())
+    return sum(client.zcard(key) for key in client.scan_iter(match="*specific.*!"))
+
+
+def _lock_waiters(table: str) -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks WHERE relation = %s::regclass AND NOT granted",
+            [table],
+        )
+        return cursor.fetchone()[0]
+
+
+def test_a_socket_behind_in_a_burst_catches_up_in_one_frame(postgres, page_for, live_server_url):
+    """Six customers write while Bob's socket is busy with his page's `watch` (it re-reads
+    which numbers he works on, from a table this test holds locked; the webhooks never read
+    it): the events wait for the socket on the server, and reach the page in fewer frames
+    than events, with the effect of one frame each: every row in order, the tab's and the
+    badge's total, and a notification for each message."""
+    require(bool(os.environ.get("REDIS_URL")), "REDIS_URL is not set (the server's layer)")
+    from django.db import connection, transaction
+
+    from inbox.models import Channel
+
+    make_user("bob", "agent", first_name="Bob")
+    bob = page_for("bob", "pass-bob")
+    bob.context.add_init_script(NOTIFICATIONS)
+    frames: list[str] = []
+    bob.on("websocket", lambda ws: ws.on("framereceived", lambda text: frames.append(text)))
+    bob.goto(f"{live_server_url}/inbox/")
+    socket_open(bob)
+    expect(bob.locator("#conv-list")).to_be_visible()
+    table = Channel.agents.through._meta.db_table
+    names = [f"Cliente {n}" for n in range(6)]
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"LOCK TABLE {connection.ops.quote_name(table)} IN ACCESS EXCLUSIVE MODE"
+            )
+        # The search box's input event has the page send `watch` (no list request: the text
+        # did not change); the socket waits on the lock, holding its events back.
+        bob.dispatch_event("#list-filters input[name=q]", "input")
+        deadline = time.monotonic() + 30
+        while not _lock_waiters(table) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for n, name in enumerate(names):
+            inbound(live_server_url, f"Mensaje {n}", name=name, phone=f"59399123450{n}")
+        # Every event in the server's hands (and all but the first queued for the socket).
+        while _waiting_in_server_layer() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    expect(bob.locator(".conv-row .conv-name")).to_have_text(list(reversed(names)))
+    for name in names:
+        expect(bob.locator(".conv-row", has_text=name).locator(".unread-count")).to_have_text("1")
+    expect(bob).to_have_title(re.compile(r"^\(6\) "))
+    expect(bob.locator("#nav-unread .nav-badge-count")).to_have_text("6")
+    bob.wait_for_function("window.__notes.length >= 6")
+    notes = bob.evaluate("window.__notes")
+    assert sorted(note["body"] for note in notes) == [f"Mensaje {n}" for n in range(6)]
+    assert len(notes) == 6
+    assert bob.locator("#live-staging > *").count() == 0
+    # Fewer frames than events (the first alone, then those that waited behind it), each
+    # with the list's totals once.
+    carrying = [frame for frame in frames if 'id="notify"' in frame]
+    assert len(carrying) < len(names)
+    assert all(frame.count('id="unread-total"') == 1 for frame in carrying)
+
+
 def test_a_list_fetched_before_a_filter_never_lands_over_it(page_for, live_server_url):
     """The page re-fetches its list as its socket opens; an agent who picks a filter while that
     answer is on its way gets the filtered list, whatever order the two answers come in (the

@@ -412,14 +412,20 @@ async def test_in_a_flood_the_list_is_told_to_refetch_and_the_open_thread_still_
         return messages
 
     messages = await database_sync_to_async(storm)()
-    # 2 within the budget (list row + thread line each), 3 beyond (thread line), 1 list.stale.
-    frames = [await communicator.receive_from(timeout=WAIT) for _ in range(2 * 2 + 3 + 1)]
+    # 2 within the budget (list row + thread line each), 3 beyond (thread line), 1 list.stale;
+    # the list's events may share a frame (a socket behind gets those waiting at once).
+    text = ""
+    while not (
+        all(f'id="msg-{message.pk}"' in text for message in messages)
+        and 'id="list-stale"' in text
+        and text.count('class="conv-row') >= 2
+    ):
+        text += await communicator.receive_from(timeout=WAIT)
     assert await communicator.receive_nothing(timeout=0.5)
     for message in messages:  # every line reached the open thread
-        assert sum(f'id="msg-{message.pk}"' in frame for frame in frames) == 1
-    assert sum('id="list-stale"' in frame for frame in frames) == 1  # once for the second
-    rows = sum('data-op="upsert"' in f and 'class="conv-row' in f for f in frames)
-    assert rows == 2  # the list copies within the budget
+        assert text.count(f'id="msg-{message.pk}"') == 1
+    assert text.count('id="list-stale"') == 1  # once for the second
+    assert text.count('class="conv-row') == 2  # the list copies within the budget
     await communicator.disconnect()
 
 

@@ -6,12 +6,14 @@ import os
 
 import pytest
 import redis
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
 from inbox import consumers, hub
 from inbox.consumers import InboxConsumer
-from inbox.events import INBOX_GROUP
-from tests.inbox_live.test_consumers import WAIT, socket
+from inbox.events import INBOX_GROUP, event_publish
+from tests.inbox_live.conftest import conversation_with, message_in
+from tests.inbox_live.test_consumers import WAIT, socket, watch
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 LAYERS = ["memory", "core", "pubsub"]
@@ -62,6 +64,35 @@ async def sockets(*names: str):
 async def stale(seq: int = 1) -> None:
     message = {"type": "list.stale", "event_id": f"e{seq}", "source": "test", "seq": seq}
     await get_channel_layer().group_send(INBOX_GROUP, message)
+
+
+async def frames_of(communicator, expected: str) -> list[str]:
+    """The frames that bring `expected`: a socket behind gets the events waiting for it in one
+    frame, so a test of order reads the text, and how many frames carried it."""
+    frames: list[str] = []
+    while len("".join(frames)) < len(expected):
+        frames.append(await communicator.receive_from(timeout=WAIT))
+    assert "".join(frames) == expected
+    return frames
+
+
+def handed_count(monkeypatch) -> list:
+    """The sequence numbers the hub has put in its sockets' queues, as it does."""
+    handed = []
+    fan_out = hub.Hub._fan_out
+
+    def counted(self, message):
+        fan_out(self, message)
+        handed.append(message["seq"])
+
+    monkeypatch.setattr(hub.Hub, "_fan_out", counted)
+    return handed
+
+
+async def until_handed(handed: list, count: int) -> None:
+    async with asyncio.timeout(WAIT):
+        while len(handed) < count:
+            await asyncio.sleep(0.02)
 
 
 async def test_a_process_is_one_member_of_the_inbox_group_however_many_sockets(layer_kind):
@@ -115,9 +146,8 @@ async def test_a_failing_handler_costs_its_socket_that_event_only(layer_kind, mo
     bob, ana = await sockets("bob", "ana")
     await stale(1)
     await stale(2)
-    assert await bob.receive_from(timeout=WAIT) == consumers.RESYNC
-    assert await bob.receive_from(timeout=WAIT) == consumers.LIST_STALE
-    assert [await ana.receive_from(timeout=WAIT) for _ in range(2)] == [consumers.LIST_STALE] * 2
+    await frames_of(bob, consumers.RESYNC + consumers.LIST_STALE)
+    await frames_of(ana, consumers.LIST_STALE * 2)
     assert failed == [1]
     for communicator in (bob, ana):
         await communicator.disconnect()
@@ -135,18 +165,10 @@ async def test_a_slow_socket_delays_only_itself_and_keeps_its_order(layer_kind, 
     bob, ana = await sockets("bob", "ana")
     for seq in (1, 2, 3):
         await stale(seq)
-    assert [await ana.receive_from(timeout=WAIT) for _ in range(3)] == [
-        "stale 1",
-        "stale 2",
-        "stale 3",
-    ]
+    await frames_of(ana, "stale 1stale 2stale 3")
     assert await bob.receive_nothing(timeout=0.2)
     gate.set()
-    assert [await bob.receive_from(timeout=WAIT) for _ in range(3)] == [
-        "stale 1",
-        "stale 2",
-        "stale 3",
-    ]
+    await frames_of(bob, "stale 1stale 2stale 3")
     for communicator in (bob, ana):
         await communicator.disconnect()
 
@@ -166,29 +188,21 @@ async def test_a_socket_that_falls_behind_loses_events_and_resyncs(layer_kind, m
         await real(self, event)
 
     monkeypatch.setattr(InboxConsumer, "list_stale", list_stale)
-    handed = []
-    fan_out = hub.Hub._fan_out
-
-    def counted(self, message):
-        fan_out(self, message)
-        handed.append(message["seq"])
-
-    monkeypatch.setattr(hub.Hub, "_fan_out", counted)
+    handed = handed_count(monkeypatch)
     (bob,) = await sockets("bob")
     for seq in range(1, 7):
         await stale(seq)
-    async with asyncio.timeout(WAIT):  # the hub has handed on what it could
-        while len(handed) < 6:
-            await asyncio.sleep(0.02)
+    await until_handed(handed, 6)  # the hub has handed on what it could
     gate.set()
     # 2 queued, and perhaps 1 already in hand; the rest lost.
     frames = []
     while not await bob.receive_nothing(timeout=0.5):
         frames.append(await bob.receive_from())
-    assert frames in ([consumers.LIST_STALE] * 2, [consumers.LIST_STALE] * 3)
+    assert "".join(frames) in (consumers.LIST_STALE * 2, consumers.LIST_STALE * 3)
     await stale(7)
-    frames = [await bob.receive_from(timeout=WAIT) for _ in range(2)]
-    assert consumers.RESYNC in frames
+    frames = []
+    while consumers.RESYNC not in "".join(frames):
+        frames.append(await bob.receive_from(timeout=WAIT))
     await bob.disconnect()
 
 
@@ -222,3 +236,91 @@ async def test_a_socket_that_loses_access_leaves_the_hub(layer_kind):
     assert await bob.receive_nothing(timeout=0.3)
     for communicator in (bob, ana):
         await communicator.disconnect()
+
+
+async def test_a_socket_behind_gets_the_events_waiting_for_it_in_one_frame(layer_kind, monkeypatch):
+    """Bob's socket is held on the first event while four more arrive: they leave together,
+    in order, in one frame; Ana, never held, gets the same text. No socket waits for events
+    to come: what is queued is taken, up to BATCH_MAX."""
+    gate = asyncio.Event()
+
+    async def list_stale(self, event):
+        if self.user.username == "bob" and event["seq"] == 1:
+            await gate.wait()
+        await self.send(f"stale {event['seq']}")
+
+    monkeypatch.setattr(InboxConsumer, "list_stale", list_stale)
+    monkeypatch.setattr(hub, "BATCH_MAX", 3)
+    handed = handed_count(monkeypatch)
+    bob, ana = await sockets("bob", "ana")
+    for seq in range(1, 6):
+        await stale(seq)
+    await until_handed(handed, 5)
+    expected = "".join(f"stale {seq}" for seq in range(1, 6))
+    await frames_of(ana, expected)
+    gate.set()
+    frames = await frames_of(bob, expected)
+    # Bob's task took 1, 2 or 3 events before it was held (as many as were queued), then
+    # the rest as they waited: at most three at a time.
+    assert frames in (
+        ["stale 1", "stale 2stale 3stale 4", "stale 5"],
+        ["stale 1stale 2", "stale 3stale 4stale 5"],
+        ["stale 1stale 2stale 3", "stale 4stale 5"],
+    )
+    for communicator in (bob, ana):
+        await communicator.disconnect()
+
+
+async def test_a_burst_of_list_updates_is_one_frame_with_the_totals_once(
+    channel_layer, monkeypatch
+):
+    """Three customers write while Bob's socket is held: one frame brings the three rows and
+    the three notifications, in order, and the list's totals once (they are absolute: the
+    last is what three frames would have left on the page)."""
+    held, gate = asyncio.Event(), asyncio.Event()
+    real = InboxConsumer.list_stale
+
+    async def list_stale(self, event):
+        held.set()
+        await gate.wait()
+        await real(self, event)
+
+    monkeypatch.setattr(InboxConsumer, "list_stale", list_stale)
+    handed = handed_count(monkeypatch)
+
+    def three_write():
+        found = []
+        for n in range(3):
+            conversation = conversation_with(f"+59399123450{n}", f"Cliente {n}", unread_count=1)
+            found.append((conversation, message_in(conversation, f"Mensaje {n}")))
+        return found
+
+    written = await database_sync_to_async(three_write)()
+    (bob,) = await sockets("bob")
+    await watch(bob)
+    await stale()
+    async with asyncio.timeout(WAIT):
+        await held.wait()
+    for conversation, message in written:
+        await database_sync_to_async(event_publish)(
+            "message.created", conversation_id=conversation.pk, message_id=message.pk
+        )
+    await until_handed(handed, 4)
+    gate.set()
+    frames = []
+    while f'data-id="{written[-1][1].pk}"' not in "".join(frames):
+        frames.append(await bob.receive_from(timeout=WAIT))
+    # The held event alone, then the three that waited behind it.
+    assert frames[0] == consumers.LIST_STALE
+    assert len(frames) == 2
+    burst = frames[1]
+    rows = [burst.index(f'id="conv-{conversation.pk}"') for conversation, _ in written]
+    notes = [burst.index(f'id="notify" hidden data-id="{message.pk}"') for _, message in written]
+    assert rows == sorted(rows) and notes == sorted(notes)
+    assert burst.count('id="live-staging"') == 3
+    assert burst.count('id="unread-total"') == 1
+    assert '<span id="unread-total" data-count="3" hidden>' in burst
+    assert burst.count('id="nav-unread"') == 1
+    # Where the last update had them: after its row, before its notification.
+    assert rows[-1] < burst.index('id="unread-total"') < notes[-1]
+    await bob.disconnect()
