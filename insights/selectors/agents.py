@@ -24,6 +24,9 @@ from insights.selectors.common import (
 from insights.selectors.packed import FLOATS, IDS, SECONDS, packed_lists, unpacked
 from insights.selectors.period import GYE, LIVE_SECONDS, Period, days_folded
 
+# No value: an agent with no turns or no resolutions in the period.
+NONE = np.empty(0)
+
 # An agent's answer: a message a person wrote from the inbox (not a bot, reminder or campaign).
 ANSWER = Q(author_kind=Message.Author.AGENT, agent__isnull=False)
 # Both directions, so PostgreSQL reads the (direction, created_at) index for a date range.
@@ -189,9 +192,6 @@ def agent_stats_count(period: Period, *, channel: str | None = None) -> list[dic
             }
         )
     return rows
-
-
-NONE = np.empty(0)
 
 
 def _distinct(values: np.ndarray) -> int:

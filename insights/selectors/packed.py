@@ -16,34 +16,37 @@ from collections.abc import Iterable
 
 import numpy as np
 
-# The dtypes, fixed and little-endian, so a row reads the same on any machine.
-SECONDS = np.dtype("<i4")  # whole seconds to a first answer (signed: a clock set back)
-FLOATS = np.dtype("<f8")  # resolution seconds, as the database computes them
+# The dtypes, fixed and little-endian, so a row reads the same on any machine: each kind a
+# pair, the narrow one used while every value of a day fits, the wide one (marked WIDE) else.
+SECONDS = (np.dtype("<i4"),) * 2  # whole seconds to a first answer (signed: a clock set back)
+FLOATS = (np.dtype("<f8"),) * 2  # resolution seconds, as the database computes them
 # Conversation ids: 4 bytes while they fit (they are bigints, but a desk reaches 4 billion
-# conversations never), 8 for a day that holds a larger one, marked WIDE. Half the bytes to
-# read and decode for the agents section (bench/pages.py).
+# conversations never), 8 for a day that holds a larger one. Half the bytes to read and
+# decode for the agents section (bench/pages.py).
 IDS = (np.dtype("<u4"), np.dtype("<i8"))
 WIDE = "8:"
 
-
-def pack(values: Iterable, dtype) -> str:
-    if isinstance(dtype, tuple):
-        narrow, wide = dtype
-        array = np.fromiter(values, dtype=wide)
-        if array.size and (array.min() < 0 or array.max() > np.iinfo(narrow).max):
-            return WIDE + _b64(array)
-        return _b64(array.astype(narrow))
-    return _b64(np.fromiter(values, dtype=dtype))
+Dtypes = tuple[np.dtype, ...]
 
 
-def packed_lists(per_key: dict, dtype) -> dict[str, list[str]]:
+def pack(values: Iterable, dtype: Dtypes) -> str:
+    narrow, wide = dtype
+    array = np.fromiter(values, dtype=wide)
+    if narrow == wide:
+        return _b64(array)
+    if array.size and (array.min() < 0 or array.max() > np.iinfo(narrow).max):
+        return WIDE + _b64(array)
+    return _b64(array.astype(narrow))
+
+
+def packed_lists(per_key: dict, dtype: Dtypes) -> dict[str, list[str]]:
     """{key: [numbers]} -> a rollup value {str(key): [packed]}."""
     return {str(key): [pack(values, dtype)] for key, values in per_key.items()}
 
 
-def unpacked(values_by_day: Iterable[dict], dtype) -> dict[int, np.ndarray]:
+def unpacked(values_by_day: Iterable[dict], dtype: Dtypes) -> dict[int, np.ndarray]:
     """Rollup values of many days -> {int key: every number of those days, one array}."""
-    narrow, wide = dtype if isinstance(dtype, tuple) else (dtype, dtype)
+    narrow, wide = dtype
     parts: dict[int, tuple[list[bytes], list[bytes]]] = {}
     for per_key in values_by_day:
         for key, packed in per_key.items():
