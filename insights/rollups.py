@@ -79,11 +79,23 @@ def _resolved_days(*, since_id: int, since: datetime) -> set[date]:
     return set(rows)
 
 
+def _open_campaign_days() -> set[date]:
+    """The launch days of the campaigns still running: their figures still move."""
+    from outbound.models import Campaign
+
+    ended = (Campaign.State.COMPLETED, Campaign.State.CANCELLED, Campaign.State.FAILED)
+    launched = Campaign.objects.filter(launched_at__isnull=False).exclude(state__in=ended)
+    days = launched.values_list("launched_at", flat=True)
+    # The filter above keeps launched campaigns only, which django-stubs cannot see.
+    return {at.astimezone(GYE).date() for at in days}  # type: ignore[union-attr]
+
+
 class Kind(NamedTuple):
     compute: Callable[[Period], dict]
     trailing: int  # the last days refolded every time
     touched: Callable[..., set[date]] | None = _touched_days  # days dirtied since the last folds
     source: type[Model] = Message  # whose ids the mark keeps for `touched`
+    also: Callable[[], set[date]] | None = None  # more days to refold every time
 
 
 KINDS = {
@@ -92,7 +104,7 @@ KINDS = {
     "renewals": Kind(renewals_compute, SETTLE_DAYS, None),
     f"funnel{FOLDED_WITHIN_DAYS}": Kind(funnel_compute, FOLDED_WITHIN_DAYS + SETTLE_DAYS),
     f"campaigns{FOLDED_WITHIN_DAYS}": Kind(
-        campaign_compute, FOLDED_WITHIN_DAYS + SETTLE_DAYS, None
+        campaign_compute, FOLDED_WITHIN_DAYS + SETTLE_DAYS, None, also=_open_campaign_days
     ),
     "turns": Kind(turns_compute, SETTLE_DAYS),
     "handled": Kind(handled_compute, SETTLE_DAYS),
@@ -137,7 +149,7 @@ def behaviour_fold(*, now: datetime) -> int:
 
 
 def _kind_fold(kind: str, *, through: date, now: datetime) -> int:
-    compute, trailing, touched, source = KINDS[kind]
+    compute, trailing, touched, source, also = KINDS[kind]
     with transaction.atomic():
         RollupMark.objects.get_or_create(kind=kind)
         mark = RollupMark.objects.select_for_update().get(kind=kind)
@@ -151,8 +163,8 @@ def _kind_fold(kind: str, *, through: date, now: datetime) -> int:
             if touched:
                 since = (mark.folded_at or now) - OVERLAP
                 days |= touched(since_id=mark.seen_id_before, since=since)
-            if kind.startswith("campaigns"):
-                days |= _open_campaign_days()
+            if also:
+                days |= also()
         days = {day for day in days if day <= through}
         for span in _spans(sorted(days)):
             _span_write(kind, span, compute(Period(span[0], span[-1])))
@@ -198,13 +210,3 @@ def _history(through: date) -> set[date]:
     ]
     starts = [at.astimezone(GYE).date() for at in starts if at is not None]
     return _days_between(min(starts), through) if starts else set()
-
-
-def _open_campaign_days() -> set[date]:
-    from outbound.models import Campaign
-
-    ended = (Campaign.State.COMPLETED, Campaign.State.CANCELLED, Campaign.State.FAILED)
-    launched = Campaign.objects.filter(launched_at__isnull=False).exclude(state__in=ended)
-    days = launched.values_list("launched_at", flat=True)
-    # The filter above keeps launched campaigns only, which django-stubs cannot see.
-    return {at.astimezone(GYE).date() for at in days}  # type: ignore[union-attr]
