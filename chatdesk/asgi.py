@@ -15,19 +15,22 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from chatdesk.bodylimit import BodyLimitMiddleware, daphne_guard_install  # noqa: E402
+from inbox.events import server_loop_note  # noqa: E402
 from inbox.routing import websocket_urlpatterns  # noqa: E402
 
 # Under daphne the body caps must act as the bytes arrive (daphne buffers a whole body before
 # the application runs): its request class is swapped for one that asks `body_rule`.
 daphne_guard_install()
 
-application = BodyLimitMiddleware(
-    ProtocolTypeRouter(
-        {
-            "http": django_asgi_app,
-            "websocket": AllowedHostsOriginValidator(
-                AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-            ),
-        }
+application = server_loop_note(
+    BodyLimitMiddleware(
+        ProtocolTypeRouter(
+            {
+                "http": django_asgi_app,
+                "websocket": AllowedHostsOriginValidator(
+                    AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+                ),
+            }
+        )
     )
 )

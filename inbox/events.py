@@ -27,6 +27,7 @@ numbers.
 """
 
 import asyncio
+import logging
 import os
 import threading
 import time
@@ -37,7 +38,10 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from inbox.hub import hub_local
+
 INBOX_GROUP = "inbox"
+log = logging.getLogger(__name__)
 GATHER = 100
 LIST_BATCH = 20
 FLOOD_PER_SECOND = 60
@@ -90,6 +94,70 @@ class _Sequence:
 _sequence = _Sequence()
 
 
+class _Departures:
+    """Sends to the layer from a request's thread, without that thread waiting for them.
+
+    A web request (a webhook, an agent's reply) ran its sends on the server's event loop and
+    waited there for their Redis round trips, some 1.5 ms, before answering: time the answer
+    did not need (the data is committed; the layer is at most once anyway). In a process whose
+    server loop is known (server_loop_note: daphne), the sends are handed to that loop and the
+    thread goes on; in order, since the loop starts them in the order they were handed over.
+    Anywhere else (a worker, a command, a test without a server) the caller waits, as before.
+    At most MAX_PENDING wait on the loop: past that the caller waits too (a Redis that stopped
+    answering holds the requests back instead of piling up sends in memory)."""
+
+    MAX_PENDING = 1000
+
+    def __init__(self):
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.lock, self.pending = threading.Lock(), 0
+
+    def send(self, coro) -> None:
+        loop = self.loop
+        if loop is None or loop.is_closed() or not loop.is_running() or self._on(loop):
+            async_to_sync(_awaited)(coro)
+            return
+        with self.lock:
+            full = self.pending >= self.MAX_PENDING
+            if not full:
+                self.pending += 1
+        if full:
+            async_to_sync(_awaited)(coro)
+            return
+        asyncio.run_coroutine_threadsafe(coro, loop).add_done_callback(self._done)
+
+    @staticmethod
+    def _on(loop) -> bool:
+        try:
+            return asyncio.get_running_loop() is loop
+        except RuntimeError:
+            return False
+
+    def _done(self, future) -> None:
+        with self.lock:
+            self.pending -= 1
+        if not future.cancelled() and future.exception() is not None:
+            log.warning("a live event was not sent", exc_info=future.exception())
+
+
+_departures = _Departures()
+
+
+async def _awaited(coro) -> None:
+    await coro
+
+
+def server_loop_note(app):
+    """The ASGI application `app`, noting the loop it is served on (chatdesk/asgi.py): from
+    then on this process's sends leave without their callers waiting (_Departures)."""
+
+    async def noted(scope, receive, send):
+        _departures.loop = asyncio.get_running_loop()
+        return await app(scope, receive, send)
+
+    return noted
+
+
 class EventType(StrEnum):
     """Every event type, declared once (docs/live.md). The consumer's handler for each is the
     name with "_" for "." (Channels' convention): message_created, events_batch..."""
@@ -140,12 +208,13 @@ def event_publish(event_type: EventType, *, conversation_id: int | None = None, 
 
 def events_publish(event_type: EventType, events: list[dict]) -> None:
     """Many events of one type after one commit (a campaign batch): one trip into the event
-    loop for all of them, not two per event (each costs milliseconds)."""
+    loop for all of them, not two per event (each costs milliseconds). In a web process the
+    caller does not wait for them (_Departures)."""
 
     def send():
         layer = get_channel_layer()
         if layer is not None and events:
-            async_to_sync(_group_send_all)(layer, event_type, events)
+            _departures.send(_group_send_all(layer, event_type, events))
 
     # robust: the channel layer is at-most-once anyway (pages re-fetch on reconnect), so a Redis
     # hiccup must not fail the caller after its data is committed (the pipeline would leave a
@@ -157,9 +226,7 @@ async def _group_send_all(layer, event_type: EventType, events: list[dict]) -> N
     if len(events) > LIST_BATCH:
         items = [[data.get("conversation_id"), data.get("message_id")] for data in events]
         batch = {"type": EventType.EVENTS_BATCH, "event_type": event_type, "items": items}
-        await layer.group_send(
-            INBOX_GROUP, _sequence.stamp({**batch, "event_id": uuid.uuid4().hex})
-        )
+        await _inbox_send(layer, {**batch, "event_id": uuid.uuid4().hex})
         return
     to_list = _budget.take(len(events))
     # Concurrently, a hundred at a time: each send is a few Redis round trips.
@@ -167,8 +234,14 @@ async def _group_send_all(layer, event_type: EventType, events: list[dict]) -> N
         chunk = events[start : start + GATHER]
         await asyncio.gather(*(_group_send(layer, event_type, data, to_list) for data in chunk))
     if not to_list and _budget.stale_due():
-        stale = {"type": EventType.LIST_STALE, "event_id": uuid.uuid4().hex}
-        await layer.group_send(INBOX_GROUP, _sequence.stamp(stale))
+        await _inbox_send(layer, {"type": EventType.LIST_STALE, "event_id": uuid.uuid4().hex})
+
+
+async def _inbox_send(layer, message: dict) -> None:
+    """To the inbox group, numbered; this process's own sockets get it at once (hub_local)."""
+    message = _sequence.stamp(message)
+    hub_local(layer, INBOX_GROUP, message)
+    await layer.group_send(INBOX_GROUP, message)
 
 
 async def _group_send(layer, event_type: EventType, data: dict, to_list: bool = True) -> None:
@@ -176,7 +249,7 @@ async def _group_send(layer, event_type: EventType, data: dict, to_list: bool = 
     message.update(data)
     sends = []
     if to_list:
-        sends.append(layer.group_send(INBOX_GROUP, _sequence.stamp({**message, "group": "inbox"})))
+        sends.append(_inbox_send(layer, {**message, "group": "inbox"}))
     if message["conversation_id"] is not None:
         group = conversation_group(message["conversation_id"])
         sends.append(layer.group_send(group, {**message, "group": "conversation"}))

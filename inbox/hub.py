@@ -21,6 +21,11 @@ takes each event once and puts it in every local socket's queue, in memory.
   layer drops one whose messages expired, and a Redis that restarted forgets the group: the
   hub joins again every REJOIN_SECONDS (one Redis call).
 
+- An event this process sends to the group reaches its own sockets at once, in memory
+  (hub_local), and the copy the layer brings back is skipped by its event_id: the webhook
+  that a socket on the same process waits for saves a trip through Redis (issue 19). The other
+  processes get it from the layer as before.
+
 Conversation groups (an open thread, presence) stay per socket: few sockets share one.
 """
 
@@ -38,6 +43,9 @@ DEFAULT_CAPACITY = 100
 # The most events handed over at once: a frame of 25 list updates is some 20 KB, and the
 # first of them waits for the others' renders.
 BATCH_MAX = 25
+# The event ids this process handed to its sockets itself, whose copy from the layer is still to
+# come (and be skipped). A copy that never comes (the send failed) is forgotten past this many.
+SENT_HERE_MAX = 10_000
 
 Deliver = Callable[[list[dict]], Awaitable[None]]
 
@@ -71,6 +79,7 @@ class Hub:
         self.channel = ""
         self.capacity = _capacity(layer)
         self.tasks: list[asyncio.Task] = []
+        self.sent_here: dict[str, bool] = {}
         self.started = asyncio.get_running_loop().create_task(self._start())
 
     async def _start(self) -> None:
@@ -89,7 +98,16 @@ class Hub:
                 log.warning("the inbox hub could not receive", exc_info=True)
                 await asyncio.sleep(RECEIVE_RETRY_SECONDS)
                 continue
+            if self.sent_here.pop(message.get("event_id"), False):
+                continue  # its sockets had it from hub_local
             self._fan_out(message)
+
+    def local(self, message: dict) -> None:
+        """`message`, which this process is sending to the group, to every local socket now."""
+        self.sent_here[message["event_id"]] = True
+        if len(self.sent_here) > SENT_HERE_MAX:
+            del self.sent_here[next(iter(self.sent_here))]
+        self._fan_out(message)
 
     async def _rejoin(self) -> None:
         while True:
@@ -151,6 +169,14 @@ async def hub_leave(layer, group: str, key: object) -> None:
         # To the end even if the socket's task is cancelled meanwhile (a server shutting down,
         # a test's communicator), or the group keeps a member nobody reads for a day.
         await asyncio.shield(asyncio.get_running_loop().create_task(hub.stop()))
+
+
+def hub_local(layer, group: str, message: dict) -> None:
+    """Before sending `message` (which has an event_id) to `group` through the layer: this
+    loop's sockets get it now, from the hub, which then skips the layer's copy of it."""
+    hub = _hubs.get(asyncio.get_running_loop(), {}).get((layer, group))
+    if hub is not None and hub.channel and message.get("event_id"):
+        hub.local(message)
 
 
 def hub_of(layer, group: str) -> Hub | None:

@@ -9,7 +9,7 @@ import redis
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
-from inbox import consumers, hub
+from inbox import consumers, events, hub
 from inbox.consumers import InboxConsumer
 from inbox.events import INBOX_GROUP, event_publish
 from tests.inbox_live.conftest import conversation_with, message_in
@@ -323,4 +323,35 @@ async def test_a_burst_of_list_updates_is_one_frame_with_the_totals_once(
     assert burst.count('id="nav-unread"') == 1
     # Where the last update had them: after its row, before its notification.
     assert rows[-1] < burst.index('id="unread-total"') < notes[-1]
+    await bob.disconnect()
+
+
+async def test_an_event_this_process_sends_reaches_its_sockets_at_once_and_once(layer_kind):
+    """hub_local: the process's own sockets get what it sends before the layer brings it
+    back, and the layer's copy is skipped."""
+    bob, ana = await sockets("bob", "ana")
+    await events._inbox_send(get_channel_layer(), {"type": "list.stale", "event_id": "own1"})
+    for communicator in (bob, ana):
+        assert await communicator.receive_from(timeout=WAIT) == consumers.LIST_STALE
+    async with asyncio.timeout(WAIT):  # the layer's copy came back, and was dropped
+        while the_hub().sent_here:
+            await asyncio.sleep(0.02)
+    for communicator in (bob, ana):
+        assert await communicator.receive_nothing(timeout=0.3)
+        await communicator.disconnect()
+
+
+async def test_the_own_sockets_do_not_wait_for_the_layer(layer_kind, monkeypatch):
+    (bob,) = await sockets("bob")
+
+    async def lost(group, message):  # a layer that never delivers
+        return None
+
+    monkeypatch.setattr(get_channel_layer(), "group_send", lost)
+    monkeypatch.setattr(hub, "SENT_HERE_MAX", 3)
+    for n in range(5):
+        await events._inbox_send(get_channel_layer(), {"type": "list.stale", "event_id": f"n{n}"})
+    await frames_of(bob, consumers.LIST_STALE * 5)
+    # Copies that never come back are forgotten past SENT_HERE_MAX, the oldest first.
+    assert list(the_hub().sent_here) == ["n2", "n3", "n4"]
     await bob.disconnect()
