@@ -22,8 +22,11 @@ from inbox.routing import websocket_urlpatterns  # noqa: E402
 # the application runs): its request class is swapped for one that asks `body_rule`.
 daphne_guard_install()
 
-application = server_loop_note(
-    BodyLimitMiddleware(
+# Outermost: BodyLimitMiddleware (daphne's guard and runembedded ask it for `body_rule`). Inside
+# it, the loop this application is served on is noted: from then on the process's live events
+# leave without their request waiting (inbox/events.py).
+application = BodyLimitMiddleware(
+    server_loop_note(
         ProtocolTypeRouter(
             {
                 "http": django_asgi_app,

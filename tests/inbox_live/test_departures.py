@@ -89,7 +89,11 @@ def test_a_send_that_fails_is_logged_and_not_counted_as_waiting(server_loop, cap
     assert "a live event was not sent" in caplog.text
 
 
-def test_the_server_application_notes_its_loop():
+def test_the_server_application_notes_its_loop_inside_the_body_limits():
+    """BodyLimitMiddleware stays outermost: daphne's guard and runembedded ask it for
+    `body_rule`."""
     from chatdesk.asgi import application
+    from chatdesk.bodylimit import BodyLimitMiddleware
 
-    assert application.__qualname__ == "server_loop_note.<locals>.noted"
+    assert isinstance(application, BodyLimitMiddleware)
+    assert application.app.__qualname__ == "server_loop_note.<locals>.noted"
