@@ -355,3 +355,38 @@ async def test_the_own_sockets_do_not_wait_for_the_layer(layer_kind, monkeypatch
     # Copies that never come back are forgotten past SENT_HERE_MAX, the oldest first.
     assert list(the_hub().sent_here) == ["n2", "n3", "n4"]
     await bob.disconnect()
+
+
+async def test_a_socket_handles_the_hub_s_events_and_its_page_s_messages_one_at_a_time(
+    layer_kind, monkeypatch
+):
+    """The consumer's serial lock: a watch from the page waits for the event being handled
+    (the hub's events come on a task of their own, not through Channels' one loop)."""
+    (bob,) = await sockets("bob")
+    steps = []
+    list_stale = InboxConsumer.list_stale
+    receive_json = InboxConsumer.receive_json
+
+    async def slow(self, event):
+        steps.append("event starts")
+        await asyncio.sleep(0.3)
+        steps.append("event ends")
+        await list_stale(self, event)
+
+    async def page(self, content, **kwargs):
+        steps.append(f"page: {content.get('type')}")
+        await receive_json(self, content, **kwargs)
+
+    monkeypatch.setattr(InboxConsumer, "list_stale", slow)
+    monkeypatch.setattr(InboxConsumer, "receive_json", page)
+    await stale()
+    async with asyncio.timeout(WAIT):
+        while not steps:
+            await asyncio.sleep(0.01)
+    await bob.send_json_to({"type": "watch", "conversation": None, "view": "all", "q": ""})
+    assert await bob.receive_from(timeout=WAIT) == consumers.LIST_STALE
+    async with asyncio.timeout(WAIT):
+        while len(steps) < 3:
+            await asyncio.sleep(0.01)
+    assert steps == ["event starts", "event ends", "page: watch"]
+    await bob.disconnect()
