@@ -52,10 +52,11 @@ from django.db.models import F, Func, Subquery
 from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 from chatdesk.roles import SUPPORT, has_role
 from customers.models import Customer
-from inbox import channels, live, selectors
+from inbox import channels, live, rows, selectors
 from inbox.context_processors import BADGE, unread_badge_context
 from inbox.events import INBOX_GROUP, EventType, conversation_group
 from inbox.gaps import Gaps
@@ -65,7 +66,6 @@ from inbox.socket_access import socket_forget, socket_watch
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
-INDEX = "inbox/index.html"
 LIST_STALE = '<div id="list-stale" hx-swap-oob="true" hidden></div>'
 RESYNC = '<div id="live-resync" hx-swap-oob="true" hidden></div>'
 # A list update's totals: in a frame of several, only the last one's are sent.
@@ -363,6 +363,10 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         return await _channel_of(conversation_id) not in self.channel_keys
 
     async def message_created(self, event):
+        fragments = event.get("fragments")
+        if event.get("group") == "inbox" and self._takes(fragments):
+            await self._list_from(event, fragments)
+            return
         if await self._hidden(event.get("conversation_id")):
             return
         if event.get("group") == "inbox":
@@ -422,6 +426,45 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
             html = await self._thread_line(one)
             if html:
                 await self.send(html)
+
+    def _takes(self, fragments) -> bool:
+        """The event's own row and notification fit this socket: its language, the whole
+        list, no search, and the conversation on a channel this agent works on."""
+        return (
+            isinstance(fragments, dict)
+            and isinstance(fragments.get("row"), str)
+            and isinstance(fragments.get("notify"), str)
+            and fragments.get("language") == self.language
+            and self.filters.view == "all"
+            and not self.filters.q
+            and (self.channel_keys is None or fragments.get("channel") in self.channel_keys)
+        )
+
+    async def _list_from(self, event, fragments: dict):
+        """The row and notification as the publisher rendered them, sent at once; the totals
+        (this agent's channels) follow when read."""
+        conversation_id = event["conversation_id"]
+        # HTML our publisher rendered (inbox/rows.py, customer text escaped there); through
+        # Redis it arrives as plain text, no longer marked safe.
+        row, notify = mark_safe(fragments["row"]), mark_safe(fragments["notify"])  # noqa: S308
+        if self.filters.channel in ("", fragments["channel"]):
+            placed = live.staging([row])
+        else:  # the list shows another number: the row leaves it, nobody is notified
+            placed, notify = live.staging([_removal(conversation_id)]), ""
+        keys = None if self.channel_keys is None else frozenset(self.channel_keys)
+        if self.frame is None:
+            await self.send(placed + notify)
+        else:
+            self.frame.add(placed)
+            self.frame.add(notify)
+        counters = await _shared(
+            ("counters", event.get("event_id"), self.language, keys),
+            lambda: _counters(self.language, keys),
+        )
+        if self.frame is None:
+            await self.send(counters)
+        else:
+            self.frame.add(counters, COUNTERS)
 
     async def _list_update(self, event, message_id: int | None = None) -> ListUpdate | None:
         filters = self.filters
@@ -497,9 +540,7 @@ async def _shared(key: tuple, render):
     return await asyncio.shield(task)
 
 
-def _render(language: str, name: str, context: dict) -> str:
-    with translation.override(language):
-        return render_to_string(f"{INDEX}#{name}", {"csrf_token": "NOTPROVIDED", **context})
+_render = rows.render
 
 
 @database_sync_to_async
@@ -517,28 +558,33 @@ def _list_update(
     if conversation is None:
         return None
     if _matches(user, channel_keys, filters, conversation):
-        op = live.op("upsert", _render(language, "conv_row", {"c": conversation}))
+        op = rows.row_op(language, conversation)
     else:
-        op = live.op("remove", format_html('<span data-id="conv-{}"></span>', conversation_id))
-    with translation.override(language):
-        badge = render_to_string(BADGE, unread_badge_context(unread, oob=True))
-    counters = format_html('<span id="unread-total" data-count="{}" hidden></span>', unread) + badge
+        op = _removal(conversation_id)
     notify = ""
     # No notification for a number the list is filtered away from (the agent chose not to
     # watch it); conversations on a number the agent does not work on never got this far.
     on_shown_number = filters.channel in ("", conversation.channel_id)
     if message is not None and message.direction == Message.Direction.IN and on_shown_number:
-        customer = conversation.customer
-        notify = format_html(
-            '<div id="notify" hidden data-id="{}" data-conversation="{}" '
-            'data-channel="{}" data-title="{}" data-body="{}"></div>',
-            message.pk,
-            conversation_id,
-            conversation.channel_id,
-            customer.name or customer.phone,
-            (message.body or message.get_kind_display())[:140],
-        )
-    return live.staging([op]), counters, notify
+        notify = rows.notify_html(language, message, conversation)
+    return live.staging([op]), _counters_html(language, unread), notify
+
+
+def _removal(conversation_id: int) -> str:
+    return live.op("remove", format_html('<span data-id="conv-{}"></span>', conversation_id))
+
+
+def _counters_html(language: str, unread: int) -> str:
+    """The list's totals: the unread count the page's title shows, and the nav badge."""
+    with translation.override(language):
+        badge = render_to_string(BADGE, unread_badge_context(unread, oob=True))
+    return format_html('<span id="unread-total" data-count="{}" hidden></span>', unread) + badge
+
+
+@database_sync_to_async
+def _counters(language: str, channel_keys: frozenset[str] | None) -> str:
+    """The totals alone (a row sent from the event's own fragments)."""
+    return _counters_html(language, selectors.unread_conversations_count(channel_keys=channel_keys))
 
 
 def _unread_total(channel_keys: frozenset[str] | None) -> Subquery:

@@ -175,9 +175,15 @@ def conversation_group(conversation_id: int) -> str:
     return f"conversation.{conversation_id}"
 
 
-def message_created_publish(*, conversation_id: int, message_id: int) -> None:
-    """A new line (a customer's message, a reply, a bot's answer...)."""
-    event_publish(EventType.MESSAGE_CREATED, conversation_id=conversation_id, message_id=message_id)
+def message_created_publish(
+    *, conversation_id: int, message_id: int, fragments: dict | None = None
+) -> None:
+    """A new line (a customer's message, a reply, a bot's answer...). `fragments`: the list's
+    row and notification, already rendered by the publisher (inbox/rows.py), when it has them."""
+    data = {"fragments": fragments} if fragments else {}
+    event_publish(
+        EventType.MESSAGE_CREATED, conversation_id=conversation_id, message_id=message_id, **data
+    )
 
 
 def messages_created_publish(rows: list[tuple[int, int]]) -> None:

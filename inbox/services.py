@@ -4,6 +4,7 @@ import functools
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, DateTimeField, F, Q, Value, When
 from django.utils import timezone
@@ -17,6 +18,7 @@ from inbox.events import (
     message_status_publish,
 )
 from inbox.models import DEFAULT_CHANNEL, Conversation, Message, SessionState
+from inbox.rows import list_fragments
 
 
 def conversation_get_or_create(
@@ -204,14 +206,30 @@ def message_inbound_create_known(
     row = _inbound_insert(message, phone=phone, channel=channel, also=also)
     if row is None:
         return None
-    message_id, conversation_id, customer_id, name, lid, *also_ids = row
+    message_id, conversation_id, customer_id, name, lid = row[:5]
+    also_ids = list(row[5 : 5 + len(also)])
     customer = Customer(pk=customer_id, phone=phone, name=name, whatsapp_lid=lid)
     message.conversation = Conversation(pk=conversation_id, customer=customer, channel_id=channel)
     if message_id is None:
         return message, False, also_ids
     message.pk = message_id
     message._state.adding, message._state.db = False, connection.alias
-    message_created_publish(conversation_id=conversation_id, message_id=message_id)
+    # The conversation as the statement left it, and its assignee: the list's row, rendered
+    # here once (inbox/rows.py) instead of read again by every process's sockets.
+    first, last, username, *columns = row[5 + len(also) :]
+    names = [f.attname for f in Conversation._meta.concrete_fields]
+    conversation = Conversation.from_db(connection.alias, names, columns)
+    conversation.customer = customer
+    if conversation.assignee_id is not None:
+        conversation.assignee = get_user_model()(
+            pk=conversation.assignee_id, first_name=first, last_name=last, username=username
+        )
+    message.conversation = conversation
+    message_created_publish(
+        conversation_id=conversation_id,
+        message_id=message_id,
+        fragments=list_fragments(message),
+    )
     return message, True, also_ids
 
 
@@ -225,6 +243,8 @@ def _inbound_insert_sql() -> tuple[str, tuple]:
     # Typed: in an INSERT ... SELECT a bare literal is text, whatever the column.
     values = ", ".join(f"CAST(%s AS {f.cast_db_type(connection)})" for f in fields)
     conversations = quote(Conversation._meta.db_table)
+    returned = ", ".join(f"c.{quote(str(f.column))}" for f in Conversation._meta.concrete_fields)
+    users = quote(get_user_model()._meta.db_table)
     sql = f"""
         WITH conv AS (
             SELECT c.id, cu.id AS customer_id, cu.name, cu.whatsapp_lid
@@ -245,9 +265,13 @@ def _inbound_insert_sql() -> tuple[str, tuple]:
                 last_message_preview = CASE WHEN c.last_message_at IS NULL
                     OR c.last_message_at <= %s THEN %s ELSE c.last_message_preview END
             FROM m WHERE c.id = m.conversation_id
+            RETURNING {returned}
         ){{also}}
-        SELECT (SELECT id FROM m), conv.id, conv.customer_id, conv.name, conv.whatsapp_lid{{ids}}
+        SELECT (SELECT id FROM m), conv.id, conv.customer_id, conv.name, conv.whatsapp_lid{{ids}},
+            u.first_name, u.last_name, u.username, note.*
         FROM conv
+        LEFT JOIN note ON true
+        LEFT JOIN {users} u ON u.id = note.assignee_id
     """  # noqa: S608 (names from the models' metadata, values as parameters)
     return sql, fields
 

@@ -1,0 +1,160 @@
+"""A customer's message stored by the one-statement path carries its list row and notification,
+rendered once by the process that stored it (inbox/rows.py): the sockets of the audience most
+agents are send them at once, the totals after; every other audience renders its own."""
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from chatdesk.asgi import application
+from inbox import rows, services
+from inbox.models import Conversation, Message
+from tests.conftest import make_user
+from tests.inbox_live.conftest import HOSTILE, conversation_with, message_in
+from tests.inbox_live.test_consumers import ORIGIN, WAIT, session_cookie, watch
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+
+
+def needs_postgresql():
+    if connection.vendor != "postgresql":
+        pytest.skip("the one-statement path is PostgreSQL's")
+
+
+def store_known(conversation: Conversation, text: str, wa_id: str) -> Message:
+    message, created, _ = services.message_inbound_create_known(
+        phone=conversation.customer.phone,
+        channel=conversation.channel_id,
+        wa_id=wa_id,
+        kind="text",
+        body=text,
+        created_at=timezone.now(),
+    )
+    assert created
+    return message
+
+
+def assigned_and_hostile() -> Conversation:
+    conversation = conversation_with("+593968196046", HOSTILE, text="Hola")
+    conversation.assignee = make_user("carla", "agent", first_name="Carla")
+    conversation.urgent = True
+    conversation.save()
+    message_in(conversation, "antes")
+    return conversation
+
+
+def as_the_list_reads_it(message_id: int) -> tuple[str, str]:
+    message = Message.objects.select_related(
+        "conversation__customer", "conversation__assignee"
+    ).get(pk=message_id)
+    conversation = message.conversation
+    language = settings.LANGUAGE_CODE  # Spanish (Ecuador)
+    return rows.row_op(language, conversation), rows.notify_html(language, message, conversation)
+
+
+async def test_the_row_it_carries_is_the_one_the_list_would_read(monkeypatch):
+    needs_postgresql()
+    published = []
+    monkeypatch.setattr(services, "message_created_publish", lambda **e: published.append(e))
+    conversation = await database_sync_to_async(assigned_and_hostile)()
+    message = await database_sync_to_async(store_known)(conversation, "<b>renovar</b>", "W1")
+    (event,) = published
+    fragments = event["fragments"]
+    row, notify = await database_sync_to_async(as_the_list_reads_it)(message.pk)
+    assert (fragments["row"], fragments["notify"]) == (row, notify)
+    assert (fragments["language"], fragments["channel"]) == ("es-ec", conversation.channel_id)
+    assert "→ Carla" in row and "unread" in row and "urgent" in row
+    assert HOSTILE not in row + notify and "<b>renovar" not in row + notify
+
+
+async def socket_as(username: str, *, language: str = ""):
+    cookie = await session_cookie(username, "agent")
+    if language:
+        cookie += f"; django_language={language}".encode()
+    headers = [(b"host", b"testserver"), (b"origin", ORIGIN), (b"cookie", cookie)]
+    communicator = WebsocketCommunicator(application, "/ws/inbox/", headers=headers)
+    assert (await communicator.connect())[0]
+    return communicator
+
+
+async def test_the_whole_list_in_spanish_gets_the_row_at_once_and_the_totals_after(
+    channel_layer,
+):
+    needs_postgresql()
+    conversation = await database_sync_to_async(assigned_and_hostile)()
+    bob = await socket_as("bob")
+    await watch(bob)
+    message = await database_sync_to_async(store_known)(conversation, "Quiero renovar", "W2")
+    row, notify = await database_sync_to_async(as_the_list_reads_it)(message.pk)
+    first = await bob.receive_from(timeout=WAIT)
+    assert row in first and notify in first and "unread-total" not in first
+    totals = await bob.receive_from(timeout=WAIT)
+    assert totals.startswith('<span id="unread-total" data-count="1" hidden></span>')
+    await bob.disconnect()
+
+
+async def test_other_audiences_render_their_own(channel_layer):
+    needs_postgresql()
+    conversation = await database_sync_to_async(assigned_and_hostile)()
+    english = await socket_as("ann", language="en")
+    await watch(english)
+    new_only = await socket_as("eva")
+    await watch(new_only, view="new")
+    other_number = await socket_as("ivo")
+    await other_number.send_json_to(
+        {"type": "watch", "conversation": None, "view": "all", "q": "", "channel": "otro"}
+    )
+    await other_number.receive_nothing(timeout=0.2)
+    await database_sync_to_async(store_known)(conversation, "Quiero renovar", "W3")
+    frames = {}
+    for name, communicator in (("english", english), ("new only", new_only)):
+        # One frame: the row, the totals and the notification, rendered by the socket.
+        html = frames[name] = await communicator.receive_from(timeout=WAIT)
+        assert 'id="unread-total"' in html and 'id="notify"' in html
+        assert f'id="conv-{conversation.pk}"' in html
+    assert 'title="New"' in frames["english"] and 'title="Nuevo"' in frames["new only"]
+    # A list showing another number: the row leaves it, and no notification.
+    html = await other_number.receive_from(timeout=WAIT)
+    assert f'data-id="conv-{conversation.pk}"' in html and 'id="notify"' not in html
+    for communicator in (english, new_only, other_number):
+        await communicator.disconnect()
+
+
+async def test_a_row_from_another_process_arrives_as_plain_text_and_is_sent_as_html(
+    channel_layer,
+):
+    """Through Redis the rendered row comes as plain text (msgpack keeps no "safe" mark): the
+    socket still sends it as the HTML it is, not escaped. CI's first run of this path showed a
+    second daphne's page an escaped row."""
+    from channels.layers import get_channel_layer
+
+    conversation = await database_sync_to_async(assigned_and_hostile)()
+    message = await database_sync_to_async(
+        lambda: Message.objects.select_related(
+            "conversation__customer", "conversation__assignee"
+        ).get(body="antes")
+    )()
+    fragments = await database_sync_to_async(rows.list_fragments)(message)
+    plain = {key: value[:] for key, value in fragments.items()}  # plain str, as msgpack gives
+    assert all(type(value) is str for value in plain.values())
+    bob = await socket_as("bob")
+    await watch(bob)
+    await get_channel_layer().group_send(
+        "inbox",
+        {
+            "type": "message.created",
+            "group": "inbox",
+            "conversation_id": conversation.pk,
+            "message_id": message.pk,
+            "event_id": "from-elsewhere",
+            "fragments": plain,
+        },
+    )
+    first = await bob.receive_from(timeout=WAIT)
+    assert f'<a id="conv-{conversation.pk}"' in first and "&lt;a id=" not in first
+    assert f'<div id="notify" hidden data-id="{message.pk}"' in first
+    assert HOSTILE not in first  # the customer's name stays escaped inside it
+    await bob.disconnect()
