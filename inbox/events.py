@@ -114,24 +114,18 @@ class _Departures:
 
     def send(self, coro) -> None:
         loop = self.loop
-        if loop is None or loop.is_closed() or not loop.is_running() or self._on(loop):
+        if loop is not None and loop.is_running() and self._take():
+            asyncio.run_coroutine_threadsafe(coro, loop).add_done_callback(self._done)
+        else:
             async_to_sync(_awaited)(coro)
-            return
-        with self.lock:
-            full = self.pending >= self.MAX_PENDING
-            if not full:
-                self.pending += 1
-        if full:
-            async_to_sync(_awaited)(coro)
-            return
-        asyncio.run_coroutine_threadsafe(coro, loop).add_done_callback(self._done)
 
-    @staticmethod
-    def _on(loop) -> bool:
-        try:
-            return asyncio.get_running_loop() is loop
-        except RuntimeError:
-            return False
+    def _take(self) -> bool:
+        """A place among the MAX_PENDING sends that may wait on the loop."""
+        with self.lock:
+            if self.pending >= self.MAX_PENDING:
+                return False
+            self.pending += 1
+            return True
 
     def _done(self, future) -> None:
         with self.lock:
@@ -257,7 +251,9 @@ async def _group_send(layer, event_type: EventType, data: dict, to_list: bool = 
     if to_list:
         sends.append(_inbox_send(layer, {**message, "group": "inbox"}))
     if message["conversation_id"] is not None:
+        # The list's fragments are for the list copy only: the thread renders its own line.
+        thread_copy = {key: value for key, value in message.items() if key != "fragments"}
         group = conversation_group(message["conversation_id"])
-        sends.append(layer.group_send(group, {**message, "group": "conversation"}))
+        sends.append(layer.group_send(group, {**thread_copy, "group": "conversation"}))
     # Both copies at once: each is a Redis round trip or two, and the webhook waits for them.
     await asyncio.gather(*sends)

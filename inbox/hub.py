@@ -174,7 +174,7 @@ async def hub_leave(layer, group: str, key: object) -> None:
 def hub_local(layer, group: str, message: dict) -> None:
     """Before sending `message` (which has an event_id) to `group` through the layer: this
     loop's sockets get it now, from the hub, which then skips the layer's copy of it."""
-    hub = _hubs.get(asyncio.get_running_loop(), {}).get((layer, group))
+    hub = hub_of(layer, group)
     if hub is not None and hub.channel and message.get("event_id"):
         hub.local(message)
 
