@@ -451,20 +451,13 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
             placed = live.staging([row])
         else:  # the list shows another number: the row leaves it, nobody is notified
             placed, notify = live.staging([_removal(conversation_id)]), ""
+        await self._send_list((placed, "", notify))
         keys = None if self.channel_keys is None else frozenset(self.channel_keys)
-        if self.frame is None:
-            await self.send(placed + notify)
-        else:
-            self.frame.add(placed)
-            self.frame.add(notify)
         counters = await _shared(
             ("counters", event.get("event_id"), self.language, keys),
             lambda: _counters(self.language, keys),
         )
-        if self.frame is None:
-            await self.send(counters)
-        else:
-            self.frame.add(counters, COUNTERS)
+        await self._send_list(("", counters, ""))
 
     async def _list_update(self, event, message_id: int | None = None) -> ListUpdate | None:
         filters = self.filters
@@ -538,9 +531,6 @@ async def _shared(key: tuple, render):
         asyncio.get_running_loop().call_later(SHARED_SECONDS, _renders.pop, key, None)
     # A socket that goes away mid-render must not cancel the render for the others.
     return await asyncio.shield(task)
-
-
-_render = rows.render
 
 
 @database_sync_to_async
@@ -731,7 +721,7 @@ def _thread_line(language: str, message_id: int, event_type: str | None) -> str:
     except Message.DoesNotExist:
         return ""
     live.reply_refs_attach([message])
-    html = live.staging([live.op("upsert", _render(language, "message_line", {"m": message}))])
+    html = live.staging([live.op("upsert", rows.render(language, "message_line", {"m": message}))])
     if event_type == EventType.MESSAGE_CREATED and message.direction == Message.Direction.IN:
         # An inbound message makes the conversation new again (even a resolved one).
         html += _thread_head_sync(language, message.conversation_id)
@@ -750,7 +740,7 @@ def _thread_head_sync(language: str, conversation_id: int) -> str:
         return ""
     customer = selectors.customer_panel(customer_id=conversation.customer_id)
     context = {"conversation": conversation, "agents": selectors.agents(), "customer": customer}
-    head = _render(language, "thread_head", context)
-    notes = _render(language, "notes", context)
+    head = rows.render(language, "thread_head", context)
+    notes = rows.render(language, "notes", context)
     # The ws extension swaps every top-level element by its id (#thread-head, #notes).
     return head + notes

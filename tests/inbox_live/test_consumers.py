@@ -10,7 +10,7 @@ from django.db import transaction
 from django.test import Client
 
 from chatdesk.asgi import application
-from inbox import conversations
+from inbox import conversations, rows
 from inbox import gaps as gaps_module
 from inbox.events import event_publish
 from inbox.live import STATUS_RANK
@@ -129,7 +129,6 @@ async def test_a_new_message_row_is_the_list_page_row(channel_layer):
     """The socket reads a new message's row with one statement of its own (issue 19), not the
     ORM's: the row it sends is the one the list page renders (assignee, customer, counts),
     customer text escaped."""
-    from inbox import consumers
 
     def assigned():
         agent = make_user("carla", "agent", first_name="Carla")
@@ -154,7 +153,7 @@ async def test_a_new_message_row_is_the_list_page_row(channel_layer):
         from inbox.models import Conversation
 
         row = Conversation.objects.select_related("customer", "assignee").get(pk=conversation.pk)
-        return consumers._render("es", "conv_row", {"c": row})
+        return rows.render("es", "conv_row", {"c": row})
 
     assert await page_row() in html
     await communicator.disconnect()
