@@ -33,7 +33,8 @@ one websocket frame (_Frame), in order. Sending a frame per event per socket was
 largest cost left in a webhook burst (bench/RESULTS.md), on the event loop the webhooks'
 answers wait on. In that frame the list's totals (#unread-total, #nav-unread) come once, the
 last event's: they are absolute counts, and the last is what the page would have shown after
-the separate frames. Every other fragment stays, a #notify per message: the page notifies on
+the separate frames (for rows the publisher rendered, read once after the frame's events).
+Every other fragment stays, a #notify per message: the page notifies on
 each swap of it, not once per frame (static/js/inbox.js).
 """
 
@@ -77,10 +78,12 @@ log = logging.getLogger(__name__)
 
 class _Frame:
     """Fragments for one websocket frame, in the order they were sent. A fragment with a key
-    is kept at its last occurrence only."""
+    is kept at its last occurrence only. `counters_due`: the totals to read once the frame's
+    events are handled (the event id that shares the read, the agent's channels)."""
 
     def __init__(self):
         self.parts: list[tuple[str, str]] = []
+        self.counters_due: tuple | None = None
 
     def add(self, html: str, key: str = "") -> None:
         if html:
@@ -169,12 +172,14 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         if len(messages) == 1:
             await self.inbox_event(messages[0])
             return
-        self.frame = _Frame()
+        frame = self.frame = _Frame()
         try:
             for message in messages:
                 await self.inbox_event(message)
+            if frame.counters_due is not None:
+                frame.add(await self._counters(*frame.counters_due), COUNTERS)
         finally:
-            text, self.frame = self.frame.text(), None
+            text, self.frame = frame.text(), None
         # A socket that lost access meanwhile gets nothing more.
         if text and not self.revoked:
             await super().send(text)
@@ -432,7 +437,7 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         list, no search, and the conversation on a channel this agent works on."""
         return (
             isinstance(fragments, dict)
-            and isinstance(fragments.get("row"), str)
+            and isinstance(fragments.get("placed"), str)
             and isinstance(fragments.get("notify"), str)
             and fragments.get("language") == self.language
             and self.filters.view == "all"
@@ -442,22 +447,26 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
 
     async def _list_from(self, event, fragments: dict):
         """The row and notification as the publisher rendered them, sent at once; the totals
-        (this agent's channels) follow when read."""
+        (this agent's channels) follow when read: alone, in a frame of their own; in a frame
+        of several events, read once when they are all handled."""
         conversation_id = event["conversation_id"]
         # HTML our publisher rendered (inbox/rows.py, customer text escaped there); through
         # Redis it arrives as plain text, no longer marked safe.
-        row, notify = mark_safe(fragments["row"]), mark_safe(fragments["notify"])  # noqa: S308
-        if self.filters.channel in ("", fragments["channel"]):
-            placed = live.staging([row])
-        else:  # the list shows another number: the row leaves it, nobody is notified
+        placed, notify = mark_safe(fragments["placed"]), mark_safe(fragments["notify"])  # noqa: S308
+        if self.filters.channel not in ("", fragments["channel"]):
+            # The list shows another number: the row leaves it, nobody is notified.
             placed, notify = live.staging([_removal(conversation_id)]), ""
         await self._send_list((placed, "", notify))
         keys = None if self.channel_keys is None else frozenset(self.channel_keys)
-        counters = await _shared(
-            ("counters", event.get("event_id"), self.language, keys),
-            lambda: _counters(self.language, keys),
+        if self.frame is not None:
+            self.frame.counters_due = (event.get("event_id"), keys)
+            return
+        await self._send_list(("", await self._counters(event.get("event_id"), keys), ""))
+
+    async def _counters(self, event_id, keys: frozenset[str] | None) -> str:
+        return await _shared(
+            ("counters", event_id, self.language, keys), lambda: _counters(self.language, keys)
         )
-        await self._send_list(("", counters, ""))
 
     async def _list_update(self, event, message_id: int | None = None) -> ListUpdate | None:
         filters = self.filters
@@ -564,8 +573,10 @@ def _removal(conversation_id: int) -> str:
     return live.op("remove", format_html('<span data-id="conv-{}"></span>', conversation_id))
 
 
+@functools.lru_cache(maxsize=512)
 def _counters_html(language: str, unread: int) -> str:
-    """The list's totals: the unread count the page's title shows, and the nav badge."""
+    """The list's totals: the unread count the page's title shows, and the nav badge (the same
+    for every event with that count: rendered once per count and language)."""
     with translation.override(language):
         badge = render_to_string(BADGE, unread_badge_context(unread, oob=True))
     return format_html('<span id="unread-total" data-count="{}" hidden></span>', unread) + badge
@@ -573,8 +584,13 @@ def _counters_html(language: str, unread: int) -> str:
 
 @database_sync_to_async
 def _counters(language: str, channel_keys: frozenset[str] | None) -> str:
-    """The totals alone (a row sent from the event's own fragments)."""
-    return _counters_html(language, selectors.unread_conversations_count(channel_keys=channel_keys))
+    """The totals alone (a row sent from the event's own fragments): the unread count by the
+    statement compiled once per audience (_unread_total_sql)."""
+    sql, params = _unread_total_sql(channel_keys)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        unread = cursor.fetchone()[0] or 0
+    return _counters_html(language, unread)
 
 
 def _unread_total(channel_keys: frozenset[str] | None) -> Subquery:

@@ -15,6 +15,8 @@ takes each event once and puts it in every local socket's queue, in memory.
   many events as the layer's channel did (its capacity); beyond that the socket loses the
   newest, as it did on its own channel, and the numbers of inbox/gaps.py have the page
   re-fetch what it shows.
+- Two deliveries to a socket are FRAME_GAP apart at least: the first event after a quiet spell
+  goes at once, what comes sooner waits and leaves with the rest in one frame.
 - A socket's handler that raises is that socket's business (inbox/consumers.py); the hub logs
   it and goes on, for that socket and the others.
 - Channels-redis drops a group member group_expiry after it joined (a day), the in-memory
@@ -43,6 +45,12 @@ DEFAULT_CAPACITY = 100
 # The most events handed over at once: a frame of 25 list updates is some 20 KB, and the
 # first of them waits for the others' renders.
 BATCH_MAX = 25
+# The least time between two deliveries to one socket. The first event after a quiet spell
+# goes at once; those that come sooner wait the rest of it and leave together, in one frame.
+# In a burst a socket then costs at most 1/FRAME_GAP frames a second, whatever the webhook
+# rate: each frame is a send through daphne's websocket protocol on the loop the webhooks'
+# answers wait on, and they were most of daphne's time with 50 agents (bench/RESULTS.md).
+FRAME_GAP = 0.05
 # The event ids this process handed to its sockets itself, whose copy from the layer is still to
 # come (and be skipped). A copy that never comes (the send failed) is forgotten past this many.
 SENT_HERE_MAX = 10_000
@@ -59,8 +67,12 @@ class _Member:
         self.task = asyncio.get_running_loop().create_task(self._run(deliver))
 
     async def _run(self, deliver: Deliver) -> None:
+        loop = asyncio.get_running_loop()
+        delivered = -FRAME_GAP
         while True:
             messages = [await self.queue.get()]
+            if (wait := delivered + FRAME_GAP - loop.time()) > 0:
+                await asyncio.sleep(wait)
             while len(messages) < BATCH_MAX and not self.queue.empty():
                 messages.append(self.queue.get_nowait())
             try:
@@ -68,6 +80,7 @@ class _Member:
             except Exception:
                 kinds = sorted({str(message.get("type")) for message in messages})
                 log.exception("an inbox socket failed on %s", ", ".join(kinds))
+            delivered = loop.time()
 
 
 class Hub:

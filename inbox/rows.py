@@ -47,12 +47,13 @@ def notify_html(language: str, message: Message, conversation: Conversation) -> 
 
 def list_fragments(message: Message) -> dict:
     """A customer's new message (its conversation, customer and assignee loaded): the row's op
-    and the notification in the site's language, for an event (inbox/events.py)."""
+    in #live-staging, as a socket sends it, and the notification in the site's language, for
+    an event (inbox/events.py). Staged here once, not by each socket."""
     language = settings.LANGUAGE_CODE
     conversation = message.conversation
     return {
         "language": language,
         "channel": conversation.channel_id,
-        "row": row_op(language, conversation),
+        "placed": live.staging([row_op(language, conversation)]),
         "notify": notify_html(language, message, conversation),
     }

@@ -271,6 +271,38 @@ async def test_a_socket_behind_gets_the_events_waiting_for_it_in_one_frame(layer
         await communicator.disconnect()
 
 
+async def test_the_first_event_after_a_quiet_spell_goes_at_once(layer_kind, monkeypatch):
+    """The gap between two deliveries (FRAME_GAP) only holds what comes soon after one."""
+    monkeypatch.setattr(hub, "FRAME_GAP", 30.0)
+    (bob,) = await sockets("bob")
+    await stale(1)
+    assert await bob.receive_from(timeout=WAIT) == consumers.LIST_STALE
+    await bob.disconnect()
+
+
+async def test_events_soon_after_a_delivery_leave_together(layer_kind, monkeypatch):
+    """Two events handed to the socket one after the other, shortly after a delivery: each
+    waits for the gap, and they leave in one frame (a burst costs a socket a frame per gap,
+    not one per event)."""
+
+    async def list_stale(self, event):
+        await self.send(f"stale {event['seq']}")
+
+    monkeypatch.setattr(InboxConsumer, "list_stale", list_stale)
+    monkeypatch.setattr(hub, "FRAME_GAP", 1.0)
+    handed = handed_count(monkeypatch)
+    (bob,) = await sockets("bob")
+    await stale(1)
+    assert await bob.receive_from(timeout=WAIT) == "stale 1"
+    await stale(2)
+    await until_handed(handed, 2)
+    await asyncio.sleep(0.05)  # time for the socket's task to take it, were it not held
+    await stale(3)
+    await until_handed(handed, 3)
+    assert await bob.receive_from(timeout=WAIT) == "stale 2stale 3"
+    await bob.disconnect()
+
+
 async def test_a_burst_of_list_updates_is_one_frame_with_the_totals_once(
     channel_layer, monkeypatch
 ):

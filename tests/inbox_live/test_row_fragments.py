@@ -2,6 +2,8 @@
 rendered once by the process that stored it (inbox/rows.py): the sockets of the audience most
 agents are send them at once, the totals after; every other audience renders its own."""
 
+import asyncio
+
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
@@ -10,7 +12,7 @@ from django.db import connection
 from django.utils import timezone
 
 from chatdesk.asgi import application
-from inbox import rows, services
+from inbox import consumers, hub, live, rows, services
 from inbox.models import Conversation, Message
 from tests.conftest import make_user
 from tests.inbox_live.conftest import HOSTILE, conversation_with, message_in
@@ -52,7 +54,8 @@ def as_the_list_reads_it(message_id: int) -> tuple[str, str]:
     ).get(pk=message_id)
     conversation = message.conversation
     language = settings.LANGUAGE_CODE  # Spanish (Ecuador)
-    return rows.row_op(language, conversation), rows.notify_html(language, message, conversation)
+    placed = live.staging([rows.row_op(language, conversation)])
+    return placed, rows.notify_html(language, message, conversation)
 
 
 async def test_the_row_it_carries_is_the_one_the_list_would_read(monkeypatch):
@@ -64,7 +67,7 @@ async def test_the_row_it_carries_is_the_one_the_list_would_read(monkeypatch):
     (event,) = published
     fragments = event["fragments"]
     row, notify = await database_sync_to_async(as_the_list_reads_it)(message.pk)
-    assert (fragments["row"], fragments["notify"]) == (row, notify)
+    assert (fragments["placed"], fragments["notify"]) == (row, notify)
     assert (fragments["language"], fragments["channel"]) == ("es-ec", conversation.channel_id)
     assert "→ Carla" in row and "unread" in row and "urgent" in row
     assert HOSTILE not in row + notify and "<b>renovar" not in row + notify
@@ -157,4 +160,68 @@ async def test_a_row_from_another_process_arrives_as_plain_text_and_is_sent_as_h
     assert f'<a id="conv-{conversation.pk}"' in first and "&lt;a id=" not in first
     assert f'<div id="notify" hidden data-id="{message.pk}"' in first
     assert HOSTILE not in first  # the customer's name stays escaped inside it
+    await bob.disconnect()
+
+
+async def test_a_frame_of_several_rows_reads_the_totals_once(channel_layer, monkeypatch):
+    """Rows that waited for a socket leave in one frame (inbox/hub.py): in order, each with its
+    notification, and the totals read once, after them all, not once per row."""
+    from channels.layers import get_channel_layer
+
+    needs_postgresql()
+    reads, held, gate = [], asyncio.Event(), asyncio.Event()
+    counters = consumers._counters
+
+    async def counted(language, keys):
+        reads.append(keys)
+        return await counters(language, keys)
+
+    async def list_stale(self, event):
+        held.set()
+        await gate.wait()
+        await self.send(consumers.LIST_STALE)
+
+    monkeypatch.setattr(consumers, "_counters", counted)
+    monkeypatch.setattr(consumers.InboxConsumer, "list_stale", list_stale)
+
+    def three():
+        found = []
+        for n in range(3):
+            conversation = conversation_with(f"+59399765430{n}", f"Cliente {n}", unread_count=1)
+            message = message_in(conversation, f"Mensaje {n}")
+            found.append((conversation.pk, message.pk, rows.list_fragments(message)))
+        return found
+
+    written = await database_sync_to_async(three)()
+    bob = await socket_as("bob")
+    await watch(bob)
+    layer = get_channel_layer()
+    await layer.group_send("inbox", {"type": "list.stale", "event_id": "held"})
+    async with asyncio.timeout(WAIT):
+        await held.wait()
+    for n, (conversation_id, message_id, fragments) in enumerate(written):
+        await layer.group_send(
+            "inbox",
+            {
+                "type": "message.created",
+                "group": "inbox",
+                "conversation_id": conversation_id,
+                "message_id": message_id,
+                "event_id": f"burst-{n}",
+                "fragments": fragments,
+            },
+        )
+    member = next(iter(hub.hub_of(layer, "inbox").members.values()))
+    async with asyncio.timeout(WAIT):
+        while member.queue.qsize() < 3:
+            await asyncio.sleep(0.02)
+    gate.set()
+    assert await bob.receive_from(timeout=WAIT) == consumers.LIST_STALE
+    burst = await bob.receive_from(timeout=WAIT)
+    places = [burst.index(f'id="conv-{conversation_id}"') for conversation_id, _, _ in written]
+    notes = [burst.index(f'id="notify" hidden data-id="{m}"') for _, m, _ in written]
+    assert places == sorted(places) and notes == sorted(notes)
+    assert len(reads) == 1 and burst.count('id="unread-total"') == 1
+    assert '<span id="unread-total" data-count="3" hidden>' in burst
+    assert burst.index('id="unread-total"') > notes[-1]
     await bob.disconnect()
