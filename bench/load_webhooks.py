@@ -13,13 +13,19 @@
    applied everything within DRAIN_SLACK of the last answer), ack latency p50/p99, and push
    latency: from the POST to the frame announcing that message on each socket.
 
+The agents' sockets stand in for browsers on other machines: they read their frames in a
+process of their own, at a lower priority (Agents), not in the load generator's loop, where
+reading them delayed the timing of chatdesk's answers and not the bare view's.
+
     DATABASE_URL=postgres://... REDIS_URL=redis://... .venv/bin/python bench/load_webhooks.py \\
         [--rate 200] [--seconds 60] [--sockets 50] [--step-seconds 10] [--no-search]
 """
 
 import argparse
 import asyncio
+import contextlib
 import json
+import multiprocessing
 import os
 import re
 import subprocess
@@ -147,6 +153,67 @@ class Sockets:
             task.cancel()
 
 
+def _agents_main(conn, base: str, session: str, count: int) -> None:
+    """The agents' browsers: their sockets in a process of their own, at a lower priority.
+    In production they are on other machines; here they share two cores with the server, and
+    reading their frames in the load generator's own loop delayed its timing of the webhooks'
+    answers (only chatdesk's steps have frames to read). Commands on `conn`: "reset" (count
+    frames from now), "stop" (close, and send back what was seen)."""
+    os.nice(10)
+
+    async def run():
+        sockets = Sockets()
+        await sockets.open(base, session, count)
+        conn.send("open")
+        loop, command = asyncio.get_running_loop(), asyncio.Queue()
+
+        def readable():
+            try:
+                command.put_nowait(conn.recv())
+            except EOFError:  # the load generator is gone
+                loop.remove_reader(conn.fileno())
+                command.put_nowait("stop")
+
+        loop.add_reader(conn.fileno(), readable)
+        while (what := await command.get()) != "stop":
+            if what == "reset":
+                sockets.frames = 0
+            conn.send(what)
+        loop.remove_reader(conn.fileno())
+        await sockets.close()
+        with contextlib.suppress(OSError):
+            conn.send((sockets.seen, sockets.stale, sockets.resync, sockets.frames))
+
+    asyncio.run(run())
+
+
+class Agents:
+    """Sockets (above) in a process of their own; their figures once stopped."""
+
+    def __init__(self, base: str, session: str, count: int):
+        self.conn, child = multiprocessing.Pipe()
+        self.process = multiprocessing.get_context("spawn").Process(
+            target=_agents_main, args=(child, base, session, count), daemon=True
+        )
+        self.seen, self.stale, self.resync, self.frames = {}, 0, 0, 0
+
+    async def _ask(self, what=None):
+        if what is not None:
+            self.conn.send(what)
+        return await asyncio.to_thread(self.conn.recv)
+
+    async def open(self) -> None:
+        self.process.start()
+        assert await self._ask() == "open"
+
+    async def reset(self) -> None:
+        await self._ask("reset")
+
+    async def close(self) -> None:
+        self.seen, self.stale, self.resync, self.frames = await self._ask("stop")
+        self.process.join(10)
+
+
 async def open_loop(client, url: str, *, run: str, start: int, rate: float, seconds: float):
     """POST at a fixed rate; answers (n, status, sent_at, latency)."""
     headers = {"X-Webhook-Signature": SECRET, "Content-Type": "application/json"}
@@ -192,7 +259,7 @@ def stored(database_url: str, run: str) -> tuple[dict[str, int], int]:
     return messages, events
 
 
-def push_latencies(results, sockets: Sockets, run: str, count: int) -> tuple[list[float], int]:
+def push_latencies(results, sockets: Agents, run: str, count: int) -> tuple[list[float], int]:
     latencies, missing = [], 0
     for n, code, began, _ in results:
         times = sockets.seen.get(f"load-{run}-{n}", [])
@@ -273,8 +340,8 @@ def sustained(steps) -> int | None:
 
 
 async def measure(base, session, args, run, database_url, first, server_pid):
-    sockets = Sockets()
-    await sockets.open(base, session, args.sockets)
+    sockets = Agents(base, session, args.sockets)
+    await sockets.open()
     url = f"{base}/webhooks/wasender/"
     limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
 
@@ -291,7 +358,7 @@ async def measure(base, session, args, run, database_url, first, server_pid):
                 client, [f"{base}/bench/bare-insert/", url], args, run=run, settle=settle
             )
         rate = args.rate or sustained(steps) or args.search_from
-        sockets.frames = 0
+        await sockets.reset()
         cpu_before = cpu_seconds(server_pid)
         began = time.perf_counter()
         main = await open_loop(client, url, run=run, start=100_000, rate=rate, seconds=args.seconds)
