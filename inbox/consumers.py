@@ -50,6 +50,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import F, Func, Subquery
+from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
@@ -57,6 +58,7 @@ from django.utils.safestring import mark_safe
 from chatdesk.roles import SUPPORT, has_role
 from customers.models import Customer
 from inbox import channels, live, rows, selectors
+from inbox.context_processors import BADGE, unread_badge_context
 from inbox.events import INBOX_GROUP, EventType, conversation_group
 from inbox.gaps import Gaps
 from inbox.hub import hub_join, hub_leave
@@ -444,10 +446,9 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         )
 
     async def _list_from(self, event, fragments: dict):
-        """The row and notification as the publisher rendered them, sent at once, with the
-        totals its statement counted for an agent on every number. An agent limited to some
-        numbers reads its own totals: alone, in a frame after the row; in a frame of several
-        events, once when they are all handled."""
+        """The row and notification as the publisher rendered them, sent at once; the totals
+        (this agent's channels) follow when read: alone, in a frame of their own; in a frame
+        of several events, read once when they are all handled."""
         conversation_id = event["conversation_id"]
         # HTML our publisher rendered (inbox/rows.py, customer text escaped there); through
         # Redis it arrives as plain text, no longer marked safe.
@@ -455,11 +456,6 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         if self.filters.channel not in ("", fragments["channel"]):
             # The list shows another number: the row leaves it, nobody is notified.
             placed, notify = live.staging([_removal(conversation_id)]), ""
-        counters = fragments.get("counters")
-        if self.channel_keys is None and isinstance(counters, str):
-            # The totals on every number, as the publisher's statement counted them.
-            await self._send_list((placed, mark_safe(counters), notify))  # noqa: S308
-            return
         await self._send_list((placed, "", notify))
         keys = None if self.channel_keys is None else frozenset(self.channel_keys)
         if self.frame is not None:
@@ -570,11 +566,20 @@ def _list_update(
     on_shown_number = filters.channel in ("", conversation.channel_id)
     if message is not None and message.direction == Message.Direction.IN and on_shown_number:
         notify = rows.notify_html(language, message, conversation)
-    return live.staging([op]), rows.counters_html(language, unread), notify
+    return live.staging([op]), _counters_html(language, unread), notify
 
 
 def _removal(conversation_id: int) -> str:
     return live.op("remove", format_html('<span data-id="conv-{}"></span>', conversation_id))
+
+
+@functools.lru_cache(maxsize=512)
+def _counters_html(language: str, unread: int) -> str:
+    """The list's totals: the unread count the page's title shows, and the nav badge (the same
+    for every event with that count: rendered once per count and language)."""
+    with translation.override(language):
+        badge = render_to_string(BADGE, unread_badge_context(unread, oob=True))
+    return format_html('<span id="unread-total" data-count="{}" hidden></span>', unread) + badge
 
 
 @database_sync_to_async
@@ -585,7 +590,7 @@ def _counters(language: str, channel_keys: frozenset[str] | None) -> str:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         unread = cursor.fetchone()[0] or 0
-    return rows.counters_html(language, unread)
+    return _counters_html(language, unread)
 
 
 def _unread_total(channel_keys: frozenset[str] | None) -> Subquery:

@@ -8,15 +8,12 @@ after the commit). Only the audience most agents are (the site's language, the w
 search) uses them; every other audience renders its own, as before.
 """
 
-import functools
-
 from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.html import format_html
 
 from inbox import live
-from inbox.context_processors import BADGE, unread_badge_context
 from inbox.models import Conversation, Message
 
 INDEX = "inbox/index.html"
@@ -48,29 +45,15 @@ def notify_html(language: str, message: Message, conversation: Conversation) -> 
         )
 
 
-@functools.lru_cache(maxsize=512)
-def counters_html(language: str, unread: int) -> str:
-    """The list's totals: the unread count the page's title shows, and the nav badge (the same
-    for every event with that count: rendered once per count and language)."""
-    with translation.override(language):
-        badge = render_to_string(BADGE, unread_badge_context(unread, oob=True))
-    return format_html('<span id="unread-total" data-count="{}" hidden></span>', unread) + badge
-
-
-def list_fragments(message: Message, *, unread: int | None = None) -> dict:
+def list_fragments(message: Message) -> dict:
     """A customer's new message (its conversation, customer and assignee loaded): the row's op
     in #live-staging, as a socket sends it, and the notification in the site's language, for
-    an event (inbox/events.py). Staged here once, not by each socket. With `unread` (the
-    unread conversations on every number), the list's totals too, for the agents who work on
-    every number."""
+    an event (inbox/events.py). Staged here once, not by each socket."""
     language = settings.LANGUAGE_CODE
     conversation = message.conversation
-    fragments = {
+    return {
         "language": language,
         "channel": conversation.channel_id,
         "placed": live.staging([row_op(language, conversation)]),
         "notify": notify_html(language, message, conversation),
     }
-    if unread is not None:
-        fragments["counters"] = counters_html(language, unread)
-    return fragments

@@ -215,13 +215,10 @@ def message_inbound_create_known(
     message.pk = message_id
     message._state.adding, message._state.db = False, connection.alias
     # The conversation as the statement left it, and its assignee: the list's row, rendered
-    # here once (inbox/rows.py) instead of read again by every process's sockets. With the
-    # unread total on every number: the statement counted before its own update, so this
-    # conversation adds one if it was read until now.
-    unread_before, first, last, username, *columns = row[5 + len(also) :]
+    # here once (inbox/rows.py) instead of read again by every process's sockets.
+    first, last, username, *columns = row[5 + len(also) :]
     names = [f.attname for f in Conversation._meta.concrete_fields]
     conversation = Conversation.from_db(connection.alias, names, columns)
-    unread = unread_before + (conversation.unread_count == 1)
     conversation.customer = customer
     if conversation.assignee_id is not None:
         conversation.assignee = get_user_model()(
@@ -231,7 +228,7 @@ def message_inbound_create_known(
     message_created_publish(
         conversation_id=conversation_id,
         message_id=message_id,
-        fragments=list_fragments(message, unread=unread),
+        fragments=list_fragments(message),
     )
     return message, True, also_ids
 
@@ -271,7 +268,6 @@ def _inbound_insert_sql() -> tuple[str, tuple]:
             RETURNING {returned}
         ){{also}}
         SELECT (SELECT id FROM m), conv.id, conv.customer_id, conv.name, conv.whatsapp_lid{{ids}},
-            (SELECT count(*) FROM {conversations} WHERE unread_count > 0),
             u.first_name, u.last_name, u.username, note.*
         FROM conv
         LEFT JOIN note ON true

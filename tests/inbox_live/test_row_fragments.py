@@ -83,64 +83,18 @@ async def socket_as(username: str, *, language: str = ""):
     return communicator
 
 
-async def test_the_whole_list_in_spanish_gets_the_row_and_the_totals_in_one_frame(
-    channel_layer, monkeypatch
-):
-    """The statement counted the unread conversations on every number: an agent who works on
-    all of them gets the row, the totals and the notification at once, nothing read again."""
-    needs_postgresql()
-    reads = []
-    monkeypatch.setattr(consumers, "_counters", lambda *a: reads.append(a))
-    conversation = await database_sync_to_async(assigned_and_hostile)()
-    other = await database_sync_to_async(conversation_with)("+593968196099", "Otra", unread_count=2)
-    bob = await socket_as("bob")
-    await watch(bob)
-    # Read until now: the count before the statement missed it, and it adds itself.
-    await database_sync_to_async(
-        lambda: Conversation.objects.filter(pk=conversation.pk).update(unread_count=0)
-    )()
-    message = await database_sync_to_async(store_known)(conversation, "Quiero renovar", "W2")
-    row, notify = await database_sync_to_async(as_the_list_reads_it)(message.pk)
-    frame = await bob.receive_from(timeout=WAIT)
-    assert row in frame and notify in frame
-    assert '<span id="unread-total" data-count="2" hidden></span>' in frame
-    assert frame.index(row) < frame.index('id="unread-total"') < frame.index(notify)
-    # Unread already: the count had it.
-    await database_sync_to_async(store_known)(conversation, "¿Sigue ahí?", "W2b")
-    frame = await bob.receive_from(timeout=WAIT)
-    assert '<span id="unread-total" data-count="2" hidden></span>' in frame
-    assert reads == [] and other.pk
-    await bob.disconnect()
-
-
-async def test_an_agent_limited_to_some_numbers_gets_the_row_at_once_and_their_totals_after(
+async def test_the_whole_list_in_spanish_gets_the_row_at_once_and_the_totals_after(
     channel_layer,
 ):
-    """The statement's count is every number's: an agent limited to some reads their own."""
-    from django.contrib.auth.models import User
-
-    from inbox.models import Channel
-
     needs_postgresql()
     conversation = await database_sync_to_async(assigned_and_hostile)()
-
-    def limited():
-        Channel.objects.create(key="ventas", name="Ventas", provider="cloudapi", account="2")
-        conversation_with("+593968196098", "En Ventas", channel_id="ventas", unread_count=1)
-        own, _ = Channel.objects.get_or_create(
-            key=conversation.channel_id, defaults={"name": "Principal", "provider": "wasender"}
-        )
-        own.agents.add(User.objects.get(username="bob"))
-
     bob = await socket_as("bob")
-    await database_sync_to_async(limited)()
-    await watch(bob)  # the page's watch re-reads the agent's numbers
+    await watch(bob)
     message = await database_sync_to_async(store_known)(conversation, "Quiero renovar", "W2")
     row, notify = await database_sync_to_async(as_the_list_reads_it)(message.pk)
     first = await bob.receive_from(timeout=WAIT)
     assert row in first and notify in first and "unread-total" not in first
     totals = await bob.receive_from(timeout=WAIT)
-    # Their number's one unread conversation, not Ventas's.
     assert totals.startswith('<span id="unread-total" data-count="1" hidden></span>')
     await bob.disconnect()
 
