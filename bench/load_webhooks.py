@@ -15,7 +15,8 @@
 
 The agents' sockets stand in for browsers on other machines: they read their frames in a
 process of their own, at a lower priority (Agents), not in the load generator's loop, where
-reading them delayed the timing of chatdesk's answers and not the bare view's.
+reading them delayed the timing of chatdesk's answers and not the bare view's. On a saturated
+machine the push latency then includes the time that process waits for a core.
 
     DATABASE_URL=postgres://... REDIS_URL=redis://... .venv/bin/python bench/load_webhooks.py \\
         [--rate 200] [--seconds 60] [--sockets 50] [--step-seconds 10] [--no-search]
@@ -188,30 +189,43 @@ def _agents_main(conn, base: str, session: str, count: int) -> None:
 
 
 class Agents:
-    """Sockets (above) in a process of their own; their figures once stopped."""
+    """Sockets (above) in a process of their own; their figures once stopped. If that process
+    dies, the next question to it raises instead of waiting forever."""
 
     def __init__(self, base: str, session: str, count: int):
-        self.conn, child = multiprocessing.Pipe()
+        self.conn, self.child = multiprocessing.Pipe()
         self.process = multiprocessing.get_context("spawn").Process(
-            target=_agents_main, args=(child, base, session, count), daemon=True
+            target=_agents_main, args=(self.child, base, session, count), daemon=True
         )
         self.seen, self.stale, self.resync, self.frames = {}, 0, 0, 0
+
+    def _answer(self):
+        while not self.conn.poll(0.5):
+            if not self.process.is_alive():
+                raise RuntimeError("the agents' process died")
+        return self.conn.recv()
 
     async def _ask(self, what=None):
         if what is not None:
             self.conn.send(what)
-        return await asyncio.to_thread(self.conn.recv)
+        return await asyncio.to_thread(self._answer)
 
     async def open(self) -> None:
         self.process.start()
+        self.child.close()  # the child's end lives in the child now
         assert await self._ask() == "open"
 
     async def reset(self) -> None:
         await self._ask("reset")
 
     async def close(self) -> None:
-        self.seen, self.stale, self.resync, self.frames = await self._ask("stop")
-        self.process.join(10)
+        try:
+            if self.process.is_alive():
+                self.seen, self.stale, self.resync, self.frames = await self._ask("stop")
+        finally:
+            self.process.join(10)
+            if self.process.is_alive():
+                self.process.terminate()
 
 
 async def open_loop(client, url: str, *, run: str, start: int, rate: float, seconds: float):
@@ -342,6 +356,13 @@ def sustained(steps) -> int | None:
 async def measure(base, session, args, run, database_url, first, server_pid):
     sockets = Agents(base, session, args.sockets)
     await sockets.open()
+    try:
+        return await _measure(sockets, base, args, run, database_url, first, server_pid)
+    finally:
+        await sockets.close()
+
+
+async def _measure(sockets, base, args, run, database_url, first, server_pid):
     url = f"{base}/webhooks/wasender/"
     limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
 
@@ -366,7 +387,7 @@ async def measure(base, session, args, run, database_url, first, server_pid):
         drained, _ = await asyncio.to_thread(drain, database_url, after_id=first)
         await asyncio.sleep(3)  # frames still on their way
         cpu = cpu_seconds(server_pid) - cpu_before
-    await sockets.close()
+    await sockets.close()  # their figures, before they are read below
     return main, sockets, floor_steps, steps, rate, answered, drained, cpu
 
 

@@ -28,14 +28,14 @@ per process, not one per socket), through the same dispatch as the socket's own 
 at a time per socket. Conversation groups are joined by each socket itself.
 
 A socket behind in a burst gets the events waiting for it together (the hub takes what is
-already queued, never waits for more): each is handled as ever, and what they send leaves as
-one websocket frame (_Frame), in order. Sending a frame per event per socket was daphne's
-largest cost left in a webhook burst (bench/RESULTS.md), on the event loop the webhooks'
-answers wait on. In that frame the list's totals (#unread-total, #nav-unread) come once, the
-last event's: they are absolute counts, and the last is what the page would have shown after
-the separate frames (for rows the publisher rendered, read once after the frame's events).
-Every other fragment stays, a #notify per message: the page notifies on
-each swap of it, not once per frame (static/js/inbox.js).
+already queued, waiting at most the rest of its FRAME_GAP): each is handled as ever, and what
+they send leaves as one websocket frame (_Frame), in order. Sending a frame per event per
+socket was daphne's largest cost left in a webhook burst (bench/RESULTS.md), on the event loop
+the webhooks' answers wait on. In that frame the list's totals (#unread-total, #nav-unread)
+come once, the last event's: they are absolute counts, and the last is what the page would have
+shown after the separate frames (for rows the publisher rendered, read once after the frame's
+events). Every other fragment stays, a #notify per message: the page notifies on each swap of
+it, not once per frame (static/js/inbox.js).
 """
 
 import asyncio
@@ -177,7 +177,11 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
             for message in messages:
                 await self.inbox_event(message)
             if frame.counters_due is not None:
-                frame.add(await self._counters(*frame.counters_due), COUNTERS)
+                try:
+                    frame.add(await self._counters(*frame.counters_due), COUNTERS)
+                except Exception:  # the frame's rows still go; the page re-fetches the rest
+                    log.exception("inbox socket failed on the totals of a frame")
+                    frame.add(RESYNC)
         finally:
             text, self.frame = frame.text(), None
         # A socket that lost access meanwhile gets nothing more.
@@ -199,6 +203,8 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         if self.frame is None:
             await self.send(placed + counters + notify)
             return
+        if counters:  # newer than any read still due for the frame's earlier rows
+            self.frame.counters_due = None
         self.frame.add(placed)
         self.frame.add(counters, COUNTERS)
         self.frame.add(notify)

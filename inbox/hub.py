@@ -9,14 +9,16 @@ takes each event once and puts it in every local socket's queue, in memory.
 - The hub starts with the first socket of its event loop and stops with the last one.
 - Each socket has its own queue and task: a slow socket (a render, a full TCP buffer) delays
   only itself, and gets its events in order. The task takes every event already waiting (up
-  to BATCH_MAX) at once, never waiting for more: a socket behind in a burst catches up in
+  to BATCH_MAX) at once, never waiting for more than the rest of FRAME_GAP (below): a socket
+  behind in a burst catches up in
   one websocket frame instead of one per event (inbox/consumers.py), and its process spends
   less of the event loop on sends that the webhooks' answers wait behind. A queue holds as
   many events as the layer's channel did (its capacity); beyond that the socket loses the
   newest, as it did on its own channel, and the numbers of inbox/gaps.py have the page
   re-fetch what it shows.
 - Two deliveries to a socket are FRAME_GAP apart at least: the first event after a quiet spell
-  goes at once, what comes sooner waits and leaves with the rest in one frame.
+  goes at once, what comes sooner waits and leaves with the rest in one frame (a full batch
+  waiting leaves at once).
 - A socket's handler that raises is that socket's business (inbox/consumers.py); the hub logs
   it and goes on, for that socket and the others.
 - Channels-redis drops a group member group_expiry after it joined (a day), the in-memory
@@ -71,7 +73,9 @@ class _Member:
         delivered = -FRAME_GAP
         while True:
             messages = [await self.queue.get()]
-            if (wait := delivered + FRAME_GAP - loop.time()) > 0:
+            wait = delivered + FRAME_GAP - loop.time()
+            # A full batch already waiting leaves at once: the gap must not cap the rate.
+            if wait > 0 and self.queue.qsize() < BATCH_MAX - 1:
                 await asyncio.sleep(wait)
             while len(messages) < BATCH_MAX and not self.queue.empty():
                 messages.append(self.queue.get_nowait())

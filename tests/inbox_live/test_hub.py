@@ -272,11 +272,26 @@ async def test_a_socket_behind_gets_the_events_waiting_for_it_in_one_frame(layer
 
 
 async def test_the_first_event_after_a_quiet_spell_goes_at_once(layer_kind, monkeypatch):
-    """The gap between two deliveries (FRAME_GAP) only holds what comes soon after one."""
-    monkeypatch.setattr(hub, "FRAME_GAP", 30.0)
+    """The gap between two deliveries (FRAME_GAP) only holds what comes soon after one: after
+    a delivery and a quiet spell longer than the gap, the next event leaves alone, before the
+    one handed to the socket after it."""
+
+    async def list_stale(self, event):
+        await self.send(f"stale {event['seq']}")
+
+    monkeypatch.setattr(InboxConsumer, "list_stale", list_stale)
+    monkeypatch.setattr(hub, "FRAME_GAP", 0.3)
+    handed = handed_count(monkeypatch)
     (bob,) = await sockets("bob")
     await stale(1)
-    assert await bob.receive_from(timeout=WAIT) == consumers.LIST_STALE
+    assert await bob.receive_from(timeout=WAIT) == "stale 1"
+    await asyncio.sleep(0.6)  # quiet, twice the gap
+    await stale(2)
+    await until_handed(handed, 2)
+    await asyncio.sleep(0.05)  # time for the socket's task to take it
+    await stale(3)
+    assert await bob.receive_from(timeout=WAIT) == "stale 2"
+    assert await bob.receive_from(timeout=WAIT) == "stale 3"
     await bob.disconnect()
 
 

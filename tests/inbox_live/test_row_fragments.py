@@ -163,42 +163,15 @@ async def test_a_row_from_another_process_arrives_as_plain_text_and_is_sent_as_h
     await bob.disconnect()
 
 
-async def test_a_frame_of_several_rows_reads_the_totals_once(channel_layer, monkeypatch):
-    """Rows that waited for a socket leave in one frame (inbox/hub.py): in order, each with its
-    notification, and the totals read once, after them all, not once per row."""
+async def rows_held_then_released(bob, written) -> str:
+    """`written`'s rows sent while Bob's socket is held on a list.stale (consumers.list_stale
+    patched to wait on the gate the caller gives): the frame they leave in once it is let go."""
     from channels.layers import get_channel_layer
 
-    needs_postgresql()
-    reads, held, gate = [], asyncio.Event(), asyncio.Event()
-    counters = consumers._counters
-
-    async def counted(language, keys):
-        reads.append(keys)
-        return await counters(language, keys)
-
-    async def list_stale(self, event):
-        held.set()
-        await gate.wait()
-        await self.send(consumers.LIST_STALE)
-
-    monkeypatch.setattr(consumers, "_counters", counted)
-    monkeypatch.setattr(consumers.InboxConsumer, "list_stale", list_stale)
-
-    def three():
-        found = []
-        for n in range(3):
-            conversation = conversation_with(f"+59399765430{n}", f"Cliente {n}", unread_count=1)
-            message = message_in(conversation, f"Mensaje {n}")
-            found.append((conversation.pk, message.pk, rows.list_fragments(message)))
-        return found
-
-    written = await database_sync_to_async(three)()
-    bob = await socket_as("bob")
-    await watch(bob)
     layer = get_channel_layer()
     await layer.group_send("inbox", {"type": "list.stale", "event_id": "held"})
     async with asyncio.timeout(WAIT):
-        await held.wait()
+        await bob.held.wait()
     for n, (conversation_id, message_id, fragments) in enumerate(written):
         await layer.group_send(
             "inbox",
@@ -213,15 +186,73 @@ async def test_a_frame_of_several_rows_reads_the_totals_once(channel_layer, monk
         )
     member = next(iter(hub.hub_of(layer, "inbox").members.values()))
     async with asyncio.timeout(WAIT):
-        while member.queue.qsize() < 3:
+        while member.queue.qsize() < len(written):
             await asyncio.sleep(0.02)
-    gate.set()
+    bob.gate.set()
     assert await bob.receive_from(timeout=WAIT) == consumers.LIST_STALE
-    burst = await bob.receive_from(timeout=WAIT)
+    return await bob.receive_from(timeout=WAIT)
+
+
+async def held_socket(monkeypatch):
+    held, gate = asyncio.Event(), asyncio.Event()
+
+    async def list_stale(self, event):
+        held.set()
+        await gate.wait()
+        await self.send(consumers.LIST_STALE)
+
+    monkeypatch.setattr(consumers.InboxConsumer, "list_stale", list_stale)
+    bob = await socket_as("bob")
+    await watch(bob)
+    bob.held, bob.gate = held, gate
+    return bob
+
+
+def written_rows(count: int) -> list:
+    found = []
+    for n in range(count):
+        conversation = conversation_with(f"+59399765430{n}", f"Cliente {n}", unread_count=1)
+        message = message_in(conversation, f"Mensaje {n}")
+        found.append((conversation.pk, message.pk, rows.list_fragments(message)))
+    return found
+
+
+async def test_a_frame_of_several_rows_reads_the_totals_once(channel_layer, monkeypatch):
+    """Rows that waited for a socket leave in one frame (inbox/hub.py): in order, each with its
+    notification, and the totals read once, after them all, not once per row."""
+    needs_postgresql()
+    reads = []
+    counters = consumers._counters
+
+    async def counted(language, keys):
+        reads.append(keys)
+        return await counters(language, keys)
+
+    monkeypatch.setattr(consumers, "_counters", counted)
+    written = await database_sync_to_async(written_rows)(3)
+    bob = await held_socket(monkeypatch)
+    burst = await rows_held_then_released(bob, written)
     places = [burst.index(f'id="conv-{conversation_id}"') for conversation_id, _, _ in written]
     notes = [burst.index(f'id="notify" hidden data-id="{m}"') for _, m, _ in written]
     assert places == sorted(places) and notes == sorted(notes)
     assert len(reads) == 1 and burst.count('id="unread-total"') == 1
     assert '<span id="unread-total" data-count="3" hidden>' in burst
     assert burst.index('id="unread-total"') > notes[-1]
+    await bob.disconnect()
+
+
+async def test_a_frame_whose_totals_cannot_be_read_keeps_its_rows_and_resyncs(
+    channel_layer, monkeypatch
+):
+    needs_postgresql()
+
+    async def failing(language, keys):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(consumers, "_counters", failing)
+    written = await database_sync_to_async(written_rows)(2)
+    bob = await held_socket(monkeypatch)
+    burst = await rows_held_then_released(bob, written)
+    assert all(f'id="conv-{conversation_id}"' in burst for conversation_id, _, _ in written)
+    assert burst.endswith(consumers.RESYNC) and 'id="unread-total"' not in burst
     await bob.disconnect()
