@@ -271,25 +271,38 @@ async def test_a_socket_behind_gets_the_events_waiting_for_it_in_one_frame(layer
         await communicator.disconnect()
 
 
-async def test_the_first_event_after_a_quiet_spell_goes_at_once(layer_kind, monkeypatch):
-    """The gap between two deliveries (FRAME_GAP) only holds what comes soon after one: after
-    a delivery and a quiet spell longer than the gap, the next event leaves alone, before the
-    one handed to the socket after it."""
+async def one_delivered(monkeypatch, gap: float):
+    """Bob's socket (its list.stale sends "stale <seq>") once it had event 1, with a FRAME_GAP
+    of `gap`; and what the hub has handed over."""
 
     async def list_stale(self, event):
         await self.send(f"stale {event['seq']}")
 
     monkeypatch.setattr(InboxConsumer, "list_stale", list_stale)
-    monkeypatch.setattr(hub, "FRAME_GAP", 0.3)
+    monkeypatch.setattr(hub, "FRAME_GAP", gap)
     handed = handed_count(monkeypatch)
     (bob,) = await sockets("bob")
     await stale(1)
     assert await bob.receive_from(timeout=WAIT) == "stale 1"
-    await asyncio.sleep(0.6)  # quiet, twice the gap
+    return bob, handed
+
+
+async def two_more(handed: list) -> None:
+    """Events 2 and 3, the second once the socket's task could have taken the first."""
     await stale(2)
     await until_handed(handed, 2)
-    await asyncio.sleep(0.05)  # time for the socket's task to take it
+    await asyncio.sleep(0.05)
     await stale(3)
+    await until_handed(handed, 3)
+
+
+async def test_the_first_event_after_a_quiet_spell_goes_at_once(layer_kind, monkeypatch):
+    """The gap between two deliveries (FRAME_GAP) only holds what comes soon after one: after
+    a delivery and a quiet spell longer than the gap, the next event leaves alone, before the
+    one handed to the socket after it."""
+    bob, handed = await one_delivered(monkeypatch, 0.3)
+    await asyncio.sleep(0.6)  # quiet, twice the gap
+    await two_more(handed)
     assert await bob.receive_from(timeout=WAIT) == "stale 2"
     assert await bob.receive_from(timeout=WAIT) == "stale 3"
     await bob.disconnect()
@@ -299,21 +312,8 @@ async def test_events_soon_after_a_delivery_leave_together(layer_kind, monkeypat
     """Two events handed to the socket one after the other, shortly after a delivery: each
     waits for the gap, and they leave in one frame (a burst costs a socket a frame per gap,
     not one per event)."""
-
-    async def list_stale(self, event):
-        await self.send(f"stale {event['seq']}")
-
-    monkeypatch.setattr(InboxConsumer, "list_stale", list_stale)
-    monkeypatch.setattr(hub, "FRAME_GAP", 1.0)
-    handed = handed_count(monkeypatch)
-    (bob,) = await sockets("bob")
-    await stale(1)
-    assert await bob.receive_from(timeout=WAIT) == "stale 1"
-    await stale(2)
-    await until_handed(handed, 2)
-    await asyncio.sleep(0.05)  # time for the socket's task to take it, were it not held
-    await stale(3)
-    await until_handed(handed, 3)
+    bob, handed = await one_delivered(monkeypatch, 1.0)
+    await two_more(handed)
     assert await bob.receive_from(timeout=WAIT) == "stale 2stale 3"
     await bob.disconnect()
 

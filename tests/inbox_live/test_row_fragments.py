@@ -163,9 +163,9 @@ async def test_a_row_from_another_process_arrives_as_plain_text_and_is_sent_as_h
     await bob.disconnect()
 
 
-async def rows_held_then_released(bob, written) -> str:
-    """`written`'s rows sent while Bob's socket is held on a list.stale (consumers.list_stale
-    patched to wait on the gate the caller gives): the frame they leave in once it is let go."""
+async def rows_held_then_released(bob, written, after: tuple = ()) -> str:
+    """`written`'s rows (then the events `after`) sent while Bob's socket is held on a
+    list.stale (held_socket): the frame they leave in once it is let go."""
     from channels.layers import get_channel_layer
 
     layer = get_channel_layer()
@@ -184,9 +184,11 @@ async def rows_held_then_released(bob, written) -> str:
                 "fragments": fragments,
             },
         )
+    for event in after:
+        await layer.group_send("inbox", event)
     member = next(iter(hub.hub_of(layer, "inbox").members.values()))
     async with asyncio.timeout(WAIT):
-        while member.queue.qsize() < len(written):
+        while member.queue.qsize() < len(written) + len(after):
             await asyncio.sleep(0.02)
     bob.gate.set()
     assert await bob.receive_from(timeout=WAIT) == consumers.LIST_STALE
@@ -255,4 +257,27 @@ async def test_a_frame_whose_totals_cannot_be_read_keeps_its_rows_and_resyncs(
     burst = await rows_held_then_released(bob, written)
     assert all(f'id="conv-{conversation_id}"' in burst for conversation_id, _, _ in written)
     assert burst.endswith(consumers.RESYNC) and 'id="unread-total"' not in burst
+    await bob.disconnect()
+
+
+async def test_totals_read_with_a_later_update_in_the_frame_are_the_ones_it_keeps(
+    channel_layer, monkeypatch
+):
+    """A row from its fragments, then another conversation's update (rendered by the socket,
+    its totals read with it): the frame keeps that update's totals, and reads none more."""
+    needs_postgresql()
+    reads = []
+    monkeypatch.setattr(consumers, "_counters", lambda *a: reads.append(a))
+    written = await database_sync_to_async(written_rows)(2)
+    bob = await held_socket(monkeypatch)
+    update = {
+        "type": "conversation.updated",
+        "group": "inbox",
+        "conversation_id": written[1][0],
+        "event_id": "later",
+    }
+    burst = await rows_held_then_released(bob, written[:1], after=(update,))
+    assert reads == [] and burst.count('id="unread-total"') == 1
+    assert '<span id="unread-total" data-count="2" hidden>' in burst
+    assert burst.index(f'id="conv-{written[0][0]}"') < burst.index('id="unread-total"')
     await bob.disconnect()
