@@ -10,9 +10,9 @@ takes each event once and puts it in every local socket's queue, in memory.
 - Each socket has its own queue and task: a slow socket (a render, a full TCP buffer) delays
   only itself, and gets its events in order. The task takes every event already waiting (up
   to BATCH_MAX) at once, never waiting for more than the rest of FRAME_GAP (below): a socket
-  behind in a burst catches up in
-  one websocket frame instead of one per event (inbox/consumers.py), and its process spends
-  less of the event loop on sends that the webhooks' answers wait behind. A queue holds as
+  behind in a burst catches up in one websocket frame instead of one per event
+  (inbox/consumers.py), and its process spends less of the event loop on sends that the
+  webhooks' answers wait behind. A queue holds as
   many events as the layer's channel did (its capacity); beyond that the socket loses the
   newest, as it did on its own channel, and the numbers of inbox/gaps.py have the page
   re-fetch what it shows.
