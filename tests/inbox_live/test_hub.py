@@ -83,7 +83,7 @@ def handed_count(monkeypatch) -> list:
 
     def counted(self, message):
         fan_out(self, message)
-        handed.append(message["seq"])
+        handed.append(message.get("seq"))
 
     monkeypatch.setattr(hub.Hub, "_fan_out", counted)
     return handed
@@ -315,6 +315,34 @@ async def test_events_soon_after_a_delivery_leave_together(layer_kind, monkeypat
     bob, handed = await one_delivered(monkeypatch, 1.0)
     await two_more(handed)
     assert await bob.receive_from(timeout=WAIT) == "stale 2stale 3"
+    await bob.disconnect()
+
+
+async def test_a_full_batch_waiting_leaves_without_the_gap(layer_kind, monkeypatch):
+    """Events that fill a batch while the socket is busy do not wait for the gap after it:
+    the gap must not cap how many events a socket gets a second."""
+    held, gate = asyncio.Event(), asyncio.Event()
+
+    async def list_stale(self, event):
+        if event["seq"] == 1:
+            held.set()
+            await gate.wait()
+        await self.send(f"stale {event['seq']}")
+
+    monkeypatch.setattr(InboxConsumer, "list_stale", list_stale)
+    monkeypatch.setattr(hub, "FRAME_GAP", 30.0)
+    monkeypatch.setattr(hub, "BATCH_MAX", 3)
+    handed = handed_count(monkeypatch)
+    (bob,) = await sockets("bob")
+    await stale(1)
+    async with asyncio.timeout(WAIT):
+        await held.wait()
+    for seq in range(2, 5):
+        await stale(seq)
+    await until_handed(handed, 4)
+    gate.set()
+    assert await bob.receive_from(timeout=WAIT) == "stale 1"
+    assert await bob.receive_from(timeout=WAIT) == "stale 2stale 3stale 4"
     await bob.disconnect()
 
 
