@@ -12,11 +12,12 @@ from django.db import connection
 from django.utils import timezone
 
 from chatdesk.asgi import application
-from inbox import consumers, hub, live, rows, services
+from inbox import consumers, live, rows, services
 from inbox.models import Conversation, Message
 from tests.conftest import make_user
 from tests.inbox_live.conftest import HOSTILE, conversation_with, message_in
 from tests.inbox_live.test_consumers import ORIGIN, WAIT, session_cookie, watch
+from tests.inbox_live.test_hub import handed_count, until_handed
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
@@ -169,6 +170,7 @@ async def rows_held_then_released(bob, written, after: tuple = ()) -> str:
     from channels.layers import get_channel_layer
 
     layer = get_channel_layer()
+    handed = handed_count(bob.monkeypatch)
     await layer.group_send("inbox", {"type": "list.stale", "event_id": "held"})
     async with asyncio.timeout(WAIT):
         await bob.held.wait()
@@ -186,10 +188,7 @@ async def rows_held_then_released(bob, written, after: tuple = ()) -> str:
         )
     for event in after:
         await layer.group_send("inbox", event)
-    member = next(iter(hub.hub_of(layer, "inbox").members.values()))
-    async with asyncio.timeout(WAIT):
-        while member.queue.qsize() < len(written) + len(after):
-            await asyncio.sleep(0.02)
+    await until_handed(handed, 1 + len(written) + len(after))  # the held one too
     bob.gate.set()
     assert await bob.receive_from(timeout=WAIT) == consumers.LIST_STALE
     return await bob.receive_from(timeout=WAIT)
@@ -206,7 +205,7 @@ async def held_socket(monkeypatch):
     monkeypatch.setattr(consumers.InboxConsumer, "list_stale", list_stale)
     bob = await socket_as("bob")
     await watch(bob)
-    bob.held, bob.gate = held, gate
+    bob.held, bob.gate, bob.monkeypatch = held, gate, monkeypatch
     return bob
 
 
